@@ -1,0 +1,221 @@
+//! Reading an uploaded CSV file as a stream of records.
+//!
+//! One [`ByteRecord`] is reused for every row, so memory does not grow with
+//! the file. The delimiter (comma, semicolon or tab) is detected from the
+//! header line; a UTF-8 byte order mark is ignored; header names are matched
+//! after trimming and lower-casing.
+
+use csv::ByteRecord;
+use std::io::{self, BufRead, BufReader, Read};
+
+/// The header line of a file, as written and as matched.
+#[derive(Debug, Clone)]
+pub struct Header {
+    /// Trimmed, lower-cased column names, in file order.
+    pub names: Vec<String>,
+    /// The header cells as written (BOM removed), for the processed file.
+    pub raw: ByteRecord,
+    pub delimiter: u8,
+}
+
+impl Header {
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+}
+
+/// A problem with the file as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("the file is empty: it has no header line")]
+    Empty,
+    #[error("the header is not valid UTF-8 (byte offset {offset}); save the file as CSV UTF-8")]
+    HeaderEncoding { offset: u64 },
+    #[error("the file could not be read as CSV at line {line}: {message}")]
+    Malformed { line: u64, message: String },
+    #[error("reading the file failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl From<csv::Error> for FileError {
+    fn from(err: csv::Error) -> Self {
+        let line = err.position().map(|p| p.line()).unwrap_or(0);
+        match err.into_kind() {
+            csv::ErrorKind::Io(e) => FileError::Io(e),
+            other => FileError::Malformed {
+                line,
+                message: format!("{other:?}"),
+            },
+        }
+    }
+}
+
+/// A CSV file opened for streaming: its header, then one record at a time.
+pub struct CsvInput<R: Read> {
+    reader: csv::Reader<BufReader<R>>,
+    header: Header,
+    record: ByteRecord,
+    row: u64,
+}
+
+const SNIFF_BYTES: usize = 64 * 1024;
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+impl<R: Read> CsvInput<R> {
+    pub fn open(input: R) -> Result<Self, FileError> {
+        let mut buffered = BufReader::with_capacity(SNIFF_BYTES, input);
+        let delimiter = detect_delimiter(buffered.fill_buf()?);
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(buffered);
+        let mut raw = ByteRecord::new();
+        loop {
+            if !reader.read_byte_record(&mut raw)? {
+                return Err(FileError::Empty);
+            }
+            // Leading blank lines before the header are not a header.
+            if !raw.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
+                break;
+            }
+        }
+        let raw = strip_bom(&raw);
+        let mut names = Vec::with_capacity(raw.len());
+        let mut offset = 0u64;
+        for field in raw.iter() {
+            let name = std::str::from_utf8(field).map_err(|e| FileError::HeaderEncoding {
+                offset: offset + e.valid_up_to() as u64,
+            })?;
+            names.push(name.trim().to_lowercase());
+            offset += field.len() as u64 + 1;
+        }
+        // Trailing delimiters on the header line make empty trailing names.
+        while names.last().is_some_and(String::is_empty) && names.len() > 1 {
+            names.pop();
+        }
+        Ok(CsvInput {
+            reader,
+            header: Header {
+                names,
+                raw,
+                delimiter,
+            },
+            record: ByteRecord::new(),
+            row: 0,
+        })
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Advances to the next data row and returns its 1-based number, or `None`
+    /// at the end of the file. Blank lines are not rows.
+    pub fn next_row(&mut self) -> Result<Option<u64>, FileError> {
+        loop {
+            if !self.reader.read_byte_record(&mut self.record)? {
+                return Ok(None);
+            }
+            if self.record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
+                continue;
+            }
+            self.row += 1;
+            return Ok(Some(self.row));
+        }
+    }
+
+    /// The current row's cells, as read.
+    pub fn record(&self) -> &ByteRecord {
+        &self.record
+    }
+
+    /// Byte offset of the current row in the file.
+    pub fn offset(&self) -> u64 {
+        self.record.position().map(|p| p.byte()).unwrap_or(0)
+    }
+}
+
+fn strip_bom(record: &ByteRecord) -> ByteRecord {
+    record
+        .iter()
+        .enumerate()
+        .map(|(i, f)| if i == 0 { f.strip_prefix(BOM).unwrap_or(f) } else { f })
+        .collect()
+}
+
+/// Picks the delimiter that occurs most often, outside quotes, on the first line.
+fn detect_delimiter(head: &[u8]) -> u8 {
+    let head = head.strip_prefix(BOM).unwrap_or(head);
+    let mut counts = [(b',', 0usize), (b';', 0), (b'\t', 0)];
+    let mut quoted = false;
+    for &b in head {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' | b'\r' if !quoted => break,
+            _ if !quoted => {
+                if let Some(c) = counts.iter_mut().find(|(d, _)| *d == b) {
+                    c.1 += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    // Ties (including a one-column header) go to the comma, the first entry.
+    counts
+        .iter()
+        .fold((b',', 0), |best, &c| if c.1 > best.1 { c } else { best })
+        .0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(text: &str) -> (Header, Vec<(u64, Vec<String>)>) {
+        let mut input = CsvInput::open(text.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        while let Some(n) = input.next_row().unwrap() {
+            let cells = input
+                .record()
+                .iter()
+                .map(|f| String::from_utf8_lossy(f).into_owned())
+                .collect();
+            out.push((n, cells));
+        }
+        (input.header().clone(), out)
+    }
+
+    #[test]
+    fn semicolons_are_detected_and_the_bom_ignored() {
+        let (header, rows) = rows("\u{feff}Email;Amount\r\na@x.io;10\r\n");
+        assert_eq!(header.delimiter, b';');
+        assert_eq!(header.names, ["email", "amount"]);
+        assert_eq!(rows, [(1, vec!["a@x.io".to_string(), "10".to_string()])]);
+    }
+
+    #[test]
+    fn quoted_delimiters_do_not_count_when_detecting() {
+        let (header, _) = rows("\"a;b\",c,d\n1,2,3\n");
+        assert_eq!(header.delimiter, b',');
+        assert_eq!(header.names, ["a;b", "c", "d"]);
+    }
+
+    #[test]
+    fn blank_lines_are_not_rows() {
+        let (_, rows) = rows("email,amount\n\na@x.io,1\n\n\nb@x.io,2\n");
+        let numbers: Vec<u64> = rows.iter().map(|r| r.0).collect();
+        assert_eq!(numbers, [1, 2]);
+    }
+
+    #[test]
+    fn an_empty_file_has_no_header() {
+        assert!(matches!(CsvInput::open(&b""[..]), Err(FileError::Empty)));
+    }
+
+    #[test]
+    fn a_header_that_is_not_utf8_is_refused_with_its_offset() {
+        let err = CsvInput::open(&b"email,am\xE9ount\n"[..]).err().unwrap();
+        assert!(matches!(err, FileError::HeaderEncoding { offset: 8 }), "{err:?}");
+    }
+}

@@ -1,0 +1,176 @@
+//! Customer identifiers: how a row names the wallet it touches.
+//!
+//! A row may carry an email, a mobile and a customer id; the first one present
+//! (in that order) identifies the customer. Each is normalised so the same
+//! customer written differently is still one wallet: emails are trimmed and
+//! lower-cased, mobiles become E.164 using the tenant's default country.
+
+use crate::outcome::ErrorCode;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// A normalised customer identifier, the key of a wallet within a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum CustomerRef {
+    Email(String),
+    Mobile(String),
+    CustomerId(String),
+}
+
+/// Why a value is not a usable identifier (the caller adds row and column).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentifierError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+const MAX_CUSTOMER_ID_LEN: usize = 128;
+
+impl CustomerRef {
+    pub fn email(raw: &str) -> Result<Self, IdentifierError> {
+        let value = raw.trim();
+        match email_address::EmailAddress::from_str(value) {
+            Ok(_) => Ok(CustomerRef::Email(value.to_lowercase())),
+            Err(e) => Err(IdentifierError {
+                code: ErrorCode::InvalidEmail,
+                message: format!("'{value}' is not a valid email address ({e})"),
+            }),
+        }
+    }
+
+    /// Normalises a mobile number to E.164, reading national numbers in
+    /// `default_country` (ISO 3166 alpha-2, e.g. `FR`).
+    pub fn mobile(raw: &str, default_country: &str) -> Result<Self, IdentifierError> {
+        let value = raw.trim();
+        let invalid = |why: &str| IdentifierError {
+            code: ErrorCode::InvalidMobile,
+            message: format!("'{value}' is not a valid mobile number{why}"),
+        };
+        if value.contains(['e', 'E']) && value.contains('.') {
+            return Err(invalid(
+                ": it looks like a spreadsheet turned it into scientific notation; format the column as text",
+            ));
+        }
+        let country = phonenumber::country::Id::from_str(&default_country.to_ascii_uppercase()).ok();
+        let number = phonenumber::parse(country, value).map_err(|_| invalid(""))?;
+        if !phonenumber::is_valid(&number) {
+            let hint = if !value.starts_with(['0', '+']) {
+                format!(" for {default_country}: if a spreadsheet dropped its leading zero or '+', format the column as text")
+            } else {
+                format!(" for {default_country}")
+            };
+            return Err(invalid(&hint));
+        }
+        Ok(CustomerRef::Mobile(
+            number.format().mode(phonenumber::Mode::E164).to_string(),
+        ))
+    }
+
+    pub fn customer_id(raw: &str) -> Result<Self, IdentifierError> {
+        let value = raw.trim();
+        if value.len() > MAX_CUSTOMER_ID_LEN || value.chars().any(char::is_control) {
+            return Err(IdentifierError {
+                code: ErrorCode::InvalidCustomerId,
+                message: format!(
+                    "'{value}' is not a valid customer id (at most {MAX_CUSTOMER_ID_LEN} characters, no control characters)"
+                ),
+            });
+        }
+        Ok(CustomerRef::CustomerId(value.to_owned()))
+    }
+
+    /// The column this identifier came from.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CustomerRef::Email(_) => "email",
+            CustomerRef::Mobile(_) => "mobile",
+            CustomerRef::CustomerId(_) => "customer_id",
+        }
+    }
+
+    pub fn value(&self) -> &str {
+        match self {
+            CustomerRef::Email(v) | CustomerRef::Mobile(v) | CustomerRef::CustomerId(v) => v,
+        }
+    }
+}
+
+/// `email:alice@example.com`, `mobile:+33612345678`, `customer_id:C-42`.
+impl fmt::Display for CustomerRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind(), self.value())
+    }
+}
+
+impl From<CustomerRef> for String {
+    fn from(c: CustomerRef) -> String {
+        c.to_string()
+    }
+}
+
+impl TryFrom<String> for CustomerRef {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl FromStr for CustomerRef {
+    type Err = String;
+    /// Parses the `kind:value` form written by `Display` (already normalised).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.split_once(':') {
+            Some(("email", v)) => Ok(CustomerRef::Email(v.to_owned())),
+            Some(("mobile", v)) => Ok(CustomerRef::Mobile(v.to_owned())),
+            Some(("customer_id", v)) => Ok(CustomerRef::CustomerId(v.to_owned())),
+            _ => Err(format!("'{s}' is not a customer reference")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_trimmed_and_lower_cased() {
+        assert_eq!(
+            CustomerRef::email("  Alice@Example.COM ").unwrap(),
+            CustomerRef::Email("alice@example.com".into())
+        );
+    }
+
+    #[test]
+    fn an_invalid_email_names_the_value() {
+        let err = CustomerRef::email("alice.example.com").unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidEmail);
+        assert!(err.message.contains("'alice.example.com'"));
+    }
+
+    #[test]
+    fn national_mobiles_use_the_default_country() {
+        assert_eq!(
+            CustomerRef::mobile("06 12 34 56 78", "FR").unwrap().to_string(),
+            "mobile:+33612345678"
+        );
+        assert_eq!(
+            CustomerRef::mobile("+44 7911 123456", "FR").unwrap().to_string(),
+            "mobile:+447911123456"
+        );
+    }
+
+    #[test]
+    fn a_mobile_in_scientific_notation_is_refused_with_a_hint() {
+        let err = CustomerRef::mobile("3.3612E+10", "FR").unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidMobile);
+        assert!(err.message.contains("scientific notation"));
+    }
+
+    #[test]
+    fn display_and_parse_round_trip() {
+        let c = CustomerRef::CustomerId("C:42".into());
+        assert_eq!(c.to_string().parse::<CustomerRef>().unwrap(), c);
+    }
+}

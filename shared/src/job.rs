@@ -1,0 +1,283 @@
+//! Jobs: one uploaded file's import, from upload to email.
+//!
+//! ```text
+//! awaiting_upload ─► splitting ─► processing ─► finalizing ─► completed
+//!   (API uploads)        │                                 └─► completed_with_errors
+//!                        └─► rejected (bad header or file)
+//! ```
+
+use crate::outcome::Tally;
+use crate::points::{PointsKind, PreviewRow};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    AwaitingUpload,
+    Splitting,
+    Processing,
+    Finalizing,
+    Completed,
+    CompletedWithErrors,
+    Rejected,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::AwaitingUpload => "awaiting_upload",
+            JobStatus::Splitting => "splitting",
+            JobStatus::Processing => "processing",
+            JobStatus::Finalizing => "finalizing",
+            JobStatus::Completed => "completed",
+            JobStatus::CompletedWithErrors => "completed_with_errors",
+            JobStatus::Rejected => "rejected",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Completed | JobStatus::CompletedWithErrors | JobStatus::Rejected
+        )
+    }
+
+    /// Whether a pipeline is working on the job right now.
+    pub fn in_flight(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Splitting | JobStatus::Processing | JobStatus::Finalizing
+        )
+    }
+
+    /// The final status a job with these totals ends in.
+    pub fn finished(tally: &Tally) -> Self {
+        if tally.failed > 0 {
+            JobStatus::CompletedWithErrors
+        } else {
+            JobStatus::Completed
+        }
+    }
+}
+
+/// The job record, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub tenant_id: String,
+    pub job_id: String,
+    pub status: JobStatus,
+    /// Asked for at upload, or inferred from the header for console drops.
+    #[serde(default)]
+    pub kind: Option<PointsKind>,
+    pub reason: String,
+    #[serde(default)]
+    pub dry_run: bool,
+    pub filename: String,
+    /// The object the job reads: `incoming/<tenant>/...`.
+    pub source_key: String,
+    #[serde(default)]
+    pub source_version: Option<String>,
+    #[serde(default)]
+    pub source_etag: Option<String>,
+    /// Largest upload accepted (API uploads).
+    #[serde(default)]
+    pub max_bytes: Option<u64>,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub rejection: Option<String>,
+    #[serde(default)]
+    pub splitting_done: bool,
+    #[serde(default)]
+    pub total_rows: u64,
+    #[serde(default)]
+    pub invalid_rows: u64,
+    #[serde(default)]
+    pub batches_total: u64,
+    #[serde(default)]
+    pub batches_done: u64,
+    #[serde(default)]
+    pub rows_done: u64,
+    #[serde(default)]
+    pub applied: u64,
+    #[serde(default)]
+    pub skipped: u64,
+    #[serde(default)]
+    pub failed: u64,
+    #[serde(default)]
+    pub credited: u64,
+    #[serde(default)]
+    pub debited: u64,
+    #[serde(default)]
+    pub preview: Vec<PreviewRow>,
+    #[serde(default)]
+    pub processed_key: Option<String>,
+    #[serde(default)]
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub email_sent_at: Option<DateTime<Utc>>,
+}
+
+impl Job {
+    pub fn new(tenant_id: &str, job_id: &str, source_key: &str, reason: &str, now: DateTime<Utc>) -> Self {
+        Job {
+            tenant_id: tenant_id.to_owned(),
+            job_id: job_id.to_owned(),
+            status: JobStatus::Splitting,
+            kind: None,
+            reason: reason.to_owned(),
+            dry_run: false,
+            filename: filename_of(source_key).to_owned(),
+            source_key: source_key.to_owned(),
+            source_version: None,
+            source_etag: None,
+            max_bytes: None,
+            created_at: now,
+            rejection: None,
+            splitting_done: false,
+            total_rows: 0,
+            invalid_rows: 0,
+            batches_total: 0,
+            batches_done: 0,
+            rows_done: 0,
+            applied: 0,
+            skipped: 0,
+            failed: 0,
+            credited: 0,
+            debited: 0,
+            preview: Vec::new(),
+            processed_key: None,
+            finished_at: None,
+            email_sent_at: None,
+        }
+    }
+
+    /// All batches are applied: the finalizer may run.
+    pub fn ready_to_finalize(&self) -> bool {
+        self.status == JobStatus::Processing && self.splitting_done && self.batches_done >= self.batches_total
+    }
+
+    /// Rows decided so far (invalid rows are decided when split).
+    pub fn progress(&self) -> Progress {
+        let decided = self.invalid_rows + self.rows_done;
+        Progress {
+            rows_decided: decided,
+            rows_total: self.splitting_done.then_some(self.total_rows),
+            percent: match (self.status.is_final(), self.splitting_done) {
+                (true, _) => 100,
+                (false, true) if self.total_rows > 0 => (decided * 100 / self.total_rows).min(99),
+                _ => 0,
+            },
+        }
+    }
+
+    pub fn tally(&self) -> Tally {
+        Tally {
+            applied: self.applied,
+            skipped: self.skipped,
+            failed: self.failed,
+            credited: self.credited,
+            debited: self.debited,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    pub rows_decided: u64,
+    /// Known once the whole file is split.
+    pub rows_total: Option<u64>,
+    pub percent: u64,
+}
+
+/// A time-ordered job id: `<yyyymmddhhmmss>-<12 hex>`. The same `seed` and
+/// time always give the same id, which makes job creation idempotent.
+pub fn job_id(at: DateTime<Utc>, seed: &[u8]) -> String {
+    let digest = hex::encode(Sha256::digest(seed));
+    format!("{}-{}", at.format("%Y%m%d%H%M%S"), &digest[..12])
+}
+
+/// The default adjustment reason of a console drop without `reason` metadata.
+pub fn default_reason(filename: &str) -> String {
+    format!("Bulk import from {filename}")
+}
+
+/// Where the objects of a tenant live in the bucket.
+pub mod keys {
+    /// Where API uploads go: `incoming/<tenant>/uploads/<job>/<file>`.
+    pub fn upload(tenant: &str, job_id: &str, filename: &str) -> String {
+        format!("incoming/{tenant}/uploads/{job_id}/{filename}")
+    }
+
+    /// `processed/<tenant>/<job>/<file stem>.processed.csv`.
+    pub fn processed(tenant: &str, job_id: &str, filename: &str) -> String {
+        let stem = filename
+            .strip_suffix(".csv")
+            .or_else(|| filename.strip_suffix(".CSV"))
+            .unwrap_or(filename);
+        format!("processed/{tenant}/{job_id}/{stem}.processed.csv")
+    }
+
+    /// What an object key under `incoming/` says about its import.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Incoming<'a> {
+        pub tenant: &'a str,
+        /// Set for uploads through a presigned URL from the API.
+        pub upload_job: Option<&'a str>,
+        pub filename: &'a str,
+    }
+
+    pub fn parse_incoming(key: &str) -> Option<Incoming<'_>> {
+        let rest = key.strip_prefix("incoming/")?;
+        let (tenant, path) = rest.split_once('/')?;
+        let filename = super::filename_of(path);
+        if tenant.is_empty() || filename.is_empty() || path.ends_with('/') {
+            return None;
+        }
+        let upload_job = path
+            .strip_prefix("uploads/")
+            .and_then(|p| p.split_once('/'))
+            .filter(|(_, file)| !file.contains('/'))
+            .map(|(job, _)| job);
+        Some(Incoming {
+            tenant,
+            upload_job,
+            filename,
+        })
+    }
+}
+
+fn filename_of(key: &str) -> &str {
+    key.rsplit('/').next().unwrap_or(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn job_ids_are_deterministic_and_time_ordered() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 24, 9, 30, 0).unwrap();
+        assert_eq!(job_id(at, b"x"), job_id(at, b"x"));
+        assert_ne!(job_id(at, b"x"), job_id(at, b"y"));
+        assert!(job_id(at, b"x").starts_with("20261124093000-"));
+    }
+
+    #[test]
+    fn incoming_keys_name_the_tenant_and_api_uploads() {
+        let drop = keys::parse_incoming("incoming/acme/march/bonus file.csv").unwrap();
+        assert_eq!((drop.tenant, drop.upload_job, drop.filename), ("acme", None, "bonus file.csv"));
+        let api = keys::parse_incoming("incoming/acme/uploads/J1/f.csv").unwrap();
+        assert_eq!(api.upload_job, Some("J1"));
+        assert!(keys::parse_incoming("processed/acme/f.csv").is_none());
+        assert!(keys::parse_incoming("incoming/acme/").is_none());
+        assert!(keys::parse_incoming("incoming/f.csv").is_none());
+    }
+
+    #[test]
+    fn processed_files_sit_under_the_job() {
+        assert_eq!(keys::processed("acme", "J1", "bonus.csv"), "processed/acme/J1/bonus.processed.csv");
+    }
+}

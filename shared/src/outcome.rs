@@ -1,0 +1,193 @@
+//! What happened to each row: the vocabulary of the processed file.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The `status` column of the processed file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowStatus {
+    Applied,
+    Skipped,
+    Failed,
+}
+
+impl RowStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowStatus::Applied => "applied",
+            RowStatus::Skipped => "skipped",
+            RowStatus::Failed => "failed",
+        }
+    }
+}
+
+/// The stable `error_code` of a row that was not applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    MissingIdentifier,
+    InvalidEmail,
+    InvalidMobile,
+    InvalidCustomerId,
+    MissingAmount,
+    InvalidAmount,
+    AmountTooLarge,
+    InvalidOperation,
+    MissingExpiry,
+    InvalidExpiry,
+    InvalidEncoding,
+    TooManyFields,
+    InsufficientBalance,
+    NotProcessed,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::MissingIdentifier => "missing_identifier",
+            ErrorCode::InvalidEmail => "invalid_email",
+            ErrorCode::InvalidMobile => "invalid_mobile",
+            ErrorCode::InvalidCustomerId => "invalid_customer_id",
+            ErrorCode::MissingAmount => "missing_amount",
+            ErrorCode::InvalidAmount => "invalid_amount",
+            ErrorCode::AmountTooLarge => "amount_too_large",
+            ErrorCode::InvalidOperation => "invalid_operation",
+            ErrorCode::MissingExpiry => "missing_expiry",
+            ErrorCode::InvalidExpiry => "invalid_expiry",
+            ErrorCode::InvalidEncoding => "invalid_encoding",
+            ErrorCode::TooManyFields => "too_many_fields",
+            ErrorCode::InsufficientBalance => "insufficient_balance",
+            ErrorCode::NotProcessed => "not_processed",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why one row was refused, naming the row, the column and the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("row {row}{}: {message}", column.as_ref().map(|c| format!(", column {c}")).unwrap_or_default())]
+pub struct RowError {
+    pub row: u64,
+    pub column: Option<String>,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl RowError {
+    pub fn new(row: u64, column: Option<&str>, code: ErrorCode, message: impl Into<String>) -> Self {
+        RowError {
+            row,
+            column: column.map(str::to_owned),
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The decided fate of one input row. Once written it never changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowOutcome {
+    /// 1-based number of the data row in the file (the header is not counted).
+    pub row: u64,
+    pub status: RowStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<ErrorCode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    /// Points added (positive) or removed (negative) by this row, when applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub points: Option<i64>,
+    /// The wallet balance right after this row (applied rows, and refused debits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balance_after: Option<i64>,
+}
+
+impl RowOutcome {
+    pub fn applied(row: u64, points: i64, balance_after: i64) -> Self {
+        RowOutcome {
+            row,
+            status: RowStatus::Applied,
+            error_code: None,
+            error_message: None,
+            points: Some(points),
+            balance_after: Some(balance_after),
+        }
+    }
+
+    pub fn failed(row: u64, code: ErrorCode, message: impl Into<String>) -> Self {
+        RowOutcome {
+            row,
+            status: RowStatus::Failed,
+            error_code: Some(code),
+            error_message: Some(message.into()),
+            points: None,
+            balance_after: None,
+        }
+    }
+
+    pub fn with_balance(mut self, balance: i64) -> Self {
+        self.balance_after = Some(balance);
+        self
+    }
+}
+
+impl From<&RowError> for RowOutcome {
+    fn from(err: &RowError) -> Self {
+        RowOutcome::failed(err.row, err.code, err.to_string())
+    }
+}
+
+/// Running totals over outcomes, as the job record and the email show them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    pub applied: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub credited: u64,
+    pub debited: u64,
+}
+
+impl Tally {
+    pub fn add(&mut self, outcome: &RowOutcome) {
+        match outcome.status {
+            RowStatus::Applied => self.applied += 1,
+            RowStatus::Skipped => self.skipped += 1,
+            RowStatus::Failed => self.failed += 1,
+        }
+        match outcome.points {
+            Some(p) if p > 0 => self.credited += p as u64,
+            Some(p) if p < 0 => self.debited += p.unsigned_abs(),
+            _ => {}
+        }
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.applied + self.skipped + self.failed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_error_names_row_and_column() {
+        let err = RowError::new(3, Some("amount"), ErrorCode::InvalidAmount, "'1,000' is not a whole number");
+        assert_eq!(err.to_string(), "row 3, column amount: '1,000' is not a whole number");
+    }
+
+    #[test]
+    fn tally_counts_credits_and_debits_separately() {
+        let mut t = Tally::default();
+        t.add(&RowOutcome::applied(1, 100, 100));
+        t.add(&RowOutcome::applied(2, -30, 70));
+        t.add(&RowOutcome::failed(3, ErrorCode::InvalidAmount, "x"));
+        assert_eq!(t, Tally { applied: 2, skipped: 0, failed: 1, credited: 100, debited: 30 });
+    }
+}

@@ -1,0 +1,492 @@
+//! The native points format (SPEC §4.1): its columns, its row type and its
+//! validation.
+//!
+//! ```text
+//! email,mobile,customer_id,amount,operation,expire_in_days
+//! alice@example.com,,,100,CR,30
+//! ,+33612345678,,40,DR,
+//! ```
+
+use crate::csv_input::Header;
+use crate::identifier::CustomerRef;
+use crate::outcome::{ErrorCode, RowError};
+use csv::ByteRecord;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Points credited or debited by one row may not exceed this.
+pub const MAX_AMOUNT: i64 = 10_000_000;
+/// Points may be valid for at most this many days (about 100 years).
+pub const MAX_EXPIRY_DAYS: u32 = 36_500;
+
+/// Which points import a file is: with or without an expiry column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PointsKind {
+    Points,
+    PointsWithExpiry,
+}
+
+impl PointsKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PointsKind::Points => "points",
+            PointsKind::PointsWithExpiry => "points_with_expiry",
+        }
+    }
+
+    /// The sample file merchants download to fill in.
+    pub fn template(self) -> &'static str {
+        match self {
+            PointsKind::Points => {
+                "email,mobile,customer_id,amount,operation\n\
+                 alice@example.com,,,100,CR\n\
+                 ,+33612345678,,25,DR\n\
+                 ,,C-1042,50,\n"
+            }
+            PointsKind::PointsWithExpiry => {
+                "email,mobile,customer_id,amount,operation,expire_in_days\n\
+                 alice@example.com,,,100,CR,30\n\
+                 ,+33612345678,,25,DR,\n\
+                 ,,C-1042,50,,7\n"
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for PointsKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "points" => Ok(PointsKind::Points),
+            "points_with_expiry" => Ok(PointsKind::PointsWithExpiry),
+            other => Err(format!("'{other}' is not an import kind: use points or points_with_expiry")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Operation {
+    #[serde(rename = "CR")]
+    Credit,
+    #[serde(rename = "DR")]
+    Debit,
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Operation::Credit => "CR",
+            Operation::Debit => "DR",
+        })
+    }
+}
+
+/// A header that cannot be imported: the whole file is rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    #[error("unknown column '{0}': a points file has the columns email, mobile, customer_id, amount, operation{1}")]
+    UnknownColumn(String, &'static str),
+    #[error("missing column '{0}'")]
+    MissingColumn(&'static str),
+    #[error("missing identifier column: a points file needs at least one of email, mobile or customer_id")]
+    MissingIdentifierColumn,
+    #[error("column '{0}' appears more than once")]
+    DuplicateColumn(String),
+    #[error("column {0} has no name")]
+    UnnamedColumn(usize),
+}
+
+/// Where each known column sits in a file's header.
+#[derive(Debug, Clone)]
+pub struct PointsColumns {
+    pub kind: PointsKind,
+    email: Option<usize>,
+    mobile: Option<usize>,
+    customer_id: Option<usize>,
+    amount: usize,
+    operation: Option<usize>,
+    expire_in_days: Option<usize>,
+    width: usize,
+}
+
+/// A row that passed validation, ready to be batched and applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointsRow {
+    pub row: u64,
+    pub customer: CustomerRef,
+    pub operation: Operation,
+    pub amount: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expire_in_days: Option<u32>,
+}
+
+/// One line of the preview: the row as read, and whether it is valid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviewRow {
+    pub row: u64,
+    pub identifier: String,
+    pub amount: String,
+    pub operation: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry: Option<String>,
+    /// `valid`, or the row's error message.
+    pub result: String,
+}
+
+impl PointsColumns {
+    /// Maps a header to the format. `kind` is the kind asked for at upload;
+    /// `None` infers it (an `expire_in_days` column means with expiry).
+    pub fn from_header(header: &Header, kind: Option<PointsKind>) -> Result<Self, HeaderError> {
+        let mut seen: Vec<&str> = Vec::new();
+        for (i, name) in header.names.iter().enumerate() {
+            if name.is_empty() {
+                return Err(HeaderError::UnnamedColumn(i + 1));
+            }
+            if seen.contains(&name.as_str()) {
+                return Err(HeaderError::DuplicateColumn(name.clone()));
+            }
+            seen.push(name);
+        }
+        let kind = kind.unwrap_or(if header.position("expire_in_days").is_some() {
+            PointsKind::PointsWithExpiry
+        } else {
+            PointsKind::Points
+        });
+        let known: &[&str] = match kind {
+            PointsKind::Points => &["email", "mobile", "customer_id", "amount", "operation"],
+            PointsKind::PointsWithExpiry => &[
+                "email",
+                "mobile",
+                "customer_id",
+                "amount",
+                "operation",
+                "expire_in_days",
+            ],
+        };
+        if let Some(unknown) = header.names.iter().find(|n| !known.contains(&n.as_str())) {
+            let hint = match kind {
+                PointsKind::Points if unknown == "expire_in_days" => {
+                    " (expire_in_days belongs to imports with expiry)"
+                }
+                PointsKind::Points => "",
+                PointsKind::PointsWithExpiry => ", expire_in_days",
+            };
+            return Err(HeaderError::UnknownColumn(unknown.clone(), hint));
+        }
+        let email = header.position("email");
+        let mobile = header.position("mobile");
+        let customer_id = header.position("customer_id");
+        if email.is_none() && mobile.is_none() && customer_id.is_none() {
+            return Err(HeaderError::MissingIdentifierColumn);
+        }
+        let amount = header
+            .position("amount")
+            .ok_or(HeaderError::MissingColumn("amount"))?;
+        let expire_in_days = header.position("expire_in_days");
+        if kind == PointsKind::PointsWithExpiry && expire_in_days.is_none() {
+            return Err(HeaderError::MissingColumn("expire_in_days"));
+        }
+        Ok(PointsColumns {
+            kind,
+            email,
+            mobile,
+            customer_id,
+            amount,
+            operation: header.position("operation"),
+            expire_in_days,
+            width: header.names.len(),
+        })
+    }
+
+    /// Validates one record; every error names the row, the column and the value.
+    pub fn validate(
+        &self,
+        row: u64,
+        record: &ByteRecord,
+        default_country: &str,
+    ) -> Result<PointsRow, RowError> {
+        let cells = Cells { row, record };
+        if let Some(extra) = (self.width..record.len()).find(|&i| !cells.raw(i).trim().is_empty()) {
+            return Err(RowError::new(
+                row,
+                None,
+                ErrorCode::TooManyFields,
+                format!(
+                    "the row has a value '{}' in field {} but the header has only {} columns",
+                    cells.raw(extra).trim(),
+                    extra + 1,
+                    self.width
+                ),
+            ));
+        }
+        let customer = self.customer(&cells, default_country)?;
+        let operation = match cells.text(self.operation, "operation")?.as_str() {
+            "" => Operation::Credit,
+            op if op.eq_ignore_ascii_case("CR") => Operation::Credit,
+            op if op.eq_ignore_ascii_case("DR") => Operation::Debit,
+            other => {
+                return Err(RowError::new(
+                    row,
+                    Some("operation"),
+                    ErrorCode::InvalidOperation,
+                    format!("'{other}' is not an operation: use CR (credit), DR (debit) or leave it blank for a credit"),
+                ))
+            }
+        };
+        let amount = parse_amount(row, &cells.text(Some(self.amount), "amount")?)?;
+        let expire_in_days = match self.expire_in_days {
+            None => None,
+            Some(i) => parse_expiry(row, &cells.text(Some(i), "expire_in_days")?, operation)?,
+        };
+        Ok(PointsRow {
+            row,
+            customer,
+            operation,
+            amount,
+            expire_in_days,
+        })
+    }
+
+    fn customer(&self, cells: &Cells, default_country: &str) -> Result<CustomerRef, RowError> {
+        let columns = [
+            ("email", self.email),
+            ("mobile", self.mobile),
+            ("customer_id", self.customer_id),
+        ];
+        for (name, index) in columns {
+            let value = cells.text(index, name)?;
+            if value.is_empty() {
+                continue;
+            }
+            let parsed = match name {
+                "email" => CustomerRef::email(&value),
+                "mobile" => CustomerRef::mobile(&value, default_country),
+                _ => CustomerRef::customer_id(&value),
+            };
+            return parsed.map_err(|e| RowError::new(cells.row, Some(name), e.code, e.message));
+        }
+        Err(RowError::new(
+            cells.row,
+            None,
+            ErrorCode::MissingIdentifier,
+            "the row has no email, mobile or customer_id",
+        ))
+    }
+
+    /// What the preview shows of a row, valid or not.
+    pub fn preview(&self, row: u64, record: &ByteRecord, result: &Result<PointsRow, RowError>) -> PreviewRow {
+        let cells = Cells { row, record };
+        let lossy = |i: Option<usize>| i.map(|i| cells.raw(i).trim().to_owned()).unwrap_or_default();
+        let identifier = match result {
+            Ok(valid) => valid.customer.value().to_owned(),
+            Err(_) => [self.email, self.mobile, self.customer_id]
+                .into_iter()
+                .map(lossy)
+                .find(|v| !v.is_empty())
+                .unwrap_or_default(),
+        };
+        PreviewRow {
+            row,
+            identifier,
+            amount: lossy(Some(self.amount)),
+            operation: match result {
+                Ok(valid) => valid.operation.to_string(),
+                Err(_) => lossy(self.operation),
+            },
+            expiry: self.expire_in_days.map(|i| lossy(Some(i))),
+            result: match result {
+                Ok(_) => "valid".to_owned(),
+                Err(e) => e.to_string(),
+            },
+        }
+    }
+}
+
+struct Cells<'a> {
+    row: u64,
+    record: &'a ByteRecord,
+}
+
+impl Cells<'_> {
+    fn raw(&self, i: usize) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(self.record.get(i).unwrap_or_default())
+    }
+
+    /// The trimmed text of a cell; a missing column or cell reads as empty.
+    fn text(&self, index: Option<usize>, column: &str) -> Result<String, RowError> {
+        let Some(bytes) = index.and_then(|i| self.record.get(i)) else {
+            return Ok(String::new());
+        };
+        match std::str::from_utf8(bytes) {
+            Ok(s) => Ok(s.trim().to_owned()),
+            Err(e) => Err(RowError::new(
+                self.row,
+                Some(column),
+                ErrorCode::InvalidEncoding,
+                format!(
+                    "the value is not valid UTF-8 (byte {} of the cell, after '{}'); save the file as CSV UTF-8",
+                    e.valid_up_to() + 1,
+                    String::from_utf8_lossy(&bytes[..e.valid_up_to()])
+                ),
+            )),
+        }
+    }
+}
+
+fn parse_amount(row: u64, value: &str) -> Result<i64, RowError> {
+    let err = |code, message: String| Err(RowError::new(row, Some("amount"), code, message));
+    if value.is_empty() {
+        return err(ErrorCode::MissingAmount, "the amount is empty".into());
+    }
+    if !value.bytes().all(|b| b.is_ascii_digit()) {
+        return err(
+            ErrorCode::InvalidAmount,
+            format!("'{value}' is not a whole number of points: use digits only, with no sign, separators, decimals or exponent"),
+        );
+    }
+    match value.parse::<i64>() {
+        Ok(0) => err(ErrorCode::InvalidAmount, format!("'{value}' is zero: the amount must be at least 1")),
+        Ok(n) if n <= MAX_AMOUNT => Ok(n),
+        _ => err(
+            ErrorCode::AmountTooLarge,
+            format!("'{value}' is more than the {MAX_AMOUNT} points one row may move"),
+        ),
+    }
+}
+
+fn parse_expiry(row: u64, value: &str, operation: Operation) -> Result<Option<u32>, RowError> {
+    let err = |code, message: String| Err(RowError::new(row, Some("expire_in_days"), code, message));
+    if value.is_empty() {
+        return match operation {
+            // A debit takes points away; it has nothing to expire.
+            Operation::Debit => Ok(None),
+            Operation::Credit => err(
+                ErrorCode::MissingExpiry,
+                "a credit in an import with expiry needs the number of days its points stay valid".into(),
+            ),
+        };
+    }
+    match value.parse::<u32>() {
+        Ok(days) if value.bytes().all(|b| b.is_ascii_digit()) && (1..=MAX_EXPIRY_DAYS).contains(&days) => {
+            Ok(match operation {
+                Operation::Credit => Some(days),
+                Operation::Debit => None,
+            })
+        }
+        _ => err(
+            ErrorCode::InvalidExpiry,
+            format!("'{value}' is not a number of days between 1 and {MAX_EXPIRY_DAYS}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::csv_input::CsvInput;
+
+    fn validate_all(text: &str) -> Result<Vec<Result<PointsRow, RowError>>, HeaderError> {
+        let mut input = CsvInput::open(text.as_bytes()).unwrap();
+        let columns = PointsColumns::from_header(input.header(), None)?;
+        let mut out = Vec::new();
+        while let Some(row) = input.next_row().unwrap() {
+            out.push(columns.validate(row, input.record(), "FR"));
+        }
+        Ok(out)
+    }
+
+    fn codes(text: &str) -> Vec<Option<ErrorCode>> {
+        validate_all(text)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.err().map(|e| e.code))
+            .collect()
+    }
+
+    #[test]
+    fn a_blank_operation_is_a_credit() {
+        let rows = validate_all("email,amount,operation\nA@x.io,10,\nb@x.io,5,dr\n").unwrap();
+        let rows: Vec<PointsRow> = rows.into_iter().map(Result::unwrap).collect();
+        assert_eq!(rows[0].operation, Operation::Credit);
+        assert_eq!(rows[0].customer, CustomerRef::Email("a@x.io".into()));
+        assert_eq!(rows[1].operation, Operation::Debit);
+    }
+
+    #[test]
+    fn amounts_are_never_guessed() {
+        let file = "email,amount\na@x.io,\"1,000\"\na@x.io,10.5\na@x.io,1e3\na@x.io,-5\na@x.io,0\na@x.io,99999999999\na@x.io,\na@x.io, 42 \n";
+        assert_eq!(
+            codes(file),
+            [
+                Some(ErrorCode::InvalidAmount),
+                Some(ErrorCode::InvalidAmount),
+                Some(ErrorCode::InvalidAmount),
+                Some(ErrorCode::InvalidAmount),
+                Some(ErrorCode::InvalidAmount),
+                Some(ErrorCode::AmountTooLarge),
+                Some(ErrorCode::MissingAmount),
+                None,
+            ]
+        );
+    }
+
+    #[test]
+    fn an_amount_error_names_row_column_and_value() {
+        let rows = validate_all("email,amount\na@x.io,\"1,000\"\n").unwrap();
+        let message = rows[0].as_ref().unwrap_err().to_string();
+        assert!(message.starts_with("row 1, column amount: '1,000' is not a whole number"), "{message}");
+    }
+
+    #[test]
+    fn the_first_present_identifier_wins() {
+        let rows = validate_all("email,mobile,customer_id,amount\n,0612345678,C1,1\n,,C1,1\n").unwrap();
+        assert_eq!(rows[0].as_ref().unwrap().customer.to_string(), "mobile:+33612345678");
+        assert_eq!(rows[1].as_ref().unwrap().customer.to_string(), "customer_id:C1");
+    }
+
+    #[test]
+    fn a_row_without_identifier_fails() {
+        assert_eq!(codes("email,mobile,amount\n,,10\n"), [Some(ErrorCode::MissingIdentifier)]);
+    }
+
+    #[test]
+    fn a_bad_operation_fails() {
+        assert_eq!(codes("email,amount,operation\na@x.io,10,credit\n"), [Some(ErrorCode::InvalidOperation)]);
+    }
+
+    #[test]
+    fn the_expiry_column_selects_the_kind_and_is_required_on_credits() {
+        let text = "email,amount,operation,expire_in_days\na@x.io,10,CR,7\na@x.io,10,CR,\na@x.io,3,DR,\na@x.io,3,CR,0\n";
+        let rows = validate_all(text).unwrap();
+        assert_eq!(rows[0].as_ref().unwrap().expire_in_days, Some(7));
+        assert_eq!(rows[1].as_ref().unwrap_err().code, ErrorCode::MissingExpiry);
+        assert_eq!(rows[2].as_ref().unwrap().expire_in_days, None);
+        assert_eq!(rows[3].as_ref().unwrap_err().code, ErrorCode::InvalidExpiry);
+    }
+
+    #[test]
+    fn unknown_and_missing_columns_reject_the_header() {
+        assert_eq!(
+            validate_all("email,amount,points\n").unwrap_err(),
+            HeaderError::UnknownColumn("points".into(), "")
+        );
+        assert_eq!(validate_all("email,operation\n").unwrap_err(), HeaderError::MissingColumn("amount"));
+        assert_eq!(validate_all("amount\n").unwrap_err(), HeaderError::MissingIdentifierColumn);
+    }
+
+    #[test]
+    fn an_expiry_column_in_a_points_import_is_unknown() {
+        let input = CsvInput::open(&b"email,amount,expire_in_days\n"[..]).unwrap();
+        let err = PointsColumns::from_header(input.header(), Some(PointsKind::Points)).unwrap_err();
+        assert!(err.to_string().contains("'expire_in_days'"), "{err}");
+    }
+
+    #[test]
+    fn trailing_empty_fields_are_ignored_but_extra_values_are_not() {
+        assert_eq!(
+            codes("email,amount\na@x.io,1,,\na@x.io,1,7\n"),
+            [None, Some(ErrorCode::TooManyFields)]
+        );
+    }
+}

@@ -1,0 +1,1 @@
+//! The pipeline tests live in tests/.

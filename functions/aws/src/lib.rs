@@ -1,0 +1,47 @@
+//! The AWS side of loyalty-import, shared by every function.
+//!
+//! [`Aws::from_env`] is the one place clients are built (every client honours
+//! `AWS_ENDPOINT_URL`; S3 switches to path-style addressing against an
+//! emulator). The adapters translate between the domain's types and S3, SQS,
+//! DynamoDB and SES; no function talks to an SDK client directly.
+
+pub mod clients;
+pub mod logging;
+pub mod mail;
+pub mod objects;
+pub mod queues;
+pub mod s3_event;
+pub mod settings;
+pub mod tables;
+
+pub use clients::Aws;
+pub use settings::Settings;
+
+/// An error talking to AWS, with the call that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{call}: {message}")]
+pub struct AwsError {
+    pub call: &'static str,
+    pub message: String,
+}
+
+impl AwsError {
+    pub fn new(call: &'static str, err: impl std::fmt::Display) -> Self {
+        AwsError {
+            call,
+            message: err.to_string(),
+        }
+    }
+
+    /// Maps an SDK error, keeping the service's own code and message.
+    pub fn sdk<E, R>(call: &'static str, err: aws_sdk_s3::error::SdkError<E, R>) -> Self
+    where
+        E: std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        AwsError {
+            call,
+            message: aws_sdk_s3::error::DisplayErrorContext(err).to_string(),
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The batch queue (FIFO, one message group per job shard) and the finalize queue.
+
+use crate::settings::Settings;
+use crate::AwsError;
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::Client;
+use serde::{Deserialize, Serialize};
+use shared::batch::Batch;
+
+/// Asks the finalizer to finish a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalizeRequest {
+    pub tenant_id: String,
+    pub job_id: String,
+}
+
+#[derive(Clone)]
+pub struct Queues {
+    client: Client,
+    batch_queue_url: String,
+    finalize_queue_url: String,
+}
+
+/// SQS takes at most 10 messages and 256 KiB per SendMessageBatch.
+const MAX_ENTRIES: usize = 10;
+const MAX_BATCH_BYTES: usize = 200 * 1024;
+
+impl Queues {
+    pub fn new(client: Client, settings: &Settings) -> Self {
+        Queues {
+            client,
+            batch_queue_url: settings.batch_queue_url.clone(),
+            finalize_queue_url: settings.finalize_queue_url.clone(),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Enqueues batches, keeping each shard's batches in order.
+    pub async fn send_batches(&self, batches: &[Batch]) -> Result<(), AwsError> {
+        let mut entries = Vec::new();
+        let mut bytes = 0;
+        for batch in batches {
+            let body = serde_json::to_string(batch).map_err(|e| AwsError::new("sqs:SendMessageBatch", e))?;
+            if entries.len() == MAX_ENTRIES || (bytes + body.len() > MAX_BATCH_BYTES && !entries.is_empty()) {
+                self.send_entries(std::mem::take(&mut entries)).await?;
+                bytes = 0;
+            }
+            bytes += body.len();
+            entries.push(
+                SendMessageBatchRequestEntry::builder()
+                    .id(format!("b{}", batch.number))
+                    .message_body(body)
+                    .message_group_id(batch.group_id())
+                    .message_deduplication_id(batch.dedup_id())
+                    .build()
+                    .map_err(|e| AwsError::new("sqs:SendMessageBatch", e))?,
+            );
+        }
+        if !entries.is_empty() {
+            self.send_entries(entries).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_entries(&self, entries: Vec<SendMessageBatchRequestEntry>) -> Result<(), AwsError> {
+        let out = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.batch_queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("sqs:SendMessageBatch", e))?;
+        match out.failed().first() {
+            // The splitter's retry re-sends them; the deduplication id and the
+            // processor's per-row decisions make the re-send harmless.
+            Some(failed) => Err(AwsError::new(
+                "sqs:SendMessageBatch",
+                format!("{} messages refused, first: {} {}", out.failed().len(), failed.code(), failed.message().unwrap_or("")),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    pub async fn request_finalize(&self, request: &FinalizeRequest) -> Result<(), AwsError> {
+        let body = serde_json::to_string(request).map_err(|e| AwsError::new("sqs:SendMessage", e))?;
+        self.client
+            .send_message()
+            .queue_url(&self.finalize_queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("sqs:SendMessage", e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,62 @@
+//! Configuration, read once at start-up from the environment the template sets.
+
+use std::env;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub bucket: String,
+    pub tenants_table: String,
+    pub jobs_table: String,
+    pub wallets_table: String,
+    pub outcomes_table: String,
+    pub batch_queue_url: String,
+    pub finalize_queue_url: String,
+    /// The verified address import emails are sent from.
+    pub sender: String,
+    pub rows_per_batch: usize,
+    pub shards: u32,
+    /// Largest file an API upload may declare.
+    pub max_upload_bytes: u64,
+    pub upload_url_seconds: u64,
+    /// How long the processed-file link in the email stays valid.
+    pub link_hours: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    #[error("environment variable {0}='{1}' is not a valid number")]
+    NotANumber(&'static str, String),
+}
+
+fn required(name: &'static str) -> Result<String, SettingsError> {
+    env::var(name).map_err(|_| SettingsError::Missing(name))
+}
+
+fn number<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, SettingsError> {
+    match env::var(name) {
+        Ok(v) => v.parse().map_err(|_| SettingsError::NotANumber(name, v)),
+        Err(_) => Ok(default),
+    }
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Ok(Settings {
+            bucket: required("LOYALTY_BUCKET")?,
+            tenants_table: required("LOYALTY_TENANTS_TABLE")?,
+            jobs_table: required("LOYALTY_JOBS_TABLE")?,
+            wallets_table: required("LOYALTY_WALLETS_TABLE")?,
+            outcomes_table: required("LOYALTY_OUTCOMES_TABLE")?,
+            batch_queue_url: required("LOYALTY_BATCH_QUEUE_URL")?,
+            finalize_queue_url: required("LOYALTY_FINALIZE_QUEUE_URL")?,
+            sender: required("LOYALTY_SENDER")?,
+            rows_per_batch: number("LOYALTY_ROWS_PER_BATCH", 100)?,
+            shards: number("LOYALTY_SHARDS", 8)?,
+            max_upload_bytes: number("LOYALTY_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)?,
+            upload_url_seconds: number("LOYALTY_UPLOAD_URL_SECONDS", 900)?,
+            link_hours: number("LOYALTY_LINK_HOURS", 72)?,
+        })
+    }
+}

@@ -1,0 +1,819 @@
+//! The DynamoDB tables.
+//!
+//! | table    | key                                   | items                                   |
+//! |----------|---------------------------------------|-----------------------------------------|
+//! | tenants  | `tenant_id`                           | one per tenant                          |
+//! | jobs     | `tenant_id`, `sk` = `JOB#<job>`       | the job; `JOB#<job>#BATCH#<n>` markers  |
+//! | wallets  | `pk` = `<tenant>#<customer>`, `sk`    | `WALLET`, and `ENTRY#<job>#<row>` ledger entries |
+//! | outcomes | `job_id`, `row`                       | one per decided row                     |
+//!
+//! A dry run keeps its own copies of wallets under `pk` =
+//! `<tenant>#dryrun:<job>#<customer>`, with a TTL.
+
+use crate::settings::Settings;
+use crate::AwsError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, KeysAndAttributes, Put, PutRequest, ReturnValue, TransactWriteItem,
+    Update, WriteRequest,
+};
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use shared::apply::{Account, Commit, Decision, LedgerStore};
+use shared::identifier::CustomerRef;
+use shared::job::{Job, JobStatus};
+use shared::ledger::{LedgerEntry, Lot, Wallet};
+use shared::outcome::{RowOutcome, Tally};
+use shared::points::{PointsKind, PreviewRow};
+use shared::split::SplitSummary;
+use shared::tenant::Tenant;
+use std::collections::HashMap;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Dry-run wallets and outcomes are kept this long.
+const SCRATCH_TTL_DAYS: i64 = 30;
+/// Row outcomes are kept this long after the import (the processed file stays).
+const OUTCOME_TTL_DAYS: i64 = 90;
+
+#[derive(Clone)]
+pub struct Tables {
+    client: Client,
+    tenants: String,
+    jobs: String,
+    wallets: String,
+    outcomes: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct JobItem {
+    sk: String,
+    #[serde(flatten)]
+    job: Job,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WalletItem {
+    pk: String,
+    sk: String,
+    tenant_id: String,
+    customer: CustomerRef,
+    permanent: i64,
+    lots: Vec<Lot>,
+    version: u64,
+    /// The balance when last written (expiry may have lowered it since).
+    balance: i64,
+    updated_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ttl: Option<i64>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EntryItem {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    entry: LedgerEntry,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ttl: Option<i64>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OutcomeItem {
+    job_id: String,
+    #[serde(flatten)]
+    outcome: RowOutcome,
+    ttl: i64,
+}
+
+/// A customer's wallet with its history, for display.
+#[derive(Debug, Clone, Serialize)]
+pub struct WalletView {
+    pub wallet: Option<Wallet>,
+    pub entries: Vec<LedgerEntry>,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn to_item<T: Serialize>(call: &'static str, value: &T) -> Result<Item, AwsError> {
+    serde_dynamo::to_item(value).map_err(|e| AwsError::new(call, e))
+}
+
+fn from_item<T: for<'de> Deserialize<'de>>(call: &'static str, item: Item) -> Result<T, AwsError> {
+    serde_dynamo::from_item(item).map_err(|e| AwsError::new(call, e))
+}
+
+fn job_sk(job_id: &str) -> String {
+    format!("JOB#{job_id}")
+}
+
+fn wallet_pk(account: &Account) -> String {
+    match &account.dry_run_of {
+        None => format!("{}#{}", account.tenant_id, account.customer),
+        Some(job) => format!("{}#dryrun:{job}#{}", account.tenant_id, account.customer),
+    }
+}
+
+fn epoch_in_days(days: i64) -> i64 {
+    (Utc::now() + chrono::Duration::days(days)).timestamp()
+}
+
+impl Tables {
+    pub fn new(client: Client, settings: &Settings) -> Self {
+        Tables {
+            client,
+            tenants: settings.tenants_table.clone(),
+            jobs: settings.jobs_table.clone(),
+            wallets: settings.wallets_table.clone(),
+            outcomes: settings.outcomes_table.clone(),
+        }
+    }
+
+    // ----- tenants -----
+
+    /// Stores a new tenant; `false` if the id is taken.
+    pub async fn create_tenant(&self, tenant: &Tenant) -> Result<bool, AwsError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.tenants)
+            .set_item(Some(to_item("dynamodb:PutItem", tenant)?))
+            .condition_expression("attribute_not_exists(tenant_id)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(AwsError::sdk("dynamodb:PutItem", e)),
+        }
+    }
+
+    pub async fn tenant(&self, tenant_id: &str) -> Result<Option<Tenant>, AwsError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tenants)
+            .key("tenant_id", s(tenant_id))
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("dynamodb:GetItem", e))?;
+        out.item.map(|i| from_item("dynamodb:GetItem", i)).transpose()
+    }
+
+    // ----- jobs -----
+
+    /// Stores a new job; `false` if a job with this id exists already.
+    pub async fn create_job(&self, job: &Job) -> Result<bool, AwsError> {
+        let item = JobItem {
+            sk: job_sk(&job.job_id),
+            job: job.clone(),
+        };
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.jobs)
+            .set_item(Some(to_item("dynamodb:PutItem", &item)?))
+            .condition_expression("attribute_not_exists(sk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(AwsError::sdk("dynamodb:PutItem", e)),
+        }
+    }
+
+    pub async fn job(&self, tenant_id: &str, job_id: &str) -> Result<Option<Job>, AwsError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.jobs)
+            .key("tenant_id", s(tenant_id))
+            .key("sk", s(job_sk(job_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("dynamodb:GetItem", e))?;
+        out.item
+            .map(|i| from_item::<JobItem>("dynamodb:GetItem", i).map(|j| j.job))
+            .transpose()
+    }
+
+    /// Applies `SET`s to a job if `condition` holds; returns the job after, or
+    /// `None` if the condition failed.
+    async fn update_job(
+        &self,
+        tenant_id: &str,
+        job_id: &str,
+        update: &str,
+        condition: Option<&str>,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<Option<Job>, AwsError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.jobs)
+            .key("tenant_id", s(tenant_id))
+            .key("sk", s(job_sk(job_id)))
+            .update_expression(update)
+            .set_condition_expression(condition.map(str::to_owned))
+            .return_values(ReturnValue::AllNew);
+        for (placeholder, name) in names {
+            request = request.expression_attribute_names(*placeholder, *name);
+        }
+        for (placeholder, value) in values {
+            request = request.expression_attribute_values(placeholder, value);
+        }
+        match request.send().await {
+            Ok(out) => out
+                .attributes
+                .map(|i| from_item::<JobItem>("dynamodb:UpdateItem", i).map(|j| j.job))
+                .transpose(),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(None),
+            Err(e) => Err(AwsError::sdk("dynamodb:UpdateItem", e)),
+        }
+    }
+
+    /// Moves an API upload's job from `awaiting_upload` to `splitting`,
+    /// pinning the object version it will read.
+    pub async fn claim_upload(
+        &self,
+        tenant_id: &str,
+        job_id: &str,
+        version: Option<&str>,
+        etag: Option<&str>,
+    ) -> Result<Option<Job>, AwsError> {
+        let mut update = String::from("SET #status = :splitting");
+        let mut values = vec![
+            (":splitting", s(JobStatus::Splitting.as_str())),
+            (":awaiting", s(JobStatus::AwaitingUpload.as_str())),
+        ];
+        if let Some(v) = version {
+            update.push_str(", source_version = :v");
+            values.push((":v", s(v)));
+        }
+        if let Some(e) = etag {
+            update.push_str(", source_etag = :e");
+            values.push((":e", s(e)));
+        }
+        self.update_job(
+            tenant_id,
+            job_id,
+            &update,
+            Some("#status = :awaiting"),
+            &[("#status", "status")],
+            values,
+        )
+        .await
+    }
+
+    /// Records the kind read from the header and the preview rows.
+    pub async fn set_preview(
+        &self,
+        tenant_id: &str,
+        job_id: &str,
+        kind: PointsKind,
+        preview: &[PreviewRow],
+    ) -> Result<(), AwsError> {
+        let preview = serde_dynamo::to_attribute_value(preview).map_err(|e| AwsError::new("dynamodb:UpdateItem", e))?;
+        self.update_job(
+            tenant_id,
+            job_id,
+            "SET kind = :kind, preview = :preview",
+            None,
+            &[],
+            vec![(":kind", s(kind.as_str())), (":preview", preview)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The whole file is split: the job is now waiting for its batches.
+    pub async fn finish_split(&self, tenant_id: &str, job_id: &str, summary: &SplitSummary) -> Result<Option<Job>, AwsError> {
+        self.update_job(
+            tenant_id,
+            job_id,
+            "SET #status = :processing, splitting_done = :true, kind = :kind, total_rows = :total, \
+             invalid_rows = :invalid, batches_total = :batches",
+            Some("#status = :splitting"),
+            &[("#status", "status")],
+            vec![
+                (":processing", s(JobStatus::Processing.as_str())),
+                (":splitting", s(JobStatus::Splitting.as_str())),
+                (":true", AttributeValue::Bool(true)),
+                (":kind", s(summary.kind.as_str())),
+                (":total", n(summary.total_rows)),
+                (":invalid", n(summary.invalid_rows)),
+                (":batches", n(summary.batches)),
+            ],
+        )
+        .await
+    }
+
+    /// The file is refused as a whole.
+    pub async fn reject_job(&self, tenant_id: &str, job_id: &str, why: &str) -> Result<Option<Job>, AwsError> {
+        self.update_job(
+            tenant_id,
+            job_id,
+            "SET #status = :rejected, rejection = :why, finished_at = :now",
+            Some("#status IN (:splitting, :awaiting)"),
+            &[("#status", "status")],
+            vec![
+                (":rejected", s(JobStatus::Rejected.as_str())),
+                (":splitting", s(JobStatus::Splitting.as_str())),
+                (":awaiting", s(JobStatus::AwaitingUpload.as_str())),
+                (":why", s(why)),
+                (":now", s(Utc::now().to_rfc3339())),
+            ],
+        )
+        .await
+    }
+
+    /// Counts a finished batch into its job, once however often it is
+    /// reported, and returns the job as it stands.
+    pub async fn record_batch(
+        &self,
+        tenant_id: &str,
+        job_id: &str,
+        batch_number: u64,
+        tally: &Tally,
+    ) -> Result<Job, AwsError> {
+        let marker = Put::builder()
+            .table_name(&self.jobs)
+            .item("tenant_id", s(tenant_id))
+            .item("sk", s(format!("{}#BATCH#{batch_number}", job_sk(job_id))))
+            .item("ttl", n(epoch_in_days(OUTCOME_TTL_DAYS)))
+            .condition_expression("attribute_not_exists(sk)")
+            .build()
+            .map_err(|e| AwsError::new("dynamodb:TransactWriteItems", e))?;
+        let count = Update::builder()
+            .table_name(&self.jobs)
+            .key("tenant_id", s(tenant_id))
+            .key("sk", s(job_sk(job_id)))
+            .update_expression(
+                "ADD batches_done :one, rows_done :rows, applied :applied, failed :failed, skipped :skipped, \
+                 credited :credited, debited :debited",
+            )
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":rows", n(tally.rows()))
+            .expression_attribute_values(":applied", n(tally.applied))
+            .expression_attribute_values(":failed", n(tally.failed))
+            .expression_attribute_values(":skipped", n(tally.skipped))
+            .expression_attribute_values(":credited", n(tally.credited))
+            .expression_attribute_values(":debited", n(tally.debited))
+            .build()
+            .map_err(|e| AwsError::new("dynamodb:TransactWriteItems", e))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(marker).build())
+            .transact_items(TransactWriteItem::builder().update(count).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => {}
+            // Counted by an earlier delivery of the same batch.
+            Err(e) if cancellation_codes(&e).first().map(String::as_str) == Some("ConditionalCheckFailed") => {}
+            Err(e) => return Err(AwsError::sdk("dynamodb:TransactWriteItems", e)),
+        }
+        self.job(tenant_id, job_id)
+            .await?
+            .ok_or_else(|| AwsError::new("dynamodb:GetItem", format!("job {job_id} vanished")))
+    }
+
+    /// Takes the right to finalize a job for `lease_seconds`, if the job is
+    /// still as observed and nobody else holds it. A `processing` job moves
+    /// to `finalizing`.
+    pub async fn claim_finalization(&self, job: &Job, lease_seconds: i64) -> Result<bool, AwsError> {
+        let now = Utc::now().timestamp();
+        let next = match job.status {
+            JobStatus::Processing => JobStatus::Finalizing,
+            other => other,
+        };
+        let claimed = self
+            .update_job(
+                &job.tenant_id,
+                &job.job_id,
+                "SET #status = :next, lease_until = :until",
+                Some(
+                    "#status = :seen AND attribute_not_exists(email_sent_at) \
+                     AND (attribute_not_exists(lease_until) OR lease_until < :now)",
+                ),
+                &[("#status", "status")],
+                vec![
+                    (":next", s(next.as_str())),
+                    (":seen", s(job.status.as_str())),
+                    (":until", n(now + lease_seconds)),
+                    (":now", n(now)),
+                ],
+            )
+            .await?;
+        Ok(claimed.is_some())
+    }
+
+    /// Records the final status and totals once the processed file is written.
+    pub async fn finish_job(
+        &self,
+        job: &Job,
+        status: JobStatus,
+        tally: &Tally,
+        processed_key: &str,
+    ) -> Result<(), AwsError> {
+        self.update_job(
+            &job.tenant_id,
+            &job.job_id,
+            "SET #status = :status, applied = :applied, failed = :failed, skipped = :skipped, \
+             credited = :credited, debited = :debited, processed_key = :key, finished_at = :now",
+            None,
+            &[("#status", "status")],
+            vec![
+                (":status", s(status.as_str())),
+                (":applied", n(tally.applied)),
+                (":failed", n(tally.failed)),
+                (":skipped", n(tally.skipped)),
+                (":credited", n(tally.credited)),
+                (":debited", n(tally.debited)),
+                (":key", s(processed_key)),
+                (":now", s(Utc::now().to_rfc3339())),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn mark_email_sent(&self, job: &Job) -> Result<(), AwsError> {
+        self.update_job(
+            &job.tenant_id,
+            &job.job_id,
+            "SET email_sent_at = :now REMOVE lease_until",
+            None,
+            &[],
+            vec![(":now", s(Utc::now().to_rfc3339()))],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Jobs whose pipeline has not finished, across tenants (the local runner
+    /// waits for none to be left). A final job still owing its email counts.
+    pub async fn unfinished_jobs(&self) -> Result<Vec<Job>, AwsError> {
+        let mut jobs = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.jobs)
+                .consistent_read(true)
+                .filter_expression("begins_with(sk, :job) AND NOT contains(sk, :batch) AND attribute_not_exists(email_sent_at) AND #status <> :awaiting")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":job", s("JOB#"))
+                .expression_attribute_values(":batch", s("#BATCH#"))
+                .expression_attribute_values(":awaiting", s(JobStatus::AwaitingUpload.as_str()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::sdk("dynamodb:Scan", e))?;
+            for item in out.items.unwrap_or_default() {
+                jobs.push(from_item::<JobItem>("dynamodb:Scan", item)?.job);
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(jobs),
+            }
+        }
+    }
+
+    // ----- outcomes -----
+
+    /// Records outcomes decided outside a ledger commit (rows that failed
+    /// validation). Re-recording the same outcome is harmless.
+    pub async fn put_outcomes(&self, job_id: &str, outcomes: &[RowOutcome]) -> Result<(), AwsError> {
+        let ttl = epoch_in_days(OUTCOME_TTL_DAYS);
+        for chunk in outcomes.chunks(25) {
+            let mut requests = chunk
+                .iter()
+                .map(|o| {
+                    let item = OutcomeItem {
+                        job_id: job_id.to_owned(),
+                        outcome: o.clone(),
+                        ttl,
+                    };
+                    Ok(WriteRequest::builder()
+                        .put_request(
+                            PutRequest::builder()
+                                .set_item(Some(to_item("dynamodb:BatchWriteItem", &item)?))
+                                .build()
+                                .map_err(|e| AwsError::new("dynamodb:BatchWriteItem", e))?,
+                        )
+                        .build())
+                })
+                .collect::<Result<Vec<_>, AwsError>>()?;
+            let mut attempt = 0;
+            while !requests.is_empty() {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.outcomes, requests)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::sdk("dynamodb:BatchWriteItem", e))?;
+                requests = out
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(&self.outcomes))
+                    .unwrap_or_default();
+                attempt += 1;
+                backoff(attempt, !requests.is_empty()).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// A page of a job's outcomes in row order, after `after_row`.
+    pub async fn outcomes_after(&self, job_id: &str, after_row: u64, limit: i32) -> Result<Vec<RowOutcome>, AwsError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.outcomes)
+            .key_condition_expression("job_id = :job AND #row > :after")
+            .expression_attribute_names("#row", "row")
+            .expression_attribute_values(":job", s(job_id))
+            .expression_attribute_values(":after", n(after_row))
+            .consistent_read(true)
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("dynamodb:Query", e))?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| from_item::<OutcomeItem>("dynamodb:Query", i).map(|o| o.outcome))
+            .collect()
+    }
+
+    // ----- wallets -----
+
+    /// A wallet and its ledger entries (live wallets only).
+    pub async fn wallet_view(&self, tenant_id: &str, customer: &CustomerRef) -> Result<WalletView, AwsError> {
+        let pk = wallet_pk(&Account {
+            tenant_id: tenant_id.to_owned(),
+            customer: customer.clone(),
+            dry_run_of: None,
+        });
+        let mut view = WalletView {
+            wallet: None,
+            entries: Vec::new(),
+        };
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.wallets)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(&pk))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::sdk("dynamodb:Query", e))?;
+            for item in out.items.unwrap_or_default() {
+                let is_wallet = matches!(item.get("sk"), Some(AttributeValue::S(sk)) if sk == "WALLET");
+                if is_wallet {
+                    let w: WalletItem = from_item("dynamodb:Query", item)?;
+                    view.wallet = Some(Wallet {
+                        customer: w.customer,
+                        permanent: w.permanent,
+                        lots: w.lots,
+                        version: w.version,
+                    });
+                } else {
+                    view.entries.push(from_item::<EntryItem>("dynamodb:Query", item)?.entry);
+                }
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        view.entries.sort_by(|a, b| (a.applied_at, &a.job_id, a.row).cmp(&(b.applied_at, &b.job_id, b.row)));
+        Ok(view)
+    }
+
+    async fn stored_wallet(&self, pk: &str) -> Result<Option<Wallet>, AwsError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.wallets)
+            .key("pk", s(pk))
+            .key("sk", s("WALLET"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("dynamodb:GetItem", e))?;
+        out.item
+            .map(|i| {
+                from_item::<WalletItem>("dynamodb:GetItem", i).map(|w| Wallet {
+                    customer: w.customer,
+                    permanent: w.permanent,
+                    lots: w.lots,
+                    version: w.version,
+                })
+            })
+            .transpose()
+    }
+
+    fn version_condition(read_version: u64) -> (&'static str, Option<AttributeValue>) {
+        if read_version == 0 {
+            ("attribute_not_exists(pk)", None)
+        } else {
+            ("version = :v", Some(n(read_version)))
+        }
+    }
+}
+
+/// Waits a little longer after each unsuccessful attempt.
+async fn backoff(attempt: u32, again: bool) {
+    if again {
+        let millis = 25u64 << attempt.min(6);
+        tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+    }
+}
+
+/// The per-item cancellation codes of a cancelled transaction.
+fn cancellation_codes<R>(err: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>) -> Vec<String> {
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => e
+            .cancellation_reasons()
+            .iter()
+            .map(|r| r.code().unwrap_or("None").to_owned())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+impl LedgerStore for Tables {
+    type Error = AwsError;
+
+    async fn decided(&self, job_id: &str, rows: &[u64]) -> Result<Vec<RowOutcome>, AwsError> {
+        let mut found = Vec::new();
+        for chunk in rows.chunks(100) {
+            let mut keys = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(
+                        chunk
+                            .iter()
+                            .map(|r| HashMap::from([("job_id".to_owned(), s(job_id)), ("row".to_owned(), n(r))]))
+                            .collect(),
+                    ))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| AwsError::new("dynamodb:BatchGetItem", e))?,
+            );
+            let mut attempt = 0;
+            while let Some(request) = keys.take() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.outcomes, request)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::sdk("dynamodb:BatchGetItem", e))?;
+                for item in out.responses.and_then(|mut r| r.remove(&self.outcomes)).unwrap_or_default() {
+                    found.push(from_item::<OutcomeItem>("dynamodb:BatchGetItem", item)?.outcome);
+                }
+                keys = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.outcomes))
+                    .filter(|k| !k.keys().is_empty());
+                attempt += 1;
+                backoff(attempt, keys.is_some()).await;
+            }
+        }
+        found.sort_by_key(|o| o.row);
+        Ok(found)
+    }
+
+    async fn wallet(&self, account: &Account) -> Result<Wallet, AwsError> {
+        if let Some(wallet) = self.stored_wallet(&wallet_pk(account)).await? {
+            return Ok(wallet);
+        }
+        if account.dry_run_of.is_some() {
+            let live = Account {
+                dry_run_of: None,
+                ..account.clone()
+            };
+            if let Some(wallet) = self.stored_wallet(&wallet_pk(&live)).await? {
+                // The dry run's copy starts from the live wallet, not yet stored.
+                return Ok(Wallet { version: 0, ..wallet });
+            }
+        }
+        Ok(Wallet::empty(account.customer.clone()))
+    }
+
+    async fn commit(&self, d: &Decision) -> Result<Commit, AwsError> {
+        let call = "dynamodb:TransactWriteItems";
+        let pk = wallet_pk(&d.account);
+        let scratch_ttl = d.account.dry_run_of.as_ref().map(|_| epoch_in_days(SCRATCH_TTL_DAYS));
+        let outcome = OutcomeItem {
+            job_id: d.job_id.clone(),
+            outcome: d.outcome.clone(),
+            ttl: epoch_in_days(OUTCOME_TTL_DAYS),
+        };
+        let mut items = vec![TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name(&self.outcomes)
+                    .set_item(Some(to_item(call, &outcome)?))
+                    .condition_expression("attribute_not_exists(job_id)")
+                    .build()
+                    .map_err(|e| AwsError::new(call, e))?,
+            )
+            .build()];
+        let (condition, version) = Self::version_condition(d.read_version);
+        match &d.change {
+            Some((wallet, entry)) => {
+                let now = Utc::now();
+                let item = WalletItem {
+                    pk: pk.clone(),
+                    sk: "WALLET".to_owned(),
+                    tenant_id: d.account.tenant_id.clone(),
+                    customer: wallet.customer.clone(),
+                    permanent: wallet.permanent,
+                    lots: wallet.lots.clone(),
+                    version: wallet.version,
+                    balance: entry.balance_after,
+                    updated_at: now,
+                    ttl: scratch_ttl,
+                };
+                items.push(
+                    TransactWriteItem::builder()
+                        .put(
+                            Put::builder()
+                                .table_name(&self.wallets)
+                                .set_item(Some(to_item(call, &item)?))
+                                .condition_expression(condition)
+                                .set_expression_attribute_values(version.map(|v| HashMap::from([(":v".to_owned(), v)])))
+                                .build()
+                                .map_err(|e| AwsError::new(call, e))?,
+                        )
+                        .build(),
+                );
+                let entry = EntryItem {
+                    pk: pk.clone(),
+                    sk: format!("ENTRY#{}#{:010}", entry.job_id, entry.row),
+                    entry: entry.clone(),
+                    ttl: scratch_ttl,
+                };
+                items.push(
+                    TransactWriteItem::builder()
+                        .put(
+                            Put::builder()
+                                .table_name(&self.wallets)
+                                .set_item(Some(to_item(call, &entry)?))
+                                .condition_expression("attribute_not_exists(pk)")
+                                .build()
+                                .map_err(|e| AwsError::new(call, e))?,
+                        )
+                        .build(),
+                );
+            }
+            None => items.push(
+                TransactWriteItem::builder()
+                    .condition_check(
+                        ConditionCheck::builder()
+                            .table_name(&self.wallets)
+                            .key("pk", s(&pk))
+                            .key("sk", s("WALLET"))
+                            .condition_expression(condition)
+                            .set_expression_attribute_values(version.map(|v| HashMap::from([(":v".to_owned(), v)])))
+                            .build()
+                            .map_err(|e| AwsError::new(call, e))?,
+                    )
+                    .build(),
+            ),
+        }
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(Commit::Done),
+            Err(err) => {
+                let codes = cancellation_codes(&err);
+                let failed = |i: usize| codes.get(i).map(String::as_str);
+                if failed(0) == Some("ConditionalCheckFailed") || failed(2) == Some("ConditionalCheckFailed") {
+                    Ok(Commit::AlreadyDecided)
+                } else if failed(1) == Some("ConditionalCheckFailed") || codes.iter().any(|c| c == "TransactionConflict") {
+                    Ok(Commit::WalletChanged)
+                } else {
+                    Err(AwsError::sdk(call, err))
+                }
+            }
+        }
+    }
+}

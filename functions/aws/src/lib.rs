@@ -12,6 +12,7 @@ pub mod objects;
 pub mod queues;
 pub mod s3_event;
 pub mod settings;
+pub mod sqs;
 pub mod tables;
 
 pub use clients::Aws;

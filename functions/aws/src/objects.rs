@@ -21,6 +21,7 @@ pub struct ObjectInfo {
     pub size: u64,
     pub version_id: Option<String>,
     pub etag: Option<String>,
+    pub last_modified: chrono::DateTime<chrono::Utc>,
     /// User metadata (`x-amz-meta-*`), lower-case keys.
     pub metadata: HashMap<String, String>,
 }
@@ -64,6 +65,10 @@ impl Objects {
                 size: out.content_length().unwrap_or(0).max(0) as u64,
                 version_id: out.version_id().map(str::to_owned).filter(|v| v != "null"),
                 etag: out.e_tag().map(str::to_owned),
+                last_modified: out
+                    .last_modified()
+                    .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+                    .unwrap_or_default(),
                 metadata: out
                     .metadata()
                     .map(|m| m.iter().map(|(k, v)| (k.to_lowercase(), v.clone())).collect())

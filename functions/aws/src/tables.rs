@@ -537,8 +537,14 @@ impl Tables {
         Ok(())
     }
 
-    /// A page of a job's outcomes in row order, after `after_row`.
-    pub async fn outcomes_after(&self, job_id: &str, after_row: u64, limit: i32) -> Result<Vec<RowOutcome>, AwsError> {
+    /// A page of a job's outcomes in row order, after `after_row`, and
+    /// whether more follow.
+    pub async fn outcomes_after(
+        &self,
+        job_id: &str,
+        after_row: u64,
+        limit: i32,
+    ) -> Result<(Vec<RowOutcome>, bool), AwsError> {
         let out = self
             .client
             .query()
@@ -552,11 +558,14 @@ impl Tables {
             .send()
             .await
             .map_err(|e| AwsError::sdk("dynamodb:Query", e))?;
-        out.items
+        let more = out.last_evaluated_key.is_some_and(|k| !k.is_empty());
+        let page = out
+            .items
             .unwrap_or_default()
             .into_iter()
             .map(|i| from_item::<OutcomeItem>("dynamodb:Query", i).map(|o| o.outcome))
-            .collect()
+            .collect::<Result<_, _>>()?;
+        Ok((page, more))
     }
 
     // ----- wallets -----

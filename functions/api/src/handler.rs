@@ -1,0 +1,219 @@
+//! HTTP routes. Every request carries the tenant's API key
+//! (`Authorization: Bearer <key>` or `x-api-key: <key>`); a job is looked up
+//! under the key's tenant only, so another tenant's job is simply not found.
+//!
+//! | method | path                | does                                         |
+//! |--------|---------------------|----------------------------------------------|
+//! | POST   | `/imports`          | creates an import, returns a presigned upload |
+//! | GET    | `/imports/{job_id}` | status, counts, progress, preview, result link |
+//! | GET    | `/templates/{kind}` | the sample CSV of `points` / `points_with_expiry` |
+
+use chrono::Utc;
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use loyalty_aws::{Aws, AwsError};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use shared::job::{self, keys, Job, JobStatus};
+use shared::points::PointsKind;
+use shared::tenant::{parse_api_key, Tenant};
+use std::time::Duration;
+use tracing::{info, instrument};
+
+pub async fn handle(aws: &Aws, request: Request) -> Result<Response<Body>, lambda_http::Error> {
+    Ok(match route(aws, &request).await {
+        Ok(response) => response,
+        Err(ApiError::Aws(e)) => {
+            tracing::error!(error = %e, "request failed");
+            reply(StatusCode::INTERNAL_SERVER_ERROR, &json!({"error": "internal error; try again"}))
+        }
+        Err(ApiError::Status(status, message)) => reply(status, &json!({ "error": message })),
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ApiError {
+    #[error("{1}")]
+    Status(StatusCode, String),
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+}
+
+fn status(code: StatusCode, message: impl Into<String>) -> ApiError {
+    ApiError::Status(code, message.into())
+}
+
+async fn route(aws: &Aws, request: &Request) -> Result<Response<Body>, ApiError> {
+    let segments: Vec<&str> = request.uri().path().split('/').filter(|s| !s.is_empty()).collect();
+    // Match on the route's own segments, whatever prefix a stage or a local
+    // function URL puts before them.
+    let route = match segments.iter().rposition(|s| *s == "imports" || *s == "templates") {
+        Some(i) => &segments[i..],
+        None => &[][..],
+    };
+    let tenant = authenticate(aws, request).await?;
+    match (request.method(), route) {
+        (&Method::POST, ["imports"]) => create_import(aws, &tenant, request).await,
+        (&Method::GET, ["imports", job_id]) => job_status(aws, &tenant, job_id).await,
+        (&Method::GET, ["templates", kind]) => template(kind),
+        _ => Err(status(StatusCode::NOT_FOUND, "no such route")),
+    }
+}
+
+async fn authenticate(aws: &Aws, request: &Request) -> Result<Tenant, ApiError> {
+    let headers = request.headers();
+    let key = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+    let unauthorized = || status(StatusCode::UNAUTHORIZED, "a valid API key is required");
+    let (tenant_id, secret) = key.and_then(parse_api_key).ok_or_else(unauthorized)?;
+    match aws.tables.tenant(tenant_id).await? {
+        Some(tenant) if tenant.accepts_secret(secret) => Ok(tenant),
+        _ => Err(unauthorized()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateImport {
+    kind: String,
+    reason: String,
+    filename: String,
+    /// The exact size of the file to upload, in bytes.
+    size_bytes: u64,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct UploadTicket {
+    job_id: String,
+    status: JobStatus,
+    upload: loyalty_aws::objects::Presigned,
+    expires_in_seconds: u64,
+    max_bytes: u64,
+}
+
+const MAX_REASON_CHARS: usize = 500;
+const MAX_FILENAME_CHARS: usize = 200;
+
+#[instrument(skip_all, fields(tenant = %tenant.tenant_id))]
+async fn create_import(aws: &Aws, tenant: &Tenant, request: &Request) -> Result<Response<Body>, ApiError> {
+    let bad = |m: String| status(StatusCode::BAD_REQUEST, m);
+    let body: CreateImport = serde_json::from_slice(request.body().as_ref()).map_err(|e| bad(format!("invalid request body: {e}")))?;
+    let kind: PointsKind = body.kind.parse().map_err(bad)?;
+    let reason = body.reason.trim();
+    if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+        return Err(bad(format!("reason must be 1 to {MAX_REASON_CHARS} characters: it shows in each customer's history")));
+    }
+    let filename = body.filename.trim();
+    if filename.is_empty()
+        || filename.chars().count() > MAX_FILENAME_CHARS
+        || filename.contains(['/', '\\'])
+        || filename.chars().any(char::is_control)
+    {
+        return Err(bad(format!("filename must be 1 to {MAX_FILENAME_CHARS} characters, without slashes")));
+    }
+    let max = aws.settings.max_upload_bytes;
+    if body.size_bytes == 0 || body.size_bytes > max {
+        return Err(bad(format!("size_bytes must be between 1 and {max}")));
+    }
+    let mut entropy = [0u8; 16];
+    getrandom::getrandom(&mut entropy).map_err(|e| AwsError::new("random", e))?;
+    let now = Utc::now();
+    let job_id = job::job_id(now, &entropy);
+    let key = keys::upload(&tenant.tenant_id, &job_id, filename);
+    let mut job = Job::new(&tenant.tenant_id, &job_id, &key, reason, now);
+    job.status = JobStatus::AwaitingUpload;
+    job.kind = Some(kind);
+    job.dry_run = body.dry_run;
+    job.max_bytes = Some(body.size_bytes);
+    aws.tables.create_job(&job).await?;
+    let expires = aws.settings.upload_url_seconds;
+    let upload = aws
+        .objects
+        .presign_upload(&key, body.size_bytes, Duration::from_secs(expires))
+        .await?;
+    info!(job = %job_id, "import created");
+    Ok(reply(
+        StatusCode::CREATED,
+        &UploadTicket {
+            job_id,
+            status: job.status,
+            upload,
+            expires_in_seconds: expires,
+            max_bytes: body.size_bytes,
+        },
+    ))
+}
+
+async fn job_status(aws: &Aws, tenant: &Tenant, job_id: &str) -> Result<Response<Body>, ApiError> {
+    let job = aws
+        .tables
+        .job(&tenant.tenant_id, job_id)
+        .await?
+        .ok_or_else(|| status(StatusCode::NOT_FOUND, format!("no job {job_id}")))?;
+    let processed_file = match &job.processed_key {
+        Some(key) => Some(
+            aws.objects
+                .presign_download(key, Duration::from_secs(aws.settings.link_hours * 3600))
+                .await?,
+        ),
+        None => None,
+    };
+    Ok(reply(
+        StatusCode::OK,
+        &json!({
+            "job_id": job.job_id,
+            "status": job.status,
+            "kind": job.kind,
+            "reason": job.reason,
+            "dry_run": job.dry_run,
+            "filename": job.filename,
+            "created_at": job.created_at,
+            "finished_at": job.finished_at,
+            "rejection": job.rejection,
+            "counts": {
+                "rows": job.splitting_done.then_some(job.total_rows),
+                "invalid": job.invalid_rows,
+                "applied": job.applied,
+                "failed": job.failed,
+                "skipped": job.skipped,
+                "credited": job.credited,
+                "debited": job.debited,
+            },
+            "progress": job.progress(),
+            "preview": job.preview,
+            "processed_file": processed_file,
+            "email_sent_at": job.email_sent_at,
+        }),
+    ))
+}
+
+fn template(kind: &str) -> Result<Response<Body>, ApiError> {
+    let kind: PointsKind = kind
+        .trim_end_matches(".csv")
+        .parse()
+        .map_err(|m: String| status(StatusCode::NOT_FOUND, m))?;
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "text/csv; charset=utf-8")
+        .header(
+            "content-disposition",
+            format!("attachment; filename=\"{}_template.csv\"", kind.as_str()),
+        )
+        .body(Body::from(kind.template()))
+        .map_err(|e| status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+fn reply<T: Serialize>(code: StatusCode, body: &T) -> Response<Body> {
+    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());
+    let mut response = Response::new(Body::from(text));
+    *response.status_mut() = code;
+    response
+        .headers_mut()
+        .insert("content-type", lambda_http::http::HeaderValue::from_static("application/json"));
+    response
+}

@@ -1,0 +1,244 @@
+//! Event in, job out. The splitting itself is `shared::split`; this file finds
+//! the job an object belongs to and connects the split to S3, SQS and DynamoDB.
+
+use aws_lambda_events::event::sqs::SqsBatchResponse;
+use chrono::{DateTime, Utc};
+use loyalty_aws::queues::FinalizeRequest;
+use loyalty_aws::s3_event::{self, ObjectCreated};
+use loyalty_aws::{Aws, AwsError};
+use shared::batch::Batch;
+use shared::job::{self, keys, Job, JobStatus};
+use shared::outcome::RowOutcome;
+use shared::points::{PointsKind, PreviewRow};
+use shared::split::{split, SplitError, SplitRequest, SplitSink};
+use shared::tenant::Tenant;
+use tokio::runtime::Handle;
+use tracing::{info, instrument, warn};
+
+/// Handles an SQS event carrying S3 notifications, or a plain S3 event.
+pub async fn handle(aws: &Aws, event: serde_json::Value) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+    let deliveries = s3_event::deliveries(&event)?;
+    let mut retry = Vec::new();
+    for delivery in deliveries {
+        for object in &delivery.objects {
+            if let Err(err) = import_object(aws, object).await {
+                tracing::error!(key = %object.key, error = %err, "splitting failed; the event will be retried");
+                match &delivery.message_id {
+                    Some(id) => retry.push(id.clone()),
+                    None => return Err(err.into()),
+                }
+                break;
+            }
+        }
+    }
+    Ok(loyalty_aws::sqs::retry_only(retry))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SplitterError {
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error("reading the upload failed: {0}")]
+    Read(String),
+    #[error("the split task stopped: {0}")]
+    Task(String),
+}
+
+/// Starts (or resumes) the import of one uploaded object.
+#[instrument(skip_all, fields(key = %object.key))]
+pub async fn import_object(aws: &Aws, object: &ObjectCreated) -> Result<(), SplitterError> {
+    let Some(incoming) = keys::parse_incoming(&object.key) else {
+        warn!("not under incoming/<tenant>/: ignored");
+        return Ok(());
+    };
+    let Some(tenant) = aws.tables.tenant(incoming.tenant).await? else {
+        warn!(tenant = incoming.tenant, "no such tenant: ignored");
+        return Ok(());
+    };
+    let Some(job) = job_for(aws, object, &tenant, incoming).await? else {
+        return Ok(());
+    };
+    let span = tracing::info_span!("job", tenant = %job.tenant_id, job = %job.job_id);
+    let _enter = span.enter();
+    if let Some(limit) = job.max_bytes.filter(|&limit| object.size.is_some_and(|size| size > limit)) {
+        let why = format!(
+            "the file is {} bytes, more than the {limit} bytes declared for this upload",
+            object.size.unwrap_or_default()
+        );
+        return reject(aws, &job, &why).await;
+    }
+    run_split(aws, &tenant, job).await
+}
+
+/// The job this object starts, or `None` if it starts nothing (already
+/// imported, or an upload nobody asked for).
+async fn job_for(
+    aws: &Aws,
+    object: &ObjectCreated,
+    tenant: &Tenant,
+    incoming: keys::Incoming<'_>,
+) -> Result<Option<Job>, SplitterError> {
+    let tables = &aws.tables;
+    let Some(info) = aws.objects.head(&object.key, object.version_id.as_deref()).await? else {
+        warn!("the object is gone: ignored");
+        return Ok(None);
+    };
+    let same_object = |job: &Job| {
+        job.source_version.is_some() && job.source_version == info.version_id
+            || job.source_version.is_none() && job.source_etag == info.etag
+    };
+    if let Some(job_id) = incoming.upload_job {
+        let Some(job) = tables.job(&tenant.tenant_id, job_id).await? else {
+            warn!(job_id, "upload for an unknown job: ignored");
+            return Ok(None);
+        };
+        return Ok(match job.status {
+            JobStatus::AwaitingUpload if job.source_key == object.key => {
+                tables
+                    .claim_upload(&tenant.tenant_id, job_id, info.version_id.as_deref(), info.etag.as_deref())
+                    .await?
+            }
+            JobStatus::Splitting if same_object(&job) => Some(job),
+            _ => {
+                warn!(job_id, status = job.status.as_str(), "the job has its file already: this upload is ignored");
+                None
+            }
+        });
+    }
+    // A console drop: the job id comes from the object version, so the same
+    // version can never start two jobs.
+    let at: DateTime<Utc> = object.event_time.unwrap_or(info.last_modified);
+    let seed = format!("{}\n{}\n{}", tenant.tenant_id, object.key, object.version_identity());
+    let job_id = job::job_id(at, seed.as_bytes());
+    let reason = info
+        .metadata
+        .get("reason")
+        .filter(|r| !r.trim().is_empty())
+        .cloned()
+        .unwrap_or_else(|| job::default_reason(incoming.filename));
+    let mut job = Job::new(&tenant.tenant_id, &job_id, &object.key, &reason, Utc::now());
+    job.source_version = info.version_id.clone();
+    job.source_etag = info.etag.clone();
+    if tables.create_job(&job).await? {
+        info!(job_id, "job created");
+        return Ok(Some(job));
+    }
+    let existing = tables.job(&tenant.tenant_id, &job_id).await?;
+    Ok(existing.filter(|j| j.status == JobStatus::Splitting))
+}
+
+async fn reject(aws: &Aws, job: &Job, why: &str) -> Result<(), SplitterError> {
+    info!(why, "file rejected");
+    if aws.tables.reject_job(&job.tenant_id, &job.job_id, why).await?.is_some() {
+        request_finalize(aws, job).await?;
+    }
+    Ok(())
+}
+
+async fn request_finalize(aws: &Aws, job: &Job) -> Result<(), SplitterError> {
+    aws.queues
+        .request_finalize(&FinalizeRequest {
+            tenant_id: job.tenant_id.clone(),
+            job_id: job.job_id.clone(),
+        })
+        .await?;
+    Ok(())
+}
+
+async fn run_split(aws: &Aws, tenant: &Tenant, job: Job) -> Result<(), SplitterError> {
+    let reader = aws
+        .objects
+        .open(&job.source_key, job.source_version.as_deref(), job.source_etag.as_deref())
+        .await?;
+    let request = SplitRequest {
+        tenant_id: job.tenant_id.clone(),
+        job_id: job.job_id.clone(),
+        kind: job.kind,
+        reason: job.reason.clone(),
+        dry_run: job.dry_run,
+        default_country: tenant.default_country.clone(),
+        rows_per_batch: aws.settings.rows_per_batch,
+        shards: aws.settings.shards,
+    };
+    let mut sink = JobSink {
+        aws: aws.clone(),
+        runtime: Handle::current(),
+        tenant_id: job.tenant_id.clone(),
+        job_id: job.job_id.clone(),
+        kind: None,
+        pending: Vec::new(),
+    };
+    // The CSV reader is blocking; it runs off the async threads and calls back
+    // into the runtime for each write.
+    let result = tokio::task::spawn_blocking(move || {
+        let result = split(reader, &request, &mut sink);
+        let flushed = sink.flush();
+        (result, flushed)
+    })
+    .await
+    .map_err(|e| SplitterError::Task(e.to_string()))?;
+    match result {
+        (Ok(summary), Ok(())) => {
+            info!(rows = summary.total_rows, invalid = summary.invalid_rows, batches = summary.batches, "file split");
+            if let Some(after) = aws.tables.finish_split(&job.tenant_id, &job.job_id, &summary).await? {
+                if after.ready_to_finalize() {
+                    request_finalize(aws, &after).await?;
+                }
+            }
+            Ok(())
+        }
+        (Err(SplitError::Rejected(why)), _) => reject(aws, &job, &why).await,
+        (Err(SplitError::Read(e)), _) => Err(SplitterError::Read(e)),
+        (Err(SplitError::Sink(e)), _) | (Ok(_), Err(e)) => Err(e.into()),
+    }
+}
+
+/// Sends the split's results to the tables and the batch queue.
+struct JobSink {
+    aws: Aws,
+    runtime: Handle,
+    tenant_id: String,
+    job_id: String,
+    kind: Option<PointsKind>,
+    pending: Vec<Batch>,
+}
+
+/// Batches sent per SendMessageBatch call.
+const SEND_AT_ONCE: usize = 10;
+
+impl JobSink {
+    fn flush(&mut self) -> Result<(), AwsError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batches = std::mem::take(&mut self.pending);
+        self.runtime.block_on(self.aws.queues.send_batches(&batches))
+    }
+}
+
+impl SplitSink for JobSink {
+    type Error = AwsError;
+
+    fn accepted(&mut self, kind: PointsKind) -> Result<(), AwsError> {
+        self.kind = Some(kind);
+        Ok(())
+    }
+
+    fn preview(&mut self, rows: &[PreviewRow]) -> Result<(), AwsError> {
+        let kind = self.kind.unwrap_or(PointsKind::Points);
+        self.runtime
+            .block_on(self.aws.tables.set_preview(&self.tenant_id, &self.job_id, kind, rows))
+    }
+
+    fn failed(&mut self, outcomes: &[RowOutcome]) -> Result<(), AwsError> {
+        self.runtime.block_on(self.aws.tables.put_outcomes(&self.job_id, outcomes))
+    }
+
+    fn batch(&mut self, batch: Batch) -> Result<(), AwsError> {
+        self.pending.push(batch);
+        if self.pending.len() >= SEND_AT_ONCE {
+            self.flush()?;
+        }
+        Ok(())
+    }
+}

@@ -69,7 +69,7 @@ pub struct Job {
     pub job_id: String,
     pub status: JobStatus,
     /// Asked for at upload, or inferred from the header for console drops.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<PointsKind>,
     pub reason: String,
     #[serde(default)]
@@ -77,15 +77,15 @@ pub struct Job {
     pub filename: String,
     /// The object the job reads: `incoming/<tenant>/...`.
     pub source_key: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_version: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_etag: Option<String>,
     /// Largest upload accepted (API uploads).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_bytes: Option<u64>,
     pub created_at: DateTime<Utc>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejection: Option<String>,
     #[serde(default)]
     pub splitting_done: bool,
@@ -111,11 +111,11 @@ pub struct Job {
     pub debited: u64,
     #[serde(default)]
     pub preview: Vec<PreviewRow>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processed_key: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<DateTime<Utc>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_sent_at: Option<DateTime<Utc>>,
 }
 

@@ -1,5 +1,6 @@
 //! Structured logs: JSON lines on Lambda, readable text on a terminal.
 
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 pub fn init() {
@@ -13,7 +14,11 @@ pub fn init() {
             .without_time()
             .try_init()
     } else {
-        builder.with_target(false).try_init()
+        builder
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .try_init()
     };
     // A second init (tests, the local runner) keeps the first subscriber.
     drop(result);

@@ -27,7 +27,7 @@ pub struct ObjectInfo {
 }
 
 /// A presigned request: where to send it and the headers it must carry.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Presigned {
     pub method: String,
     pub url: String,

@@ -1,0 +1,9 @@
+//! The pipeline on one machine: a runner that delivers queue messages to the
+//! functions' own handlers (as Lambda's event source mappings would), and the
+//! developer commands built on it.
+
+pub mod console;
+pub mod env;
+pub mod runner;
+
+pub use runner::Runner;

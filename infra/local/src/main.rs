@@ -1,1 +1,137 @@
-fn main() {}
+//! `loyalty-local`: the developer's commands against the local stack.
+//!
+//! ```text
+//! loyalty-local tenant create <id> --admin-email <email> [--country FR]
+//! loyalty-local wallet <tenant> (--email <e> | --mobile <m> | --customer-id <id>)
+//! loyalty-local run [--until-idle] [--timeout <seconds>]
+//! loyalty-local emails
+//! loyalty-local demo
+//! ```
+
+use lambda_http::http::{Method, StatusCode};
+use local_stack::console::{self, api, upload};
+use local_stack::{env, Runner};
+use loyalty_aws::objects::Presigned;
+use loyalty_aws::Aws;
+use serde_json::json;
+use std::time::Duration;
+
+const USAGE: &str = "usage:
+  loyalty-local tenant create <id> --admin-email <email> [--country <ISO code>]
+  loyalty-local wallet <tenant> (--email <e> | --mobile <m> | --customer-id <id>)
+  loyalty-local run [--until-idle] [--timeout <seconds>]
+  loyalty-local emails
+  loyalty-local demo";
+
+fn main() -> anyhow::Result<()> {
+    env::load()?;
+    loyalty_aws::logging::init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    tokio::runtime::Runtime::new()?.block_on(run(args))
+}
+
+/// The value after `--name`, if given.
+fn option<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(String::as_str)
+}
+
+async fn run(args: Vec<String>) -> anyhow::Result<()> {
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let aws = Aws::from_env().await?;
+    match words.as_slice() {
+        ["tenant", "create", id, ..] => {
+            let admin = option(&args, "--admin-email").ok_or_else(|| anyhow::anyhow!("--admin-email is required\n{USAGE}"))?;
+            let country = option(&args, "--country").unwrap_or("FR");
+            let (tenant, key) = console::create_tenant(&aws, id, admin, country).await?;
+            println!("tenant:          {}", tenant.tenant_id);
+            println!("admin email:     {}", tenant.admin_email);
+            println!("default country: {}", tenant.default_country);
+            println!("API key (shown once, keep it safe): {key}");
+        }
+        ["wallet", tenant_id, ..] => {
+            let tenant = aws.tables.tenant(tenant_id).await?.ok_or_else(|| anyhow::anyhow!("no tenant '{tenant_id}'"))?;
+            let (kind, value) = ["email", "mobile", "customer-id"]
+                .iter()
+                .find_map(|k| option(&args, &format!("--{k}")).map(|v| (*k, v)))
+                .ok_or_else(|| anyhow::anyhow!("give --email, --mobile or --customer-id\n{USAGE}"))?;
+            let customer = console::customer_ref(&tenant, kind, value)?;
+            print!("{}", console::wallet_report(&aws, &tenant, &customer).await?);
+        }
+        ["run", ..] => {
+            let runner = Runner::new(aws)?;
+            if args.iter().any(|a| a == "--until-idle") {
+                let secs = option(&args, "--timeout").map(str::parse).transpose()?.unwrap_or(300);
+                runner.run_until_idle(None, Duration::from_secs(secs)).await?;
+                println!("all queues drained; no job in flight");
+            } else {
+                println!("delivering queue messages to the functions; Ctrl-C to stop");
+                runner.run_forever().await?;
+            }
+        }
+        ["emails"] => {
+            for email in console::sent_emails().await? {
+                println!("--- to {} from {}\nSubject: {}\n\n{}", email.destinations.to.join(", "), email.source, email.subject, email.body);
+            }
+        }
+        ["demo"] => demo(aws).await?,
+        _ => anyhow::bail!("{USAGE}"),
+    }
+    Ok(())
+}
+
+/// A sample import end to end: tenant, presigned upload, pipeline, results.
+async fn demo(aws: Aws) -> anyhow::Result<()> {
+    let sample = include_bytes!("../sample/welcome-campaign.csv").to_vec();
+    let tenant_id = format!("demo-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S"));
+    let (tenant, key) = console::create_tenant(&aws, &tenant_id, "admin@demo-shop.example", "FR").await?;
+    println!("== 1. tenant {} created (admin {}), API key {key}", tenant.tenant_id, tenant.admin_email);
+
+    let created = api(
+        &aws,
+        Method::POST,
+        "/imports",
+        Some(&key),
+        Some(json!({
+            "kind": "points_with_expiry",
+            "reason": "Welcome campaign",
+            "filename": "welcome campaign.csv",
+            "size_bytes": sample.len(),
+        })),
+    )
+    .await?;
+    anyhow::ensure!(created.status == StatusCode::CREATED, "POST /imports: {} {}", created.status, created.text());
+    let ticket = created.json()?;
+    let job_id = ticket["job_id"].as_str().unwrap_or_default().to_owned();
+    let presigned: Presigned = serde_json::from_value(ticket["upload"].clone())?;
+    println!("== 2. import {job_id} created; uploading {} bytes to the presigned URL", sample.len());
+    let status = upload(&presigned, sample).await?;
+    anyhow::ensure!(status.is_success(), "upload refused: {status}");
+
+    println!("== 3. running the pipeline (splitter -> processor -> finalizer)");
+    let runner = Runner::new(aws.clone())?;
+    runner.run_until_idle(Some(&tenant.tenant_id), Duration::from_secs(120)).await?;
+
+    let job = api(&aws, Method::GET, &format!("/imports/{job_id}"), Some(&key), None).await?.json()?;
+    println!("== 4. job summary (GET /imports/{job_id})");
+    let summary = json!({
+        "status": job["status"], "counts": job["counts"], "progress": job["progress"],
+        "reason": job["reason"], "email_sent_at": job["email_sent_at"],
+    });
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+
+    let record = aws.tables.job(&tenant.tenant_id, &job_id).await?.ok_or_else(|| anyhow::anyhow!("job vanished"))?;
+    let processed_key = record.processed_key.ok_or_else(|| anyhow::anyhow!("no processed file"))?;
+    println!("== 5. processed file s3://{}/{processed_key}", aws.settings.bucket);
+    print!("{}", String::from_utf8_lossy(&aws.objects.get_bytes(&processed_key).await?));
+
+    println!("== 6. email sent to the tenant's admin");
+    let emails = console::sent_emails().await?;
+    for email in emails.iter().filter(|e| e.destinations.to.contains(&tenant.admin_email)) {
+        println!("To: {}\nFrom: {}\nSubject: {}\n\n{}", email.destinations.to.join(", "), email.source, email.subject, email.body);
+    }
+
+    println!("== 7. a wallet: loyalty-local wallet {} --email alice@example.com", tenant.tenant_id);
+    let alice = console::customer_ref(&tenant, "email", "alice@example.com")?;
+    print!("{}", console::wallet_report(&aws, &tenant, &alice).await?);
+    Ok(())
+}

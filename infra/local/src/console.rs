@@ -1,0 +1,152 @@
+//! What a person at the console does: register tenants, call the API, upload
+//! through a presigned URL, read a wallet, read the emails the emulator kept.
+
+use crate::env;
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::Body;
+use loyalty_aws::objects::Presigned;
+use loyalty_aws::Aws;
+use serde::Deserialize;
+use shared::identifier::CustomerRef;
+use shared::tenant::Tenant;
+
+/// Registers a tenant and returns it with its API key (shown only now).
+pub async fn create_tenant(aws: &Aws, id: &str, admin_email: &str, country: &str) -> anyhow::Result<(Tenant, String)> {
+    let mut secret = [0u8; 32];
+    getrandom::getrandom(&mut secret).map_err(|e| anyhow::anyhow!("no randomness for the API key: {e}"))?;
+    let (tenant, key) = Tenant::register(id, admin_email, country, secret)?;
+    if !aws.tables.create_tenant(&tenant).await? {
+        anyhow::bail!("tenant '{id}' exists already");
+    }
+    Ok((tenant, key))
+}
+
+/// A response from the API function.
+#[derive(Debug)]
+pub struct ApiResponse {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+}
+
+impl ApiResponse {
+    pub fn json(&self) -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::from_slice(&self.body)?)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Calls the API function's handler in process, as API Gateway would.
+pub async fn api(aws: &Aws, method: Method, path: &str, api_key: Option<&str>, body: Option<serde_json::Value>) -> anyhow::Result<ApiResponse> {
+    let mut request = lambda_http::http::Request::builder().method(method).uri(path);
+    if let Some(key) = api_key {
+        request = request.header("authorization", format!("Bearer {key}"));
+    }
+    let body = match body {
+        Some(json) => Body::from(json.to_string()),
+        None => Body::Empty,
+    };
+    let response = api::handle(aws, request.body(body)?)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(ApiResponse {
+        status: response.status(),
+        body: response.body().to_vec(),
+    })
+}
+
+/// Uploads a file the way a merchant's browser would: a plain HTTP request
+/// to the presigned URL, with the headers the API said to send.
+pub async fn upload(presigned: &Presigned, content: Vec<u8>) -> anyhow::Result<StatusCode> {
+    let client = reqwest::Client::new();
+    let method = reqwest::Method::from_bytes(presigned.method.as_bytes())?;
+    let mut request = client.request(method, &presigned.url);
+    for (name, value) in &presigned.headers {
+        request = request.header(name, value);
+    }
+    let response = request.body(content).send().await?;
+    Ok(StatusCode::from_u16(response.status().as_u16())?)
+}
+
+/// An email the emulator accepted for sending.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SentEmail {
+    pub id: String,
+    pub source: String,
+    pub destinations: Destinations,
+    pub subject: String,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Destinations {
+    #[serde(rename = "ToAddresses", default)]
+    pub to: Vec<String>,
+    #[serde(rename = "CcAddresses", default)]
+    pub cc: Vec<String>,
+    #[serde(rename = "BccAddresses", default)]
+    pub bcc: Vec<String>,
+}
+
+/// Every email sent so far (moto keeps them at `/moto-api/data.json`).
+pub async fn sent_emails() -> anyhow::Result<Vec<SentEmail>> {
+    let endpoint = env::var("AWS_ENDPOINT_URL")?;
+    let data: serde_json::Value = reqwest::get(format!("{}/moto-api/data.json", endpoint.trim_end_matches('/')))
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await
+        .map(|b| serde_json::from_slice(&b))??;
+    let messages = data["ses"]["Message"].clone();
+    Ok(serde_json::from_value(messages).unwrap_or_default())
+}
+
+/// Parses `email:...`, `mobile:...` or `customer_id:...` as the importer
+/// would (mobiles in the tenant's default country).
+pub fn customer_ref(tenant: &Tenant, kind: &str, value: &str) -> anyhow::Result<CustomerRef> {
+    let parsed = match kind {
+        "email" => CustomerRef::email(value),
+        "mobile" => CustomerRef::mobile(value, &tenant.default_country),
+        "customer_id" | "customer-id" => CustomerRef::customer_id(value),
+        other => anyhow::bail!("'{other}' is not an identifier: use email, mobile or customer_id"),
+    };
+    parsed.map_err(|e| anyhow::anyhow!(e.message))
+}
+
+/// A customer's wallet as text: balance, unexpired lots, ledger entries.
+pub async fn wallet_report(aws: &Aws, tenant: &Tenant, customer: &CustomerRef) -> anyhow::Result<String> {
+    use std::fmt::Write;
+    let view = aws.tables.wallet_view(&tenant.tenant_id, customer).await?;
+    let now = chrono::Utc::now();
+    let mut out = String::new();
+    writeln!(out, "wallet of {customer} in tenant {}", tenant.tenant_id)?;
+    let Some(wallet) = view.wallet else {
+        writeln!(out, "  no wallet yet (balance 0)")?;
+        return Ok(out);
+    };
+    writeln!(out, "  balance: {} points", wallet.balance_at(now))?;
+    writeln!(out, "  points without expiry: {}", wallet.permanent)?;
+    let lots: Vec<_> = wallet.unexpired_lots(now).collect();
+    writeln!(out, "  expiring lots: {}", lots.len())?;
+    for lot in lots {
+        writeln!(out, "    {:>8} points expire {} (from {})", lot.remaining, lot.expires_at.format("%Y-%m-%d %H:%M UTC"), lot.entry_id)?;
+    }
+    writeln!(out, "  ledger entries: {}", view.entries.len())?;
+    for e in &view.entries {
+        writeln!(
+            out,
+            "    {}  {} {:>8}  balance {:>8}  job {} row {}  \"{}\"{}",
+            e.applied_at.format("%Y-%m-%d %H:%M:%S"),
+            e.operation,
+            e.amount,
+            e.balance_after,
+            e.job_id,
+            e.row,
+            e.reason,
+            e.expires_at.map(|t| format!("  expires {}", t.format("%Y-%m-%d"))).unwrap_or_default()
+        )?;
+    }
+    Ok(out)
+}

@@ -52,21 +52,31 @@ pub trait LedgerStore: Sync {
     type Error: std::error::Error + Send + Sync + 'static;
 
     /// The outcomes already recorded for some rows of a job.
-    fn decided(&self, job_id: &str, rows: &[u64]) -> impl Future<Output = Result<Vec<RowOutcome>, Self::Error>> + Send;
+    fn decided(
+        &self,
+        job_id: &str,
+        rows: &[u64],
+    ) -> impl Future<Output = Result<Vec<RowOutcome>, Self::Error>> + Send;
 
     /// The wallet (an empty one at version 0 if it does not exist). A dry run
     /// account that was never written starts as a copy of the live wallet.
-    fn wallet(&self, account: &Account) -> impl Future<Output = Result<Wallet, Self::Error>> + Send;
+    fn wallet(&self, account: &Account)
+        -> impl Future<Output = Result<Wallet, Self::Error>> + Send;
 
     /// Writes the outcome, and for applied rows the ledger entry and wallet,
     /// all or nothing, if the row is undecided and the wallet is still at
     /// `read_version`.
-    fn commit(&self, decision: &Decision) -> impl Future<Output = Result<Commit, Self::Error>> + Send;
+    fn commit(
+        &self,
+        decision: &Decision,
+    ) -> impl Future<Output = Result<Commit, Self::Error>> + Send;
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError<E> {
-    #[error("row {row}: the wallet kept changing under {attempts} attempts; the batch will be retried")]
+    #[error(
+        "row {row}: the wallet kept changing under {attempts} attempts; the batch will be retried"
+    )]
     Contention { row: u64, attempts: u32 },
     #[error("row {0} is recorded as decided but its outcome cannot be read")]
     LostOutcome(u64),
@@ -161,7 +171,12 @@ async fn decide<S: LedgerStore>(
                 )
             }
             Err(refused) => {
-                let err = RowError::new(row.row, Some("amount"), ErrorCode::InsufficientBalance, refused.to_string());
+                let err = RowError::new(
+                    row.row,
+                    Some("amount"),
+                    ErrorCode::InsufficientBalance,
+                    refused.to_string(),
+                );
                 (RowOutcome::from(&err).with_balance(refused.available), None)
             }
         };
@@ -231,7 +246,10 @@ pub mod memory {
             };
             Ok(match (wallets.get(account), wallets.get(&live)) {
                 (Some(w), _) => w.clone(),
-                (None, Some(w)) => Wallet { version: 0, ..w.clone() },
+                (None, Some(w)) => Wallet {
+                    version: 0,
+                    ..w.clone()
+                },
                 (None, None) => Wallet::empty(account.customer.clone()),
             })
         }
@@ -249,7 +267,10 @@ pub mod memory {
             }
             if let Some((wallet, entry)) = &d.change {
                 wallets.insert(d.account.clone(), wallet.clone());
-                self.entries.lock().unwrap_or_else(|e| e.into_inner()).push(entry.clone());
+                self.entries
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(entry.clone());
             }
             outcomes.insert(key, d.outcome.clone());
             Ok(Commit::Done)
@@ -295,7 +316,13 @@ mod tests {
             customer: CustomerRef::Email(who.into()),
             dry_run_of: None,
         };
-        store.wallets.lock().unwrap().get(&account).map(|w| w.balance_at(now())).unwrap_or(0)
+        store
+            .wallets
+            .lock()
+            .unwrap()
+            .get(&account)
+            .map(|w| w.balance_at(now()))
+            .unwrap_or(0)
     }
 
     #[test]
@@ -304,12 +331,22 @@ mod tests {
         let b = batch(
             "J1",
             false,
-            &[(1, "a@x.io", Operation::Credit, 50), (2, "a@x.io", Operation::Debit, 80), (3, "a@x.io", Operation::Debit, 20)],
+            &[
+                (1, "a@x.io", Operation::Credit, 50),
+                (2, "a@x.io", Operation::Debit, 80),
+                (3, "a@x.io", Operation::Debit, 20),
+            ],
         );
         let report = block_on(apply_batch(&store, &b, now())).unwrap();
         let statuses: Vec<RowStatus> = report.outcomes.iter().map(|o| o.status).collect();
-        assert_eq!(statuses, [RowStatus::Applied, RowStatus::Failed, RowStatus::Applied]);
-        assert_eq!(report.outcomes[1].error_code, Some(ErrorCode::InsufficientBalance));
+        assert_eq!(
+            statuses,
+            [RowStatus::Applied, RowStatus::Failed, RowStatus::Applied]
+        );
+        assert_eq!(
+            report.outcomes[1].error_code,
+            Some(ErrorCode::InsufficientBalance)
+        );
         assert_eq!(report.outcomes[1].balance_after, Some(50));
         assert_eq!(live_balance(&store, "a@x.io"), 30);
         assert_eq!(store.entries.lock().unwrap().len(), 2);
@@ -318,7 +355,14 @@ mod tests {
     #[test]
     fn a_redelivered_batch_changes_nothing_and_reports_the_same_outcomes() {
         let store = MemoryLedger::default();
-        let b = batch("J1", false, &[(1, "a@x.io", Operation::Credit, 50), (2, "b@x.io", Operation::Debit, 5)]);
+        let b = batch(
+            "J1",
+            false,
+            &[
+                (1, "a@x.io", Operation::Credit, 50),
+                (2, "b@x.io", Operation::Debit, 5),
+            ],
+        );
         let first = block_on(apply_batch(&store, &b, now())).unwrap();
         let again = block_on(apply_batch(&store, &b, now())).unwrap();
         assert_eq!(first, again);
@@ -329,11 +373,26 @@ mod tests {
     #[test]
     fn a_dry_run_starts_from_the_live_wallet_and_leaves_it_alone() {
         let store = MemoryLedger::default();
-        block_on(apply_batch(&store, &batch("J1", false, &[(1, "a@x.io", Operation::Credit, 50)]), now())).unwrap();
-        let dry = batch("J2", true, &[(1, "a@x.io", Operation::Debit, 30), (2, "a@x.io", Operation::Debit, 30)]);
+        block_on(apply_batch(
+            &store,
+            &batch("J1", false, &[(1, "a@x.io", Operation::Credit, 50)]),
+            now(),
+        ))
+        .unwrap();
+        let dry = batch(
+            "J2",
+            true,
+            &[
+                (1, "a@x.io", Operation::Debit, 30),
+                (2, "a@x.io", Operation::Debit, 30),
+            ],
+        );
         let report = block_on(apply_batch(&store, &dry, now())).unwrap();
         assert_eq!(report.outcomes[0].balance_after, Some(20));
-        assert_eq!(report.outcomes[1].error_code, Some(ErrorCode::InsufficientBalance));
+        assert_eq!(
+            report.outcomes[1].error_code,
+            Some(ErrorCode::InsufficientBalance)
+        );
         assert_eq!(live_balance(&store, "a@x.io"), 50);
     }
 
@@ -341,7 +400,10 @@ mod tests {
     fn block_on<F: Future>(future: F) -> F::Output {
         use std::task::{Context, Poll, Waker};
         let mut future = std::pin::pin!(future);
-        match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        match future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
             Poll::Ready(out) => out,
             Poll::Pending => panic!("the memory store never waits"),
         }

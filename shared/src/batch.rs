@@ -55,7 +55,11 @@ pub struct Batcher {
 impl Batcher {
     pub fn new(plan: BatchPlan) -> Self {
         let shards = (0..plan.shards.max(1)).map(|_| Vec::new()).collect();
-        Batcher { plan, shards, cut: 0 }
+        Batcher {
+            plan,
+            shards,
+            cut: 0,
+        }
     }
 
     /// Adds a row; returns a batch when the row's shard is full.
@@ -84,7 +88,10 @@ impl Batcher {
             shard,
             reason: self.plan.reason.clone(),
             dry_run: self.plan.dry_run,
-            rows: std::mem::replace(&mut self.shards[shard as usize], Vec::with_capacity(capacity)),
+            rows: std::mem::replace(
+                &mut self.shards[shard as usize],
+                Vec::with_capacity(capacity),
+            ),
         }
     }
 }
@@ -136,9 +143,17 @@ mod tests {
         assert_eq!(batches.iter().map(|b| b.rows.len()).sum::<usize>(), 20);
         for who in ["ann", "bob", "cyd"] {
             let key = CustomerRef::Email(format!("{who}@x.io"));
-            let holding: Vec<&Batch> = batches.iter().filter(|b| b.rows.iter().any(|r| r.customer == key)).collect();
-            assert!(holding.windows(2).all(|w| w[0].shard == w[1].shard && w[0].number < w[1].number));
-            let order: Vec<u64> = holding.iter().flat_map(|b| b.rows.iter().filter(|r| r.customer == key).map(|r| r.row)).collect();
+            let holding: Vec<&Batch> = batches
+                .iter()
+                .filter(|b| b.rows.iter().any(|r| r.customer == key))
+                .collect();
+            assert!(holding
+                .windows(2)
+                .all(|w| w[0].shard == w[1].shard && w[0].number < w[1].number));
+            let order: Vec<u64> = holding
+                .iter()
+                .flat_map(|b| b.rows.iter().filter(|r| r.customer == key).map(|r| r.row))
+                .collect();
             assert!(order.windows(2).all(|w| w[0] < w[1]), "{who}: {order:?}");
         }
     }
@@ -146,8 +161,17 @@ mod tests {
     #[test]
     fn batches_never_exceed_their_size() {
         let mut batcher = Batcher::new(plan(3, 2));
-        let full: Vec<Batch> = (1..=10).filter_map(|n| batcher.push(row(n, "ann"))).collect();
+        let full: Vec<Batch> = (1..=10)
+            .filter_map(|n| batcher.push(row(n, "ann")))
+            .collect();
         assert!(full.iter().all(|b| b.rows.len() == 3));
-        assert_eq!(batcher.finish().iter().map(|b| b.rows.len()).collect::<Vec<_>>(), [1]);
+        assert_eq!(
+            batcher
+                .finish()
+                .iter()
+                .map(|b| b.rows.len())
+                .collect::<Vec<_>>(),
+            [1]
+        );
     }
 }

@@ -117,7 +117,11 @@ impl<R: Read> CsvInput<R> {
             if !self.reader.read_byte_record(&mut self.record)? {
                 return Ok(None);
             }
-            if self.record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
+            if self
+                .record
+                .iter()
+                .all(|f| f.iter().all(u8::is_ascii_whitespace))
+            {
                 continue;
             }
             self.row += 1;
@@ -140,7 +144,13 @@ fn strip_bom(record: &ByteRecord) -> ByteRecord {
     record
         .iter()
         .enumerate()
-        .map(|(i, f)| if i == 0 { f.strip_prefix(BOM).unwrap_or(f) } else { f })
+        .map(|(i, f)| {
+            if i == 0 {
+                f.strip_prefix(BOM).unwrap_or(f)
+            } else {
+                f
+            }
+        })
         .collect()
 }
 
@@ -216,6 +226,9 @@ mod tests {
     #[test]
     fn a_header_that_is_not_utf8_is_refused_with_its_offset() {
         let err = CsvInput::open(&b"email,am\xE9ount\n"[..]).err().unwrap();
-        assert!(matches!(err, FileError::HeaderEncoding { offset: 8 }), "{err:?}");
+        assert!(
+            matches!(err, FileError::HeaderEncoding { offset: 8 }),
+            "{err:?}"
+        );
     }
 }

@@ -53,7 +53,8 @@ impl CustomerRef {
                 ": it looks like a spreadsheet turned it into scientific notation; format the column as text",
             ));
         }
-        let country = phonenumber::country::Id::from_str(&default_country.to_ascii_uppercase()).ok();
+        let country =
+            phonenumber::country::Id::from_str(&default_country.to_ascii_uppercase()).ok();
         let number = phonenumber::parse(country, value).map_err(|_| invalid(""))?;
         if !phonenumber::is_valid(&number) {
             let hint = if !value.starts_with(['0', '+']) {
@@ -152,11 +153,15 @@ mod tests {
     #[test]
     fn national_mobiles_use_the_default_country() {
         assert_eq!(
-            CustomerRef::mobile("06 12 34 56 78", "FR").unwrap().to_string(),
+            CustomerRef::mobile("06 12 34 56 78", "FR")
+                .unwrap()
+                .to_string(),
             "mobile:+33612345678"
         );
         assert_eq!(
-            CustomerRef::mobile("+44 7911 123456", "FR").unwrap().to_string(),
+            CustomerRef::mobile("+44 7911 123456", "FR")
+                .unwrap()
+                .to_string(),
             "mobile:+447911123456"
         );
     }

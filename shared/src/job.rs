@@ -120,7 +120,13 @@ pub struct Job {
 }
 
 impl Job {
-    pub fn new(tenant_id: &str, job_id: &str, source_key: &str, reason: &str, now: DateTime<Utc>) -> Self {
+    pub fn new(
+        tenant_id: &str,
+        job_id: &str,
+        source_key: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Self {
         Job {
             tenant_id: tenant_id.to_owned(),
             job_id: job_id.to_owned(),
@@ -155,7 +161,9 @@ impl Job {
 
     /// All batches are applied: the finalizer may run.
     pub fn ready_to_finalize(&self) -> bool {
-        self.status == JobStatus::Processing && self.splitting_done && self.batches_done >= self.batches_total
+        self.status == JobStatus::Processing
+            && self.splitting_done
+            && self.batches_done >= self.batches_total
     }
 
     /// Rows decided so far (invalid rows are decided when split).
@@ -268,7 +276,10 @@ mod tests {
     #[test]
     fn incoming_keys_name_the_tenant_and_api_uploads() {
         let drop = keys::parse_incoming("incoming/acme/march/bonus file.csv").unwrap();
-        assert_eq!((drop.tenant, drop.upload_job, drop.filename), ("acme", None, "bonus file.csv"));
+        assert_eq!(
+            (drop.tenant, drop.upload_job, drop.filename),
+            ("acme", None, "bonus file.csv")
+        );
         let api = keys::parse_incoming("incoming/acme/uploads/J1/f.csv").unwrap();
         assert_eq!(api.upload_job, Some("J1"));
         assert!(keys::parse_incoming("processed/acme/f.csv").is_none());
@@ -278,6 +289,9 @@ mod tests {
 
     #[test]
     fn processed_files_sit_under_the_job() {
-        assert_eq!(keys::processed("acme", "J1", "bonus.csv"), "processed/acme/J1/bonus.processed.csv");
+        assert_eq!(
+            keys::processed("acme", "J1", "bonus.csv"),
+            "processed/acme/J1/bonus.processed.csv"
+        );
     }
 }

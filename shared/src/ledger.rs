@@ -211,10 +211,16 @@ mod tests {
 
     #[test]
     fn a_debit_over_the_balance_is_refused() {
-        let w = wallet().apply(&credit(50, None), "j#1", t(1)).unwrap().wallet;
+        let w = wallet()
+            .apply(&credit(50, None), "j#1", t(1))
+            .unwrap()
+            .wallet;
         assert_eq!(
             w.apply(&debit(60), "j#2", t(1)).unwrap_err(),
-            InsufficientBalance { requested: 60, available: 50 }
+            InsufficientBalance {
+                requested: 60,
+                available: 50
+            }
         );
     }
 
@@ -228,8 +234,14 @@ mod tests {
         assert_eq!(
             applied.consumed,
             [
-                Consumed { from: "j#3".into(), points: 40 },
-                Consumed { from: "j#2".into(), points: 10 }
+                Consumed {
+                    from: "j#3".into(),
+                    points: 40
+                },
+                Consumed {
+                    from: "j#2".into(),
+                    points: 10
+                }
             ]
         );
         assert_eq!(applied.balance_after, 120);
@@ -238,7 +250,10 @@ mod tests {
 
     #[test]
     fn expired_points_are_neither_counted_nor_spendable() {
-        let w = wallet().apply(&credit(40, Some(1)), "j#1", t(1)).unwrap().wallet;
+        let w = wallet()
+            .apply(&credit(40, Some(1)), "j#1", t(1))
+            .unwrap()
+            .wallet;
         assert_eq!(w.balance_at(t(1)), 40);
         assert_eq!(w.balance_at(t(3)), 0);
         let refused = w.apply(&debit(10), "j#2", t(3)).unwrap_err();

@@ -13,8 +13,18 @@ pub struct Email {
 }
 
 /// The confirmation sent when an import has finished.
-pub fn completion_email(tenant: &Tenant, job: &Job, tally: &Tally, link: &str, link_hours: u64) -> Email {
-    let dry = if job.dry_run { " (dry run: no wallet was changed)" } else { "" };
+pub fn completion_email(
+    tenant: &Tenant,
+    job: &Job,
+    tally: &Tally,
+    link: &str,
+    link_hours: u64,
+) -> Email {
+    let dry = if job.dry_run {
+        " (dry run: no wallet was changed)"
+    } else {
+        ""
+    };
     let verdict = match JobStatus::finished(tally) {
         JobStatus::Completed => "completed",
         _ => "completed with errors",
@@ -53,7 +63,10 @@ pub fn completion_email(tenant: &Tenant, job: &Job, tally: &Tally, link: &str, l
 
 /// The notice sent when a file is refused as a whole.
 pub fn rejection_email(tenant: &Tenant, job: &Job) -> Email {
-    let why = job.rejection.as_deref().unwrap_or("the file could not be read");
+    let why = job
+        .rejection
+        .as_deref()
+        .unwrap_or("the file could not be read");
     Email {
         to: tenant.admin_email.clone(),
         subject: format!("Points import rejected: {}", job.filename),
@@ -95,7 +108,13 @@ mod tests {
     #[test]
     fn the_completion_email_summarises_and_links() {
         let job = Job::new("acme", "J1", "incoming/acme/x.csv", "spring", Utc::now());
-        let tally = Tally { applied: 2, skipped: 0, failed: 1, credited: 30, debited: 5 };
+        let tally = Tally {
+            applied: 2,
+            skipped: 0,
+            failed: 1,
+            credited: 30,
+            debited: 5,
+        };
         let email = completion_email(&tenant(), &job, &tally, "https://link", 72);
         assert_eq!(email.subject, "Points import completed with errors: x.csv");
         assert!(email.text.contains("Rows: 3\n") && email.text.contains("https://link"));

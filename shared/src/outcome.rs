@@ -80,7 +80,12 @@ pub struct RowError {
 }
 
 impl RowError {
-    pub fn new(row: u64, column: Option<&str>, code: ErrorCode, message: impl Into<String>) -> Self {
+    pub fn new(
+        row: u64,
+        column: Option<&str>,
+        code: ErrorCode,
+        message: impl Into<String>,
+    ) -> Self {
         RowError {
             row,
             column: column.map(str::to_owned),
@@ -178,8 +183,16 @@ mod tests {
 
     #[test]
     fn row_error_names_row_and_column() {
-        let err = RowError::new(3, Some("amount"), ErrorCode::InvalidAmount, "'1,000' is not a whole number");
-        assert_eq!(err.to_string(), "row 3, column amount: '1,000' is not a whole number");
+        let err = RowError::new(
+            3,
+            Some("amount"),
+            ErrorCode::InvalidAmount,
+            "'1,000' is not a whole number",
+        );
+        assert_eq!(
+            err.to_string(),
+            "row 3, column amount: '1,000' is not a whole number"
+        );
     }
 
     #[test]
@@ -188,6 +201,15 @@ mod tests {
         t.add(&RowOutcome::applied(1, 100, 100));
         t.add(&RowOutcome::applied(2, -30, 70));
         t.add(&RowOutcome::failed(3, ErrorCode::InvalidAmount, "x"));
-        assert_eq!(t, Tally { applied: 2, skipped: 0, failed: 1, credited: 100, debited: 30 });
+        assert_eq!(
+            t,
+            Tally {
+                applied: 2,
+                skipped: 0,
+                failed: 1,
+                credited: 100,
+                debited: 30
+            }
+        );
     }
 }

@@ -60,7 +60,9 @@ impl std::str::FromStr for PointsKind {
         match s {
             "points" => Ok(PointsKind::Points),
             "points_with_expiry" => Ok(PointsKind::PointsWithExpiry),
-            other => Err(format!("'{other}' is not an import kind: use points or points_with_expiry")),
+            other => Err(format!(
+                "'{other}' is not an import kind: use points or points_with_expiry"
+            )),
         }
     }
 }
@@ -275,9 +277,17 @@ impl PointsColumns {
     }
 
     /// What the preview shows of a row, valid or not.
-    pub fn preview(&self, row: u64, record: &ByteRecord, result: &Result<PointsRow, RowError>) -> PreviewRow {
+    pub fn preview(
+        &self,
+        row: u64,
+        record: &ByteRecord,
+        result: &Result<PointsRow, RowError>,
+    ) -> PreviewRow {
         let cells = Cells { row, record };
-        let lossy = |i: Option<usize>| i.map(|i| cells.raw(i).trim().to_owned()).unwrap_or_default();
+        let lossy = |i: Option<usize>| {
+            i.map(|i| cells.raw(i).trim().to_owned())
+                .unwrap_or_default()
+        };
         let identifier = match result {
             Ok(valid) => valid.customer.value().to_owned(),
             Err(_) => [self.email, self.mobile, self.customer_id]
@@ -346,7 +356,10 @@ fn parse_amount(row: u64, value: &str) -> Result<i64, RowError> {
         );
     }
     match value.parse::<i64>() {
-        Ok(0) => err(ErrorCode::InvalidAmount, format!("'{value}' is zero: the amount must be at least 1")),
+        Ok(0) => err(
+            ErrorCode::InvalidAmount,
+            format!("'{value}' is zero: the amount must be at least 1"),
+        ),
         Ok(n) if n <= MAX_AMOUNT => Ok(n),
         _ => err(
             ErrorCode::AmountTooLarge,
@@ -356,19 +369,24 @@ fn parse_amount(row: u64, value: &str) -> Result<i64, RowError> {
 }
 
 fn parse_expiry(row: u64, value: &str, operation: Operation) -> Result<Option<u32>, RowError> {
-    let err = |code, message: String| Err(RowError::new(row, Some("expire_in_days"), code, message));
+    let err =
+        |code, message: String| Err(RowError::new(row, Some("expire_in_days"), code, message));
     if value.is_empty() {
         return match operation {
             // A debit takes points away; it has nothing to expire.
             Operation::Debit => Ok(None),
             Operation::Credit => err(
                 ErrorCode::MissingExpiry,
-                "a credit in an import with expiry needs the number of days its points stay valid".into(),
+                "a credit in an import with expiry needs the number of days its points stay valid"
+                    .into(),
             ),
         };
     }
     match value.parse::<u32>() {
-        Ok(days) if value.bytes().all(|b| b.is_ascii_digit()) && (1..=MAX_EXPIRY_DAYS).contains(&days) => {
+        Ok(days)
+            if value.bytes().all(|b| b.is_ascii_digit())
+                && (1..=MAX_EXPIRY_DAYS).contains(&days) =>
+        {
             Ok(match operation {
                 Operation::Credit => Some(days),
                 Operation::Debit => None,
@@ -435,24 +453,40 @@ mod tests {
     fn an_amount_error_names_row_column_and_value() {
         let rows = validate_all("email,amount\na@x.io,\"1,000\"\n").unwrap();
         let message = rows[0].as_ref().unwrap_err().to_string();
-        assert!(message.starts_with("row 1, column amount: '1,000' is not a whole number"), "{message}");
+        assert!(
+            message.starts_with("row 1, column amount: '1,000' is not a whole number"),
+            "{message}"
+        );
     }
 
     #[test]
     fn the_first_present_identifier_wins() {
-        let rows = validate_all("email,mobile,customer_id,amount\n,0612345678,C1,1\n,,C1,1\n").unwrap();
-        assert_eq!(rows[0].as_ref().unwrap().customer.to_string(), "mobile:+33612345678");
-        assert_eq!(rows[1].as_ref().unwrap().customer.to_string(), "customer_id:C1");
+        let rows =
+            validate_all("email,mobile,customer_id,amount\n,0612345678,C1,1\n,,C1,1\n").unwrap();
+        assert_eq!(
+            rows[0].as_ref().unwrap().customer.to_string(),
+            "mobile:+33612345678"
+        );
+        assert_eq!(
+            rows[1].as_ref().unwrap().customer.to_string(),
+            "customer_id:C1"
+        );
     }
 
     #[test]
     fn a_row_without_identifier_fails() {
-        assert_eq!(codes("email,mobile,amount\n,,10\n"), [Some(ErrorCode::MissingIdentifier)]);
+        assert_eq!(
+            codes("email,mobile,amount\n,,10\n"),
+            [Some(ErrorCode::MissingIdentifier)]
+        );
     }
 
     #[test]
     fn a_bad_operation_fails() {
-        assert_eq!(codes("email,amount,operation\na@x.io,10,credit\n"), [Some(ErrorCode::InvalidOperation)]);
+        assert_eq!(
+            codes("email,amount,operation\na@x.io,10,credit\n"),
+            [Some(ErrorCode::InvalidOperation)]
+        );
     }
 
     #[test]
@@ -471,8 +505,14 @@ mod tests {
             validate_all("email,amount,points\n").unwrap_err(),
             HeaderError::UnknownColumn("points".into(), "")
         );
-        assert_eq!(validate_all("email,operation\n").unwrap_err(), HeaderError::MissingColumn("amount"));
-        assert_eq!(validate_all("amount\n").unwrap_err(), HeaderError::MissingIdentifierColumn);
+        assert_eq!(
+            validate_all("email,operation\n").unwrap_err(),
+            HeaderError::MissingColumn("amount")
+        );
+        assert_eq!(
+            validate_all("amount\n").unwrap_err(),
+            HeaderError::MissingIdentifierColumn
+        );
     }
 
     #[test]

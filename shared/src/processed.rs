@@ -25,7 +25,11 @@ pub enum ProcessedError<E> {
 
 /// Merges the original file with its outcomes (sorted by row) into `out`,
 /// returning the totals. A row without an outcome is reported as not processed.
-pub fn write_processed<R, W, E, I>(input: R, outcomes: I, out: W) -> Result<Tally, ProcessedError<E>>
+pub fn write_processed<R, W, E, I>(
+    input: R,
+    outcomes: I,
+    out: W,
+) -> Result<Tally, ProcessedError<E>>
 where
     R: Read,
     W: Write,
@@ -50,10 +54,23 @@ where
         let record = input.record();
         let mut cells: Vec<Cow<[u8]>> = Vec::with_capacity(width + OUTCOME_COLUMNS.len());
         cells.extend((0..width).map(|i| neutralise(record.get(i).unwrap_or_default())));
-        let balance = outcome.balance_after.map(|b| b.to_string()).unwrap_or_default();
+        let balance = outcome
+            .balance_after
+            .map(|b| b.to_string())
+            .unwrap_or_default();
         cells.push(Cow::Borrowed(outcome.status.as_str().as_bytes()));
-        cells.push(Cow::Borrowed(outcome.error_code.map(ErrorCode::as_str).unwrap_or("").as_bytes()));
-        cells.push(neutralise(outcome.error_message.as_deref().unwrap_or("").as_bytes()).into_owned().into());
+        cells.push(Cow::Borrowed(
+            outcome
+                .error_code
+                .map(ErrorCode::as_str)
+                .unwrap_or("")
+                .as_bytes(),
+        ));
+        cells.push(
+            neutralise(outcome.error_message.as_deref().unwrap_or("").as_bytes())
+                .into_owned()
+                .into(),
+        );
         cells.push(Cow::Owned(balance.into_bytes()));
         writer.write_record(&cells)?;
     }
@@ -114,7 +131,12 @@ mod tests {
 
     fn processed(file: &str, outcomes: Vec<RowOutcome>) -> (String, Tally) {
         let mut out = Vec::new();
-        let tally = write_processed(file.as_bytes(), outcomes.into_iter().map(Ok::<_, Infallible>), &mut out).unwrap();
+        let tally = write_processed(
+            file.as_bytes(),
+            outcomes.into_iter().map(Ok::<_, Infallible>),
+            &mut out,
+        )
+        .unwrap();
         (String::from_utf8(out).unwrap(), tally)
     }
 
@@ -124,7 +146,11 @@ mod tests {
             "email;amount\na@x.io;10\nb@x.io;x\n\nc@x.io;5\n",
             vec![
                 RowOutcome::applied(1, 10, 10),
-                RowOutcome::failed(2, ErrorCode::InvalidAmount, "row 2, column amount: 'x' is not a whole number"),
+                RowOutcome::failed(
+                    2,
+                    ErrorCode::InvalidAmount,
+                    "row 2, column amount: 'x' is not a whole number",
+                ),
                 RowOutcome::applied(3, 5, 15),
             ],
         );
@@ -140,7 +166,10 @@ mod tests {
 
     #[test]
     fn a_row_without_outcome_is_reported_not_processed() {
-        let (text, tally) = processed("email,amount\na@x.io,1\nb@x.io,2\n", vec![RowOutcome::applied(2, 2, 2)]);
+        let (text, tally) = processed(
+            "email,amount\na@x.io,1\nb@x.io,2\n",
+            vec![RowOutcome::applied(2, 2, 2)],
+        );
         assert!(text.contains("a@x.io,1,failed,not_processed,"), "{text}");
         assert_eq!(tally.failed, 1);
     }
@@ -152,13 +181,19 @@ mod tests {
             vec![],
         );
         let lines: Vec<&str> = text.lines().collect();
-        assert!(lines[1].starts_with("\"'=HYPERLINK(\"\"http://x\"\")\",'+1,"), "{text}");
+        assert!(
+            lines[1].starts_with("\"'=HYPERLINK(\"\"http://x\"\")\",'+1,"),
+            "{text}"
+        );
         assert!(lines[2].starts_with("'@SUM(A1),'-2,"), "{text}");
     }
 
     #[test]
     fn short_rows_are_padded_so_outcomes_stay_in_their_columns() {
-        let (text, _) = processed("email,mobile,amount\na@x.io\n", vec![RowOutcome::applied(1, 1, 1)]);
+        let (text, _) = processed(
+            "email,mobile,amount\na@x.io\n",
+            vec![RowOutcome::applied(1, 1, 1)],
+        );
         assert_eq!(text.lines().nth(1), Some("a@x.io,,,applied,,,1"));
     }
 }

@@ -88,7 +88,10 @@ pub fn split<R: Read, S: SplitSink>(
         invalid_rows: 0,
         batches: 0,
     };
-    while let Some(row) = input.next_row().map_err(|e| SplitError::Read(e.to_string()))? {
+    while let Some(row) = input
+        .next_row()
+        .map_err(|e| SplitError::Read(e.to_string()))?
+    {
         summary.total_rows = row;
         let result = columns.validate(row, input.record(), &request.default_country);
         if preview.len() < PREVIEW_ROWS {
@@ -179,7 +182,11 @@ mod tests {
     fn every_row_is_either_batched_or_failed() {
         let mut file = String::from("email,amount,operation\n");
         for n in 1..=120 {
-            let amount = if n % 10 == 0 { "10.5".to_string() } else { n.to_string() };
+            let amount = if n % 10 == 0 {
+                "10.5".to_string()
+            } else {
+                n.to_string()
+            };
             file.push_str(&format!("c{}@x.io,{amount},CR\n", n % 7));
         }
         let mut sink = Collect::default();
@@ -187,11 +194,18 @@ mod tests {
         assert_eq!(summary.total_rows, 120);
         assert_eq!(summary.invalid_rows, 12);
         assert_eq!(summary.batches, sink.batches.len() as u64);
-        let mut rows: Vec<u64> = sink.batches.iter().flat_map(|b| b.rows.iter().map(|r| r.row)).collect();
+        let mut rows: Vec<u64> = sink
+            .batches
+            .iter()
+            .flat_map(|b| b.rows.iter().map(|r| r.row))
+            .collect();
         rows.extend(sink.failed.iter().map(|o| o.row));
         rows.sort();
         assert_eq!(rows, (1..=120).collect::<Vec<_>>());
-        assert!(sink.failed.iter().all(|o| o.error_code == Some(ErrorCode::InvalidAmount)));
+        assert!(sink
+            .failed
+            .iter()
+            .all(|o| o.error_code == Some(ErrorCode::InvalidAmount)));
         assert_eq!(sink.preview.len(), PREVIEW_ROWS);
         assert_eq!(sink.preview[9].result, "row 10, column amount: '10.5' is not a whole number of points: use digits only, with no sign, separators, decimals or exponent");
     }
@@ -199,15 +213,28 @@ mod tests {
     #[test]
     fn a_bad_header_rejects_the_file_before_any_row() {
         let mut sink = Collect::default();
-        let err = split(&b"email,amount,colour\na@x.io,1,red\n"[..], &request(), &mut sink).unwrap_err();
-        assert!(matches!(&err, SplitError::Rejected(m) if m.contains("'colour'")), "{err}");
+        let err = split(
+            &b"email,amount,colour\na@x.io,1,red\n"[..],
+            &request(),
+            &mut sink,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, SplitError::Rejected(m) if m.contains("'colour'")),
+            "{err}"
+        );
         assert!(sink.kind.is_none() && sink.batches.is_empty());
     }
 
     #[test]
     fn the_kind_is_inferred_from_the_header() {
         let mut sink = Collect::default();
-        split(&b"email,amount,expire_in_days\na@x.io,1,3\n"[..], &request(), &mut sink).unwrap();
+        split(
+            &b"email,amount,expire_in_days\na@x.io,1,3\n"[..],
+            &request(),
+            &mut sink,
+        )
+        .unwrap();
         assert_eq!(sink.kind, Some(PointsKind::PointsWithExpiry));
         assert_eq!(sink.preview[0].expiry.as_deref(), Some("3"));
     }

@@ -29,7 +29,9 @@ pub enum TenantError {
 
 pub fn validate_tenant_id(id: &str) -> Result<(), TenantError> {
     let ok = (3..=40).contains(&id.len())
-        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !id.starts_with('-');
     if ok {
         Ok(())

@@ -1,1 +1,229 @@
-//! The pipeline tests live in tests/.
+//! A harness for tests that drive the whole pipeline against the local
+//! emulator (`bash infra/local/dev test` starts it): real S3, SQS, DynamoDB
+//! and SES calls over HTTP through the AWS SDK, and the functions' own
+//! handlers delivered to by the local runner.
+
+use aws_sdk_s3::primitives::ByteStream;
+use lambda_http::http::{Method, StatusCode};
+use local_stack::console::{self, ApiResponse, SentEmail};
+use local_stack::{env, Runner};
+use loyalty_aws::objects::Presigned;
+use loyalty_aws::Aws;
+use serde_json::json;
+use shared::identifier::CustomerRef;
+use shared::job::Job;
+use shared::tenant::Tenant;
+use std::time::Duration;
+
+pub struct Harness {
+    pub aws: Aws,
+    pub runner: Runner,
+}
+
+/// A freshly registered tenant of one test.
+pub struct TestTenant {
+    pub tenant: Tenant,
+    pub api_key: String,
+}
+
+impl TestTenant {
+    pub fn id(&self) -> &str {
+        &self.tenant.tenant_id
+    }
+}
+
+pub fn unique(prefix: &str) -> String {
+    let mut bytes = [0u8; 5];
+    getrandom::getrandom(&mut bytes).expect("randomness");
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}-{hex}")
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        env::load().expect("the local stack's environment");
+        let aws = Aws::from_env().await.expect("settings");
+        let runner = Runner::new(aws.clone()).expect("queues");
+        Harness { aws, runner }
+    }
+
+    /// A new tenant whose admin is `admin@<id>.test`, mobiles read in France.
+    pub async fn tenant(&self) -> TestTenant {
+        let id = unique("t");
+        let (tenant, api_key) =
+            console::create_tenant(&self.aws, &id, &format!("admin@{id}.test"), "FR")
+                .await
+                .expect("tenant");
+        TestTenant { tenant, api_key }
+    }
+
+    /// An operator's console drop: `incoming/<tenant>/<path>`.
+    pub async fn drop_file(
+        &self,
+        tenant: &TestTenant,
+        path: &str,
+        content: &str,
+        reason: Option<&str>,
+    ) -> String {
+        let key = format!("incoming/{}/{path}", tenant.id());
+        self.aws
+            .objects
+            .client()
+            .put_object()
+            .bucket(self.aws.objects.bucket())
+            .key(&key)
+            .set_metadata(reason.map(|r| [("reason".to_owned(), r.to_owned())].into()))
+            .body(ByteStream::from(content.as_bytes().to_vec()))
+            .send()
+            .await
+            .expect("put object");
+        key
+    }
+
+    pub async fn api(
+        &self,
+        tenant: &TestTenant,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> ApiResponse {
+        console::api(&self.aws, method, path, Some(&tenant.api_key), body)
+            .await
+            .expect("api call")
+    }
+
+    /// Creates an import through the API and uploads `content` to its presigned URL.
+    pub async fn api_import(
+        &self,
+        tenant: &TestTenant,
+        kind: &str,
+        filename: &str,
+        content: &str,
+        dry_run: bool,
+    ) -> String {
+        let created = self
+            .api(
+                tenant,
+                Method::POST,
+                "/imports",
+                Some(json!({
+                    "kind": kind, "reason": "test campaign", "filename": filename,
+                    "size_bytes": content.len(), "dry_run": dry_run,
+                })),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+        let ticket = created.json().expect("json");
+        let presigned: Presigned =
+            serde_json::from_value(ticket["upload"].clone()).expect("upload");
+        let status = console::upload(&presigned, content.as_bytes().to_vec())
+            .await
+            .expect("upload");
+        assert!(status.is_success(), "upload refused: {status}");
+        ticket["job_id"].as_str().expect("job id").to_owned()
+    }
+
+    /// Runs the pipeline until the tenant has nothing left in flight.
+    pub async fn settle(&self, tenant: &TestTenant) {
+        self.runner
+            .run_until_idle(Some(tenant.id()), Duration::from_secs(90))
+            .await
+            .expect("the pipeline settles");
+    }
+
+    /// The tenant's jobs, oldest first.
+    pub async fn jobs(&self, tenant: &TestTenant) -> Vec<Job> {
+        self.aws.tables.jobs(tenant.id()).await.expect("jobs")
+    }
+
+    /// The tenant's only job.
+    pub async fn only_job(&self, tenant: &TestTenant) -> Job {
+        let mut jobs = self.jobs(tenant).await;
+        assert_eq!(jobs.len(), 1, "expected one job, found {jobs:?}");
+        jobs.remove(0)
+    }
+
+    pub async fn processed_file(&self, job: &Job) -> String {
+        let key = job.processed_key.as_deref().expect("a processed file");
+        String::from_utf8(
+            self.aws
+                .objects
+                .get_bytes(key)
+                .await
+                .expect("processed file"),
+        )
+        .expect("utf-8")
+    }
+
+    /// Every email whose text mentions the job, whoever it went to.
+    pub async fn emails_about(&self, job_id: &str) -> Vec<SentEmail> {
+        console::sent_emails()
+            .await
+            .expect("emails")
+            .into_iter()
+            .filter(|e| e.body.contains(job_id))
+            .collect()
+    }
+
+    pub async fn balance(&self, tenant: &TestTenant, customer: &str) -> i64 {
+        let customer: CustomerRef = customer.parse().expect("kind:value");
+        let view = self
+            .aws
+            .tables
+            .wallet_view(tenant.id(), &customer)
+            .await
+            .expect("wallet");
+        view.wallet
+            .map(|w| w.balance_at(chrono::Utc::now()))
+            .unwrap_or(0)
+    }
+
+    pub async fn ledger_len(&self, tenant: &TestTenant, customer: &str) -> usize {
+        let customer: CustomerRef = customer.parse().expect("kind:value");
+        self.aws
+            .tables
+            .wallet_view(tenant.id(), &customer)
+            .await
+            .expect("wallet")
+            .entries
+            .len()
+    }
+}
+
+/// One row of a processed file: its cells by column name.
+pub struct ProcessedRow(pub std::collections::HashMap<String, String>);
+
+impl ProcessedRow {
+    pub fn get(&self, column: &str) -> &str {
+        self.0.get(column).map(String::as_str).unwrap_or_default()
+    }
+}
+
+/// Reads a processed file back (any delimiter), row by row.
+pub fn processed_rows(processed: &str) -> Vec<ProcessedRow> {
+    let mut input = shared::csv_input::CsvInput::open(processed.as_bytes()).expect("a CSV file");
+    let names = input.header().names.clone();
+    let mut rows = Vec::new();
+    while input.next_row().expect("readable").is_some() {
+        let cells = input
+            .record()
+            .iter()
+            .map(|c| String::from_utf8_lossy(c).into_owned());
+        rows.push(ProcessedRow(names.iter().cloned().zip(cells).collect()));
+    }
+    rows
+}
+
+/// (status, error_code, balance_after) of each row of a processed file.
+pub fn outcomes(processed: &str) -> Vec<(String, String, String)> {
+    processed_rows(processed)
+        .iter()
+        .map(|r| {
+            (
+                r.get("status").to_owned(),
+                r.get("error_code").to_owned(),
+                r.get("balance_after").to_owned(),
+            )
+        })
+        .collect()
+}

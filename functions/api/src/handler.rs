@@ -25,7 +25,10 @@ pub async fn handle(aws: &Aws, request: Request) -> Result<Response<Body>, lambd
         Ok(response) => response,
         Err(ApiError::Aws(e)) => {
             tracing::error!(error = %e, "request failed");
-            reply(StatusCode::INTERNAL_SERVER_ERROR, &json!({"error": "internal error; try again"}))
+            reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({"error": "internal error; try again"}),
+            )
         }
         Err(ApiError::Status(status, message)) => reply(status, &json!({ "error": message })),
     })
@@ -44,10 +47,18 @@ fn status(code: StatusCode, message: impl Into<String>) -> ApiError {
 }
 
 async fn route(aws: &Aws, request: &Request) -> Result<Response<Body>, ApiError> {
-    let segments: Vec<&str> = request.uri().path().split('/').filter(|s| !s.is_empty()).collect();
+    let segments: Vec<&str> = request
+        .uri()
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     // Match on the route's own segments, whatever prefix a stage or a local
     // function URL puts before them.
-    let route = match segments.iter().rposition(|s| *s == "imports" || *s == "templates") {
+    let route = match segments
+        .iter()
+        .rposition(|s| *s == "imports" || *s == "templates")
+    {
         Some(i) => &segments[i..],
         None => &[][..],
     };
@@ -100,9 +111,14 @@ const MAX_REASON_CHARS: usize = 500;
 const MAX_FILENAME_CHARS: usize = 200;
 
 #[instrument(skip_all, fields(tenant = %tenant.tenant_id))]
-async fn create_import(aws: &Aws, tenant: &Tenant, request: &Request) -> Result<Response<Body>, ApiError> {
+async fn create_import(
+    aws: &Aws,
+    tenant: &Tenant,
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
     let bad = |m: String| status(StatusCode::BAD_REQUEST, m);
-    let body: CreateImport = serde_json::from_slice(request.body().as_ref()).map_err(|e| bad(format!("invalid request body: {e}")))?;
+    let body: CreateImport = serde_json::from_slice(request.body().as_ref())
+        .map_err(|e| bad(format!("invalid request body: {e}")))?;
     let kind: PointsKind = body.kind.parse().map_err(bad)?;
     let reason = body.reason.trim();
     if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
@@ -114,7 +130,9 @@ async fn create_import(aws: &Aws, tenant: &Tenant, request: &Request) -> Result<
         || filename.contains(['/', '\\'])
         || filename.chars().any(char::is_control)
     {
-        return Err(bad(format!("filename must be 1 to {MAX_FILENAME_CHARS} characters, without slashes")));
+        return Err(bad(format!(
+            "filename must be 1 to {MAX_FILENAME_CHARS} characters, without slashes"
+        )));
     }
     let max = aws.settings.max_upload_bytes;
     if body.size_bytes == 0 || body.size_bytes > max {
@@ -212,8 +230,9 @@ fn reply<T: Serialize>(code: StatusCode, body: &T) -> Response<Body> {
     let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());
     let mut response = Response::new(Body::from(text));
     *response.status_mut() = code;
-    response
-        .headers_mut()
-        .insert("content-type", lambda_http::http::HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        "content-type",
+        lambda_http::http::HeaderValue::from_static("application/json"),
+    );
     response
 }

@@ -51,7 +51,11 @@ impl Objects {
     }
 
     /// `None` when there is no such object.
-    pub async fn head(&self, key: &str, version: Option<&str>) -> Result<Option<ObjectInfo>, AwsError> {
+    pub async fn head(
+        &self,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<Option<ObjectInfo>, AwsError> {
         match self
             .client
             .head_object()
@@ -71,7 +75,11 @@ impl Objects {
                     .unwrap_or_default(),
                 metadata: out
                     .metadata()
-                    .map(|m| m.iter().map(|(k, v)| (k.to_lowercase(), v.clone())).collect())
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| (k.to_lowercase(), v.clone()))
+                            .collect()
+                    })
                     .unwrap_or_default(),
             })),
             Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
@@ -94,14 +102,25 @@ impl Objects {
             .bucket(&self.bucket)
             .key(key)
             .set_version_id(version.map(str::to_owned))
-            .set_if_match(if version.is_none() { if_match.map(str::to_owned) } else { None })
+            .set_if_match(if version.is_none() {
+                if_match.map(str::to_owned)
+            } else {
+                None
+            })
             .send()
             .await
             .map_err(|e| AwsError::sdk("s3:GetObject", e))?;
-        Ok(tokio_util::io::SyncIoBridge::new(out.body.into_async_read()))
+        Ok(tokio_util::io::SyncIoBridge::new(
+            out.body.into_async_read(),
+        ))
     }
 
-    pub async fn put_file(&self, key: &str, path: &Path, content_type: &str) -> Result<(), AwsError> {
+    pub async fn put_file(
+        &self,
+        key: &str,
+        path: &Path,
+        content_type: &str,
+    ) -> Result<(), AwsError> {
         let body = ByteStream::from_path(path)
             .await
             .map_err(|e| AwsError::new("s3:PutObject", e))?;
@@ -136,8 +155,14 @@ impl Objects {
 
     /// A URL that can PUT exactly `content_length` bytes to `key`, and
     /// nothing else, until it expires.
-    pub async fn presign_upload(&self, key: &str, content_length: u64, expires: Duration) -> Result<Presigned, AwsError> {
-        let config = PresigningConfig::expires_in(expires).map_err(|e| AwsError::new("s3:presign", e))?;
+    pub async fn presign_upload(
+        &self,
+        key: &str,
+        content_length: u64,
+        expires: Duration,
+    ) -> Result<Presigned, AwsError> {
+        let config =
+            PresigningConfig::expires_in(expires).map_err(|e| AwsError::new("s3:presign", e))?;
         self.presign_upload_with(key, content_length, config).await
     }
 
@@ -170,7 +195,8 @@ impl Objects {
 
     /// A time-limited download link.
     pub async fn presign_download(&self, key: &str, expires: Duration) -> Result<String, AwsError> {
-        let config = PresigningConfig::expires_in(expires).map_err(|e| AwsError::new("s3:presign", e))?;
+        let config =
+            PresigningConfig::expires_in(expires).map_err(|e| AwsError::new("s3:presign", e))?;
         let request = self
             .client
             .get_object()

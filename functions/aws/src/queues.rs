@@ -43,8 +43,11 @@ impl Queues {
         let mut entries = Vec::new();
         let mut bytes = 0;
         for batch in batches {
-            let body = serde_json::to_string(batch).map_err(|e| AwsError::new("sqs:SendMessageBatch", e))?;
-            if entries.len() == MAX_ENTRIES || (bytes + body.len() > MAX_BATCH_BYTES && !entries.is_empty()) {
+            let body = serde_json::to_string(batch)
+                .map_err(|e| AwsError::new("sqs:SendMessageBatch", e))?;
+            if entries.len() == MAX_ENTRIES
+                || (bytes + body.len() > MAX_BATCH_BYTES && !entries.is_empty())
+            {
                 self.send_entries(std::mem::take(&mut entries)).await?;
                 bytes = 0;
             }
@@ -65,7 +68,10 @@ impl Queues {
         Ok(())
     }
 
-    async fn send_entries(&self, entries: Vec<SendMessageBatchRequestEntry>) -> Result<(), AwsError> {
+    async fn send_entries(
+        &self,
+        entries: Vec<SendMessageBatchRequestEntry>,
+    ) -> Result<(), AwsError> {
         let out = self
             .client
             .send_message_batch()
@@ -79,14 +85,20 @@ impl Queues {
             // processor's per-row decisions make the re-send harmless.
             Some(failed) => Err(AwsError::new(
                 "sqs:SendMessageBatch",
-                format!("{} messages refused, first: {} {}", out.failed().len(), failed.code(), failed.message().unwrap_or("")),
+                format!(
+                    "{} messages refused, first: {} {}",
+                    out.failed().len(),
+                    failed.code(),
+                    failed.message().unwrap_or("")
+                ),
             )),
             None => Ok(()),
         }
     }
 
     pub async fn request_finalize(&self, request: &FinalizeRequest) -> Result<(), AwsError> {
-        let body = serde_json::to_string(request).map_err(|e| AwsError::new("sqs:SendMessage", e))?;
+        let body =
+            serde_json::to_string(request).map_err(|e| AwsError::new("sqs:SendMessage", e))?;
         self.client
             .send_message()
             .queue_url(&self.finalize_queue_url)

@@ -106,8 +106,14 @@ pub fn deliveries(event: &serde_json::Value) -> Result<Vec<Delivery>, EventError
         .records
         .iter()
         .map(|record| {
-            let message_id = record.get("messageId").and_then(|m| m.as_str()).map(str::to_owned);
-            let body = record.get("body").and_then(|b| b.as_str()).unwrap_or_default();
+            let message_id = record
+                .get("messageId")
+                .and_then(|m| m.as_str())
+                .map(str::to_owned);
+            let body = record
+                .get("body")
+                .and_then(|b| b.as_str())
+                .unwrap_or_default();
             let inner: serde_json::Value =
                 serde_json::from_str(body).map_err(|e| EventError(format!("message body: {e}")))?;
             Ok(Delivery {
@@ -133,7 +139,11 @@ fn objects_of(event: &serde_json::Value) -> Result<Vec<ObjectCreated>, EventErro
         objects.push(ObjectCreated {
             bucket: record.s3.bucket.name,
             key: decode_key(&record.s3.object.key)?,
-            version_id: record.s3.object.version_id.filter(|v| !v.is_empty() && v != "null"),
+            version_id: record
+                .s3
+                .object
+                .version_id
+                .filter(|v| !v.is_empty() && v != "null"),
             etag: record.s3.object.etag,
             size: record.s3.object.size,
             sequencer: record.s3.object.sequencer,
@@ -168,8 +178,14 @@ mod tests {
 
     #[test]
     fn keys_are_url_decoded_with_plus_as_space() {
-        let d = deliveries(&s3_event("incoming/acme/spring+bonus+%C3%A9t%C3%A9+1%2B1.csv")).unwrap();
-        assert_eq!(d[0].objects[0].key, "incoming/acme/spring bonus été 1+1.csv");
+        let d = deliveries(&s3_event(
+            "incoming/acme/spring+bonus+%C3%A9t%C3%A9+1%2B1.csv",
+        ))
+        .unwrap();
+        assert_eq!(
+            d[0].objects[0].key,
+            "incoming/acme/spring bonus été 1+1.csv"
+        );
         assert_eq!(d[0].message_id, None);
     }
 

@@ -14,8 +14,8 @@ use crate::settings::Settings;
 use crate::AwsError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, KeysAndAttributes, Put, PutRequest, ReturnValue, TransactWriteItem,
-    Update, WriteRequest,
+    AttributeValue, ConditionCheck, KeysAndAttributes, Put, PutRequest, ReturnValue,
+    TransactWriteItem, Update, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
@@ -150,7 +150,12 @@ impl Tables {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(AwsError::sdk("dynamodb:PutItem", e)),
         }
     }
@@ -164,7 +169,9 @@ impl Tables {
             .send()
             .await
             .map_err(|e| AwsError::sdk("dynamodb:GetItem", e))?;
-        out.item.map(|i| from_item("dynamodb:GetItem", i)).transpose()
+        out.item
+            .map(|i| from_item("dynamodb:GetItem", i))
+            .transpose()
     }
 
     // ----- jobs -----
@@ -185,7 +192,12 @@ impl Tables {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(AwsError::sdk("dynamodb:PutItem", e)),
         }
     }
@@ -237,7 +249,12 @@ impl Tables {
                 .attributes
                 .map(|i| from_item::<JobItem>("dynamodb:UpdateItem", i).map(|j| j.job))
                 .transpose(),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(None),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(AwsError::sdk("dynamodb:UpdateItem", e)),
         }
     }
@@ -283,7 +300,8 @@ impl Tables {
         kind: PointsKind,
         preview: &[PreviewRow],
     ) -> Result<(), AwsError> {
-        let preview = serde_dynamo::to_attribute_value(preview).map_err(|e| AwsError::new("dynamodb:UpdateItem", e))?;
+        let preview = serde_dynamo::to_attribute_value(preview)
+            .map_err(|e| AwsError::new("dynamodb:UpdateItem", e))?;
         self.update_job(
             tenant_id,
             job_id,
@@ -297,7 +315,12 @@ impl Tables {
     }
 
     /// The whole file is split: the job is now waiting for its batches.
-    pub async fn finish_split(&self, tenant_id: &str, job_id: &str, summary: &SplitSummary) -> Result<Option<Job>, AwsError> {
+    pub async fn finish_split(
+        &self,
+        tenant_id: &str,
+        job_id: &str,
+        summary: &SplitSummary,
+    ) -> Result<Option<Job>, AwsError> {
         self.update_job(
             tenant_id,
             job_id,
@@ -319,7 +342,12 @@ impl Tables {
     }
 
     /// The file is refused as a whole.
-    pub async fn reject_job(&self, tenant_id: &str, job_id: &str, why: &str) -> Result<Option<Job>, AwsError> {
+    pub async fn reject_job(
+        &self,
+        tenant_id: &str,
+        job_id: &str,
+        why: &str,
+    ) -> Result<Option<Job>, AwsError> {
         self.update_job(
             tenant_id,
             job_id,
@@ -381,7 +409,9 @@ impl Tables {
         match result {
             Ok(_) => {}
             // Counted by an earlier delivery of the same batch.
-            Err(e) if cancellation_codes(&e).first().map(String::as_str) == Some("ConditionalCheckFailed") => {}
+            Err(e)
+                if cancellation_codes(&e).first().map(String::as_str)
+                    == Some("ConditionalCheckFailed") => {}
             Err(e) => return Err(AwsError::sdk("dynamodb:TransactWriteItems", e)),
         }
         self.job(tenant_id, job_id)
@@ -392,7 +422,11 @@ impl Tables {
     /// Takes the right to finalize a job for `lease_seconds`, if the job is
     /// still as observed and nobody else holds it. A `processing` job moves
     /// to `finalizing`.
-    pub async fn claim_finalization(&self, job: &Job, lease_seconds: i64) -> Result<bool, AwsError> {
+    pub async fn claim_finalization(
+        &self,
+        job: &Job,
+        lease_seconds: i64,
+    ) -> Result<bool, AwsError> {
         let now = Utc::now().timestamp();
         let next = match job.status {
             JobStatus::Processing => JobStatus::Finalizing,
@@ -462,6 +496,35 @@ impl Tables {
         Ok(())
     }
 
+    /// A tenant's jobs, oldest first (job ids are time-ordered).
+    pub async fn jobs(&self, tenant_id: &str) -> Result<Vec<Job>, AwsError> {
+        let mut jobs = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.jobs)
+                .key_condition_expression("tenant_id = :t AND begins_with(sk, :job)")
+                .filter_expression("NOT contains(sk, :batch)")
+                .expression_attribute_values(":t", s(tenant_id))
+                .expression_attribute_values(":job", s("JOB#"))
+                .expression_attribute_values(":batch", s("#BATCH#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::sdk("dynamodb:Query", e))?;
+            for item in out.items.unwrap_or_default() {
+                jobs.push(from_item::<JobItem>("dynamodb:Query", item)?.job);
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(jobs),
+            }
+        }
+    }
+
     /// Jobs whose pipeline has not finished, across tenants (the local runner
     /// waits for none to be left). A final job still owing its email counts.
     pub async fn unfinished_jobs(&self) -> Result<Vec<Job>, AwsError> {
@@ -496,7 +559,11 @@ impl Tables {
 
     /// Records outcomes decided outside a ledger commit (rows that failed
     /// validation). Re-recording the same outcome is harmless.
-    pub async fn put_outcomes(&self, job_id: &str, outcomes: &[RowOutcome]) -> Result<(), AwsError> {
+    pub async fn put_outcomes(
+        &self,
+        job_id: &str,
+        outcomes: &[RowOutcome],
+    ) -> Result<(), AwsError> {
         let ttl = epoch_in_days(OUTCOME_TTL_DAYS);
         for chunk in outcomes.chunks(25) {
             let mut requests = chunk
@@ -571,7 +638,11 @@ impl Tables {
     // ----- wallets -----
 
     /// A wallet and its ledger entries (live wallets only).
-    pub async fn wallet_view(&self, tenant_id: &str, customer: &CustomerRef) -> Result<WalletView, AwsError> {
+    pub async fn wallet_view(
+        &self,
+        tenant_id: &str,
+        customer: &CustomerRef,
+    ) -> Result<WalletView, AwsError> {
         let pk = wallet_pk(&Account {
             tenant_id: tenant_id.to_owned(),
             customer: customer.clone(),
@@ -595,7 +666,8 @@ impl Tables {
                 .await
                 .map_err(|e| AwsError::sdk("dynamodb:Query", e))?;
             for item in out.items.unwrap_or_default() {
-                let is_wallet = matches!(item.get("sk"), Some(AttributeValue::S(sk)) if sk == "WALLET");
+                let is_wallet =
+                    matches!(item.get("sk"), Some(AttributeValue::S(sk)) if sk == "WALLET");
                 if is_wallet {
                     let w: WalletItem = from_item("dynamodb:Query", item)?;
                     view.wallet = Some(Wallet {
@@ -605,7 +677,8 @@ impl Tables {
                         version: w.version,
                     });
                 } else {
-                    view.entries.push(from_item::<EntryItem>("dynamodb:Query", item)?.entry);
+                    view.entries
+                        .push(from_item::<EntryItem>("dynamodb:Query", item)?.entry);
                 }
             }
             match out.last_evaluated_key {
@@ -613,7 +686,9 @@ impl Tables {
                 _ => break,
             }
         }
-        view.entries.sort_by(|a, b| (a.applied_at, &a.job_id, a.row).cmp(&(b.applied_at, &b.job_id, b.row)));
+        view.entries.sort_by(|a, b| {
+            (a.applied_at, &a.job_id, a.row).cmp(&(b.applied_at, &b.job_id, b.row))
+        });
         Ok(view)
     }
 
@@ -658,7 +733,9 @@ async fn backoff(attempt: u32, again: bool) {
 }
 
 /// The per-item cancellation codes of a cancelled transaction.
-fn cancellation_codes<R>(err: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>) -> Vec<String> {
+fn cancellation_codes<R>(
+    err: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>,
+) -> Vec<String> {
     match err.as_service_error() {
         Some(TransactWriteItemsError::TransactionCanceledException(e)) => e
             .cancellation_reasons()
@@ -680,7 +757,12 @@ impl LedgerStore for Tables {
                     .set_keys(Some(
                         chunk
                             .iter()
-                            .map(|r| HashMap::from([("job_id".to_owned(), s(job_id)), ("row".to_owned(), n(r))]))
+                            .map(|r| {
+                                HashMap::from([
+                                    ("job_id".to_owned(), s(job_id)),
+                                    ("row".to_owned(), n(r)),
+                                ])
+                            })
                             .collect(),
                     ))
                     .consistent_read(true)
@@ -696,7 +778,11 @@ impl LedgerStore for Tables {
                     .send()
                     .await
                     .map_err(|e| AwsError::sdk("dynamodb:BatchGetItem", e))?;
-                for item in out.responses.and_then(|mut r| r.remove(&self.outcomes)).unwrap_or_default() {
+                for item in out
+                    .responses
+                    .and_then(|mut r| r.remove(&self.outcomes))
+                    .unwrap_or_default()
+                {
                     found.push(from_item::<OutcomeItem>("dynamodb:BatchGetItem", item)?.outcome);
                 }
                 keys = out
@@ -722,7 +808,10 @@ impl LedgerStore for Tables {
             };
             if let Some(wallet) = self.stored_wallet(&wallet_pk(&live)).await? {
                 // The dry run's copy starts from the live wallet, not yet stored.
-                return Ok(Wallet { version: 0, ..wallet });
+                return Ok(Wallet {
+                    version: 0,
+                    ..wallet
+                });
             }
         }
         Ok(Wallet::empty(account.customer.clone()))
@@ -731,7 +820,11 @@ impl LedgerStore for Tables {
     async fn commit(&self, d: &Decision) -> Result<Commit, AwsError> {
         let call = "dynamodb:TransactWriteItems";
         let pk = wallet_pk(&d.account);
-        let scratch_ttl = d.account.dry_run_of.as_ref().map(|_| epoch_in_days(SCRATCH_TTL_DAYS));
+        let scratch_ttl = d
+            .account
+            .dry_run_of
+            .as_ref()
+            .map(|_| epoch_in_days(SCRATCH_TTL_DAYS));
         let outcome = OutcomeItem {
             job_id: d.job_id.clone(),
             outcome: d.outcome.clone(),
@@ -770,7 +863,9 @@ impl LedgerStore for Tables {
                                 .table_name(&self.wallets)
                                 .set_item(Some(to_item(call, &item)?))
                                 .condition_expression(condition)
-                                .set_expression_attribute_values(version.map(|v| HashMap::from([(":v".to_owned(), v)])))
+                                .set_expression_attribute_values(
+                                    version.map(|v| HashMap::from([(":v".to_owned(), v)])),
+                                )
                                 .build()
                                 .map_err(|e| AwsError::new(call, e))?,
                         )
@@ -803,21 +898,33 @@ impl LedgerStore for Tables {
                             .key("pk", s(&pk))
                             .key("sk", s("WALLET"))
                             .condition_expression(condition)
-                            .set_expression_attribute_values(version.map(|v| HashMap::from([(":v".to_owned(), v)])))
+                            .set_expression_attribute_values(
+                                version.map(|v| HashMap::from([(":v".to_owned(), v)])),
+                            )
                             .build()
                             .map_err(|e| AwsError::new(call, e))?,
                     )
                     .build(),
             ),
         }
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
             Ok(_) => Ok(Commit::Done),
             Err(err) => {
                 let codes = cancellation_codes(&err);
                 let failed = |i: usize| codes.get(i).map(String::as_str);
-                if failed(0) == Some("ConditionalCheckFailed") || failed(2) == Some("ConditionalCheckFailed") {
+                if failed(0) == Some("ConditionalCheckFailed")
+                    || failed(2) == Some("ConditionalCheckFailed")
+                {
                     Ok(Commit::AlreadyDecided)
-                } else if failed(1) == Some("ConditionalCheckFailed") || codes.iter().any(|c| c == "TransactionConflict") {
+                } else if failed(1) == Some("ConditionalCheckFailed")
+                    || codes.iter().any(|c| c == "TransactionConflict")
+                {
                     Ok(Commit::WalletChanged)
                 } else {
                     Err(AwsError::sdk(call, err))

@@ -21,7 +21,9 @@ const OUTCOMES_PAGE: i32 = 1000;
 pub async fn handle(aws: &Aws, event: SqsEvent) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let mut retry = Vec::new();
     for message in &event.records {
-        let result = match serde_json::from_str::<FinalizeRequest>(message.body.as_deref().unwrap_or_default()) {
+        let result = match serde_json::from_str::<FinalizeRequest>(
+            message.body.as_deref().unwrap_or_default(),
+        ) {
             Ok(request) => finalize(aws, &request).await,
             Err(e) => Err(anyhow::anyhow!("not a finalize request: {e}")),
         };
@@ -42,7 +44,10 @@ pub async fn finalize(aws: &Aws, request: &FinalizeRequest) -> anyhow::Result<()
     let due = job.email_sent_at.is_none()
         && match job.status {
             JobStatus::Processing => job.ready_to_finalize(),
-            JobStatus::Finalizing | JobStatus::Completed | JobStatus::CompletedWithErrors | JobStatus::Rejected => true,
+            JobStatus::Finalizing
+            | JobStatus::Completed
+            | JobStatus::CompletedWithErrors
+            | JobStatus::Rejected => true,
             JobStatus::AwaitingUpload | JobStatus::Splitting => false,
         };
     if !due {
@@ -62,7 +67,9 @@ pub async fn finalize(aws: &Aws, request: &FinalizeRequest) -> anyhow::Result<()
         JobStatus::Rejected => rejection_email(&tenant, &job),
         JobStatus::Processing | JobStatus::Finalizing => {
             let (key, tally) = write_processed_file(aws, &job).await?;
-            aws.tables.finish_job(&job, JobStatus::finished(&tally), &tally, &key).await?;
+            aws.tables
+                .finish_job(&job, JobStatus::finished(&tally), &tally, &key)
+                .await?;
             let link = download_link(aws, &key).await?;
             completion_email(&tenant, &job, &tally, &link, aws.settings.link_hours)
         }
@@ -84,7 +91,9 @@ pub async fn finalize(aws: &Aws, request: &FinalizeRequest) -> anyhow::Result<()
 
 async fn download_link(aws: &Aws, key: &str) -> Result<String, AwsError> {
     let hours = aws.settings.link_hours;
-    aws.objects.presign_download(key, Duration::from_secs(hours * 3600)).await
+    aws.objects
+        .presign_download(key, Duration::from_secs(hours * 3600))
+        .await
 }
 
 /// Streams the original file and the job's outcomes (both in row order)
@@ -93,7 +102,11 @@ async fn write_processed_file(aws: &Aws, job: &Job) -> anyhow::Result<(String, T
     let key = keys::processed(&job.tenant_id, &job.job_id, &job.filename);
     let reader = aws
         .objects
-        .open(&job.source_key, job.source_version.as_deref(), job.source_etag.as_deref())
+        .open(
+            &job.source_key,
+            job.source_version.as_deref(),
+            job.source_etag.as_deref(),
+        )
         .await?;
     let path = std::env::temp_dir().join(format!("{}.processed.csv", job.job_id));
     let outcomes = Outcomes {
@@ -110,7 +123,9 @@ async fn write_processed_file(aws: &Aws, job: &Job) -> anyhow::Result<(String, T
         Ok(write_processed(reader, outcomes, file)?)
     })
     .await??;
-    aws.objects.put_file(&key, &path, "text/csv; charset=utf-8").await?;
+    aws.objects
+        .put_file(&key, &path, "text/csv; charset=utf-8")
+        .await?;
     // The temporary copy is only a staging area; failing to remove it is harmless.
     let _ = std::fs::remove_file(&path);
     Ok((key, tally))
@@ -138,9 +153,11 @@ impl Iterator for Outcomes {
             if self.done {
                 return None;
             }
-            let page = self
-                .runtime
-                .block_on(self.aws.tables.outcomes_after(&self.job_id, self.last_row, OUTCOMES_PAGE));
+            let page = self.runtime.block_on(self.aws.tables.outcomes_after(
+                &self.job_id,
+                self.last_row,
+                OUTCOMES_PAGE,
+            ));
             match page {
                 Ok((page, more)) => {
                     self.done = !more;

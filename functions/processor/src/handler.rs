@@ -36,6 +36,21 @@ async fn process(aws: &Aws, message: &SqsMessage) -> anyhow::Result<()> {
     let batch: Batch = serde_json::from_str(body)?;
     let span = tracing::info_span!("batch", tenant = %batch.tenant_id, job = %batch.job_id, batch = batch.number);
     let _enter = span.enter();
+    // A batch only ever belongs to a job the splitter created; anything else
+    // is refused, and after its retries it waits in the dead-letter queue.
+    if aws
+        .tables
+        .job(&batch.tenant_id, &batch.job_id)
+        .await?
+        .is_none()
+    {
+        anyhow::bail!(
+            "batch {} names job {} of tenant {}, which does not exist",
+            batch.number,
+            batch.job_id,
+            batch.tenant_id
+        );
+    }
     let report = apply_batch(&aws.tables, &batch, Utc::now()).await?;
     let job = aws
         .tables

@@ -6,5 +6,8 @@ use loyalty_aws::Aws;
 async fn main() -> Result<(), Error> {
     loyalty_aws::logging::init();
     let aws = Aws::from_env().await?;
-    run(service_fn(|event: LambdaEvent<SqsEvent>| processor::handle(&aws, event.payload))).await
+    run(service_fn(|event: LambdaEvent<SqsEvent>| {
+        processor::handle(&aws, event.payload)
+    }))
+    .await
 }

@@ -16,7 +16,10 @@ use tokio::runtime::Handle;
 use tracing::{info, instrument, warn};
 
 /// Handles an SQS event carrying S3 notifications, or a plain S3 event.
-pub async fn handle(aws: &Aws, event: serde_json::Value) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+pub async fn handle(
+    aws: &Aws,
+    event: serde_json::Value,
+) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let deliveries = s3_event::deliveries(&event)?;
     let mut retry = Vec::new();
     for delivery in deliveries {
@@ -60,7 +63,10 @@ pub async fn import_object(aws: &Aws, object: &ObjectCreated) -> Result<(), Spli
     };
     let span = tracing::info_span!("job", tenant = %job.tenant_id, job = %job.job_id);
     let _enter = span.enter();
-    if let Some(limit) = job.max_bytes.filter(|&limit| object.size.is_some_and(|size| size > limit)) {
+    if let Some(limit) = job
+        .max_bytes
+        .filter(|&limit| object.size.is_some_and(|size| size > limit))
+    {
         let why = format!(
             "the file is {} bytes, more than the {limit} bytes declared for this upload",
             object.size.unwrap_or_default()
@@ -79,7 +85,11 @@ async fn job_for(
     incoming: keys::Incoming<'_>,
 ) -> Result<Option<Job>, SplitterError> {
     let tables = &aws.tables;
-    let Some(info) = aws.objects.head(&object.key, object.version_id.as_deref()).await? else {
+    let Some(info) = aws
+        .objects
+        .head(&object.key, object.version_id.as_deref())
+        .await?
+    else {
         warn!("the object is gone: ignored");
         return Ok(None);
     };
@@ -95,12 +105,21 @@ async fn job_for(
         return Ok(match job.status {
             JobStatus::AwaitingUpload if job.source_key == object.key => {
                 tables
-                    .claim_upload(&tenant.tenant_id, job_id, info.version_id.as_deref(), info.etag.as_deref())
+                    .claim_upload(
+                        &tenant.tenant_id,
+                        job_id,
+                        info.version_id.as_deref(),
+                        info.etag.as_deref(),
+                    )
                     .await?
             }
             JobStatus::Splitting if same_object(&job) => Some(job),
             _ => {
-                warn!(job_id, status = job.status.as_str(), "the job has its file already: this upload is ignored");
+                warn!(
+                    job_id,
+                    status = job.status.as_str(),
+                    "the job has its file already: this upload is ignored"
+                );
                 None
             }
         });
@@ -108,7 +127,12 @@ async fn job_for(
     // A console drop: the job id comes from the object version, so the same
     // version can never start two jobs.
     let at: DateTime<Utc> = object.event_time.unwrap_or(info.last_modified);
-    let seed = format!("{}\n{}\n{}", tenant.tenant_id, object.key, object.version_identity());
+    let seed = format!(
+        "{}\n{}\n{}",
+        tenant.tenant_id,
+        object.key,
+        object.version_identity()
+    );
     let job_id = job::job_id(at, seed.as_bytes());
     let reason = info
         .metadata
@@ -129,7 +153,12 @@ async fn job_for(
 
 async fn reject(aws: &Aws, job: &Job, why: &str) -> Result<(), SplitterError> {
     info!(why, "file rejected");
-    if aws.tables.reject_job(&job.tenant_id, &job.job_id, why).await?.is_some() {
+    if aws
+        .tables
+        .reject_job(&job.tenant_id, &job.job_id, why)
+        .await?
+        .is_some()
+    {
         request_finalize(aws, job).await?;
     }
     Ok(())
@@ -148,7 +177,11 @@ async fn request_finalize(aws: &Aws, job: &Job) -> Result<(), SplitterError> {
 async fn run_split(aws: &Aws, tenant: &Tenant, job: Job) -> Result<(), SplitterError> {
     let reader = aws
         .objects
-        .open(&job.source_key, job.source_version.as_deref(), job.source_etag.as_deref())
+        .open(
+            &job.source_key,
+            job.source_version.as_deref(),
+            job.source_etag.as_deref(),
+        )
         .await?;
     let request = SplitRequest {
         tenant_id: job.tenant_id.clone(),
@@ -179,8 +212,17 @@ async fn run_split(aws: &Aws, tenant: &Tenant, job: Job) -> Result<(), SplitterE
     .map_err(|e| SplitterError::Task(e.to_string()))?;
     match result {
         (Ok(summary), Ok(())) => {
-            info!(rows = summary.total_rows, invalid = summary.invalid_rows, batches = summary.batches, "file split");
-            if let Some(after) = aws.tables.finish_split(&job.tenant_id, &job.job_id, &summary).await? {
+            info!(
+                rows = summary.total_rows,
+                invalid = summary.invalid_rows,
+                batches = summary.batches,
+                "file split"
+            );
+            if let Some(after) = aws
+                .tables
+                .finish_split(&job.tenant_id, &job.job_id, &summary)
+                .await?
+            {
                 if after.ready_to_finalize() {
                     request_finalize(aws, &after).await?;
                 }
@@ -212,7 +254,8 @@ impl JobSink {
             return Ok(());
         }
         let batches = std::mem::take(&mut self.pending);
-        self.runtime.block_on(self.aws.queues.send_batches(&batches))
+        self.runtime
+            .block_on(self.aws.queues.send_batches(&batches))
     }
 }
 
@@ -226,12 +269,17 @@ impl SplitSink for JobSink {
 
     fn preview(&mut self, rows: &[PreviewRow]) -> Result<(), AwsError> {
         let kind = self.kind.unwrap_or(PointsKind::Points);
-        self.runtime
-            .block_on(self.aws.tables.set_preview(&self.tenant_id, &self.job_id, kind, rows))
+        self.runtime.block_on(self.aws.tables.set_preview(
+            &self.tenant_id,
+            &self.job_id,
+            kind,
+            rows,
+        ))
     }
 
     fn failed(&mut self, outcomes: &[RowOutcome]) -> Result<(), AwsError> {
-        self.runtime.block_on(self.aws.tables.put_outcomes(&self.job_id, outcomes))
+        self.runtime
+            .block_on(self.aws.tables.put_outcomes(&self.job_id, outcomes))
     }
 
     fn batch(&mut self, batch: Batch) -> Result<(), AwsError> {

@@ -11,9 +11,15 @@ use shared::identifier::CustomerRef;
 use shared::tenant::Tenant;
 
 /// Registers a tenant and returns it with its API key (shown only now).
-pub async fn create_tenant(aws: &Aws, id: &str, admin_email: &str, country: &str) -> anyhow::Result<(Tenant, String)> {
+pub async fn create_tenant(
+    aws: &Aws,
+    id: &str,
+    admin_email: &str,
+    country: &str,
+) -> anyhow::Result<(Tenant, String)> {
     let mut secret = [0u8; 32];
-    getrandom::getrandom(&mut secret).map_err(|e| anyhow::anyhow!("no randomness for the API key: {e}"))?;
+    getrandom::getrandom(&mut secret)
+        .map_err(|e| anyhow::anyhow!("no randomness for the API key: {e}"))?;
     let (tenant, key) = Tenant::register(id, admin_email, country, secret)?;
     if !aws.tables.create_tenant(&tenant).await? {
         anyhow::bail!("tenant '{id}' exists already");
@@ -39,8 +45,16 @@ impl ApiResponse {
 }
 
 /// Calls the API function's handler in process, as API Gateway would.
-pub async fn api(aws: &Aws, method: Method, path: &str, api_key: Option<&str>, body: Option<serde_json::Value>) -> anyhow::Result<ApiResponse> {
-    let mut request = lambda_http::http::Request::builder().method(method).uri(path);
+pub async fn api(
+    aws: &Aws,
+    method: Method,
+    path: &str,
+    api_key: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<ApiResponse> {
+    let mut request = lambda_http::http::Request::builder()
+        .method(method)
+        .uri(path);
     if let Some(key) = api_key {
         request = request.header("authorization", format!("Bearer {key}"));
     }
@@ -93,12 +107,15 @@ pub struct Destinations {
 /// Every email sent so far (moto keeps them at `/moto-api/data.json`).
 pub async fn sent_emails() -> anyhow::Result<Vec<SentEmail>> {
     let endpoint = env::var("AWS_ENDPOINT_URL")?;
-    let data: serde_json::Value = reqwest::get(format!("{}/moto-api/data.json", endpoint.trim_end_matches('/')))
-        .await?
-        .error_for_status()?
-        .bytes()
-        .await
-        .map(|b| serde_json::from_slice(&b))??;
+    let data: serde_json::Value = reqwest::get(format!(
+        "{}/moto-api/data.json",
+        endpoint.trim_end_matches('/')
+    ))
+    .await?
+    .error_for_status()?
+    .bytes()
+    .await
+    .map(|b| serde_json::from_slice(&b))??;
     let messages = data["ses"]["Message"].clone();
     Ok(serde_json::from_value(messages).unwrap_or_default())
 }
@@ -116,7 +133,11 @@ pub fn customer_ref(tenant: &Tenant, kind: &str, value: &str) -> anyhow::Result<
 }
 
 /// A customer's wallet as text: balance, unexpired lots, ledger entries.
-pub async fn wallet_report(aws: &Aws, tenant: &Tenant, customer: &CustomerRef) -> anyhow::Result<String> {
+pub async fn wallet_report(
+    aws: &Aws,
+    tenant: &Tenant,
+    customer: &CustomerRef,
+) -> anyhow::Result<String> {
     use std::fmt::Write;
     let view = aws.tables.wallet_view(&tenant.tenant_id, customer).await?;
     let now = chrono::Utc::now();
@@ -131,7 +152,13 @@ pub async fn wallet_report(aws: &Aws, tenant: &Tenant, customer: &CustomerRef) -
     let lots: Vec<_> = wallet.unexpired_lots(now).collect();
     writeln!(out, "  expiring lots: {}", lots.len())?;
     for lot in lots {
-        writeln!(out, "    {:>8} points expire {} (from {})", lot.remaining, lot.expires_at.format("%Y-%m-%d %H:%M UTC"), lot.entry_id)?;
+        writeln!(
+            out,
+            "    {:>8} points expire {} (from {})",
+            lot.remaining,
+            lot.expires_at.format("%Y-%m-%d %H:%M UTC"),
+            lot.entry_id
+        )?;
     }
     writeln!(out, "  ledger entries: {}", view.entries.len())?;
     for e in &view.entries {
@@ -145,7 +172,9 @@ pub async fn wallet_report(aws: &Aws, tenant: &Tenant, customer: &CustomerRef) -
             e.job_id,
             e.row,
             e.reason,
-            e.expires_at.map(|t| format!("  expires {}", t.format("%Y-%m-%d"))).unwrap_or_default()
+            e.expires_at
+                .map(|t| format!("  expires {}", t.format("%Y-%m-%d")))
+                .unwrap_or_default()
         )?;
     }
     Ok(out)

@@ -38,5 +38,6 @@ pub fn load() -> anyhow::Result<()> {
 }
 
 pub fn var(name: &str) -> anyhow::Result<String> {
-    std::env::var(name).map_err(|_| anyhow::anyhow!("{name} is not set; run bash infra/local/dev up"))
+    std::env::var(name)
+        .map_err(|_| anyhow::anyhow!("{name} is not set; run bash infra/local/dev up"))
 }

@@ -3,6 +3,7 @@
 //! ```text
 //! loyalty-local tenant create <id> --admin-email <email> [--country FR]
 //! loyalty-local wallet <tenant> (--email <e> | --mobile <m> | --customer-id <id>)
+//! loyalty-local drop <tenant> <file> [--reason <text>] [--as <name>]
 //! loyalty-local run [--until-idle] [--timeout <seconds>]
 //! loyalty-local emails
 //! loyalty-local demo
@@ -19,6 +20,7 @@ use std::time::Duration;
 const USAGE: &str = "usage:
   loyalty-local tenant create <id> --admin-email <email> [--country <ISO code>]
   loyalty-local wallet <tenant> (--email <e> | --mobile <m> | --customer-id <id>)
+  loyalty-local drop <tenant> <file> [--reason <text>] [--as <name>]
   loyalty-local run [--until-idle] [--timeout <seconds>]
   loyalty-local emails
   loyalty-local demo";
@@ -32,7 +34,10 @@ fn main() -> anyhow::Result<()> {
 
 /// The value after `--name`, if given.
 fn option<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(String::as_str)
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
 }
 
 async fn run(args: Vec<String>) -> anyhow::Result<()> {
@@ -40,7 +45,8 @@ async fn run(args: Vec<String>) -> anyhow::Result<()> {
     let aws = Aws::from_env().await?;
     match words.as_slice() {
         ["tenant", "create", id, ..] => {
-            let admin = option(&args, "--admin-email").ok_or_else(|| anyhow::anyhow!("--admin-email is required\n{USAGE}"))?;
+            let admin = option(&args, "--admin-email")
+                .ok_or_else(|| anyhow::anyhow!("--admin-email is required\n{USAGE}"))?;
             let country = option(&args, "--country").unwrap_or("FR");
             let (tenant, key) = console::create_tenant(&aws, id, admin, country).await?;
             println!("tenant:          {}", tenant.tenant_id);
@@ -49,19 +55,55 @@ async fn run(args: Vec<String>) -> anyhow::Result<()> {
             println!("API key (shown once, keep it safe): {key}");
         }
         ["wallet", tenant_id, ..] => {
-            let tenant = aws.tables.tenant(tenant_id).await?.ok_or_else(|| anyhow::anyhow!("no tenant '{tenant_id}'"))?;
+            let tenant = aws
+                .tables
+                .tenant(tenant_id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no tenant '{tenant_id}'"))?;
             let (kind, value) = ["email", "mobile", "customer-id"]
                 .iter()
                 .find_map(|k| option(&args, &format!("--{k}")).map(|v| (*k, v)))
-                .ok_or_else(|| anyhow::anyhow!("give --email, --mobile or --customer-id\n{USAGE}"))?;
+                .ok_or_else(|| {
+                    anyhow::anyhow!("give --email, --mobile or --customer-id\n{USAGE}")
+                })?;
             let customer = console::customer_ref(&tenant, kind, value)?;
-            print!("{}", console::wallet_report(&aws, &tenant, &customer).await?);
+            print!(
+                "{}",
+                console::wallet_report(&aws, &tenant, &customer).await?
+            );
+        }
+        ["drop", tenant_id, file, ..] => {
+            // What an operator does with the S3 console or `aws s3 cp`.
+            let name = option(&args, "--as").map(str::to_owned).unwrap_or_else(|| {
+                std::path::Path::new(file)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            });
+            let key = format!("incoming/{tenant_id}/{name}");
+            aws.objects
+                .client()
+                .put_object()
+                .bucket(aws.objects.bucket())
+                .key(&key)
+                .set_metadata(
+                    option(&args, "--reason").map(|r| [("reason".to_owned(), r.to_owned())].into()),
+                )
+                .body(aws_sdk_s3::primitives::ByteStream::from_path(file).await?)
+                .send()
+                .await?;
+            println!("dropped {file} at s3://{}/{key}", aws.objects.bucket());
         }
         ["run", ..] => {
             let runner = Runner::new(aws)?;
             if args.iter().any(|a| a == "--until-idle") {
-                let secs = option(&args, "--timeout").map(str::parse).transpose()?.unwrap_or(300);
-                runner.run_until_idle(None, Duration::from_secs(secs)).await?;
+                let secs = option(&args, "--timeout")
+                    .map(str::parse)
+                    .transpose()?
+                    .unwrap_or(300);
+                runner
+                    .run_until_idle(None, Duration::from_secs(secs))
+                    .await?;
                 println!("all queues drained; no job in flight");
             } else {
                 println!("delivering queue messages to the functions; Ctrl-C to stop");
@@ -70,7 +112,13 @@ async fn run(args: Vec<String>) -> anyhow::Result<()> {
         }
         ["emails"] => {
             for email in console::sent_emails().await? {
-                println!("--- to {} from {}\nSubject: {}\n\n{}", email.destinations.to.join(", "), email.source, email.subject, email.body);
+                println!(
+                    "--- to {} from {}\nSubject: {}\n\n{}",
+                    email.destinations.to.join(", "),
+                    email.source,
+                    email.subject,
+                    email.body
+                );
             }
         }
         ["demo"] => demo(aws).await?,
@@ -83,8 +131,12 @@ async fn run(args: Vec<String>) -> anyhow::Result<()> {
 async fn demo(aws: Aws) -> anyhow::Result<()> {
     let sample = include_bytes!("../sample/welcome-campaign.csv").to_vec();
     let tenant_id = format!("demo-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S"));
-    let (tenant, key) = console::create_tenant(&aws, &tenant_id, "admin@demo-shop.example", "FR").await?;
-    println!("== 1. tenant {} created (admin {}), API key {key}", tenant.tenant_id, tenant.admin_email);
+    let (tenant, key) =
+        console::create_tenant(&aws, &tenant_id, "admin@demo-shop.example", "FR").await?;
+    println!(
+        "== 1. tenant {} created (admin {}), API key {key}",
+        tenant.tenant_id, tenant.admin_email
+    );
 
     let created = api(
         &aws,
@@ -99,19 +151,37 @@ async fn demo(aws: Aws) -> anyhow::Result<()> {
         })),
     )
     .await?;
-    anyhow::ensure!(created.status == StatusCode::CREATED, "POST /imports: {} {}", created.status, created.text());
+    anyhow::ensure!(
+        created.status == StatusCode::CREATED,
+        "POST /imports: {} {}",
+        created.status,
+        created.text()
+    );
     let ticket = created.json()?;
     let job_id = ticket["job_id"].as_str().unwrap_or_default().to_owned();
     let presigned: Presigned = serde_json::from_value(ticket["upload"].clone())?;
-    println!("== 2. import {job_id} created; uploading {} bytes to the presigned URL", sample.len());
+    println!(
+        "== 2. import {job_id} created; uploading {} bytes to the presigned URL",
+        sample.len()
+    );
     let status = upload(&presigned, sample).await?;
     anyhow::ensure!(status.is_success(), "upload refused: {status}");
 
     println!("== 3. running the pipeline (splitter -> processor -> finalizer)");
     let runner = Runner::new(aws.clone())?;
-    runner.run_until_idle(Some(&tenant.tenant_id), Duration::from_secs(120)).await?;
+    runner
+        .run_until_idle(Some(&tenant.tenant_id), Duration::from_secs(120))
+        .await?;
 
-    let job = api(&aws, Method::GET, &format!("/imports/{job_id}"), Some(&key), None).await?.json()?;
+    let job = api(
+        &aws,
+        Method::GET,
+        &format!("/imports/{job_id}"),
+        Some(&key),
+        None,
+    )
+    .await?
+    .json()?;
     println!("== 4. job summary (GET /imports/{job_id})");
     let summary = json!({
         "status": job["status"], "counts": job["counts"], "progress": job["progress"],
@@ -119,18 +189,42 @@ async fn demo(aws: Aws) -> anyhow::Result<()> {
     });
     println!("{}", serde_json::to_string_pretty(&summary)?);
 
-    let record = aws.tables.job(&tenant.tenant_id, &job_id).await?.ok_or_else(|| anyhow::anyhow!("job vanished"))?;
-    let processed_key = record.processed_key.ok_or_else(|| anyhow::anyhow!("no processed file"))?;
-    println!("== 5. processed file s3://{}/{processed_key}", aws.settings.bucket);
-    print!("{}", String::from_utf8_lossy(&aws.objects.get_bytes(&processed_key).await?));
+    let record = aws
+        .tables
+        .job(&tenant.tenant_id, &job_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("job vanished"))?;
+    let processed_key = record
+        .processed_key
+        .ok_or_else(|| anyhow::anyhow!("no processed file"))?;
+    println!(
+        "== 5. processed file s3://{}/{processed_key}",
+        aws.settings.bucket
+    );
+    print!(
+        "{}",
+        String::from_utf8_lossy(&aws.objects.get_bytes(&processed_key).await?)
+    );
 
     println!("== 6. email sent to the tenant's admin");
     let emails = console::sent_emails().await?;
-    for email in emails.iter().filter(|e| e.destinations.to.contains(&tenant.admin_email)) {
-        println!("To: {}\nFrom: {}\nSubject: {}\n\n{}", email.destinations.to.join(", "), email.source, email.subject, email.body);
+    for email in emails
+        .iter()
+        .filter(|e| e.destinations.to.contains(&tenant.admin_email))
+    {
+        println!(
+            "To: {}\nFrom: {}\nSubject: {}\n\n{}",
+            email.destinations.to.join(", "),
+            email.source,
+            email.subject,
+            email.body
+        );
     }
 
-    println!("== 7. a wallet: loyalty-local wallet {} --email alice@example.com", tenant.tenant_id);
+    println!(
+        "== 7. a wallet: loyalty-local wallet {} --email alice@example.com",
+        tenant.tenant_id
+    );
     let alice = console::customer_ref(&tenant, "email", "alice@example.com")?;
     print!("{}", console::wallet_report(&aws, &tenant, &alice).await?);
     Ok(())

@@ -59,7 +59,11 @@ impl Runner {
 
     /// Runs until every queue is drained and no job is in flight (of
     /// `tenant`, or of any tenant), or fails after `timeout`.
-    pub async fn run_until_idle(&self, tenant: Option<&str>, timeout: Duration) -> anyhow::Result<()> {
+    pub async fn run_until_idle(
+        &self,
+        tenant: Option<&str>,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
             if self.pump().await? == 0 && self.queues_empty().await? {
@@ -76,7 +80,10 @@ impl Runner {
                         .iter()
                         .map(|j| format!("{}/{} ({})", j.tenant_id, j.job_id, j.status.as_str()))
                         .collect();
-                    anyhow::bail!("queues are empty but jobs are still unfinished: {}", list.join(", "));
+                    anyhow::bail!(
+                        "queues are empty but jobs are still unfinished: {}",
+                        list.join(", ")
+                    );
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -122,6 +129,20 @@ impl Runner {
         Ok(true)
     }
 
+    /// One receive from one function's queue, delivered.
+    pub async fn pump_function(&self, function: Function) -> anyhow::Result<usize> {
+        self.deliver(function, self.queue_url(function)).await
+    }
+
+    /// The queue that feeds a function.
+    pub fn queue_url(&self, function: Function) -> &str {
+        self.queues
+            .iter()
+            .find(|(f, _)| *f == function)
+            .map(|(_, url)| url.as_str())
+            .unwrap_or_default()
+    }
+
     async fn deliver(&self, function: Function, url: &str) -> anyhow::Result<usize> {
         let sqs = self.aws.queues.client();
         let out = sqs
@@ -140,16 +161,27 @@ impl Runner {
         debug!(?function, count = messages.len(), "delivering");
         let result = match function {
             Function::Splitter => splitter::handle(&self.aws, event).await,
-            Function::Processor => processor::handle(&self.aws, serde_json::from_value::<SqsEvent>(event)?).await,
-            Function::Finalizer => finalizer::handle(&self.aws, serde_json::from_value::<SqsEvent>(event)?).await,
+            Function::Processor => {
+                processor::handle(&self.aws, serde_json::from_value::<SqsEvent>(event)?).await
+            }
+            Function::Finalizer => {
+                finalizer::handle(&self.aws, serde_json::from_value::<SqsEvent>(event)?).await
+            }
         };
         let failed: HashSet<String> = match result {
-            Ok(SqsBatchResponse { batch_item_failures, .. }) => {
-                batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
-            }
+            Ok(SqsBatchResponse {
+                batch_item_failures,
+                ..
+            }) => batch_item_failures
+                .into_iter()
+                .map(|f| f.item_identifier)
+                .collect(),
             Err(err) => {
                 warn!(?function, error = %err, "the function failed; every message will be retried");
-                messages.iter().filter_map(|m| m.message_id.clone()).collect()
+                messages
+                    .iter()
+                    .filter_map(|m| m.message_id.clone())
+                    .collect()
             }
         };
         for message in &messages {
@@ -164,7 +196,11 @@ impl Runner {
                     .send()
                     .await?;
             } else {
-                sqs.delete_message().queue_url(url).receipt_handle(receipt).send().await?;
+                sqs.delete_message()
+                    .queue_url(url)
+                    .receipt_handle(receipt)
+                    .send()
+                    .await?;
             }
         }
         Ok(messages.len())
@@ -172,7 +208,7 @@ impl Runner {
 }
 
 /// The SQS event Lambda would build for these messages.
-fn sqs_event(queue_url: &str, messages: &[Message]) -> serde_json::Value {
+pub fn sqs_event(queue_url: &str, messages: &[Message]) -> serde_json::Value {
     let arn = queue_arn(queue_url);
     let records: Vec<serde_json::Value> = messages
         .iter()

@@ -1,0 +1,737 @@
+//! The points import, end to end against the local emulator: files go in
+//! through S3 (console drops and presigned uploads), the functions run on
+//! the local runner, and the assertions read wallets, processed files and
+//! emails back through the AWS SDK.
+
+use chrono::{Duration, Utc};
+use lambda_http::http::{Method, StatusCode};
+use pipeline_tests::{outcomes, processed_rows, Harness};
+use shared::job::JobStatus;
+
+fn row(status: &str, code: &str, balance: &str) -> (String, String, String) {
+    (status.to_owned(), code.to_owned(), balance.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_credit_adds_points_to_the_wallet() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    h.drop_file(
+        &t,
+        "credit.csv",
+        "email,amount,operation\nalice@example.com,100,CR\n",
+        None,
+    )
+    .await;
+    h.settle(&t).await;
+    let job = h.only_job(&t).await;
+    assert_eq!(job.status, JobStatus::Completed);
+    assert_eq!(h.balance(&t, "email:alice@example.com").await, 100);
+    assert_eq!(
+        outcomes(&h.processed_file(&job).await),
+        [row("applied", "", "100")]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_debit_removes_points_and_a_blank_operation_is_a_credit() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    h.drop_file(
+        &t,
+        "mixed.csv",
+        "email,amount,operation\nbob@example.com,80,\nbob@example.com,30,dr\n",
+        None,
+    )
+    .await;
+    h.settle(&t).await;
+    assert_eq!(h.balance(&t, "email:bob@example.com").await, 50);
+    let job = h.only_job(&t).await;
+    assert_eq!((job.credited, job.debited), (80, 30));
+    assert_eq!(
+        outcomes(&h.processed_file(&job).await),
+        [row("applied", "", "80"), row("applied", "", "50")]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_debit_over_the_balance_fails_and_leaves_the_balance() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    let file = "email,amount,operation\ncarol@example.com,50,CR\ncarol@example.com,80,DR\ncarol@example.com,20,DR\n";
+    h.drop_file(&t, "overdraft.csv", file, None).await;
+    h.settle(&t).await;
+    let job = h.only_job(&t).await;
+    assert_eq!(job.status, JobStatus::CompletedWithErrors);
+    assert_eq!(
+        outcomes(&h.processed_file(&job).await),
+        [
+            row("applied", "", "50"),
+            row("failed", "insufficient_balance", "50"),
+            row("applied", "", "30")
+        ]
+    );
+    assert_eq!(h.balance(&t, "email:carol@example.com").await, 30);
+    assert_eq!(h.ledger_len(&t, "email:carol@example.com").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn debits_consume_expiring_points_before_permanent_ones() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    h.drop_file(&t, "base.csv", "email,amount\ndan@example.com,100\n", None)
+        .await;
+    h.settle(&t).await;
+    let file = "email,amount,operation,expire_in_days\ndan@example.com,40,CR,30\ndan@example.com,10,CR,7\ndan@example.com,30,DR,\n";
+    h.drop_file(&t, "expiring.csv", file, None).await;
+    h.settle(&t).await;
+    let customer: shared::identifier::CustomerRef = "email:dan@example.com".parse().unwrap();
+    let view = h.aws.tables.wallet_view(t.id(), &customer).await.unwrap();
+    let wallet = view.wallet.unwrap();
+    // The 7-day lot went first (10), then the 30-day lot (20 of 40); the permanent 100 is untouched.
+    assert_eq!(wallet.permanent, 100);
+    let lots: Vec<i64> = wallet.lots.iter().map(|l| l.remaining).collect();
+    assert_eq!(lots, [20]);
+    let debit = view.entries.iter().find(|e| e.row == 3).unwrap();
+    assert_eq!(
+        debit.consumed.iter().map(|c| c.points).collect::<Vec<_>>(),
+        [10, 20]
+    );
+    assert_eq!(h.balance(&t, "email:dan@example.com").await, 120);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_points_are_not_spendable() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    // An earlier import, applied ten days ago through the same ledger store,
+    // credited points valid for seven days: they have expired.
+    let earlier = shared::batch::Batch {
+        tenant_id: t.id().to_owned(),
+        job_id: "earlier-import".into(),
+        number: 1,
+        shard: 0,
+        reason: "last month's campaign".into(),
+        dry_run: false,
+        rows: vec![shared::points::PointsRow {
+            row: 1,
+            customer: "email:erin@example.com".parse().unwrap(),
+            operation: shared::points::Operation::Credit,
+            amount: 70,
+            expire_in_days: Some(7),
+        }],
+    };
+    shared::apply::apply_batch(&h.aws.tables, &earlier, Utc::now() - Duration::days(10))
+        .await
+        .unwrap();
+    assert_eq!(h.balance(&t, "email:erin@example.com").await, 0);
+
+    let file =
+        "email,amount,operation,expire_in_days\nerin@example.com,20,DR,\nerin@example.com,5,CR,3\n";
+    h.drop_file(&t, "spend.csv", file, None).await;
+    h.settle(&t).await;
+    let job = h.only_job(&t).await;
+    assert_eq!(
+        outcomes(&h.processed_file(&job).await),
+        [
+            row("failed", "insufficient_balance", "0"),
+            row("applied", "", "5")
+        ]
+    );
+    assert_eq!(h.balance(&t, "email:erin@example.com").await, 5);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_rows_fail_with_their_code_and_the_rest_apply() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    let file = "email,mobile,amount,operation\n\
+                a@example.com,,\"1,000\",CR\n\
+                a@example.com,,10.5,CR\n\
+                ,,10,CR\n\
+                a@example.com,,10,credit\n\
+                a@example.com,,7,CR\n\
+                ,3.3612E+10,5,CR\n";
+    h.drop_file(&t, "invalid.csv", file, None).await;
+    h.settle(&t).await;
+    let job = h.only_job(&t).await;
+    let processed = h.processed_file(&job).await;
+    assert_eq!(
+        outcomes(&processed),
+        [
+            row("failed", "invalid_amount", ""),
+            row("failed", "invalid_amount", ""),
+            row("failed", "missing_identifier", ""),
+            row("failed", "invalid_operation", ""),
+            row("applied", "", "7"),
+            row("failed", "invalid_mobile", ""),
+        ]
+    );
+    let rows = processed_rows(&processed);
+    assert_eq!(rows[0].get("error_message"), "row 1, column amount: '1,000' is not a whole number of points: use digits only, with no sign, separators, decimals or exponent");
+    assert!(rows[3]
+        .get("error_message")
+        .contains("column operation: 'credit'"));
+    assert_eq!((job.applied, job.failed, job.invalid_rows), (1, 5, 5));
+    assert_eq!(h.balance(&t, "email:a@example.com").await, 7);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_column_rejects_the_file_and_the_admin_is_told_which() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    h.drop_file(
+        &t,
+        "colour.csv",
+        "email,amount,colour\na@example.com,5,red\n",
+        None,
+    )
+    .await;
+    h.settle(&t).await;
+    let job = h.only_job(&t).await;
+    assert_eq!(job.status, JobStatus::Rejected);
+    assert!(job
+        .rejection
+        .as_deref()
+        .unwrap()
+        .contains("unknown column 'colour'"));
+    assert_eq!(h.balance(&t, "email:a@example.com").await, 0);
+    let emails = h.emails_about(&job.job_id).await;
+    assert_eq!(emails.len(), 1);
+    assert_eq!(emails[0].destinations.to, std::slice::from_ref(&t.tenant.admin_email));
+    assert!(emails[0].subject.contains("rejected"));
+    assert!(
+        emails[0].body.contains("unknown column 'colour'"),
+        "{}",
+        emails[0].body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_mandatory_column_rejects_the_file_and_the_admin_is_told_which() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    h.drop_file(
+        &t,
+        "no-amount.csv",
+        "email,operation\na@example.com,CR\n",
+        None,
+    )
+    .await;
+    h.settle(&t).await;
+    let job = h.only_job(&t).await;
+    assert_eq!(job.status, JobStatus::Rejected);
+    let emails = h.emails_about(&job.job_id).await;
+    assert_eq!(emails.len(), 1);
+    assert!(
+        emails[0].body.contains("missing column 'amount'"),
+        "{}",
+        emails[0].body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_processed_file_has_every_row_once_in_input_order() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    // 250 rows over many customers and batches, some invalid, some debits.
+    let mut file = String::from("customer_id;amount;operation\n");
+    for n in 1..=250 {
+        let amount = if n % 17 == 0 {
+            "x".to_string()
+        } else {
+            (n % 9 + 1).to_string()
+        };
+        let op = if n % 5 == 0 { "DR" } else { "CR" };
+        file.push_str(&format!("C{};{amount};{op}\n", n % 23));
+    }
+    h.drop_file(&t, "many.csv", &file, None).await;
+    h.settle(&t).await;
+    let job = h.only_job(&t).await;
+    assert!(job.batches_total > 1);
+    let processed = h.processed_file(&job).await;
+    let rows = processed_rows(&processed);
+    assert_eq!(rows.len(), 250);
+    let input: Vec<&str> = file.lines().skip(1).collect();
+    for (n, (line, out)) in input.iter().zip(&rows).enumerate() {
+        let expected: Vec<&str> = line.split(';').collect();
+        assert_eq!(
+            [
+                out.get("customer_id"),
+                out.get("amount"),
+                out.get("operation")
+            ],
+            [expected[0], expected[1], expected[2]],
+            "row {}",
+            n + 1
+        );
+        assert!(["applied", "failed"].contains(&out.get("status")));
+    }
+    assert!(processed.starts_with(
+        "customer_id;amount;operation;status;error_code;error_message;balance_after\n"
+    ));
+    assert_eq!(job.applied + job.failed, 250);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_email_goes_to_the_tenant_admin_only_with_a_link_to_the_processed_file() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    let file = "email,amount\nintruder@evil.example,5\n";
+    h.drop_file(&t, "emails.csv", file, Some("Loyalty week"))
+        .await;
+    h.settle(&t).await;
+    let job = h.only_job(&t).await;
+    assert_eq!(job.reason, "Loyalty week");
+    let emails = h.emails_about(&job.job_id).await;
+    assert_eq!(emails.len(), 1, "exactly one email per job");
+    let email = &emails[0];
+    assert_eq!(email.destinations.to, std::slice::from_ref(&t.tenant.admin_email));
+    assert!(email.destinations.cc.is_empty() && email.destinations.bcc.is_empty());
+    assert!(email.body.contains("Applied: 1"));
+    let key = job.processed_key.unwrap();
+    assert!(key.starts_with(&format!("processed/{}/{}/", t.id(), job.job_id)));
+    assert!(
+        email.body.contains("X-Amz-Expires="),
+        "the link is time-limited"
+    );
+    assert!(email.body.contains("emails.processed.csv"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_presigned_upload_imports_the_file_and_the_api_reports_the_job() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    let file =
+        "email,amount,operation,expire_in_days\nfay@example.com,60,CR,30\nfay@example.com,10,DR,\n";
+    let job_id = h
+        .api_import(&t, "points_with_expiry", "spring.csv", file, false)
+        .await;
+    h.settle(&t).await;
+    let status = h
+        .api(&t, Method::GET, &format!("/imports/{job_id}"), None)
+        .await;
+    assert_eq!(status.status, StatusCode::OK);
+    let body = status.json().unwrap();
+    assert_eq!(body["status"], "completed");
+    assert_eq!(body["kind"], "points_with_expiry");
+    assert_eq!(body["counts"]["applied"], 2);
+    assert_eq!(body["progress"]["percent"], 100);
+    assert_eq!(body["preview"][0]["identifier"], "fay@example.com");
+    assert_eq!(body["preview"][0]["expiry"], "30");
+    assert_eq!(body["preview"][1]["operation"], "DR");
+    assert_eq!(body["preview"][1]["result"], "valid");
+    assert!(body["processed_file"]
+        .as_str()
+        .unwrap()
+        .contains("X-Amz-Signature="));
+    assert_eq!(h.balance(&t, "email:fay@example.com").await, 50);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_presigned_url_is_bound_to_its_key_size_and_lifetime() {
+    use aws_sdk_s3::presigning::PresigningConfig;
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    let created = h
+        .api(
+            &t,
+            Method::POST,
+            "/imports",
+            Some(serde_json::json!({
+                "kind": "points", "reason": "r", "filename": "a b.csv", "size_bytes": 120
+            })),
+        )
+        .await;
+    let ticket = created.json().unwrap();
+    let url = ticket["upload"]["url"].as_str().unwrap();
+    let job_id = ticket["job_id"].as_str().unwrap();
+    let path = url.split('?').next().unwrap();
+    assert!(
+        path.ends_with(&format!("/incoming/{}/uploads/{job_id}/a%20b.csv", t.id())),
+        "{url}"
+    );
+    assert!(
+        url.contains("X-Amz-Expires=900"),
+        "expires in minutes: {url}"
+    );
+    let signed = url
+        .split("X-Amz-SignedHeaders=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    assert!(
+        signed.contains("content-length") && signed.contains("host"),
+        "{signed}"
+    );
+    assert_eq!(ticket["upload"]["headers"]["content-length"], "120");
+
+    // S3 checks the signature over method, path, signed headers and expiry;
+    // the emulator does not, so compare signatures computed at one instant:
+    // the same key and size sign alike, any other key or size does not.
+    let signature = |u: &str| u.split("X-Amz-Signature=").nth(1).unwrap().to_owned();
+    let at = std::time::SystemTime::now();
+    let sign = |key: String, size: u64| {
+        let objects = h.aws.objects.clone();
+        async move {
+            let config = PresigningConfig::builder()
+                .start_time(at)
+                .expires_in(std::time::Duration::from_secs(900))
+                .build()
+                .unwrap();
+            objects
+                .presign_upload_with(&key, size, config)
+                .await
+                .unwrap()
+                .url
+        }
+    };
+    let own = format!("incoming/{}/uploads/{job_id}/a b.csv", t.id());
+    assert_eq!(
+        signature(&sign(own.clone(), 120).await),
+        signature(&sign(own.clone(), 120).await)
+    );
+    assert_ne!(
+        signature(&sign(own.clone(), 120).await),
+        signature(&sign(own.clone(), 121).await)
+    );
+    let other = format!("incoming/{}/uploads/{job_id}/a b.csv", "another-tenant");
+    assert_ne!(
+        signature(&sign(own, 120).await),
+        signature(&sign(other, 120).await)
+    );
+
+    // The API refuses sizes over the limit.
+    let too_big = h
+        .api(&t, Method::POST, "/imports", Some(serde_json::json!({
+            "kind": "points", "reason": "r", "filename": "big.csv", "size_bytes": h.aws.settings.max_upload_bytes + 1
+        })))
+        .await;
+    assert_eq!(too_big.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_larger_than_declared_is_rejected_without_applying_anything() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    let created = h
+        .api(
+            &t,
+            Method::POST,
+            "/imports",
+            Some(serde_json::json!({
+                "kind": "points", "reason": "r", "filename": "small.csv", "size_bytes": 10
+            })),
+        )
+        .await
+        .json()
+        .unwrap();
+    let job_id = created["job_id"].as_str().unwrap();
+    // Written straight to the upload key, bypassing the signed size.
+    let key = format!("uploads/{job_id}/small.csv");
+    h.drop_file(&t, &key, "email,amount\ng@example.com,5\n", None)
+        .await;
+    h.settle(&t).await;
+    let job = h.aws.tables.job(t.id(), job_id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Rejected);
+    assert!(job
+        .rejection
+        .unwrap()
+        .contains("more than the 10 bytes declared"));
+    assert_eq!(h.balance(&t, "email:g@example.com").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redelivered_batch_changes_nothing() {
+    use aws_lambda_events::event::sqs::SqsEvent;
+    use local_stack::runner::{sqs_event, Function};
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    let file = "email,amount,operation\nhal@example.com,40,CR\nhal@example.com,15,DR\nivy@example.com,9,CR\n";
+    h.drop_file(&t, "redelivery.csv", file, None).await;
+    // Split only, then take the batch messages off the queue ourselves.
+    h.runner.pump_function(Function::Splitter).await.unwrap();
+    let url = h.runner.queue_url(Function::Processor).to_owned();
+    let sqs = h.aws.queues.client();
+    let mut messages = Vec::new();
+    for _ in 0..5 {
+        let out = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await
+            .unwrap();
+        messages.extend(out.messages.unwrap_or_default());
+        if messages
+            .iter()
+            .map(|m| m.body().unwrap_or_default().matches("\"row\"").count())
+            .sum::<usize>()
+            >= 3
+        {
+            break;
+        }
+    }
+    let event: SqsEvent = serde_json::from_value(sqs_event(&url, &messages)).unwrap();
+    // Delivered twice one after the other, then twice at once.
+    for _ in 0..2 {
+        let response = processor::handle(&h.aws, event.clone()).await.unwrap();
+        assert!(response.batch_item_failures.is_empty());
+    }
+    let (a, b) = tokio::join!(
+        processor::handle(&h.aws, event.clone()),
+        processor::handle(&h.aws, event.clone())
+    );
+    assert!(a.unwrap().batch_item_failures.is_empty() && b.unwrap().batch_item_failures.is_empty());
+    for m in &messages {
+        sqs.delete_message()
+            .queue_url(&url)
+            .receipt_handle(m.receipt_handle().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    h.settle(&t).await;
+    assert_eq!(h.balance(&t, "email:hal@example.com").await, 25);
+    assert_eq!(h.balance(&t, "email:ivy@example.com").await, 9);
+    assert_eq!(h.ledger_len(&t, "email:hal@example.com").await, 2);
+    let job = h.only_job(&t).await;
+    assert_eq!(
+        (job.applied, job.failed, job.credited, job.debited),
+        (3, 0, 49, 15)
+    );
+    assert_eq!(h.emails_about(&job.job_id).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_s3_event_twice_makes_one_job() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    let key = h
+        .drop_file(&t, "twice.csv", "email,amount\njo@example.com,5\n", None)
+        .await;
+    // Take the notification off the queue and deliver it twice.
+    let url = h
+        .runner
+        .queue_url(local_stack::runner::Function::Splitter)
+        .to_owned();
+    let sqs = h.aws.queues.client();
+    let out = sqs
+        .receive_message()
+        .queue_url(&url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    let messages = out.messages.unwrap_or_default();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.body().unwrap_or_default().contains(t.id())),
+        "notification for {key}"
+    );
+    let event = local_stack::runner::sqs_event(&url, &messages);
+    splitter::handle(&h.aws, event.clone()).await.unwrap();
+    splitter::handle(&h.aws, event).await.unwrap();
+    for m in &messages {
+        sqs.delete_message()
+            .queue_url(&url)
+            .receipt_handle(m.receipt_handle().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    h.settle(&t).await;
+    assert_eq!(h.jobs(&t).await.len(), 1);
+    assert_eq!(h.balance(&t, "email:jo@example.com").await, 5);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_with_spaces_and_non_ascii_characters_works() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    h.drop_file(
+        &t,
+        "Été 2026/prime fidélité + bonus.csv",
+        "email,amount\nkim@example.com,12\n",
+        None,
+    )
+    .await;
+    h.settle(&t).await;
+    let job = h.only_job(&t).await;
+    assert_eq!(
+        job.source_key,
+        format!("incoming/{}/Été 2026/prime fidélité + bonus.csv", t.id())
+    );
+    assert_eq!(job.reason, "Bulk import from prime fidélité + bonus.csv");
+    assert_eq!(job.status, JobStatus::Completed);
+    assert_eq!(h.balance(&t, "email:kim@example.com").await, 12);
+    assert!(h
+        .processed_file(&job)
+        .await
+        .contains("kim@example.com,12,applied"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_console_drop_with_an_expiry_column_is_an_import_with_expiry() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    h.drop_file(
+        &t,
+        "exp.csv",
+        "Email;Amount;Expire_In_Days\nlea@example.com;5;10\n",
+        None,
+    )
+    .await;
+    h.settle(&t).await;
+    let job = h.only_job(&t).await;
+    assert_eq!(job.kind, Some(shared::points::PointsKind::PointsWithExpiry));
+    let customer: shared::identifier::CustomerRef = "email:lea@example.com".parse().unwrap();
+    let wallet = h
+        .aws
+        .tables
+        .wallet_view(t.id(), &customer)
+        .await
+        .unwrap()
+        .wallet
+        .unwrap();
+    assert_eq!(wallet.lots.len(), 1);
+    let days = (wallet.lots[0].expires_at - Utc::now()).num_hours();
+    assert!(
+        (239..=240).contains(&days),
+        "expires in 10 days, not {days} hours"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mobiles_in_national_and_international_form_are_one_wallet() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    h.drop_file(
+        &t,
+        "mobiles.csv",
+        "mobile,amount,operation\n06 12 34 56 78,30,CR\n+33612345678,10,DR\n",
+        None,
+    )
+    .await;
+    h.settle(&t).await;
+    assert_eq!(h.balance(&t, "mobile:+33612345678").await, 20);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_reports_outcomes_and_changes_no_wallet() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    h.drop_file(&t, "real.csv", "email,amount\nmo@example.com,50\n", None)
+        .await;
+    h.settle(&t).await;
+    let file = "email,amount,operation\nmo@example.com,30,DR\nmo@example.com,30,DR\nnew@example.com,5,CR\n";
+    let job_id = h.api_import(&t, "points", "try.csv", file, true).await;
+    h.settle(&t).await;
+    let job = h.aws.tables.job(t.id(), &job_id).await.unwrap().unwrap();
+    assert!(job.dry_run);
+    assert_eq!(
+        outcomes(&h.processed_file(&job).await),
+        [
+            row("applied", "", "20"),
+            row("failed", "insufficient_balance", "20"),
+            row("applied", "", "5")
+        ]
+    );
+    assert_eq!(h.balance(&t, "email:mo@example.com").await, 50);
+    assert_eq!(h.balance(&t, "email:new@example.com").await, 0);
+    assert!(h.emails_about(&job_id).await[0].subject.contains("dry run"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_requires_a_key_and_hides_other_tenants_jobs() {
+    let h = Harness::start().await;
+    let a = h.tenant().await;
+    let b = h.tenant().await;
+    let job_id = h
+        .api_import(
+            &a,
+            "points",
+            "a.csv",
+            "email,amount\nx@example.com,1\n",
+            false,
+        )
+        .await;
+    let none = local_stack::console::api(
+        &h.aws,
+        Method::GET,
+        &format!("/imports/{job_id}"),
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    let forged = format!("{}.{}", a.id(), "0".repeat(64));
+    let wrong = local_stack::console::api(
+        &h.aws,
+        Method::GET,
+        &format!("/imports/{job_id}"),
+        Some(&forged),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        h.api(&b, Method::GET, &format!("/imports/{job_id}"), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        h.api(&a, Method::GET, &format!("/imports/{job_id}"), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    h.settle(&a).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_serves_a_template_for_each_kind() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    let plain = h.api(&t, Method::GET, "/templates/points", None).await;
+    assert_eq!(plain.status, StatusCode::OK);
+    assert!(plain
+        .text()
+        .starts_with("email,mobile,customer_id,amount,operation\n"));
+    let expiry = h
+        .api(&t, Method::GET, "/templates/points_with_expiry.csv", None)
+        .await;
+    assert!(expiry
+        .text()
+        .starts_with("email,mobile,customer_id,amount,operation,expire_in_days\n"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sample_events_for_cargo_lambda_are_handled() {
+    let h = Harness::start().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions");
+    for function in ["splitter", "processor", "finalizer"] {
+        for entry in std::fs::read_dir(dir.join(function).join("events")).unwrap() {
+            let path = entry.unwrap().path();
+            let event: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let result = match function {
+                "splitter" => splitter::handle(&h.aws, event).await.map(|_| ()),
+                "processor" => processor::handle(&h.aws, serde_json::from_value(event).unwrap())
+                    .await
+                    .map(|_| ()),
+                _ => finalizer::handle(&h.aws, serde_json::from_value(event).unwrap())
+                    .await
+                    .map(|_| ()),
+            };
+            assert!(result.is_ok(), "{}: {:?}", path.display(), result.err());
+        }
+    }
+}

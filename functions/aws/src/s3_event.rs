@@ -23,18 +23,6 @@ pub struct ObjectCreated {
     pub event_time: Option<DateTime<Utc>>,
 }
 
-impl ObjectCreated {
-    /// What tells this version of the object apart from any other upload to
-    /// the same key: the version id, else the event's sequencer, else the ETag.
-    pub fn version_identity(&self) -> String {
-        self.version_id
-            .clone()
-            .or_else(|| self.sequencer.clone())
-            .or_else(|| self.etag.clone())
-            .unwrap_or_default()
-    }
-}
-
 /// The records of one delivery: `message_id` is the SQS message they came in
 /// (for partial batch failure reports), `None` for a direct S3 invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,7 +187,7 @@ mod tests {
         let d = deliveries(&event).unwrap();
         assert_eq!(d.len(), 2);
         assert_eq!(d[0].message_id.as_deref(), Some("m1"));
-        assert_eq!(d[0].objects[0].version_identity(), "0055");
+        assert_eq!(d[0].objects[0].sequencer.as_deref(), Some("0055"));
         assert!(d[1].objects.is_empty());
     }
 }

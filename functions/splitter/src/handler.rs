@@ -2,7 +2,7 @@
 //! the job an object belongs to and connects the split to S3, SQS and DynamoDB.
 
 use aws_lambda_events::event::sqs::SqsBatchResponse;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use loyalty_aws::queues::FinalizeRequest;
 use loyalty_aws::s3_event::{self, ObjectCreated};
 use loyalty_aws::{Aws, AwsError};
@@ -124,16 +124,17 @@ async fn job_for(
             }
         });
     }
-    // A console drop: the job id comes from the object version, so the same
-    // version can never start two jobs.
-    let at: DateTime<Utc> = object.event_time.unwrap_or(info.last_modified);
-    let seed = format!(
-        "{}\n{}\n{}",
-        tenant.tenant_id,
-        object.key,
-        object.version_identity()
-    );
-    let job_id = job::job_id(at, seed.as_bytes());
+    // A console drop: the job id is a function of the object version alone
+    // (never of the event that announced it), so the same version can never
+    // start two jobs, however often or however it is announced.
+    let version = info
+        .version_id
+        .clone()
+        .or_else(|| object.sequencer.clone())
+        .or_else(|| info.etag.clone())
+        .unwrap_or_default();
+    let seed = format!("{}\n{}\n{version}", tenant.tenant_id, object.key);
+    let job_id = job::job_id(info.last_modified, seed.as_bytes());
     let reason = info
         .metadata
         .get("reason")

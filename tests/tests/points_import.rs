@@ -198,7 +198,10 @@ async fn an_unknown_column_rejects_the_file_and_the_admin_is_told_which() {
     assert_eq!(h.balance(&t, "email:a@example.com").await, 0);
     let emails = h.emails_about(&job.job_id).await;
     assert_eq!(emails.len(), 1);
-    assert_eq!(emails[0].destinations.to, std::slice::from_ref(&t.tenant.admin_email));
+    assert_eq!(
+        emails[0].destinations.to,
+        std::slice::from_ref(&t.tenant.admin_email)
+    );
     assert!(emails[0].subject.contains("rejected"));
     assert!(
         emails[0].body.contains("unknown column 'colour'"),
@@ -286,7 +289,10 @@ async fn the_email_goes_to_the_tenant_admin_only_with_a_link_to_the_processed_fi
     let emails = h.emails_about(&job.job_id).await;
     assert_eq!(emails.len(), 1, "exactly one email per job");
     let email = &emails[0];
-    assert_eq!(email.destinations.to, std::slice::from_ref(&t.tenant.admin_email));
+    assert_eq!(
+        email.destinations.to,
+        std::slice::from_ref(&t.tenant.admin_email)
+    );
     assert!(email.destinations.cc.is_empty() && email.destinations.bcc.is_empty());
     assert!(email.body.contains("Applied: 1"));
     let key = job.processed_key.unwrap();

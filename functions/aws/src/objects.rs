@@ -90,7 +90,7 @@ impl Objects {
     /// Opens one version of an object as a blocking reader, for the CSV
     /// reader to stream from inside `spawn_blocking`. Without a version id,
     /// `if_match` pins the content that was validated.
-    pub async fn open(
+    async fn open(
         &self,
         key: &str,
         version: Option<&str>,
@@ -113,6 +113,20 @@ impl Objects {
         Ok(tokio_util::io::SyncIoBridge::new(
             out.body.into_async_read(),
         ))
+    }
+
+    /// Opens the upload a job reads: the version it pinned, or its content
+    /// as validated (ETag) when the bucket keeps no versions.
+    pub async fn open_source(
+        &self,
+        job: &shared::job::Job,
+    ) -> Result<impl std::io::Read + Send + 'static, AwsError> {
+        self.open(
+            &job.source_key,
+            job.source_version.as_deref(),
+            job.source_etag.as_deref(),
+        )
+        .await
     }
 
     pub async fn put_file(

@@ -140,12 +140,28 @@ impl Tables {
 
     /// Stores a new tenant; `false` if the id is taken.
     pub async fn create_tenant(&self, tenant: &Tenant) -> Result<bool, AwsError> {
+        self.put_new(
+            &self.tenants,
+            to_item("dynamodb:PutItem", tenant)?,
+            "tenant_id",
+        )
+        .await
+    }
+
+    /// Puts an item unless one with its key exists; `false` if it does.
+    async fn put_new(
+        &self,
+        table: &str,
+        item: Item,
+        key_attribute: &str,
+    ) -> Result<bool, AwsError> {
         let result = self
             .client
             .put_item()
-            .table_name(&self.tenants)
-            .set_item(Some(to_item("dynamodb:PutItem", tenant)?))
-            .condition_expression("attribute_not_exists(tenant_id)")
+            .table_name(table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#key)")
+            .expression_attribute_names("#key", key_attribute)
             .send()
             .await;
         match result {
@@ -182,24 +198,8 @@ impl Tables {
             sk: job_sk(&job.job_id),
             job: job.clone(),
         };
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.jobs)
-            .set_item(Some(to_item("dynamodb:PutItem", &item)?))
-            .condition_expression("attribute_not_exists(sk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(AwsError::sdk("dynamodb:PutItem", e)),
-        }
+        self.put_new(&self.jobs, to_item("dynamodb:PutItem", &item)?, "sk")
+            .await
     }
 
     pub async fn job(&self, tenant_id: &str, job_id: &str) -> Result<Option<Job>, AwsError> {

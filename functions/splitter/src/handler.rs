@@ -176,14 +176,7 @@ async fn request_finalize(aws: &Aws, job: &Job) -> Result<(), SplitterError> {
 }
 
 async fn run_split(aws: &Aws, tenant: &Tenant, job: Job) -> Result<(), SplitterError> {
-    let reader = aws
-        .objects
-        .open(
-            &job.source_key,
-            job.source_version.as_deref(),
-            job.source_etag.as_deref(),
-        )
-        .await?;
+    let reader = aws.objects.open_source(&job).await?;
     let request = SplitRequest {
         tenant_id: job.tenant_id.clone(),
         job_id: job.job_id.clone(),

@@ -100,7 +100,7 @@ async fn download_link(aws: &Aws, key: &str) -> Result<String, AwsError> {
 /// into a temporary file, then uploads it.
 async fn write_processed_file(aws: &Aws, job: &Job) -> anyhow::Result<(String, Tally)> {
     let key = keys::processed(&job.tenant_id, &job.job_id, &job.filename);
-    let reader = aws.objects.open_source(&job).await?;
+    let reader = aws.objects.open_source(job).await?;
     let path = std::env::temp_dir().join(format!("{}.processed.csv", job.job_id));
     let outcomes = Outcomes {
         aws: aws.clone(),

@@ -44,14 +44,6 @@ impl JobStatus {
         )
     }
 
-    /// Whether a pipeline is working on the job right now.
-    pub fn in_flight(self) -> bool {
-        matches!(
-            self,
-            JobStatus::Splitting | JobStatus::Processing | JobStatus::Finalizing
-        )
-    }
-
     /// The final status a job with these totals ends in.
     pub fn finished(tally: &Tally) -> Self {
         if tally.failed > 0 {

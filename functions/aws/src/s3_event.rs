@@ -8,7 +8,6 @@
 //! `userIdentity`, `requestParameters` and `responseElements`, which
 //! `aws_lambda_events::s3::S3Event` requires.
 
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 /// One object-created record, key decoded.
@@ -17,10 +16,9 @@ pub struct ObjectCreated {
     pub bucket: String,
     pub key: String,
     pub version_id: Option<String>,
-    pub etag: Option<String>,
     pub size: Option<u64>,
+    /// Orders events for one key; tells two uploads apart where versioning is off.
     pub sequencer: Option<String>,
-    pub event_time: Option<DateTime<Utc>>,
 }
 
 /// The records of one delivery: `message_id` is the SQS message they came in
@@ -47,8 +45,6 @@ struct Envelope {
 struct S3Record {
     #[serde(rename = "eventName", default)]
     event_name: String,
-    #[serde(rename = "eventTime")]
-    event_time: Option<DateTime<Utc>>,
     s3: S3Entity,
 }
 
@@ -67,8 +63,6 @@ struct S3Bucket {
 struct S3Object {
     key: String,
     size: Option<u64>,
-    #[serde(rename = "eTag")]
-    etag: Option<String>,
     #[serde(rename = "versionId")]
     version_id: Option<String>,
     sequencer: Option<String>,
@@ -132,10 +126,8 @@ fn objects_of(event: &serde_json::Value) -> Result<Vec<ObjectCreated>, EventErro
                 .object
                 .version_id
                 .filter(|v| !v.is_empty() && v != "null"),
-            etag: record.s3.object.etag,
             size: record.s3.object.size,
             sequencer: record.s3.object.sequencer,
-            event_time: record.event_time,
         });
     }
     Ok(objects)

@@ -146,16 +146,17 @@ def apply_skipped(stack):
 
 
 def environment(stack):
-    """The functions' environment, and which queue feeds each function."""
+    """The functions' environment, and which queue feeds each function
+    (`LOCAL_QUEUE_<FUNCTION>_<EVENT>`, from the functions' SQS events)."""
     variables = stack.resolve(stack.template["Globals"]["Function"]["Environment"]["Variables"])
     for logical, resource in stack.template["Resources"].items():
         if resource["Type"] != "AWS::Serverless::Function":
             continue
         function = logical.removesuffix("Function").upper()
-        for event in resource["Properties"].get("Events", {}).values():
+        for name, event in resource["Properties"].get("Events", {}).items():
             if event["Type"] == "SQS":
                 queue_logical = event["Properties"]["Queue"]["Fn::GetAtt"][0]
-                variables[f"LOCAL_QUEUE_{function}"] = stack.queue_url(queue_logical)
+                variables[f"LOCAL_QUEUE_{function}_{name.upper()}"] = stack.queue_url(queue_logical)
     return variables
 
 

@@ -70,6 +70,15 @@ pub trait LedgerStore: Sync {
         &self,
         decision: &Decision,
     ) -> impl Future<Output = Result<Commit, Self::Error>> + Send;
+
+    /// Records a refusal for a row no delivery has decided, so none ever
+    /// applies it; returns false if the row was decided already (that
+    /// outcome stands).
+    fn seal(
+        &self,
+        job_id: &str,
+        outcome: &RowOutcome,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +131,36 @@ pub async fn apply_batch<S: LedgerStore>(
     Ok(report)
 }
 
+/// Gives up on a batch that failed on every delivery: its undecided rows are
+/// sealed as set aside (never to be applied), its decided rows keep their
+/// outcomes, and the report covers them all, so the job can still finish.
+pub async fn give_up_batch<S: LedgerStore>(
+    store: &S,
+    batch: &Batch,
+) -> Result<BatchReport, ApplyError<S::Error>> {
+    for row in &batch.rows {
+        store
+            .seal(&batch.job_id, &RowOutcome::set_aside(row.row))
+            .await
+            .map_err(ApplyError::Store)?;
+    }
+    let rows: Vec<u64> = batch.rows.iter().map(|r| r.row).collect();
+    let mut decided: HashMap<u64, RowOutcome> = store
+        .decided(&batch.job_id, &rows)
+        .await
+        .map_err(ApplyError::Store)?
+        .into_iter()
+        .map(|o| (o.row, o))
+        .collect();
+    let mut report = BatchReport::default();
+    for row in rows {
+        let outcome = decided.remove(&row).ok_or(ApplyError::LostOutcome(row))?;
+        report.tally.add(&outcome);
+        report.outcomes.push(outcome);
+    }
+    Ok(report)
+}
+
 async fn decide<S: LedgerStore>(
     store: &S,
     batch: &Batch,
@@ -162,6 +201,7 @@ async fn decide<S: LedgerStore>(
                     reason: batch.reason.clone(),
                     expires_at: applied.expires_at,
                     balance_after: applied.balance_after,
+                    sequence: applied.wallet.version,
                     applied_at: now,
                     consumed: applied.consumed,
                 };
@@ -252,6 +292,16 @@ pub mod memory {
                 },
                 (None, None) => Wallet::empty(account.customer.clone()),
             })
+        }
+
+        async fn seal(&self, job_id: &str, outcome: &RowOutcome) -> Result<bool, Infallible> {
+            let mut outcomes = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
+            let key = (job_id.to_owned(), outcome.row);
+            if outcomes.contains_key(&key) {
+                return Ok(false);
+            }
+            outcomes.insert(key, outcome.clone());
+            Ok(true)
         }
 
         async fn commit(&self, d: &Decision) -> Result<Commit, Infallible> {
@@ -393,6 +443,35 @@ mod tests {
             report.outcomes[1].error_code,
             Some(ErrorCode::InsufficientBalance)
         );
+        assert_eq!(live_balance(&store, "a@x.io"), 50);
+    }
+
+    #[test]
+    fn a_batch_given_up_keeps_its_decided_rows_and_seals_the_rest_for_good() {
+        let store = MemoryLedger::default();
+        let b = batch(
+            "J1",
+            false,
+            &[
+                (1, "a@x.io", Operation::Credit, 50),
+                (2, "a@x.io", Operation::Credit, 5),
+            ],
+        );
+        let first_row_only = Batch {
+            rows: b.rows[..1].to_vec(),
+            ..b.clone()
+        };
+        block_on(apply_batch(&store, &first_row_only, now())).unwrap();
+        let report = block_on(give_up_batch(&store, &b)).unwrap();
+        assert_eq!(report.outcomes[0].status, RowStatus::Applied);
+        assert_eq!(
+            report.outcomes[1].error_code,
+            Some(ErrorCode::ProcessingFailed)
+        );
+        assert_eq!((report.tally.applied, report.tally.failed), (1, 1));
+        // A late delivery of the same batch applies nothing more.
+        let late = block_on(apply_batch(&store, &b, now())).unwrap();
+        assert_eq!(late, report);
         assert_eq!(live_balance(&store, "a@x.io"), 50);
     }
 

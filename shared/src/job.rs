@@ -109,6 +109,20 @@ pub struct Job {
     pub finished_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_sent_at: Option<DateTime<Utc>>,
+    /// When the job last moved (split, a batch counted); the watchdog
+    /// measures stalls from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_at: Option<DateTime<Utc>>,
+    /// Set by the watchdog when the job stopped moving: it is finalized with
+    /// the rows never processed reported as `not_processed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stalled_at: Option<DateTime<Utc>>,
+    /// SHA-256 of the file's content (hex), for duplicate detection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_sha256: Option<String>,
+    /// The upload asked to be imported even if the same content was before.
+    #[serde(default)]
+    pub allow_duplicate: bool,
 }
 
 impl Job {
@@ -148,6 +162,10 @@ impl Job {
             processed_key: None,
             finished_at: None,
             email_sent_at: None,
+            progress_at: None,
+            stalled_at: None,
+            content_sha256: None,
+            allow_duplicate: false,
         }
     }
 
@@ -156,6 +174,37 @@ impl Job {
         self.status == JobStatus::Processing
             && self.splitting_done
             && self.batches_done >= self.batches_total
+    }
+
+    /// The finalizer still owes this job its processed file or its email.
+    pub fn finalization_due(&self) -> bool {
+        self.email_sent_at.is_none()
+            && match self.status {
+                JobStatus::Processing => self.ready_to_finalize() || self.stalled_at.is_some(),
+                JobStatus::Finalizing
+                | JobStatus::Completed
+                | JobStatus::CompletedWithErrors
+                | JobStatus::Rejected => true,
+                JobStatus::AwaitingUpload | JobStatus::Splitting => false,
+            }
+    }
+
+    /// What the watchdog should do about this job at `now`, if it has not
+    /// moved for `stall_seconds`.
+    pub fn watch(&self, now: DateTime<Utc>, stall_seconds: i64) -> Watch {
+        let moved = self.progress_at.unwrap_or(self.created_at);
+        if self.email_sent_at.is_some() || (now - moved).num_seconds() < stall_seconds {
+            return Watch::Fine;
+        }
+        match self.status {
+            JobStatus::AwaitingUpload => Watch::Fine,
+            JobStatus::Splitting => Watch::SplitStalled,
+            JobStatus::Processing if !self.splitting_done => Watch::SplitStalled,
+            JobStatus::Processing if !self.ready_to_finalize() && self.stalled_at.is_none() => {
+                Watch::Stalled
+            }
+            _ => Watch::FinalizeAgain,
+        }
     }
 
     /// Rows decided so far (invalid rows are decided when split).
@@ -181,6 +230,48 @@ impl Job {
             debited: self.debited,
         }
     }
+}
+
+/// The SHA-256 of a file's content, hex: two uploads of the same bytes are
+/// the same file, whatever their names.
+pub fn content_sha256<R: std::io::Read>(mut input: R) -> std::io::Result<String> {
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let read = input.read(&mut buffer)?;
+        if read == 0 {
+            return Ok(hex::encode(hasher.finalize()));
+        }
+        hasher.update(&buffer[..read]);
+    }
+}
+
+/// Why a file whose content was imported before is not imported again.
+pub fn duplicate_reason(earlier: &Job) -> String {
+    format!(
+        "duplicate file: the same content was imported on {} by job {} ({}); nothing of this \
+         upload was applied. To import it again on purpose, upload it with \"allow_duplicate\": true \
+         (API) or the object metadata allow-duplicate=true (console).",
+        earlier.created_at.format("%Y-%m-%d %H:%M UTC"),
+        earlier.job_id,
+        earlier.filename
+    )
+}
+
+/// The watchdog's verdict on a job that may have stopped moving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watch {
+    /// Moving, or done.
+    Fine,
+    /// Its batches stopped coming (a lost message): close it, reporting the
+    /// rows never processed.
+    Stalled,
+    /// Due for finalizing (or closed as stalled) but not finalized: ask again
+    /// (the request was lost, or the run holding it died).
+    FinalizeAgain,
+    /// The split itself stopped: its upload's event is retried by the ingest
+    /// queue and, failing that, waits in the ingest dead-letter queue.
+    SplitStalled,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -263,6 +354,25 @@ mod tests {
         assert_eq!(job_id(at, b"x"), job_id(at, b"x"));
         assert_ne!(job_id(at, b"x"), job_id(at, b"y"));
         assert!(job_id(at, b"x").starts_with("20261124093000-"));
+    }
+
+    #[test]
+    fn the_watchdog_closes_a_job_whose_batches_stopped_and_re_asks_a_lost_finalization() {
+        let start = Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap();
+        let mut job = Job::new("acme", "J1", "incoming/acme/f.csv", "r", start);
+        job.status = JobStatus::Processing;
+        job.splitting_done = true;
+        job.batches_total = 3;
+        job.batches_done = 2;
+        job.progress_at = Some(start + chrono::Duration::minutes(10));
+        let later = |minutes| start + chrono::Duration::minutes(minutes);
+        assert_eq!(job.watch(later(30), 3600), Watch::Fine);
+        assert_eq!(job.watch(later(71), 3600), Watch::Stalled);
+        job.stalled_at = Some(later(71));
+        assert!(job.finalization_due());
+        assert_eq!(job.watch(later(71), 3600), Watch::FinalizeAgain);
+        job.email_sent_at = Some(later(72));
+        assert_eq!(job.watch(later(200), 3600), Watch::Fine);
     }
 
     #[test]

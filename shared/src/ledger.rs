@@ -47,6 +47,10 @@ pub struct LedgerEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
     pub balance_after: i64,
+    /// The entry's place in its wallet's history (the wallet's version after
+    /// it): 1, 2, 3… with no gap and no repeat.
+    #[serde(default)]
+    pub sequence: u64,
     pub applied_at: DateTime<Utc>,
     /// For debits: the points taken from each lot (`permanent` for points without expiry).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -39,6 +39,7 @@ pub enum ErrorCode {
     InvalidEncoding,
     TooManyFields,
     InsufficientBalance,
+    ProcessingFailed,
     NotProcessed,
 }
 
@@ -58,6 +59,7 @@ impl ErrorCode {
             ErrorCode::InvalidEncoding => "invalid_encoding",
             ErrorCode::TooManyFields => "too_many_fields",
             ErrorCode::InsufficientBalance => "insufficient_balance",
+            ErrorCode::ProcessingFailed => "processing_failed",
             ErrorCode::NotProcessed => "not_processed",
         }
     }
@@ -139,6 +141,32 @@ impl RowOutcome {
     pub fn with_balance(mut self, balance: i64) -> Self {
         self.balance_after = Some(balance);
         self
+    }
+}
+
+impl RowOutcome {
+    /// A row whose batch failed on every delivery and was set aside.
+    pub fn set_aside(row: u64) -> Self {
+        RowOutcome::failed(
+            row,
+            ErrorCode::ProcessingFailed,
+            format!(
+                "row {row}: applying this row's batch failed on every attempt, so the batch was \
+                 set aside and this row was not applied; import it again in a new file"
+            ),
+        )
+    }
+
+    /// A row the import never reached before it was closed as stalled.
+    pub fn never_processed(row: u64) -> Self {
+        RowOutcome::failed(
+            row,
+            ErrorCode::NotProcessed,
+            format!(
+                "row {row}: the import stalled before this row was processed, so it was not \
+                 applied; import it again in a new file"
+            ),
+        )
     }
 }
 

@@ -7,6 +7,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use lambda_http::http::{Method, StatusCode};
 use local_stack::console::{self, ApiResponse, SentEmail};
 use local_stack::{env, Runner};
+use loyalty_aws::faults::FaultPlan;
 use loyalty_aws::objects::Presigned;
 use loyalty_aws::Aws;
 use serde_json::json;
@@ -41,10 +42,48 @@ pub fn unique(prefix: &str) -> String {
 
 impl Harness {
     pub async fn start() -> Harness {
+        // The functions' logs, when asked for (RUST_LOG=warn, say).
+        if std::env::var_os("RUST_LOG").is_some() {
+            loyalty_aws::logging::init();
+        }
         env::load().expect("the local stack's environment");
         let aws = Aws::from_env().await.expect("settings");
         let runner = Runner::new(aws.clone()).expect("queues");
         Harness { aws, runner }
+    }
+
+    /// Clients with a fault plan installed, and a short finalizer lease so a
+    /// crashed finalizer's job is taken over within seconds.
+    pub async fn faulty_clients(&self, plan: FaultPlan) -> Aws {
+        let mut settings = self.aws.settings.clone();
+        settings.finalize_lease_seconds = 2;
+        Aws::with_faults(settings, plan).await
+    }
+
+    /// Clients whose watchdog calls a job stalled after `seconds` without
+    /// progress (the template's hour is too long for a test).
+    pub async fn impatient_clients(&self, seconds: i64) -> Aws {
+        let mut settings = self.aws.settings.clone();
+        settings.stall_seconds = seconds;
+        Aws::new(settings).await
+    }
+
+    /// The keys under `processed/<tenant>/`.
+    pub async fn processed_keys(&self, tenant: &TestTenant) -> Vec<String> {
+        let out = self
+            .aws
+            .objects
+            .client()
+            .list_objects_v2()
+            .bucket(self.aws.objects.bucket())
+            .prefix(format!("processed/{}/", tenant.id()))
+            .send()
+            .await
+            .expect("list");
+        out.contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect()
     }
 
     /// A new tenant whose admin is `admin@<id>.test`, mobiles read in France.
@@ -65,6 +104,18 @@ impl Harness {
         content: &str,
         reason: Option<&str>,
     ) -> String {
+        let metadata: Vec<(&str, &str)> = reason.map(|r| ("reason", r)).into_iter().collect();
+        self.drop_file_with(tenant, path, content, &metadata).await
+    }
+
+    /// Drops a file with these `x-amz-meta-*` metadata.
+    pub async fn drop_file_with(
+        &self,
+        tenant: &TestTenant,
+        path: &str,
+        content: &str,
+        metadata: &[(&str, &str)],
+    ) -> String {
         let key = format!("incoming/{}/{path}", tenant.id());
         self.aws
             .objects
@@ -72,7 +123,12 @@ impl Harness {
             .put_object()
             .bucket(self.aws.objects.bucket())
             .key(&key)
-            .set_metadata(reason.map(|r| [("reason".to_owned(), r.to_owned())].into()))
+            .set_metadata(Some(
+                metadata
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ))
             .body(ByteStream::from(content.as_bytes().to_vec()))
             .send()
             .await
@@ -101,16 +157,22 @@ impl Harness {
         content: &str,
         dry_run: bool,
     ) -> String {
+        let request = json!({
+            "kind": kind, "reason": "test campaign", "filename": filename,
+            "size_bytes": content.len(), "dry_run": dry_run,
+        });
+        self.api_import_with(tenant, request, content).await
+    }
+
+    /// Creates an import with this `POST /imports` body and uploads `content`.
+    pub async fn api_import_with(
+        &self,
+        tenant: &TestTenant,
+        request: serde_json::Value,
+        content: &str,
+    ) -> String {
         let created = self
-            .api(
-                tenant,
-                Method::POST,
-                "/imports",
-                Some(json!({
-                    "kind": kind, "reason": "test campaign", "filename": filename,
-                    "size_bytes": content.len(), "dry_run": dry_run,
-                })),
-            )
+            .api(tenant, Method::POST, "/imports", Some(request))
             .await;
         assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
         let ticket = created.json().expect("json");

@@ -733,7 +733,7 @@ async fn the_sample_events_for_cargo_lambda_are_handled() {
                 "processor" => processor::handle(&h.aws, serde_json::from_value(event).unwrap())
                     .await
                     .map(|_| ()),
-                _ => finalizer::handle(&h.aws, serde_json::from_value(event).unwrap())
+                _ => finalizer::handle_event(&h.aws, serde_json::from_value(event).unwrap())
                     .await
                     .map(|_| ()),
             };

@@ -96,6 +96,9 @@ struct CreateImport {
     size_bytes: u64,
     #[serde(default)]
     dry_run: bool,
+    /// Import even if a file with the same content was imported before.
+    #[serde(default)]
+    allow_duplicate: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -147,6 +150,7 @@ async fn create_import(
     job.status = JobStatus::AwaitingUpload;
     job.kind = Some(kind);
     job.dry_run = body.dry_run;
+    job.allow_duplicate = body.allow_duplicate;
     job.max_bytes = Some(body.size_bytes);
     aws.tables.create_job(&job).await?;
     let expires = aws.settings.upload_url_seconds;
@@ -189,6 +193,7 @@ async fn job_status(aws: &Aws, tenant: &Tenant, job_id: &str) -> Result<Response
             "kind": job.kind,
             "reason": job.reason,
             "dry_run": job.dry_run,
+            "allow_duplicate": job.allow_duplicate,
             "filename": job.filename,
             "created_at": job.created_at,
             "finished_at": job.finished_at,

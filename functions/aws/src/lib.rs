@@ -6,6 +6,7 @@
 //! DynamoDB and SES; no function talks to an SDK client directly.
 
 pub mod clients;
+pub mod faults;
 pub mod logging;
 pub mod mail;
 pub mod objects;

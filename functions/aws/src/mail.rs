@@ -2,6 +2,7 @@
 
 use crate::settings::Settings;
 use crate::AwsError;
+use aws_sdk_ses::error::SdkError;
 use aws_sdk_ses::types::{Body, Content, Destination, Message};
 use aws_sdk_ses::Client;
 use shared::notification::Email;
@@ -21,13 +22,13 @@ impl Mailer {
     }
 
     /// Sends one email; returns the SES message id.
-    pub async fn send(&self, email: &Email) -> Result<String, AwsError> {
+    pub async fn send(&self, email: &Email) -> Result<String, MailError> {
         let content = |text: &str| {
             Content::builder()
                 .data(text)
                 .charset("UTF-8")
                 .build()
-                .map_err(|e| AwsError::new("ses:SendEmail", e))
+                .map_err(|e| MailError::NotSent(AwsError::new("ses:SendEmail", e)))
         };
         let out = self
             .client
@@ -42,7 +43,31 @@ impl Mailer {
             )
             .send()
             .await
-            .map_err(|e| AwsError::sdk("ses:SendEmail", e))?;
+            .map_err(|e| {
+                // Refused by SES, or never sent: safe to send again. Lost on
+                // the way back (timeout, dropped connection): SES may have it.
+                let sent = !matches!(
+                    e,
+                    SdkError::ConstructionFailure(_) | SdkError::ServiceError(_)
+                );
+                let err = AwsError::sdk("ses:SendEmail", e);
+                if sent {
+                    MailError::Unconfirmed(err)
+                } else {
+                    MailError::NotSent(err)
+                }
+            })?;
         Ok(out.message_id().to_owned())
     }
+}
+
+/// Why an email may not have gone out.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// Certainly not sent: sending again cannot duplicate it.
+    #[error("email not sent: {0}")]
+    NotSent(AwsError),
+    /// The request went out but no answer came back: SES may have sent it.
+    #[error("email perhaps sent, unconfirmed: {0}")]
+    Unconfirmed(AwsError),
 }

@@ -14,6 +14,15 @@ pub struct FinalizeRequest {
     pub job_id: String,
 }
 
+impl FinalizeRequest {
+    pub fn of(job: &shared::job::Job) -> Self {
+        FinalizeRequest {
+            tenant_id: job.tenant_id.clone(),
+            job_id: job.job_id.clone(),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Queues {
     client: Client,

@@ -20,6 +20,16 @@ pub struct Settings {
     pub upload_url_seconds: u64,
     /// How long the processed-file link in the email stays valid.
     pub link_hours: u64,
+    /// How long a finalizer run holds a job before another may take over;
+    /// longer than a run may take (the function's timeout).
+    pub finalize_lease_seconds: i64,
+    /// The batch queue's dead-letter queue: batches that arrive from it have
+    /// failed on every delivery and are given up.
+    pub dead_batch_queue_arn: String,
+    /// A job with no progress for this long is closed by the watchdog, its
+    /// unprocessed rows reported. Longer than a batch can take to reach the
+    /// dead-letter queue (visibility timeout times receives).
+    pub stall_seconds: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +67,9 @@ impl Settings {
             max_upload_bytes: number("LOYALTY_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)?,
             upload_url_seconds: number("LOYALTY_UPLOAD_URL_SECONDS", 900)?,
             link_hours: number("LOYALTY_LINK_HOURS", 72)?,
+            finalize_lease_seconds: number("LOYALTY_FINALIZE_LEASE_SECONDS", 120)?,
+            dead_batch_queue_arn: required("LOYALTY_DEAD_BATCH_QUEUE_ARN")?,
+            stall_seconds: number("LOYALTY_STALL_SECONDS", 3600)?,
         })
     }
 }

@@ -114,6 +114,11 @@ fn job_sk(job_id: &str) -> String {
     format!("JOB#{job_id}")
 }
 
+/// The item in `jobs` that says which job imported a content.
+fn content_sk(sha256: &str) -> String {
+    format!("CONTENT#{sha256}")
+}
+
 fn wallet_pk(account: &Account) -> String {
     match &account.dry_run_of {
         None => format!("{}#{}", account.tenant_id, account.customer),
@@ -155,16 +160,33 @@ impl Tables {
         item: Item,
         key_attribute: &str,
     ) -> Result<bool, AwsError> {
-        let result = self
+        self.put_if(
+            table,
+            item,
+            &format!("attribute_not_exists({key_attribute})"),
+            vec![],
+        )
+        .await
+    }
+
+    /// Puts `item` if `condition` holds; returns whether it did.
+    async fn put_if(
+        &self,
+        table: &str,
+        item: Item,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<bool, AwsError> {
+        let mut request = self
             .client
             .put_item()
             .table_name(table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#key)")
-            .expression_attribute_names("#key", key_attribute)
-            .send()
-            .await;
-        match result {
+            .condition_expression(condition);
+        for (placeholder, value) in values {
+            request = request.expression_attribute_values(placeholder, value);
+        }
+        match request.send().await {
             Ok(_) => Ok(true),
             Err(e)
                 if e.as_service_error()
@@ -173,6 +195,77 @@ impl Tables {
                 Ok(false)
             }
             Err(e) => Err(AwsError::sdk("dynamodb:PutItem", e)),
+        }
+    }
+
+    /// Records that `job` imports the content `sha256` of its tenant, unless
+    /// another job did first: then returns that job's id.
+    pub async fn claim_content(&self, job: &Job, sha256: &str) -> Result<Option<String>, AwsError> {
+        if self.put_content_claim(job, sha256, None).await? {
+            return Ok(None);
+        }
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.jobs)
+            .key("tenant_id", s(&job.tenant_id))
+            .key("sk", s(content_sk(sha256)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("dynamodb:GetItem", e))?;
+        match out.item.as_ref().and_then(|i| i.get("job_id")) {
+            Some(AttributeValue::S(holder)) => Ok(Some(holder.clone())),
+            _ => Err(AwsError::new(
+                "dynamodb:GetItem",
+                format!("the claim on content {sha256} has no job"),
+            )),
+        }
+    }
+
+    /// Hands the claim on a content from `holder` (a job that applied
+    /// nothing) to `job`; false if `holder` no longer holds it.
+    pub async fn take_over_content(
+        &self,
+        job: &Job,
+        sha256: &str,
+        holder: &str,
+    ) -> Result<bool, AwsError> {
+        self.put_content_claim(job, sha256, Some(holder)).await
+    }
+
+    async fn put_content_claim(
+        &self,
+        job: &Job,
+        sha256: &str,
+        from: Option<&str>,
+    ) -> Result<bool, AwsError> {
+        let item = HashMap::from([
+            ("tenant_id".to_owned(), s(&job.tenant_id)),
+            ("sk".to_owned(), s(content_sk(sha256))),
+            ("job_id".to_owned(), s(&job.job_id)),
+            ("filename".to_owned(), s(&job.filename)),
+            ("claimed_at".to_owned(), s(Utc::now().to_rfc3339())),
+        ]);
+        match from {
+            None => {
+                self.put_if(
+                    &self.jobs,
+                    item,
+                    "attribute_not_exists(sk) OR job_id = :job",
+                    vec![(":job", s(&job.job_id))],
+                )
+                .await
+            }
+            Some(holder) => {
+                self.put_if(
+                    &self.jobs,
+                    item,
+                    "job_id = :holder",
+                    vec![(":holder", s(holder))],
+                )
+                .await
+            }
         }
     }
 
@@ -268,10 +361,11 @@ impl Tables {
         version: Option<&str>,
         etag: Option<&str>,
     ) -> Result<Option<Job>, AwsError> {
-        let mut update = String::from("SET #status = :splitting");
+        let mut update = String::from("SET #status = :splitting, progress_at = :now");
         let mut values = vec![
             (":splitting", s(JobStatus::Splitting.as_str())),
             (":awaiting", s(JobStatus::AwaitingUpload.as_str())),
+            (":now", s(Utc::now().to_rfc3339())),
         ];
         if let Some(v) = version {
             update.push_str(", source_version = :v");
@@ -325,7 +419,7 @@ impl Tables {
             tenant_id,
             job_id,
             "SET #status = :processing, splitting_done = :true, kind = :kind, total_rows = :total, \
-             invalid_rows = :invalid, batches_total = :batches",
+             invalid_rows = :invalid, batches_total = :batches, progress_at = :now",
             Some("#status = :splitting"),
             &[("#status", "status")],
             vec![
@@ -336,6 +430,7 @@ impl Tables {
                 (":total", n(summary.total_rows)),
                 (":invalid", n(summary.invalid_rows)),
                 (":batches", n(summary.batches)),
+                (":now", s(Utc::now().to_rfc3339())),
             ],
         )
         .await
@@ -387,9 +482,17 @@ impl Tables {
             .key("tenant_id", s(tenant_id))
             .key("sk", s(job_sk(job_id)))
             .update_expression(
-                "ADD batches_done :one, rows_done :rows, applied :applied, failed :failed, skipped :skipped, \
+                "SET progress_at = :now \
+                 ADD batches_done :one, rows_done :rows, applied :applied, failed :failed, skipped :skipped, \
                  credited :credited, debited :debited",
             )
+            // A job closed already (finalized as stalled) keeps the totals
+            // of its processed file.
+            .condition_expression("#status IN (:splitting, :processing)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":splitting", s(JobStatus::Splitting.as_str()))
+            .expression_attribute_values(":processing", s(JobStatus::Processing.as_str()))
+            .expression_attribute_values(":now", s(Utc::now().to_rfc3339()))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":rows", n(tally.rows()))
             .expression_attribute_values(":applied", n(tally.applied))
@@ -408,15 +511,38 @@ impl Tables {
             .await;
         match result {
             Ok(_) => {}
-            // Counted by an earlier delivery of the same batch.
+            // Counted by an earlier delivery of the same batch, or the job
+            // was closed without it.
             Err(e)
-                if cancellation_codes(&e).first().map(String::as_str)
-                    == Some("ConditionalCheckFailed") => {}
+                if cancellation_codes(&e)
+                    .iter()
+                    .any(|c| c == "ConditionalCheckFailed") => {}
             Err(e) => return Err(AwsError::sdk("dynamodb:TransactWriteItems", e)),
         }
         self.job(tenant_id, job_id)
             .await?
             .ok_or_else(|| AwsError::new("dynamodb:GetItem", format!("job {job_id} vanished")))
+    }
+
+    /// Marks a job whose batches stopped coming as stalled, if it has not
+    /// moved since it was read.
+    pub async fn mark_stalled(&self, job: &Job) -> Result<Option<Job>, AwsError> {
+        let Some(seen) = job.progress_at else {
+            return Ok(None);
+        };
+        self.update_job(
+            &job.tenant_id,
+            &job.job_id,
+            "SET stalled_at = :now",
+            Some("#status = :processing AND attribute_not_exists(stalled_at) AND progress_at = :seen"),
+            &[("#status", "status")],
+            vec![
+                (":now", s(Utc::now().to_rfc3339())),
+                (":processing", s(JobStatus::Processing.as_str())),
+                (":seen", s(seen.to_rfc3339())),
+            ],
+        )
+        .await
     }
 
     /// Takes the right to finalize a job for `lease_seconds`, if the job is
@@ -815,6 +941,20 @@ impl LedgerStore for Tables {
             }
         }
         Ok(Wallet::empty(account.customer.clone()))
+    }
+
+    async fn seal(&self, job_id: &str, outcome: &RowOutcome) -> Result<bool, AwsError> {
+        let item = OutcomeItem {
+            job_id: job_id.to_owned(),
+            outcome: outcome.clone(),
+            ttl: epoch_in_days(OUTCOME_TTL_DAYS),
+        };
+        self.put_new(
+            &self.outcomes,
+            to_item("dynamodb:PutItem", &item)?,
+            "job_id",
+        )
+        .await
     }
 
     async fn commit(&self, d: &Decision) -> Result<Commit, AwsError> {

@@ -1,10 +1,16 @@
 //! Finalizing a job. Whoever holds the job's lease writes the processed file,
 //! records the final status and sends the email; a second request for the
 //! same job finds the email sent (or the lease held) and does nothing.
+//!
+//! The function is also run on a schedule, as the watchdog
+//! (`crate::watchdog`).
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use loyalty_aws::mail::MailError;
 use loyalty_aws::queues::FinalizeRequest;
 use loyalty_aws::{Aws, AwsError};
+use serde::Deserialize;
+use shared::apply::LedgerStore;
 use shared::job::{keys, Job, JobStatus};
 use shared::notification::{completion_email, rejection_email};
 use shared::outcome::{RowOutcome, Tally};
@@ -13,10 +19,33 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tracing::{error, info, instrument};
 
-/// Longer than a finalizer run may take; a crashed run's lease lapses after it.
-const LEASE_SECONDS: i64 = 300;
 /// Outcomes read per query while merging.
 const OUTCOMES_PAGE: i32 = 1000;
+
+/// What the function is invoked with: finalize requests from its queue, or
+/// the watchdog's schedule.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum FinalizerEvent {
+    Queue(SqsEvent),
+    Schedule {
+        #[serde(rename = "detail-type")]
+        detail_type: String,
+    },
+}
+
+pub async fn handle_event(
+    aws: &Aws,
+    event: FinalizerEvent,
+) -> Result<serde_json::Value, lambda_runtime::Error> {
+    Ok(match event {
+        FinalizerEvent::Queue(event) => serde_json::to_value(handle(aws, event).await?)?,
+        FinalizerEvent::Schedule { detail_type } => {
+            info!(detail_type, "watchdog sweep");
+            serde_json::to_value(crate::watchdog::sweep(aws).await?)?
+        }
+    })
+}
 
 pub async fn handle(aws: &Aws, event: SqsEvent) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let mut retry = Vec::new();
@@ -41,21 +70,19 @@ pub async fn finalize(aws: &Aws, request: &FinalizeRequest) -> anyhow::Result<()
         info!("no such job: nothing to finalize");
         return Ok(());
     };
-    let due = job.email_sent_at.is_none()
-        && match job.status {
-            JobStatus::Processing => job.ready_to_finalize(),
-            JobStatus::Finalizing
-            | JobStatus::Completed
-            | JobStatus::CompletedWithErrors
-            | JobStatus::Rejected => true,
-            JobStatus::AwaitingUpload | JobStatus::Splitting => false,
-        };
-    if !due {
+    if !job.finalization_due() {
         info!(status = job.status.as_str(), "nothing to finalize");
         return Ok(());
     }
-    if !aws.tables.claim_finalization(&job, LEASE_SECONDS).await? {
-        info!("another run is finalizing this job");
+    let lease = aws.settings.finalize_lease_seconds;
+    if !aws.tables.claim_finalization(&job, lease).await? {
+        let now = aws.tables.job(&job.tenant_id, &job.job_id).await?;
+        if now.is_some_and(|j| j.finalization_due()) {
+            // Another run holds the job; if it died, its lease lapses and
+            // this request, retried, takes over.
+            anyhow::bail!("another run is finalizing this job; retrying later");
+        }
+        info!("finalized by another run");
         return Ok(());
     }
     let tenant = aws
@@ -66,6 +93,10 @@ pub async fn finalize(aws: &Aws, request: &FinalizeRequest) -> anyhow::Result<()
     let email = match job.status {
         JobStatus::Rejected => rejection_email(&tenant, &job),
         JobStatus::Processing | JobStatus::Finalizing => {
+            if job.stalled_at.is_some() {
+                let sealed = seal_unprocessed(aws, &job).await?;
+                info!(sealed, "rows never processed are reported as not applied");
+            }
             let (key, tally) = write_processed_file(aws, &job).await?;
             aws.tables
                 .finish_job(&job, JobStatus::finished(&tally), &tally, &key)
@@ -83,10 +114,67 @@ pub async fn finalize(aws: &Aws, request: &FinalizeRequest) -> anyhow::Result<()
             completion_email(&tenant, &job, &job.tally(), &link, aws.settings.link_hours)
         }
     };
-    let message_id = aws.mailer.send(&email).await?;
-    aws.tables.mark_email_sent(&job).await?;
-    info!(ses_message_id = %message_id, "job finalized and admin emailed");
+    match aws.mailer.send(&email).await {
+        Ok(message_id) => info!(ses_message_id = %message_id, "job finalized and admin emailed"),
+        // Nothing went out: the retried request sends it.
+        Err(MailError::NotSent(e)) => return Err(e.into()),
+        // SES may have it: sending again risks a second email, so the email
+        // counts as sent. A merchant can still read the job through the API.
+        Err(MailError::Unconfirmed(e)) => {
+            tracing::warn!(error = %e, "the email may have been sent; it is not sent again")
+        }
+    }
+    mark_email_sent(aws, &job).await?;
     Ok(())
+}
+
+/// Once SES has taken the email, recording it must not fail the run (a
+/// retried run would send it again): the write is retried here first.
+async fn mark_email_sent(aws: &Aws, job: &Job) -> Result<(), AwsError> {
+    let mut attempt = 0;
+    loop {
+        match aws.tables.mark_email_sent(job).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < 5 => {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, "recording the sent email failed; retrying");
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Records `not_processed` for every row of a stalled job that no batch
+/// decided, so none of them is applied later; returns how many.
+async fn seal_unprocessed(aws: &Aws, job: &Job) -> Result<u64, AwsError> {
+    let mut sealed = 0;
+    let mut next_row = 1;
+    loop {
+        let (page, more) = aws
+            .tables
+            .outcomes_after(&job.job_id, next_row - 1, OUTCOMES_PAGE)
+            .await?;
+        let rows = page
+            .iter()
+            .map(|o| o.row)
+            .chain((!more).then_some(job.total_rows + 1));
+        for decided in rows {
+            for row in next_row..decided {
+                if aws
+                    .tables
+                    .seal(&job.job_id, &RowOutcome::never_processed(row))
+                    .await?
+                {
+                    sealed += 1;
+                }
+            }
+            next_row = decided + 1;
+        }
+        if !more {
+            return Ok(sealed);
+        }
+    }
 }
 
 async fn download_link(aws: &Aws, key: &str) -> Result<String, AwsError> {

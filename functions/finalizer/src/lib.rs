@@ -2,5 +2,6 @@
 //! totals, and emails the tenant's admin, once per job.
 
 pub mod handler;
+pub mod watchdog;
 
-pub use handler::handle;
+pub use handler::{handle, handle_event, FinalizerEvent};

@@ -1,4 +1,3 @@
-use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use loyalty_aws::Aws;
 
@@ -6,8 +5,10 @@ use loyalty_aws::Aws;
 async fn main() -> Result<(), Error> {
     loyalty_aws::logging::init();
     let aws = Aws::from_env().await?;
-    run(service_fn(|event: LambdaEvent<SqsEvent>| {
-        finalizer::handle(&aws, event.payload)
-    }))
+    run(service_fn(
+        |event: LambdaEvent<finalizer::FinalizerEvent>| {
+            finalizer::handle_event(&aws, event.payload)
+        },
+    ))
     .await
 }

@@ -63,6 +63,15 @@ pub async fn import_object(aws: &Aws, object: &ObjectCreated) -> Result<(), Spli
     };
     let span = tracing::info_span!("job", tenant = %job.tenant_id, job = %job.job_id);
     let _enter = span.enter();
+    if job.status != JobStatus::Splitting {
+        // Split before: a redelivered event, or a retry after a crash that
+        // came between the split and the request to finalize.
+        if job.finalization_due() {
+            request_finalize(aws, &job).await?;
+        }
+        info!(status = job.status.as_str(), "already split");
+        return Ok(());
+    }
     if let Some(limit) = job
         .max_bytes
         .filter(|&limit| object.size.is_some_and(|size| size > limit))
@@ -76,8 +85,8 @@ pub async fn import_object(aws: &Aws, object: &ObjectCreated) -> Result<(), Spli
     run_split(aws, &tenant, job).await
 }
 
-/// The job this object starts, or `None` if it starts nothing (already
-/// imported, or an upload nobody asked for).
+/// The job this object version belongs to (new, or started before), or
+/// `None` if it belongs to none (an upload nobody asked for).
 async fn job_for(
     aws: &Aws,
     object: &ObjectCreated,
@@ -113,7 +122,7 @@ async fn job_for(
                     )
                     .await?
             }
-            JobStatus::Splitting if same_object(&job) => Some(job),
+            _ if job.source_key == object.key && same_object(&job) => Some(job),
             _ => {
                 warn!(
                     job_id,
@@ -142,14 +151,17 @@ async fn job_for(
         .cloned()
         .unwrap_or_else(|| job::default_reason(incoming.filename));
     let mut job = Job::new(&tenant.tenant_id, &job_id, &object.key, &reason, Utc::now());
+    job.allow_duplicate = info
+        .metadata
+        .get("allow-duplicate")
+        .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "yes" | "1"));
     job.source_version = info.version_id.clone();
     job.source_etag = info.etag.clone();
     if tables.create_job(&job).await? {
         info!(job_id, "job created");
         return Ok(Some(job));
     }
-    let existing = tables.job(&tenant.tenant_id, &job_id).await?;
-    Ok(existing.filter(|j| j.status == JobStatus::Splitting))
+    Ok(tables.job(&tenant.tenant_id, &job_id).await?)
 }
 
 async fn reject(aws: &Aws, job: &Job, why: &str) -> Result<(), SplitterError> {
@@ -166,16 +178,48 @@ async fn reject(aws: &Aws, job: &Job, why: &str) -> Result<(), SplitterError> {
 }
 
 async fn request_finalize(aws: &Aws, job: &Job) -> Result<(), SplitterError> {
-    aws.queues
-        .request_finalize(&FinalizeRequest {
-            tenant_id: job.tenant_id.clone(),
-            job_id: job.job_id.clone(),
-        })
-        .await?;
-    Ok(())
+    Ok(aws
+        .queues
+        .request_finalize(&FinalizeRequest::of(job))
+        .await?)
+}
+
+/// Why this job's file must not be imported because its content was
+/// imported before, if so. Dry runs change nothing and are never duplicates
+/// (nor make a later upload one).
+async fn duplicate_of_earlier(aws: &Aws, job: &Job) -> Result<Option<String>, SplitterError> {
+    if job.dry_run {
+        return Ok(None);
+    }
+    let reader = aws.objects.open_source(job).await?;
+    let sha256 = tokio::task::spawn_blocking(move || job::content_sha256(reader))
+        .await
+        .map_err(|e| SplitterError::Task(e.to_string()))?
+        .map_err(|e| SplitterError::Read(e.to_string()))?;
+    loop {
+        let Some(holder) = aws.tables.claim_content(job, &sha256).await? else {
+            return Ok(None);
+        };
+        match aws.tables.job(&job.tenant_id, &holder).await? {
+            // The earlier upload applied nothing: this one takes its place.
+            None => {}
+            Some(earlier) if earlier.status == JobStatus::Rejected => {}
+            Some(earlier) if job.allow_duplicate => {
+                info!(earlier = %earlier.job_id, "same content as an earlier import, imported again as asked");
+                return Ok(None);
+            }
+            Some(earlier) => return Ok(Some(job::duplicate_reason(&earlier))),
+        }
+        if aws.tables.take_over_content(job, &sha256, &holder).await? {
+            return Ok(None);
+        }
+    }
 }
 
 async fn run_split(aws: &Aws, tenant: &Tenant, job: Job) -> Result<(), SplitterError> {
+    if let Some(why) = duplicate_of_earlier(aws, &job).await? {
+        return reject(aws, &job, &why).await;
+    }
     let reader = aws.objects.open_source(&job).await?;
     let request = SplitRequest {
         tenant_id: job.tenant_id.clone(),

@@ -3,45 +3,182 @@
 //! Like an SQS event source mapping, the runner receives up to ten messages,
 //! hands them to the function as one SQS event, deletes the ones the function
 //! did not report as failed, and makes failed ones visible again for retry
-//! (at once, instead of after the queue's visibility timeout, so local runs
+//! after a second (instead of the queue's visibility timeout, so local runs
 //! do not wait minutes). After five receives the emulator moves a message to
 //! its dead-letter queue, as the queue's redrive policy says.
+//!
+//! With [`Chaos`], it misbehaves on purpose, as the soak test needs.
 
 use crate::env;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
 use loyalty_aws::Aws;
 use serde_json::json;
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
+/// A function fed by a queue, as the template's SQS events say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Function {
     Splitter,
     Processor,
+    /// The processor, fed by the batch queue's dead-letter queue.
+    DeadBatches,
     Finalizer,
+}
+
+impl Function {
+    /// The variable `provision.py` writes the feeding queue's URL to.
+    fn queue_variable(self) -> &'static str {
+        match self {
+            Function::Splitter => "LOCAL_QUEUE_SPLITTER_UPLOADS",
+            Function::Processor => "LOCAL_QUEUE_PROCESSOR_BATCHES",
+            Function::DeadBatches => "LOCAL_QUEUE_PROCESSOR_DEADBATCHES",
+            Function::Finalizer => "LOCAL_QUEUE_FINALIZER_FINALIZE",
+        }
+    }
 }
 
 pub struct Runner {
     aws: Aws,
     queues: Vec<(Function, String)>,
+    /// Clients used for one function instead of `aws` (fault injection).
+    overrides: Vec<(Function, Aws)>,
+    chaos: Option<Chaos>,
+}
+
+/// Deliveries that go wrong on purpose, drawn from a seed: functions run on
+/// clients that fail at random (until a message's third receive, so faults
+/// stay transient and nothing reaches a dead-letter queue for them alone),
+/// the messages of one receive are handed over shuffled (a FIFO group's own
+/// order kept, as SQS keeps it), and handled messages are sometimes
+/// delivered again instead of deleted.
+pub struct Chaos {
+    faulty: Aws,
+    redeliver: f64,
+    rng: Mutex<fastrand::Rng>,
+    redelivered: AtomicU64,
+}
+
+impl Chaos {
+    pub fn new(seed: u64, faulty: Aws, redeliver: f64) -> Self {
+        Chaos {
+            faulty,
+            redeliver,
+            rng: Mutex::new(fastrand::Rng::with_seed(seed)),
+            redelivered: AtomicU64::new(0),
+        }
+    }
+
+    /// Handled messages delivered again so far.
+    pub fn redelivered(&self) -> u64 {
+        self.redelivered.load(Ordering::Relaxed)
+    }
+
+    fn rng(&self) -> std::sync::MutexGuard<'_, fastrand::Rng> {
+        self.rng.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A random interleaving of the messages' groups, each group in order.
+    fn shuffle(&self, messages: Vec<Message>) -> Vec<Message> {
+        let mut groups: Vec<(Option<String>, VecDeque<Message>)> = Vec::new();
+        for m in messages {
+            let group = m
+                .attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
+                .cloned();
+            match groups
+                .iter_mut()
+                .find(|(g, _)| group.is_some() && *g == group)
+            {
+                Some((_, queue)) => queue.push_back(m),
+                None => groups.push((group, VecDeque::from([m]))),
+            }
+        }
+        let mut rng = self.rng();
+        let mut shuffled = Vec::new();
+        while !groups.is_empty() {
+            let i = rng.usize(..groups.len());
+            shuffled.extend(groups[i].1.pop_front());
+            if groups[i].1.is_empty() {
+                groups.swap_remove(i);
+            }
+        }
+        shuffled
+    }
+
+    fn redeliver_now(&self) -> bool {
+        let again = self.rng().f64() < self.redeliver;
+        if again {
+            self.redelivered.fetch_add(1, Ordering::Relaxed);
+        }
+        again
+    }
+}
+
+fn receive_count(message: &Message) -> u32 {
+    message
+        .attributes()
+        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(1)
 }
 
 /// How long a received message stays hidden from other receivers locally.
 const LOCAL_VISIBILITY_SECONDS: i32 = 60;
+/// How long a failed message waits before it is delivered again locally.
+const LOCAL_RETRY_SECONDS: i32 = 1;
+/// The watchdog's schedule (the template's is longer; locally a stalled job
+/// shows sooner).
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// How often the watchdog runs while the runner waits for jobs with nothing
+/// queued.
+const SWEEP_EVERY_WHILE_WAITING: Duration = Duration::from_secs(1);
 
 impl Runner {
     /// Reads the queue of each function (`LOCAL_QUEUE_*`) from the environment.
     pub fn new(aws: Aws) -> anyhow::Result<Self> {
+        let queue = |f: Function| env::var(f.queue_variable()).map(|url| (f, url));
         Ok(Runner {
             queues: vec![
-                (Function::Splitter, env::var("LOCAL_QUEUE_SPLITTER")?),
-                (Function::Processor, env::var("LOCAL_QUEUE_PROCESSOR")?),
-                (Function::Finalizer, env::var("LOCAL_QUEUE_FINALIZER")?),
+                queue(Function::Splitter)?,
+                queue(Function::Processor)?,
+                queue(Function::DeadBatches)?,
+                queue(Function::Finalizer)?,
             ],
             aws,
+            overrides: Vec::new(),
+            chaos: None,
         })
+    }
+
+    /// Delivers with `chaos` from now on.
+    pub fn with_chaos(mut self, chaos: Chaos) -> Self {
+        self.chaos = Some(chaos);
+        self
+    }
+
+    pub fn chaos(&self) -> Option<&Chaos> {
+        self.chaos.as_ref()
+    }
+
+    /// Delivers `function`'s messages with these clients instead (a fault
+    /// plan installed in them makes that function crash on cue).
+    pub fn with_clients_for(mut self, function: Function, aws: Aws) -> Self {
+        self.overrides.retain(|(f, _)| *f != function);
+        self.overrides.push((function, aws));
+        self
+    }
+
+    fn clients_for(&self, function: Function) -> &Aws {
+        self.overrides
+            .iter()
+            .find(|(f, _)| *f == function)
+            .map(|(_, aws)| aws)
+            .unwrap_or(&self.aws)
     }
 
     pub fn aws(&self) -> &Aws {
@@ -65,8 +202,12 @@ impl Runner {
         timeout: Duration,
     ) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
+        let mut last_sweep = Instant::now();
         loop {
-            if self.pump().await? == 0 && self.queues_empty().await? {
+            if self.pump().await? > 0 && Instant::now() <= deadline {
+                continue;
+            }
+            if self.queues_empty().await? {
                 let unfinished = self.aws.tables.unfinished_jobs().await?;
                 let waiting: Vec<_> = unfinished
                     .iter()
@@ -74,6 +215,12 @@ impl Runner {
                     .collect();
                 if waiting.is_empty() {
                     return Ok(());
+                }
+                // Jobs in flight with nothing queued: what the scheduled
+                // watchdog would look at.
+                if last_sweep.elapsed() >= SWEEP_EVERY_WHILE_WAITING {
+                    finalizer::watchdog::sweep(&self.aws).await?;
+                    last_sweep = Instant::now();
                 }
                 if Instant::now() > deadline {
                     let list: Vec<String> = waiting
@@ -85,19 +232,28 @@ impl Runner {
                         list.join(", ")
                     );
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
             }
+            // Nothing to deliver now (failed messages wait out their retry
+            // delay): poll again shortly instead of hammering the emulator.
+            tokio::time::sleep(Duration::from_millis(100)).await;
             if Instant::now() > deadline {
                 anyhow::bail!("the pipeline did not settle within {timeout:?}");
             }
         }
     }
 
-    /// Delivers messages as they come, until the process is stopped.
+    /// Delivers messages as they come, and runs the watchdog as its schedule
+    /// would, until the process is stopped.
     pub async fn run_forever(&self) -> anyhow::Result<()> {
+        let mut last_sweep = Instant::now();
         loop {
             if self.pump().await? == 0 {
                 tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            if last_sweep.elapsed() >= SWEEP_EVERY {
+                let sweep = finalizer::watchdog::sweep(&self.aws).await?;
+                debug!(?sweep, "watchdog");
+                last_sweep = Instant::now();
             }
         }
     }
@@ -153,19 +309,26 @@ impl Runner {
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .send()
             .await?;
-        let messages = out.messages.unwrap_or_default();
+        let mut messages = out.messages.unwrap_or_default();
         if messages.is_empty() {
             return Ok(0);
+        }
+        let mut aws = self.clients_for(function);
+        if let Some(chaos) = &self.chaos {
+            messages = chaos.shuffle(messages);
+            if messages.iter().all(|m| receive_count(m) <= 2) {
+                aws = &chaos.faulty;
+            }
         }
         let event = sqs_event(url, &messages);
         debug!(?function, count = messages.len(), "delivering");
         let result = match function {
-            Function::Splitter => splitter::handle(&self.aws, event).await,
-            Function::Processor => {
-                processor::handle(&self.aws, serde_json::from_value::<SqsEvent>(event)?).await
+            Function::Splitter => splitter::handle(aws, event).await,
+            Function::Processor | Function::DeadBatches => {
+                processor::handle(aws, serde_json::from_value::<SqsEvent>(event)?).await
             }
             Function::Finalizer => {
-                finalizer::handle(&self.aws, serde_json::from_value::<SqsEvent>(event)?).await
+                finalizer::handle(aws, serde_json::from_value::<SqsEvent>(event)?).await
             }
         };
         let failed: HashSet<String> = match result {
@@ -188,11 +351,14 @@ impl Runner {
             let (Some(id), Some(receipt)) = (&message.message_id, &message.receipt_handle) else {
                 continue;
             };
-            if failed.contains(id) {
+            let failed = failed.contains(id);
+            let again = !failed && self.chaos.as_ref().is_some_and(Chaos::redeliver_now);
+            if failed || again {
+                let delay = if failed { LOCAL_RETRY_SECONDS } else { 0 };
                 sqs.change_message_visibility()
                     .queue_url(url)
                     .receipt_handle(receipt)
-                    .visibility_timeout(0)
+                    .visibility_timeout(delay)
                     .send()
                     .await?;
             } else {

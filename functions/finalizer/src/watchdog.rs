@@ -1,0 +1,65 @@
+//! The watchdog: run on a schedule, it finds jobs that stopped moving and
+//! sees them finished. A job whose batches stopped coming (a message lost) is
+//! marked stalled and finalized, its never-processed rows reported as
+//! `not_processed`; a job due for finalizing whose request was lost is asked
+//! for again. Asking twice is harmless: finalizing holds a lease and sends
+//! one email.
+
+use chrono::Utc;
+use loyalty_aws::queues::FinalizeRequest;
+use loyalty_aws::{Aws, AwsError};
+use serde::Serialize;
+use shared::job::Watch;
+use tracing::{info, instrument, warn};
+
+/// What one sweep found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Sweep {
+    /// Unfinished jobs looked at.
+    pub jobs: usize,
+    /// Jobs closed as stalled.
+    pub stalled: Vec<String>,
+    /// Jobs whose finalizing was asked for again.
+    pub finalize_again: Vec<String>,
+    /// Jobs whose split stopped (left to the ingest queue's retries).
+    pub split_stalled: Vec<String>,
+}
+
+#[instrument(skip_all)]
+pub async fn sweep(aws: &Aws) -> Result<Sweep, AwsError> {
+    let now = Utc::now();
+    let jobs = aws.tables.unfinished_jobs().await?;
+    let mut sweep = Sweep {
+        jobs: jobs.len(),
+        ..Sweep::default()
+    };
+    for job in jobs {
+        let name = format!("{}/{}", job.tenant_id, job.job_id);
+        match job.watch(now, aws.settings.stall_seconds) {
+            Watch::Fine => {}
+            Watch::Stalled => {
+                if let Some(job) = aws.tables.mark_stalled(&job).await? {
+                    warn!(tenant = %job.tenant_id, job = %job.job_id, batches_done = job.batches_done,
+                        batches_total = job.batches_total, "the job stalled: it is closed with its unprocessed rows reported");
+                    aws.queues
+                        .request_finalize(&FinalizeRequest::of(&job))
+                        .await?;
+                    sweep.stalled.push(name);
+                }
+            }
+            Watch::FinalizeAgain => {
+                info!(tenant = %job.tenant_id, job = %job.job_id, "finalizing asked for again");
+                aws.queues
+                    .request_finalize(&FinalizeRequest::of(&job))
+                    .await?;
+                sweep.finalize_again.push(name);
+            }
+            Watch::SplitStalled => {
+                warn!(tenant = %job.tenant_id, job = %job.job_id,
+                    "the split stopped; its upload event is retried by the ingest queue, then kept in its dead-letter queue");
+                sweep.split_stalled.push(name);
+            }
+        }
+    }
+    Ok(sweep)
+}

@@ -1,0 +1,382 @@
+//! Exactly once under faults: each function is made to fail at every AWS
+//! call it makes, once before the call reaches AWS and once after it took
+//! effect, and the queue's retry must still apply every row once, produce one
+//! processed file and send one email. Then the faults that do not go away:
+//! a throttled table, a batch that always fails, a message that is lost.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use local_stack::runner::sqs_event;
+use local_stack::runner::Function;
+use local_stack::Runner;
+use loyalty_aws::faults::{FaultPlan, Timing};
+use pipeline_tests::{outcomes, Harness, TestTenant};
+use shared::batch::Batch;
+use shared::job::JobStatus;
+use std::time::Duration;
+
+/// Two customers over several batches, a refused debit and an invalid row.
+const FILE: &str = "email,amount,operation\n\
+                    ann@x.test,50,CR\n\
+                    bob@x.test,20,CR\n\
+                    ann@x.test,30,DR\n\
+                    bob@x.test,40,DR\n\
+                    cat@x.test,10.5,CR\n\
+                    ann@x.test,5,CR\n\
+                    dan@x.test,7,\n";
+
+fn expected_outcomes() -> Vec<(String, String, String)> {
+    [
+        ("applied", "", "50"),
+        ("applied", "", "20"),
+        ("applied", "", "20"),
+        ("failed", "insufficient_balance", "20"),
+        ("failed", "invalid_amount", ""),
+        ("applied", "", "25"),
+        ("applied", "", "7"),
+    ]
+    .iter()
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+    .collect()
+}
+
+/// Every promise of the pipeline, checked against the tables, the bucket
+/// and the emails. Returns a description of what is wrong, if anything.
+async fn violations(h: &Harness, t: &TestTenant) -> Vec<String> {
+    violations_with(h, t, &[], None).await
+}
+
+/// As `violations`, where the rows `lost` were never applied and are
+/// reported with `lost_code`.
+async fn violations_with(
+    h: &Harness,
+    t: &TestTenant,
+    lost: &[u64],
+    lost_code: Option<&str>,
+) -> Vec<String> {
+    let mut wrong = Vec::new();
+    let jobs = h.jobs(t).await;
+    if jobs.len() != 1 {
+        return vec![format!("{} jobs instead of one", jobs.len())];
+    }
+    let job = &jobs[0];
+    if job.status != JobStatus::CompletedWithErrors {
+        wrong.push(format!("job ended {}", job.status.as_str()));
+    }
+    let mut expected = expected_outcomes();
+    for &row in lost {
+        expected[row as usize - 1] = (
+            "failed".into(),
+            lost_code.unwrap_or_default().into(),
+            "".into(),
+        );
+    }
+    let applied = expected
+        .iter()
+        .filter(|(status, _, _)| status == "applied")
+        .count() as u64;
+    if (job.applied, job.failed) != (applied, 7 - applied) {
+        wrong.push(format!(
+            "job counts applied {} failed {}",
+            job.applied, job.failed
+        ));
+    }
+    let keys = h.processed_keys(t).await;
+    if keys.len() != 1 {
+        wrong.push(format!("processed files: {keys:?}"));
+    } else if outcomes(&h.processed_file(job).await) != expected {
+        wrong.push(format!(
+            "processed file: {:?}",
+            outcomes(&h.processed_file(job).await)
+        ));
+    }
+    let emails = h.emails_about(&job.job_id).await;
+    if emails.len() != 1 || emails[0].destinations.to != [t.tenant.admin_email.clone()] {
+        wrong.push(format!("{} emails", emails.len()));
+    }
+    // Customers keep to one batch, so a lost row takes its customer's others along.
+    let rows_of = |who: &str| -> Vec<u64> {
+        FILE.lines()
+            .skip(1)
+            .enumerate()
+            .filter(|(_, l)| l.starts_with(who))
+            .map(|(i, _)| i as u64 + 1)
+            .collect()
+    };
+    for (customer, balance, entries) in
+        [("ann", 25, 3), ("bob", 20, 1), ("cat", 0, 0), ("dan", 7, 1)]
+    {
+        let (balance, entries) = if rows_of(customer).iter().any(|r| lost.contains(r)) {
+            (0, 0)
+        } else {
+            (balance, entries)
+        };
+        let id = format!("email:{customer}@x.test");
+        let (b, e) = (h.balance(t, &id).await, h.ledger_len(t, &id).await);
+        if (b, e) != (balance, entries) {
+            wrong.push(format!(
+                "{customer}: balance {b} with {e} entries, expected {balance} with {entries}"
+            ));
+        }
+    }
+    wrong
+}
+
+/// Imports FILE with `function` running on clients that carry `plan`.
+async fn import_with(h: &Harness, function: Function, plan: FaultPlan) -> TestTenant {
+    let t = h.tenant().await;
+    let runner = Runner::new(h.aws.clone())
+        .expect("runner")
+        .with_clients_for(function, h.faulty_clients(plan).await);
+    h.drop_file(&t, "faults.csv", FILE, None).await;
+    runner
+        .run_until_idle(Some(t.id()), Duration::from_secs(60))
+        .await
+        .expect("the pipeline settles");
+    t
+}
+
+/// Fails each call of `function` in turn, in both timings; returns the
+/// number of crash scenarios run.
+async fn crash_at_every_call(function: Function) -> usize {
+    let h = Harness::start().await;
+    let counting = FaultPlan::counting();
+    let t = import_with(&h, function, counting.clone()).await;
+    assert_eq!(
+        violations(&h, &t).await,
+        Vec::<String>::new(),
+        "without faults"
+    );
+    let calls = counting.calls();
+    assert!(!calls.is_empty());
+    let mut scenarios = 0;
+    for n in 1..=calls.len() {
+        for timing in [Timing::BeforeSend, Timing::AfterResponse] {
+            let plan = FaultPlan::fail_call(n, timing);
+            let t = import_with(&h, function, plan.clone()).await;
+            let fired = plan
+                .fired()
+                .first()
+                .cloned()
+                .unwrap_or_else(|| format!("call {n} never came"));
+            assert_eq!(
+                violations(&h, &t).await,
+                Vec::<String>::new(),
+                "{function:?} failing {fired}"
+            );
+            scenarios += 1;
+        }
+    }
+    println!(
+        "{function:?}: {} calls {:?}; {scenarios} crash scenarios, no violation",
+        calls.len(),
+        calls
+    );
+    scenarios
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_splitter_crash_at_any_call_is_recovered_by_the_retry() {
+    assert!(crash_at_every_call(Function::Splitter).await > 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_processor_crash_at_any_call_is_recovered_by_the_retry() {
+    assert!(crash_at_every_call(Function::Processor).await > 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_finalizer_crash_at_any_call_is_recovered_by_the_retry() {
+    assert!(crash_at_every_call(Function::Finalizer).await > 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_finalizer_asked_twice_sends_one_email() {
+    let h = Harness::start().await;
+    let t = import_with(&h, Function::Finalizer, FaultPlan::counting()).await;
+    let job = h.only_job(&t).await;
+    let request = loyalty_aws::queues::FinalizeRequest {
+        tenant_id: job.tenant_id.clone(),
+        job_id: job.job_id.clone(),
+    };
+    let (a, b) = tokio::join!(
+        finalizer::handler::finalize(&h.aws, &request),
+        finalizer::handler::finalize(&h.aws, &request)
+    );
+    a.unwrap();
+    b.unwrap();
+    assert_eq!(violations(&h, &t).await, Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_credit_file_and_a_debit_file_racing_on_the_same_wallets_apply_each_row_once() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    let customers = 12;
+    let mut credits = String::from("customer_id,amount,operation\n");
+    let mut debits = String::from("customer_id,amount,operation\n");
+    for round in 0..5 {
+        for c in 0..customers {
+            credits.push_str(&format!("C{c},{},CR\n", 10 + round));
+            debits.push_str(&format!("C{c},{},DR\n", 7 + round));
+        }
+    }
+    h.drop_file(&t, "credits.csv", &credits, None).await;
+    h.drop_file(&t, "debits.csv", &debits, None).await;
+    // Two runners deliver at once, as two concurrent Lambda pollers would.
+    let second = Runner::new(h.aws.clone()).unwrap();
+    let (a, b) = tokio::join!(
+        h.runner
+            .run_until_idle(Some(t.id()), Duration::from_secs(90)),
+        second.run_until_idle(Some(t.id()), Duration::from_secs(90))
+    );
+    a.unwrap();
+    b.unwrap();
+    let jobs = h.jobs(&t).await;
+    assert_eq!(jobs.len(), 2);
+    let mut expected_total = 0i64;
+    for job in &jobs {
+        assert!(job.status.is_final());
+        let processed = h.processed_file(job).await;
+        let rows = pipeline_tests::processed_rows(&processed);
+        assert_eq!(rows.len(), 5 * customers);
+        for row in &rows {
+            let amount: i64 = row.get("amount").parse().unwrap();
+            match (row.get("status"), row.get("operation")) {
+                ("applied", "CR") => expected_total += amount,
+                ("applied", "DR") => expected_total -= amount,
+                ("failed", "DR") => assert_eq!(row.get("error_code"), "insufficient_balance"),
+                other => panic!(
+                    "unexpected outcome {other:?}: {} {}",
+                    row.get("error_code"),
+                    row.get("error_message")
+                ),
+            }
+        }
+        assert_eq!(h.emails_about(&job.job_id).await.len(), 1);
+    }
+    let mut total = 0;
+    let mut entries = 0;
+    for c in 0..customers {
+        let id = format!("customer_id:C{c}");
+        let balance = h.balance(&t, &id).await;
+        assert!(balance >= 0);
+        total += balance;
+        entries += h.ledger_len(&t, &id).await as u64;
+    }
+    assert_eq!(
+        total, expected_total,
+        "balances equal the applied rows' effect"
+    );
+    assert_eq!(
+        entries,
+        jobs.iter().map(|j| j.applied).sum::<u64>(),
+        "one ledger entry per applied row"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_throttled_table_is_retried_with_backoff_and_no_row_fails() {
+    let h = Harness::start().await;
+    let counting = FaultPlan::counting();
+    let t = import_with(&h, Function::Processor, counting.clone()).await;
+    assert_eq!(
+        violations(&h, &t).await,
+        Vec::<String>::new(),
+        "without faults"
+    );
+    let calls = counting.calls();
+    let first_write = calls
+        .iter()
+        .position(|c| c == "DynamoDB:TransactWriteItems")
+        .unwrap_or_else(|| panic!("the processor writes: {calls:?}"))
+        + 1;
+    // Throttled three times in a row: the SDK's fourth attempt goes through.
+    let plan = FaultPlan::throttle_call(first_write, 3);
+    let t = import_with(&h, Function::Processor, plan.clone()).await;
+    assert_eq!(plan.fired().len(), 1, "{:?}", plan.fired());
+    assert_eq!(violations(&h, &t).await, Vec::<String>::new());
+    // Retried inside the call, not by handing the batch back to the queue.
+    assert_eq!(plan.calls(), calls);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_that_always_fails_goes_to_the_dead_letter_queue_and_its_rows_are_reported() {
+    let h = Harness::start().await;
+    let plan = FaultPlan::fail_always("DynamoDB:TransactWriteItems");
+    let t = import_with(&h, Function::Processor, plan.clone()).await;
+    let valid_rows = [1, 2, 3, 4, 6, 7];
+    assert_eq!(
+        violations_with(&h, &t, &valid_rows, Some("processing_failed")).await,
+        Vec::<String>::new()
+    );
+    // Each batch was tried as often as the queue's redrive policy allows.
+    let tries = plan.fired().len();
+    assert!(tries >= 5, "{tries} tries");
+    let job = h.only_job(&t).await;
+    let processed = h.processed_file(&job).await;
+    assert!(processed.contains("set aside"), "{processed}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_whose_batch_was_lost_is_closed_by_the_watchdog_and_the_lost_rows_stay_unapplied() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    h.drop_file(&t, "lost.csv", FILE, None).await;
+    h.runner.pump_function(Function::Splitter).await.unwrap();
+    let job = h.only_job(&t).await;
+    // Lose one batch of the job: take it off the queue, never process it.
+    let url = h.runner.queue_url(Function::Processor).to_owned();
+    let sqs = h.aws.queues.client();
+    let lost = loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(1)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await
+            .unwrap();
+        let message = out
+            .messages
+            .unwrap_or_default()
+            .pop()
+            .expect("a batch of the job");
+        let handle = message.receipt_handle().unwrap().to_owned();
+        if message.body().unwrap_or_default().contains(&job.job_id) {
+            sqs.delete_message()
+                .queue_url(&url)
+                .receipt_handle(&handle)
+                .send()
+                .await
+                .unwrap();
+            break message;
+        }
+        sqs.change_message_visibility()
+            .queue_url(&url)
+            .receipt_handle(&handle)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
+    };
+    let batch: Batch = serde_json::from_str(lost.body().unwrap()).unwrap();
+    let lost_rows: Vec<u64> = batch.rows.iter().map(|r| r.row).collect();
+    let watched = local_stack::Runner::new(h.impatient_clients(1).await).unwrap();
+    watched
+        .run_until_idle(Some(t.id()), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        violations_with(&h, &t, &lost_rows, Some("not_processed")).await,
+        Vec::<String>::new()
+    );
+    assert!(h.only_job(&t).await.stalled_at.is_some());
+    // The lost message turns up after all: it changes nothing.
+    let event: SqsEvent = serde_json::from_value(sqs_event(&url, &[lost])).unwrap();
+    let response = processor::handle(&h.aws, event).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        violations_with(&h, &t, &lost_rows, Some("not_processed")).await,
+        Vec::<String>::new()
+    );
+}

@@ -5,6 +5,7 @@
 //! header line; a UTF-8 byte order mark is ignored; header names are matched
 //! after trimming and lower-casing.
 
+use crate::outcome::{ErrorCode, RowError};
 use csv::ByteRecord;
 use std::io::{self, BufRead, BufReader, Read};
 
@@ -176,6 +177,39 @@ fn detect_delimiter(head: &[u8]) -> u8 {
         .iter()
         .fold((b',', 0), |best, &c| if c.1 > best.1 { c } else { best })
         .0
+}
+
+/// The cells of one row, read as trimmed UTF-8 text with row errors that
+/// name the row and column.
+pub struct Cells<'a> {
+    pub row: u64,
+    pub record: &'a ByteRecord,
+}
+
+impl Cells<'_> {
+    pub fn raw(&self, i: usize) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(self.record.get(i).unwrap_or_default())
+    }
+
+    /// The trimmed text of a cell; a missing column or cell reads as empty.
+    pub fn text(&self, index: Option<usize>, column: &str) -> Result<String, RowError> {
+        let Some(bytes) = index.and_then(|i| self.record.get(i)) else {
+            return Ok(String::new());
+        };
+        match std::str::from_utf8(bytes) {
+            Ok(s) => Ok(s.trim().to_owned()),
+            Err(e) => Err(RowError::new(
+                self.row,
+                Some(column),
+                ErrorCode::InvalidEncoding,
+                format!(
+                    "the value is not valid UTF-8 (byte {} of the cell, after '{}'); save the file as CSV UTF-8",
+                    e.valid_up_to() + 1,
+                    String::from_utf8_lossy(&bytes[..e.valid_up_to()])
+                ),
+            )),
+        }
+    }
 }
 
 #[cfg(test)]

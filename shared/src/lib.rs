@@ -17,6 +17,7 @@ pub mod csv_input;
 pub mod identifier;
 pub mod job;
 pub mod ledger;
+pub mod membership;
 pub mod notification;
 pub mod outcome;
 pub mod points;

@@ -7,7 +7,7 @@
 //! ,+33612345678,,40,DR,
 //! ```
 
-use crate::csv_input::Header;
+use crate::csv_input::{Cells, Header};
 use crate::identifier::CustomerRef;
 use crate::outcome::{ErrorCode, RowError};
 use csv::ByteRecord;
@@ -309,37 +309,6 @@ impl PointsColumns {
                 Ok(_) => "valid".to_owned(),
                 Err(e) => e.to_string(),
             },
-        }
-    }
-}
-
-struct Cells<'a> {
-    row: u64,
-    record: &'a ByteRecord,
-}
-
-impl Cells<'_> {
-    fn raw(&self, i: usize) -> std::borrow::Cow<'_, str> {
-        String::from_utf8_lossy(self.record.get(i).unwrap_or_default())
-    }
-
-    /// The trimmed text of a cell; a missing column or cell reads as empty.
-    fn text(&self, index: Option<usize>, column: &str) -> Result<String, RowError> {
-        let Some(bytes) = index.and_then(|i| self.record.get(i)) else {
-            return Ok(String::new());
-        };
-        match std::str::from_utf8(bytes) {
-            Ok(s) => Ok(s.trim().to_owned()),
-            Err(e) => Err(RowError::new(
-                self.row,
-                Some(column),
-                ErrorCode::InvalidEncoding,
-                format!(
-                    "the value is not valid UTF-8 (byte {} of the cell, after '{}'); save the file as CSV UTF-8",
-                    e.valid_up_to() + 1,
-                    String::from_utf8_lossy(&bytes[..e.valid_up_to()])
-                ),
-            )),
         }
     }
 }

@@ -1,0 +1,678 @@
+//! Scope `cardcode`: creating and updating loyalty cards (subscriptions).
+//!
+//! A file has the columns `card_code;customer_key;id_program;join_date;
+//! expiration_date;birthday;id_tier`, first and in that order, then any of
+//! the tenant's custom fields. A row whose card code exists updates that
+//! card; otherwise it creates one. What a row may say depends on which: an
+//! update may not name a program or a tier (both are set once, at creation),
+//! a creation must name its program.
+
+use super::dates::{self, DateError};
+use super::programs::{Memberships, CARD_COLUMNS};
+use crate::csv_input::{Cells, Header};
+use crate::outcome::{ErrorCode, RowError, RowOutcome};
+use chrono::{DateTime, NaiveDate, Utc};
+use csv::ByteRecord;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A loyalty card: one membership of one program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Card {
+    pub card_code: String,
+    /// The cardholder; `None` for a card linked to no contact.
+    pub customer_key: Option<String>,
+    pub id_program: u64,
+    pub id_tier: u64,
+    pub join_date: DateTime<Utc>,
+    pub expiration_date: Option<DateTime<Utc>>,
+    pub birthday: Option<NaiveDate>,
+    #[serde(default)]
+    pub custom: BTreeMap<String, String>,
+    #[serde(default)]
+    pub tier_history: Vec<TierHistoryEntry>,
+    #[serde(default)]
+    pub last_downgrade_check: Option<DateTime<Utc>>,
+}
+
+/// One tier the card has been put in, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierHistoryEntry {
+    pub id_tier: u64,
+    pub tier_name: String,
+    pub context: Option<String>,
+    pub value_date: DateTime<Utc>,
+    /// The file row that made the change: `<job>#<row>`.
+    pub source: String,
+}
+
+impl Card {
+    /// Active until its expiration date.
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.expiration_date.is_none_or(|at| at > now)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CardHeaderError {
+    #[error(
+        "missing column '{0}': a card code file starts with the columns \
+         card_code;customer_key;id_program;join_date;expiration_date;birthday;id_tier, in that order"
+    )]
+    Missing(&'static str),
+    #[error(
+        "column '{found}' is where '{expected}' must be (column {position}): the columns \
+         card_code;customer_key;id_program;join_date;expiration_date;birthday;id_tier come first, in that order"
+    )]
+    OutOfOrder {
+        found: String,
+        expected: &'static str,
+        position: usize,
+    },
+    #[error("unknown column '{column}': after the standard columns, a card code file may have only this tenant's custom fields ({known})")]
+    Unknown { column: String, known: String },
+    #[error("column '{0}' appears more than once")]
+    Duplicate(String),
+}
+
+/// Where a card code file's columns are: the standard ones at 0..7, then
+/// the custom fields.
+#[derive(Debug, Clone)]
+pub struct CardColumns {
+    custom: Vec<(usize, String)>,
+    width: usize,
+}
+
+impl CardColumns {
+    pub fn from_header(header: &Header, config: &Memberships) -> Result<Self, CardHeaderError> {
+        for (position, expected) in CARD_COLUMNS.iter().enumerate() {
+            match header.names.get(position) {
+                Some(found) if found == expected => {}
+                Some(found) if CARD_COLUMNS.contains(&found.as_str()) => {
+                    return Err(CardHeaderError::OutOfOrder {
+                        found: found.clone(),
+                        expected,
+                        position: position + 1,
+                    })
+                }
+                _ if !header.names.iter().any(|n| n == expected) => {
+                    return Err(CardHeaderError::Missing(expected))
+                }
+                Some(found) => {
+                    return Err(CardHeaderError::OutOfOrder {
+                        found: found.clone(),
+                        expected,
+                        position: position + 1,
+                    })
+                }
+                None => return Err(CardHeaderError::Missing(expected)),
+            }
+        }
+        let mut custom: Vec<(usize, String)> = Vec::new();
+        for (i, name) in header.names.iter().enumerate().skip(CARD_COLUMNS.len()) {
+            if CARD_COLUMNS.contains(&name.as_str()) || custom.iter().any(|(_, n)| n == name) {
+                return Err(CardHeaderError::Duplicate(name.clone()));
+            }
+            if !config.custom_fields.contains(name) {
+                let known = if config.custom_fields.is_empty() {
+                    "it has none".to_owned()
+                } else {
+                    config.custom_fields.join(", ")
+                };
+                return Err(CardHeaderError::Unknown {
+                    column: name.clone(),
+                    known,
+                });
+            }
+            custom.push((i, name.clone()));
+        }
+        Ok(CardColumns {
+            custom,
+            width: header.names.len(),
+        })
+    }
+
+    /// Reads one row's cells. An empty cell (or `""`) is `None`.
+    pub fn read(&self, row: u64, record: &ByteRecord) -> Result<CardRow, RowError> {
+        let cells = Cells { row, record };
+        if let Some(extra) = (self.width..record.len()).find(|&i| !cells.raw(i).trim().is_empty()) {
+            return Err(RowError::new(
+                row,
+                None,
+                ErrorCode::TooManyFields,
+                format!(
+                    "the row has a value '{}' in field {} but the header has only {} columns",
+                    cells.raw(extra).trim(),
+                    extra + 1,
+                    self.width
+                ),
+            ));
+        }
+        let text = |i: usize| -> Result<Option<String>, RowError> {
+            let value = cells.text(
+                Some(i),
+                CARD_COLUMNS.get(i).copied().unwrap_or("custom field"),
+            )?;
+            Ok((!value.is_empty()).then_some(value))
+        };
+        let number = |i: usize| -> Result<Option<u64>, RowError> {
+            let column = CARD_COLUMNS[i];
+            match text(i)? {
+                None => Ok(None),
+                Some(v) => match v.parse::<u64>() {
+                    Ok(n) if n > 0 && v.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(n)),
+                    _ => Err(RowError::new(
+                        row,
+                        Some(column),
+                        ErrorCode::InvalidNumber,
+                        if v == "NULL" {
+                            "NULL is not a number: leave the cell empty".to_owned()
+                        } else {
+                            format!("'{v}' is not a positive whole number")
+                        },
+                    )),
+                },
+            }
+        };
+        let date = |i: usize| -> Result<Option<DateTime<Utc>>, RowError> {
+            text(i)?
+                .map(|v| dates::parse_paris(&v).map_err(|e| date_error(row, CARD_COLUMNS[i], e)))
+                .transpose()
+        };
+        let birthday = text(5)?
+            .map(|v| dates::parse_date(&v).map_err(|e| date_error(row, "birthday", e)))
+            .transpose()?;
+        let mut custom = Vec::with_capacity(self.custom.len());
+        for (i, name) in &self.custom {
+            let value = cells.text(Some(*i), name)?;
+            custom.push((name.clone(), (!value.is_empty()).then_some(value)));
+        }
+        Ok(CardRow {
+            row,
+            card_code: text(0)?,
+            customer_key: text(1)?,
+            id_program: number(2)?,
+            join_date: date(3)?,
+            expiration_date: date(4)?,
+            birthday,
+            id_tier: number(6)?,
+            custom,
+        })
+    }
+}
+
+fn date_error(row: u64, column: &str, err: DateError) -> RowError {
+    RowError::new(row, Some(column), ErrorCode::InvalidDate, err.to_string())
+}
+
+/// One row of a card code file, read and checked cell by cell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardRow {
+    pub row: u64,
+    pub card_code: Option<String>,
+    pub customer_key: Option<String>,
+    pub id_program: Option<u64>,
+    pub join_date: Option<DateTime<Utc>>,
+    pub expiration_date: Option<DateTime<Utc>>,
+    pub birthday: Option<NaiveDate>,
+    pub id_tier: Option<u64>,
+    /// The tenant's custom fields in file order; `None` erases on update.
+    pub custom: Vec<(String, Option<String>)>,
+}
+
+/// What a row does to the cards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CardChange {
+    Create(Card),
+    Update(Card),
+}
+
+impl CardChange {
+    pub fn card(&self) -> &Card {
+        match self {
+            CardChange::Create(card) | CardChange::Update(card) => card,
+        }
+    }
+}
+
+/// What the row's decision needs to know of the stored cards.
+#[derive(Debug, Clone, Copy)]
+pub struct Known<'a> {
+    /// The card the row's card code names, if it exists.
+    pub existing: Option<&'a Card>,
+    /// The active card of the row's contact in the row's program, if any.
+    pub active_for_contact: Option<&'a Card>,
+    /// For an empty card code: the code to create the card under.
+    pub generated_code: Option<&'a str>,
+}
+
+impl CardRow {
+    /// Decides the row against the stored cards at `now`; a refusal is the
+    /// row's outcome (failed, or skipped for an empty mandatory value).
+    pub fn decide(
+        &self,
+        config: &Memberships,
+        known: Known<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<CardChange, RowOutcome> {
+        let fail = |column: &str, code: ErrorCode, message: String| {
+            RowOutcome::from(&RowError::new(self.row, Some(column), code, message))
+        };
+        if let Some(card) = known.existing {
+            if let Some(p) = self.id_program {
+                return Err(fail("id_program", ErrorCode::ProgramOnUpdate, format!(
+                    "card '{}' exists, and its program cannot change: leave id_program empty to update it (it is {p} here)",
+                    card.card_code
+                )));
+            }
+            if let Some(t) = self.id_tier {
+                return Err(fail("id_tier", ErrorCode::TierOnUpdate, format!(
+                    "card '{}' exists: id_tier is only for new cards (it is {t} here); change tiers with a tierchange file",
+                    card.card_code
+                )));
+            }
+            let mut next = card.clone();
+            next.customer_key = self.customer_key.clone();
+            next.join_date = self.join_date.unwrap_or(card.join_date);
+            next.expiration_date = self.expiration_date;
+            next.birthday = self.birthday;
+            self.set_custom(&mut next);
+            return Ok(CardChange::Update(next));
+        }
+        let card_code = match (&self.card_code, known.generated_code) {
+            (Some(code), _) => code.clone(),
+            (None, Some(code)) if config.auto_card_codes => code.to_owned(),
+            (None, _) => {
+                return Err(fail(
+                    "card_code",
+                    ErrorCode::MissingCardCode,
+                    "the card code is empty, and this tenant does not generate card codes".into(),
+                ));
+            }
+        };
+        let Some(id_program) = self.id_program else {
+            let err = RowError::new(
+                self.row,
+                Some("id_program"),
+                ErrorCode::MissingProgram,
+                format!("card '{card_code}' is new, so it needs its id_program"),
+            );
+            let mut outcome = RowOutcome::from(&err);
+            outcome.status = crate::outcome::RowStatus::Skipped;
+            return Err(outcome);
+        };
+        let Some(program) = config.program(id_program) else {
+            return Err(fail(
+                "id_program",
+                ErrorCode::UnknownProgram,
+                format!("there is no program {id_program}"),
+            ));
+        };
+        let tier = match self.id_tier {
+            None => program.lowest_tier(),
+            Some(id) => match program.tier(id) {
+                Some(tier) => Some(tier),
+                None => {
+                    return Err(fail(
+                        "id_tier",
+                        ErrorCode::UnknownTier,
+                        format!(
+                            "tier {id} is not a tier of program {id_program} ({})",
+                            program
+                                .tiers
+                                .iter()
+                                .map(|t| format!("{} {}", t.id_tier, t.name))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
+            },
+        };
+        let Some(tier) = tier else {
+            return Err(fail(
+                "id_tier",
+                ErrorCode::UnknownTier,
+                format!("program {id_program} has no tier"),
+            ));
+        };
+        if let (Some(contact), Some(active)) = (&self.customer_key, known.active_for_contact) {
+            return Err(fail("customer_key", ErrorCode::SecondActiveCard, format!(
+                "'{contact}' already has the active card '{}' in program {id_program}: one active card per contact and program",
+                active.card_code
+            )));
+        }
+        let mut card = Card {
+            card_code,
+            customer_key: self.customer_key.clone(),
+            id_program,
+            id_tier: tier.id_tier,
+            join_date: self.join_date.unwrap_or(now),
+            expiration_date: self.expiration_date,
+            birthday: self.birthday,
+            custom: BTreeMap::new(),
+            tier_history: Vec::new(),
+            last_downgrade_check: None,
+        };
+        self.set_custom(&mut card);
+        Ok(CardChange::Create(card))
+    }
+
+    fn set_custom(&self, card: &mut Card) {
+        for (name, value) in &self.custom {
+            match value {
+                Some(v) => card.custom.insert(name.clone(), v.clone()),
+                None => card.custom.remove(name),
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::csv_input::CsvInput;
+    use crate::membership::programs::{Program, Tier};
+
+    fn config(auto_card_codes: bool) -> Memberships {
+        let tier = |id_tier, name: &str, rank| Tier {
+            id_tier,
+            name: name.into(),
+            rank,
+        };
+        Memberships {
+            universe: "myuniverse".into(),
+            auto_card_codes,
+            programs: vec![
+                Program {
+                    id_program: 1,
+                    name: "Club".into(),
+                    tiers: vec![
+                        tier(2, "Silver", 2),
+                        tier(1, "Bronze", 1),
+                        tier(4, "Gold", 4),
+                    ],
+                },
+                Program {
+                    id_program: 3,
+                    name: "Kids".into(),
+                    tiers: vec![tier(7, "Explorer", 1)],
+                },
+            ],
+            custom_fields: vec!["store".into()],
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    /// The rows of a file, read with its header.
+    fn rows(file: &str, config: &Memberships) -> Vec<Result<CardRow, RowError>> {
+        let mut input = CsvInput::open(file.as_bytes()).unwrap();
+        let columns = CardColumns::from_header(input.header(), config).unwrap();
+        let mut rows = Vec::new();
+        while let Some(row) = input.next_row().unwrap() {
+            rows.push(columns.read(row, input.record()));
+        }
+        rows
+    }
+
+    fn header_error(file: &str) -> CardHeaderError {
+        let input = CsvInput::open(file.as_bytes()).unwrap();
+        CardColumns::from_header(input.header(), &config(true)).unwrap_err()
+    }
+
+    const HEADER: &str =
+        "card_code;customer_key;id_program;join_date;expiration_date;birthday;id_tier";
+
+    /// The example file of the source document, with its stray quote
+    /// straightened: a full row, a row with no card code, a row with few values.
+    const EXAMPLE: &str = "card_code;customer_key;id_program;join_date;expiration_date;birthday;id_tier\n\
+        \"my_card_code\";\"jane@example.com\";\"1\";\"2019-01-01 00:00:01\";\"2020-01-01 00:00:01\";\"1955-02-01\";\"2\"\n\
+        ;\"john@example.com\";\"3\";;;;\"7\"\n\
+        \"my_card_code1\";\"joe@example.com\";\"1\";;;;\"4\"\n";
+
+    #[test]
+    fn the_documented_example_creates_three_cards_when_codes_are_generated() {
+        let config = config(true);
+        let rows = rows(EXAMPLE, &config);
+        let decide = |r: &CardRow, code| {
+            r.decide(
+                &config,
+                Known {
+                    existing: None,
+                    active_for_contact: None,
+                    generated_code: code,
+                },
+                now(),
+            )
+        };
+        let first = decide(rows[0].as_ref().unwrap(), None).unwrap();
+        let card = first.card();
+        assert_eq!(
+            (card.card_code.as_str(), card.id_program, card.id_tier),
+            ("my_card_code", 1, 2)
+        );
+        // Paris winter time: one hour ahead of UTC.
+        assert_eq!(card.join_date.to_rfc3339(), "2018-12-31T23:00:01+00:00");
+        assert_eq!(card.birthday, NaiveDate::from_ymd_opt(1955, 2, 1));
+        let second = decide(rows[1].as_ref().unwrap(), Some("2001234567890")).unwrap();
+        assert_eq!(second.card().card_code, "2001234567890");
+        assert_eq!(
+            second.card().join_date,
+            now(),
+            "an empty join date is the import time"
+        );
+        let third = decide(rows[2].as_ref().unwrap(), None).unwrap();
+        assert_eq!(third.card().id_tier, 4);
+    }
+
+    #[test]
+    fn without_generated_codes_an_empty_card_code_fails_the_row() {
+        let config = config(false);
+        let rows = rows(EXAMPLE, &config);
+        let refused = rows[1]
+            .as_ref()
+            .unwrap()
+            .decide(
+                &config,
+                Known {
+                    existing: None,
+                    active_for_contact: None,
+                    generated_code: None,
+                },
+                now(),
+            )
+            .unwrap_err();
+        assert_eq!(refused.error_code, Some(ErrorCode::MissingCardCode));
+    }
+
+    #[test]
+    fn an_empty_tier_is_the_lowest_and_a_tier_of_another_program_fails() {
+        let config = config(true);
+        let file = format!("{HEADER}\nA1;a@x.io;1;;;;\nA2;b@x.io;1;;;;7\n");
+        let rows = rows(&file, &config);
+        let none = Known {
+            existing: None,
+            active_for_contact: None,
+            generated_code: None,
+        };
+        assert_eq!(
+            rows[0]
+                .as_ref()
+                .unwrap()
+                .decide(&config, none, now())
+                .unwrap()
+                .card()
+                .id_tier,
+            1
+        );
+        let refused = rows[1]
+            .as_ref()
+            .unwrap()
+            .decide(&config, none, now())
+            .unwrap_err();
+        assert_eq!(refused.error_code, Some(ErrorCode::UnknownTier));
+        assert!(refused
+            .error_message
+            .unwrap()
+            .contains("tier 7 is not a tier of program 1"));
+    }
+
+    #[test]
+    fn an_update_may_not_change_the_program_or_tier_and_empty_values_erase() {
+        let config = config(true);
+        let none = Known {
+            existing: None,
+            active_for_contact: None,
+            generated_code: None,
+        };
+        let file = format!("{HEADER};store\nA1;a@x.io;1;2020-05-01;2030-01-01;1980-04-02;;Lyon\n");
+        let created = rows(&file, &config)[0]
+            .as_ref()
+            .unwrap()
+            .decide(&config, none, now())
+            .unwrap();
+        let card = created.card().clone();
+        let update = format!(
+            "{HEADER};store\nA1;a@x.io;1;;;;;\nA1;a@x.io;;;;;2;\nA1;a@x.io;;;\"\";;;\"\"\n"
+        );
+        let rows = rows(&update, &config);
+        let known = Known {
+            existing: Some(&card),
+            ..none
+        };
+        let program = rows[0]
+            .as_ref()
+            .unwrap()
+            .decide(&config, known, now())
+            .unwrap_err();
+        assert_eq!(program.error_code, Some(ErrorCode::ProgramOnUpdate));
+        let tier = rows[1]
+            .as_ref()
+            .unwrap()
+            .decide(&config, known, now())
+            .unwrap_err();
+        assert_eq!(tier.error_code, Some(ErrorCode::TierOnUpdate));
+        let CardChange::Update(updated) = rows[2]
+            .as_ref()
+            .unwrap()
+            .decide(&config, known, now())
+            .unwrap()
+        else {
+            panic!("an update");
+        };
+        assert_eq!(
+            updated.join_date, card.join_date,
+            "an empty join date keeps the card's"
+        );
+        assert_eq!((updated.expiration_date, updated.birthday), (None, None));
+        assert!(updated.custom.is_empty());
+        assert_eq!(updated.id_program, 1);
+    }
+
+    #[test]
+    fn null_is_not_an_erase_where_a_date_or_number_is_expected() {
+        let config = config(true);
+        let file = format!("{HEADER}\nA1;a@x.io;1;NULL;;;\nA2;a@x.io;NULL;;;;\n");
+        let rows = rows(&file, &config);
+        let date = rows[0].as_ref().unwrap_err();
+        assert_eq!(
+            (date.code, date.column.as_deref()),
+            (ErrorCode::InvalidDate, Some("join_date"))
+        );
+        assert_eq!(rows[1].as_ref().unwrap_err().code, ErrorCode::InvalidNumber);
+    }
+
+    #[test]
+    fn a_dst_gap_date_is_a_row_error() {
+        let config = config(true);
+        let file = format!("{HEADER}\nA1;a@x.io;1;2024-03-31 02:30:00;;;\n");
+        let err = rows(&file, &config).remove(0).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidDate);
+        assert!(
+            err.message.contains("does not exist in Paris time"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn a_second_active_card_for_a_contact_in_a_program_fails() {
+        let config = config(true);
+        let none = Known {
+            existing: None,
+            active_for_contact: None,
+            generated_code: None,
+        };
+        let file = format!("{HEADER}\nA1;a@x.io;1;;;;\nA2;a@x.io;1;;;;\nA3;;1;;;;\n");
+        let rows = rows(&file, &config);
+        let first = rows[0]
+            .as_ref()
+            .unwrap()
+            .decide(&config, none, now())
+            .unwrap();
+        let known = Known {
+            active_for_contact: Some(first.card()),
+            ..none
+        };
+        let second = rows[1]
+            .as_ref()
+            .unwrap()
+            .decide(&config, known, now())
+            .unwrap_err();
+        assert_eq!(second.error_code, Some(ErrorCode::SecondActiveCard));
+        // A card linked to no contact is no contact's second card.
+        let unlinked = rows[2]
+            .as_ref()
+            .unwrap()
+            .decide(&config, known, now())
+            .unwrap();
+        assert_eq!(unlinked.card().customer_key, None);
+    }
+
+    #[test]
+    fn a_new_card_without_a_program_is_skipped() {
+        let config = config(true);
+        let none = Known {
+            existing: None,
+            active_for_contact: None,
+            generated_code: None,
+        };
+        let file = format!("{HEADER}\nA1;a@x.io;;;;;\n");
+        let skipped = rows(&file, &config)[0]
+            .as_ref()
+            .unwrap()
+            .decide(&config, none, now())
+            .unwrap_err();
+        assert_eq!(skipped.status, crate::outcome::RowStatus::Skipped);
+        assert_eq!(skipped.error_code, Some(ErrorCode::MissingProgram));
+    }
+
+    #[test]
+    fn headers_must_start_with_the_standard_columns_in_order() {
+        assert_eq!(
+            header_error("card_code;customer_key;id_program;join_date;expiration_date;birthday\n"),
+            CardHeaderError::Missing("id_tier")
+        );
+        assert!(matches!(
+            header_error(
+                "customer_key;card_code;id_program;join_date;expiration_date;birthday;id_tier\n"
+            ),
+            CardHeaderError::OutOfOrder {
+                expected: "card_code",
+                ..
+            }
+        ));
+        assert!(matches!(
+            header_error(&format!("{HEADER};colour\n")),
+            CardHeaderError::Unknown { column, .. } if column == "colour"
+        ));
+        let with_custom = format!("{HEADER};store\n");
+        let input = CsvInput::open(with_custom.as_bytes()).unwrap();
+        assert!(CardColumns::from_header(input.header(), &config(true)).is_ok());
+    }
+}

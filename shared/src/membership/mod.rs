@@ -1,0 +1,16 @@
+//! Memberships: loyalty card codes (subscriptions to a program) and tier
+//! changes, imported from semicolon-separated files whose names say their
+//! universe, scope and date.
+//!
+//! So far this holds the rules, in plain Rust: the tenant's programs and
+//! tiers ([`programs`]), card code files and how a row creates or updates a
+//! card ([`cards`]), tier change files ([`tier_changes`]), Paris-time dates
+//! ([`dates`]), generated EAN-13 codes ([`ean13`]) and file names and their
+//! order ([`file_name`]). The pipeline does not run them yet.
+
+pub mod cards;
+pub mod dates;
+pub mod ean13;
+pub mod file_name;
+pub mod programs;
+pub mod tier_changes;

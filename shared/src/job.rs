@@ -117,9 +117,6 @@ pub struct Job {
     /// the rows never processed reported as `not_processed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stalled_at: Option<DateTime<Utc>>,
-    /// SHA-256 of the file's content (hex), for duplicate detection.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_sha256: Option<String>,
     /// The upload asked to be imported even if the same content was before.
     #[serde(default)]
     pub allow_duplicate: bool,
@@ -164,7 +161,6 @@ impl Job {
             email_sent_at: None,
             progress_at: None,
             stalled_at: None,
-            content_sha256: None,
             allow_duplicate: false,
         }
     }

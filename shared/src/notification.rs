@@ -93,6 +93,7 @@ mod tests {
             admin_email: "admin@acme.test".into(),
             default_country: "FR".into(),
             api_key_hash: String::new(),
+            memberships: None,
         }
     }
 

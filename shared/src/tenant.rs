@@ -15,6 +15,9 @@ pub struct Tenant {
     pub default_country: String,
     /// Hex SHA-256 of the API key's secret part.
     pub api_key_hash: String,
+    /// Programs, tiers and card settings, for membership imports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memberships: Option<crate::membership::programs::Memberships>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,6 +64,7 @@ impl Tenant {
             admin_email: admin.value().to_owned(),
             default_country: country,
             api_key_hash: hash_secret(&secret),
+            memberships: None,
         };
         Ok((tenant, format!("{tenant_id}.{secret}")))
     }

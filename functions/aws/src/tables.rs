@@ -24,6 +24,7 @@ use shared::apply::{Account, Commit, Decision, LedgerStore};
 use shared::identifier::CustomerRef;
 use shared::job::{Job, JobStatus};
 use shared::ledger::{LedgerEntry, Lot, Wallet};
+use shared::membership::programs::Memberships;
 use shared::outcome::{RowOutcome, Tally};
 use shared::points::{PointsKind, PreviewRow};
 use shared::split::SplitSummary;
@@ -151,6 +152,38 @@ impl Tables {
             "tenant_id",
         )
         .await
+    }
+
+    /// Sets a tenant's membership configuration; `false` if there is no
+    /// such tenant.
+    pub async fn set_memberships(
+        &self,
+        tenant_id: &str,
+        memberships: &Memberships,
+    ) -> Result<bool, AwsError> {
+        let call = "dynamodb:UpdateItem";
+        let value =
+            serde_dynamo::to_attribute_value(memberships).map_err(|e| AwsError::new(call, e))?;
+        match self
+            .client
+            .update_item()
+            .table_name(&self.tenants)
+            .key("tenant_id", s(tenant_id))
+            .update_expression("SET memberships = :m")
+            .condition_expression("attribute_exists(tenant_id)")
+            .expression_attribute_values(":m", value)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(AwsError::sdk(call, e)),
+        }
     }
 
     /// Puts an item unless one with its key exists; `false` if it does.

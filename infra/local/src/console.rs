@@ -1,5 +1,6 @@
-//! What a person at the console does: register tenants, call the API, upload
-//! through a presigned URL, read a wallet, read the emails the emulator kept.
+//! What a person at the console does: register tenants and configure their
+//! memberships, call the API, upload through a presigned URL, read a wallet,
+//! read the emails the emulator kept.
 
 use crate::env;
 use lambda_http::http::{Method, StatusCode};
@@ -8,6 +9,7 @@ use loyalty_aws::objects::Presigned;
 use loyalty_aws::Aws;
 use serde::Deserialize;
 use shared::identifier::CustomerRef;
+use shared::membership::programs::Memberships;
 use shared::tenant::Tenant;
 
 /// Registers a tenant and returns it with its API key (shown only now).
@@ -25,6 +27,22 @@ pub async fn create_tenant(
         anyhow::bail!("tenant '{id}' exists already");
     }
     Ok((tenant, key))
+}
+
+/// Loads a tenant's membership configuration from JSON (see
+/// `infra/local/sample/memberships.json`), after checking it.
+pub async fn configure_memberships(
+    aws: &Aws,
+    tenant_id: &str,
+    json: &str,
+) -> anyhow::Result<Memberships> {
+    let memberships: Memberships = serde_json::from_str(json)
+        .map_err(|e| anyhow::anyhow!("the membership configuration is not valid: {e}"))?;
+    memberships.validate()?;
+    if !aws.tables.set_memberships(tenant_id, &memberships).await? {
+        anyhow::bail!("no tenant '{tenant_id}'");
+    }
+    Ok(memberships)
 }
 
 /// A response from the API function.

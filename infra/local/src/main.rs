@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! loyalty-local tenant create <id> --admin-email <email> [--country FR]
+//! loyalty-local tenant memberships <id> <config.json>
 //! loyalty-local wallet <tenant> (--email <e> | --mobile <m> | --customer-id <id>)
 //! loyalty-local drop <tenant> <file> [--reason <text>] [--as <name>]
 //! loyalty-local run [--until-idle] [--timeout <seconds>]
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 const USAGE: &str = "usage:
   loyalty-local tenant create <id> --admin-email <email> [--country <ISO code>]
+  loyalty-local tenant memberships <id> <config.json>
   loyalty-local wallet <tenant> (--email <e> | --mobile <m> | --customer-id <id>)
   loyalty-local drop <tenant> <file> [--reason <text>] [--as <name>]
   loyalty-local run [--until-idle] [--timeout <seconds>]
@@ -53,6 +55,36 @@ async fn run(args: Vec<String>) -> anyhow::Result<()> {
             println!("admin email:     {}", tenant.admin_email);
             println!("default country: {}", tenant.default_country);
             println!("API key (shown once, keep it safe): {key}");
+        }
+        ["tenant", "memberships", id, file] => {
+            let json = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+            let config = console::configure_memberships(&aws, id, &json).await?;
+            println!(
+                "tenant {id}: universe {}, card codes {}",
+                config.universe,
+                if config.auto_card_codes {
+                    "generated when empty"
+                } else {
+                    "required"
+                }
+            );
+            for program in &config.programs {
+                let mut tiers = program.tiers.clone();
+                tiers.sort_by_key(|t| t.rank);
+                let names: Vec<String> = tiers
+                    .iter()
+                    .map(|t| format!("{} {}", t.id_tier, t.name))
+                    .collect();
+                println!(
+                    "  program {} {}: tiers {}",
+                    program.id_program,
+                    program.name,
+                    names.join(" < ")
+                );
+            }
+            if !config.custom_fields.is_empty() {
+                println!("  custom fields: {}", config.custom_fields.join(", "));
+            }
         }
         ["wallet", tenant_id, ..] => {
             let tenant = aws

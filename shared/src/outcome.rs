@@ -137,6 +137,9 @@ pub struct RowOutcome {
     /// The wallet balance right after this row (applied rows, and refused debits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub balance_after: Option<i64>,
+    /// The card a membership row created or changed (generated codes too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_code: Option<String>,
 }
 
 impl RowOutcome {
@@ -148,6 +151,20 @@ impl RowOutcome {
             error_message: None,
             points: Some(points),
             balance_after: Some(balance_after),
+            card_code: None,
+        }
+    }
+
+    /// A membership row applied to the card `card_code`.
+    pub fn applied_to_card(row: u64, card_code: &str) -> Self {
+        RowOutcome {
+            row,
+            status: RowStatus::Applied,
+            error_code: None,
+            error_message: None,
+            points: None,
+            balance_after: None,
+            card_code: Some(card_code.to_owned()),
         }
     }
 
@@ -159,6 +176,7 @@ impl RowOutcome {
             error_message: Some(message.into()),
             points: None,
             balance_after: None,
+            card_code: None,
         }
     }
 

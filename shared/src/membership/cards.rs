@@ -277,6 +277,14 @@ impl CardRow {
             next.expiration_date = self.expiration_date;
             next.birthday = self.birthday;
             self.set_custom(&mut next);
+            if let (Some(contact), Some(active)) = (&next.customer_key, known.active_for_contact) {
+                if next.is_active(now) && active.card_code != next.card_code {
+                    return Err(fail("customer_key", ErrorCode::SecondActiveCard, format!(
+                        "'{contact}' already has the active card '{}' in program {}: one active card per contact and program",
+                        active.card_code, next.id_program
+                    )));
+                }
+            }
             return Ok(CardChange::Update(next));
         }
         let card_code = match (&self.card_code, known.generated_code) {

@@ -1,0 +1,596 @@
+//! Applying membership rows to cards, exactly once, the way points are
+//! applied to wallets (`crate::apply`): each row is decided on the cards as
+//! read, and the decision is committed together with the row's outcome, only
+//! if the row is still undecided and what it was decided on is unchanged —
+//! the card (by version), and for a card with a contact, that contact's
+//! active card in the program. A redelivered or racing row finds its outcome
+//! and reuses it; a row that lost a race is decided again.
+
+use super::cards::{Card, CardChange, CardRow, Known};
+use super::ean13;
+use super::programs::Memberships;
+use super::tier_changes::TierChangeRow;
+use crate::outcome::{ErrorCode, RowError, RowOutcome};
+use chrono::{DateTime, Utc};
+use std::future::Future;
+
+/// A card as stored, with the version its next write must match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCard {
+    pub card: Card,
+    pub version: u64,
+}
+
+/// One row's decision, to be committed all or nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardDecision {
+    pub tenant_id: String,
+    pub job_id: String,
+    pub outcome: RowOutcome,
+    /// The card code the row was decided on and the version read (0: none).
+    pub read: Option<(String, u64)>,
+    /// The card as the row leaves it (created or changed).
+    pub write: Option<Card>,
+    /// `(program, contact)` whose active card the written card is: no other
+    /// active card of theirs may hold it when the decision commits.
+    pub claim: Option<(u64, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CardCommit {
+    Done,
+    /// The card or the contact's active card changed since they were read.
+    Changed,
+    /// Another delivery decided this row first: its outcome stands.
+    AlreadyDecided,
+}
+
+/// Where cards and row outcomes are kept.
+pub trait CardStore: Sync {
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    fn decided(
+        &self,
+        job_id: &str,
+        rows: &[u64],
+    ) -> impl Future<Output = Result<Vec<RowOutcome>, Self::Error>> + Send;
+
+    fn card(
+        &self,
+        tenant_id: &str,
+        card_code: &str,
+    ) -> impl Future<Output = Result<Option<StoredCard>, Self::Error>> + Send;
+
+    /// The contact's card in the program that is active at `now`, if any.
+    fn active_card(
+        &self,
+        tenant_id: &str,
+        id_program: u64,
+        customer_key: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<Card>, Self::Error>> + Send;
+
+    fn commit(
+        &self,
+        decision: &CardDecision,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<CardCommit, Self::Error>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CardApplyError<E> {
+    #[error("row {0}: the cards kept changing under it; the batch will be retried")]
+    Contention(u64),
+    #[error("row {0} is recorded as decided but its outcome cannot be read")]
+    LostOutcome(u64),
+    #[error(transparent)]
+    Store(E),
+}
+
+const MAX_ATTEMPTS: u32 = 25;
+/// Generated codes tried before a row fails for want of a free one.
+const MAX_GENERATED: u32 = 10;
+
+/// The batch of rows of one membership file, with what they need.
+pub struct CardJob<'a> {
+    pub tenant_id: &'a str,
+    pub job_id: &'a str,
+    pub config: &'a Memberships,
+}
+
+impl CardJob<'_> {
+    /// Applies card code rows in order; returns each row's outcome.
+    pub async fn apply_cards<S: CardStore>(
+        &self,
+        store: &S,
+        rows: &[CardRow],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<RowOutcome>, CardApplyError<S::Error>> {
+        let mut outcomes = Vec::with_capacity(rows.len());
+        for row in rows {
+            let outcome = match self.decided(store, row.row).await? {
+                Some(outcome) => outcome,
+                None => self.apply_card(store, row, now).await?,
+            };
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+
+    /// Applies tier change rows in order; returns each row's outcome.
+    pub async fn apply_tier_changes<S: CardStore>(
+        &self,
+        store: &S,
+        rows: &[TierChangeRow],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<RowOutcome>, CardApplyError<S::Error>> {
+        let mut outcomes = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(outcome) = self.decided(store, row.row).await? {
+                outcomes.push(outcome);
+                continue;
+            }
+            let source = format!("{}#{}", self.job_id, row.row);
+            let mut done = None;
+            for _ in 0..MAX_ATTEMPTS {
+                let stored = self.card(store, &row.card_code).await?;
+                let (outcome, write) =
+                    match row.decide(self.config, stored.as_ref().map(|s| &s.card), &source) {
+                        Ok(card) => (
+                            RowOutcome::applied_to_card(row.row, &card.card_code),
+                            Some(card),
+                        ),
+                        Err(refused) => (refused, None),
+                    };
+                let decision = CardDecision {
+                    tenant_id: self.tenant_id.to_owned(),
+                    job_id: self.job_id.to_owned(),
+                    outcome,
+                    read: Some((row.card_code.clone(), stored.map_or(0, |s| s.version))),
+                    write,
+                    claim: None,
+                };
+                if let Some(outcome) = self.commit(store, decision, now).await? {
+                    done = Some(outcome);
+                    break;
+                }
+            }
+            outcomes.push(done.ok_or(CardApplyError::Contention(row.row))?);
+        }
+        Ok(outcomes)
+    }
+
+    async fn apply_card<S: CardStore>(
+        &self,
+        store: &S,
+        row: &CardRow,
+        now: DateTime<Utc>,
+    ) -> Result<RowOutcome, CardApplyError<S::Error>> {
+        for _ in 0..MAX_ATTEMPTS {
+            let (code, stored, generated) = match &row.card_code {
+                Some(code) => (Some(code.clone()), self.card(store, code).await?, None),
+                None if self.config.auto_card_codes => {
+                    match self.free_code(store, row.row).await? {
+                        Some(code) => (Some(code.clone()), None, Some(code)),
+                        None => {
+                            return Ok(RowOutcome::from(&RowError::new(
+                                row.row,
+                                Some("card_code"),
+                                ErrorCode::MissingCardCode,
+                                "no free card code could be generated; give the card a code",
+                            )))
+                        }
+                    }
+                }
+                None => (None, None, None),
+            };
+            let program = stored
+                .as_ref()
+                .map(|s| s.card.id_program)
+                .or(row.id_program);
+            let active = match (program, &row.customer_key) {
+                (Some(program), Some(contact)) => store
+                    .active_card(self.tenant_id, program, contact, now)
+                    .await
+                    .map_err(CardApplyError::Store)?
+                    .filter(|card| Some(&card.card_code) != code.as_ref()),
+                _ => None,
+            };
+            let known = Known {
+                existing: stored.as_ref().map(|s| &s.card),
+                active_for_contact: active.as_ref(),
+                generated_code: generated.as_deref(),
+            };
+            let (outcome, write) = match row.decide(self.config, known, now) {
+                Ok(change) => {
+                    let card = match change {
+                        CardChange::Create(card) | CardChange::Update(card) => card,
+                    };
+                    (
+                        RowOutcome::applied_to_card(row.row, &card.card_code),
+                        Some(card),
+                    )
+                }
+                Err(refused) => (refused, None),
+            };
+            let claim = write.as_ref().and_then(|card| {
+                let contact = card.customer_key.clone()?;
+                card.is_active(now).then_some((card.id_program, contact))
+            });
+            let decision = CardDecision {
+                tenant_id: self.tenant_id.to_owned(),
+                job_id: self.job_id.to_owned(),
+                outcome,
+                read: code.map(|c| (c, stored.map_or(0, |s| s.version))),
+                write,
+                claim,
+            };
+            if let Some(outcome) = self.commit(store, decision, now).await? {
+                return Ok(outcome);
+            }
+        }
+        Err(CardApplyError::Contention(row.row))
+    }
+
+    /// The first generated code for the row that no card has.
+    async fn free_code<S: CardStore>(
+        &self,
+        store: &S,
+        row: u64,
+    ) -> Result<Option<String>, CardApplyError<S::Error>> {
+        for attempt in 0..MAX_GENERATED {
+            let code = ean13::generate(self.tenant_id, self.job_id, row, attempt);
+            if self.card(store, &code).await?.is_none() {
+                return Ok(Some(code));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn card<S: CardStore>(
+        &self,
+        store: &S,
+        code: &str,
+    ) -> Result<Option<StoredCard>, CardApplyError<S::Error>> {
+        store
+            .card(self.tenant_id, code)
+            .await
+            .map_err(CardApplyError::Store)
+    }
+
+    async fn decided<S: CardStore>(
+        &self,
+        store: &S,
+        row: u64,
+    ) -> Result<Option<RowOutcome>, CardApplyError<S::Error>> {
+        Ok(store
+            .decided(self.job_id, &[row])
+            .await
+            .map_err(CardApplyError::Store)?
+            .pop())
+    }
+
+    /// The outcome if the decision (or an earlier one) stands, `None` if it
+    /// must be made again.
+    async fn commit<S: CardStore>(
+        &self,
+        store: &S,
+        decision: CardDecision,
+        now: DateTime<Utc>,
+    ) -> Result<Option<RowOutcome>, CardApplyError<S::Error>> {
+        let row = decision.outcome.row;
+        match store
+            .commit(&decision, now)
+            .await
+            .map_err(CardApplyError::Store)?
+        {
+            CardCommit::Done => Ok(Some(decision.outcome)),
+            CardCommit::Changed => Ok(None),
+            CardCommit::AlreadyDecided => self
+                .decided(store, row)
+                .await?
+                .map(Some)
+                .ok_or(CardApplyError::LostOutcome(row)),
+        }
+    }
+}
+
+/// Cards in plain memory: the reference behaviour a stored implementation
+/// must match, used by the domain's tests.
+pub mod memory {
+    use super::*;
+    use std::collections::HashMap;
+    use std::convert::Infallible;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    pub struct MemoryCards {
+        /// `(tenant, code)` → card.
+        pub cards: Mutex<HashMap<(String, String), StoredCard>>,
+        pub outcomes: Mutex<HashMap<(String, u64), RowOutcome>>,
+    }
+
+    impl CardStore for MemoryCards {
+        type Error = Infallible;
+
+        async fn decided(&self, job_id: &str, rows: &[u64]) -> Result<Vec<RowOutcome>, Infallible> {
+            let outcomes = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
+            Ok(rows
+                .iter()
+                .filter_map(|r| outcomes.get(&(job_id.to_owned(), *r)).cloned())
+                .collect())
+        }
+
+        async fn card(
+            &self,
+            tenant_id: &str,
+            code: &str,
+        ) -> Result<Option<StoredCard>, Infallible> {
+            let cards = self.cards.lock().unwrap_or_else(|e| e.into_inner());
+            Ok(cards.get(&(tenant_id.to_owned(), code.to_owned())).cloned())
+        }
+
+        async fn active_card(
+            &self,
+            tenant_id: &str,
+            id_program: u64,
+            customer_key: &str,
+            now: DateTime<Utc>,
+        ) -> Result<Option<Card>, Infallible> {
+            let cards = self.cards.lock().unwrap_or_else(|e| e.into_inner());
+            Ok(cards
+                .iter()
+                .filter(|((tenant, _), _)| tenant == tenant_id)
+                .map(|(_, stored)| &stored.card)
+                .find(|card| {
+                    card.id_program == id_program
+                        && card.customer_key.as_deref() == Some(customer_key)
+                        && card.is_active(now)
+                })
+                .cloned())
+        }
+
+        async fn commit(
+            &self,
+            d: &CardDecision,
+            now: DateTime<Utc>,
+        ) -> Result<CardCommit, Infallible> {
+            let mut outcomes = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
+            let mut cards = self.cards.lock().unwrap_or_else(|e| e.into_inner());
+            let key = (d.job_id.clone(), d.outcome.row);
+            if outcomes.contains_key(&key) {
+                return Ok(CardCommit::AlreadyDecided);
+            }
+            if let Some((code, version)) = &d.read {
+                let stored = cards
+                    .get(&(d.tenant_id.clone(), code.clone()))
+                    .map_or(0, |s| s.version);
+                if stored != *version {
+                    return Ok(CardCommit::Changed);
+                }
+            }
+            if let (Some((program, contact)), Some(card)) = (&d.claim, &d.write) {
+                let taken = cards.iter().any(|((tenant, code), stored)| {
+                    *tenant == d.tenant_id
+                        && *code != card.card_code
+                        && stored.card.id_program == *program
+                        && stored.card.customer_key.as_deref() == Some(contact.as_str())
+                        && stored.card.is_active(now)
+                });
+                if taken {
+                    return Ok(CardCommit::Changed);
+                }
+            }
+            if let Some(card) = &d.write {
+                let key = (d.tenant_id.clone(), card.card_code.clone());
+                let version = cards.get(&key).map_or(0, |s| s.version) + 1;
+                cards.insert(
+                    key,
+                    StoredCard {
+                        card: card.clone(),
+                        version,
+                    },
+                );
+            }
+            outcomes.insert(key, d.outcome.clone());
+            Ok(CardCommit::Done)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::memory::MemoryCards;
+    use super::*;
+    use crate::csv_input::CsvInput;
+    use crate::membership::cards::CardColumns;
+    use crate::membership::programs::{Program, Tier};
+    use crate::membership::tier_changes::TierChangeColumns;
+    use crate::outcome::RowStatus;
+
+    fn config(auto_card_codes: bool) -> Memberships {
+        Memberships {
+            universe: "u".into(),
+            auto_card_codes,
+            programs: vec![Program {
+                id_program: 1,
+                name: "Club".into(),
+                tiers: vec![
+                    Tier {
+                        id_tier: 1,
+                        name: "Bronze".into(),
+                        rank: 1,
+                    },
+                    Tier {
+                        id_tier: 4,
+                        name: "Gold".into(),
+                        rank: 3,
+                    },
+                ],
+            }],
+            custom_fields: Vec::new(),
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn card_rows(body: &str, config: &Memberships) -> Vec<CardRow> {
+        let file = format!(
+            "card_code;customer_key;id_program;join_date;expiration_date;birthday;id_tier\n{body}"
+        );
+        let mut input = CsvInput::open(file.as_bytes()).unwrap();
+        let columns = CardColumns::from_header(input.header(), config).unwrap();
+        let mut rows = Vec::new();
+        while let Some(row) = input.next_row().unwrap() {
+            rows.push(columns.read(row, input.record()).unwrap());
+        }
+        rows
+    }
+
+    fn tier_rows(body: &str) -> Vec<TierChangeRow> {
+        let file = format!("card_code;tier_name;context;value_date;last_downgrade_check\n{body}");
+        let mut input = CsvInput::open(file.as_bytes()).unwrap();
+        let columns = TierChangeColumns::from_header(input.header()).unwrap();
+        let mut rows = Vec::new();
+        while let Some(row) = input.next_row().unwrap() {
+            rows.push(columns.read(row, input.record()).unwrap());
+        }
+        rows
+    }
+
+    fn block_on<F: Future>(future: F) -> F::Output {
+        use std::task::{Context, Poll, Waker};
+        let mut future = std::pin::pin!(future);
+        match future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
+            Poll::Ready(out) => out,
+            Poll::Pending => panic!("the memory store never waits"),
+        }
+    }
+
+    fn codes(outcomes: &[RowOutcome]) -> Vec<(RowStatus, Option<ErrorCode>)> {
+        outcomes.iter().map(|o| (o.status, o.error_code)).collect()
+    }
+
+    #[test]
+    fn a_file_applied_twice_creates_each_card_once_and_reports_the_same() {
+        let store = MemoryCards::default();
+        let config = config(true);
+        let job = CardJob {
+            tenant_id: "acme",
+            job_id: "J1",
+            config: &config,
+        };
+        let rows = card_rows("A1;a@x.io;1;;;;\n;b@x.io;1;;;;4\n", &config);
+        let first = block_on(job.apply_cards(&store, &rows, now())).unwrap();
+        let again = block_on(job.apply_cards(&store, &rows, now())).unwrap();
+        assert_eq!(first, again);
+        assert_eq!(store.cards.lock().unwrap().len(), 2);
+        let generated = first[1].card_code.clone().unwrap();
+        assert!(ean13::is_valid(&generated), "{generated}");
+    }
+
+    #[test]
+    fn a_generated_code_already_taken_is_replaced_by_the_next() {
+        let store = MemoryCards::default();
+        let config = config(true);
+        let job = CardJob {
+            tenant_id: "acme",
+            job_id: "J2",
+            config: &config,
+        };
+        // Another card holds the code row 1 of J2 would get first.
+        let taken = ean13::generate("acme", "J2", 1, 0);
+        let holder = card_rows(&format!("{taken};z@x.io;1;;;;\n"), &config);
+        let other = CardJob {
+            job_id: "J1",
+            ..job
+        };
+        block_on(other.apply_cards(&store, &holder, now())).unwrap();
+        let created =
+            block_on(job.apply_cards(&store, &card_rows(";a@x.io;1;;;;\n", &config), now()))
+                .unwrap();
+        assert_eq!(
+            created[0].card_code,
+            Some(ean13::generate("acme", "J2", 1, 1))
+        );
+        assert_eq!(store.cards.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn one_active_card_per_contact_and_program_but_an_expired_card_does_not_count() {
+        let store = MemoryCards::default();
+        let config = config(true);
+        let job = CardJob {
+            tenant_id: "acme",
+            job_id: "J1",
+            config: &config,
+        };
+        let rows = card_rows(
+            "A1;a@x.io;1;;2020-01-01;;\nA2;a@x.io;1;;;;\nA3;a@x.io;1;;;;\n",
+            &config,
+        );
+        let outcomes = block_on(job.apply_cards(&store, &rows, now())).unwrap();
+        assert_eq!(
+            codes(&outcomes),
+            [
+                (RowStatus::Applied, None),
+                (RowStatus::Applied, None),
+                (RowStatus::Failed, Some(ErrorCode::SecondActiveCard)),
+            ]
+        );
+        // Nor may an update give the contact a second active card.
+        let moves = card_rows("B1;b@x.io;1;;;;\nB1;a@x.io;;;;;\n", &config);
+        let moved = block_on(
+            CardJob {
+                job_id: "J2",
+                ..job
+            }
+            .apply_cards(&store, &moves, now()),
+        )
+        .unwrap();
+        assert_eq!(moved[1].error_code, Some(ErrorCode::SecondActiveCard));
+    }
+
+    #[test]
+    fn a_tier_change_applies_to_a_card_created_before_it_and_fails_for_an_unknown_card() {
+        let store = MemoryCards::default();
+        let config = config(false);
+        let cards = CardJob {
+            tenant_id: "acme",
+            job_id: "C1",
+            config: &config,
+        };
+        let changes = CardJob {
+            tenant_id: "acme",
+            job_id: "T1",
+            config: &config,
+        };
+        let tiers = tier_rows("A1;Gold;upgrade;2026-11-20;\n");
+        let early = block_on(changes.apply_tier_changes(&store, &tiers, now())).unwrap();
+        assert_eq!(early[0].error_code, Some(ErrorCode::UnknownCard));
+        block_on(cards.apply_cards(&store, &card_rows("A1;a@x.io;1;;;;\n", &config), now()))
+            .unwrap();
+        let later = CardJob {
+            job_id: "T2",
+            ..changes
+        };
+        let applied = block_on(later.apply_tier_changes(&store, &tiers, now())).unwrap();
+        assert_eq!(applied[0].status, RowStatus::Applied);
+        let stored = block_on(store.card("acme", "A1")).unwrap().unwrap();
+        assert_eq!(
+            (
+                stored.card.id_tier,
+                stored.card.tier_history.len(),
+                stored.version
+            ),
+            (4, 1, 2)
+        );
+    }
+}

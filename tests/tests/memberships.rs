@@ -48,3 +48,163 @@ async fn configuring_a_tenant_that_does_not_exist_fails() {
         .unwrap_err();
     assert!(err.to_string().starts_with("no tenant"), "{err}");
 }
+
+mod card_store {
+    //! The DynamoDB card store keeps the promises of the reference one
+    //! (`shared::membership::apply::memory`).
+
+    use super::*;
+    use chrono::Utc;
+    use shared::csv_input::CsvInput;
+    use shared::membership::apply::{CardJob, CardStore};
+    use shared::membership::cards::{CardColumns, CardRow};
+    use shared::membership::programs::Memberships;
+    use shared::membership::tier_changes::{TierChangeColumns, TierChangeRow};
+    use shared::outcome::{ErrorCode, RowStatus};
+
+    fn config() -> Memberships {
+        serde_json::from_str(SAMPLE).unwrap()
+    }
+
+    fn card_rows(body: &str) -> Vec<CardRow> {
+        let file = format!(
+            "card_code;customer_key;id_program;join_date;expiration_date;birthday;id_tier;store\n{body}"
+        );
+        let mut input = CsvInput::open(file.as_bytes()).unwrap();
+        let columns = CardColumns::from_header(input.header(), &config()).unwrap();
+        let mut rows = Vec::new();
+        while let Some(row) = input.next_row().unwrap() {
+            rows.push(columns.read(row, input.record()).unwrap());
+        }
+        rows
+    }
+
+    fn tier_rows(body: &str) -> Vec<TierChangeRow> {
+        let file = format!("card_code;tier_name;context;value_date;last_downgrade_check\n{body}");
+        let mut input = CsvInput::open(file.as_bytes()).unwrap();
+        let columns = TierChangeColumns::from_header(input.header()).unwrap();
+        let mut rows = Vec::new();
+        while let Some(row) = input.next_row().unwrap() {
+            rows.push(columns.read(row, input.record()).unwrap());
+        }
+        rows
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn cards_are_created_once_and_a_generated_code_is_reported() {
+        let h = Harness::start().await;
+        let config = config();
+        let tenant = unique("t");
+        let job_id = unique("J");
+        let job = CardJob {
+            tenant_id: &tenant,
+            job_id: &job_id,
+            config: &config,
+        };
+        let rows =
+            card_rows("A1;a@x.io;1;2019-01-01 00:00:01;;1955-02-01;2;Lyon\n;b@x.io;3;;;;8;\n");
+        let first = job
+            .apply_cards(&h.aws.tables, &rows, Utc::now())
+            .await
+            .unwrap();
+        let again = job
+            .apply_cards(&h.aws.tables, &rows, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(first, again);
+        let stored = h.aws.tables.card(&tenant, "A1").await.unwrap().unwrap();
+        assert_eq!((stored.version, stored.card.id_tier), (1, 2));
+        assert_eq!(
+            stored.card.custom.get("store").map(String::as_str),
+            Some("Lyon")
+        );
+        let generated = first[1].card_code.clone().unwrap();
+        assert!(
+            shared::membership::ean13::is_valid(&generated),
+            "{generated}"
+        );
+        assert!(h
+            .aws
+            .tables
+            .card(&tenant, &generated)
+            .await
+            .unwrap()
+            .is_some());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn two_files_racing_to_give_a_contact_a_card_in_one_program_create_one() {
+        let h = Harness::start().await;
+        let config = config();
+        let tenant = unique("t");
+        let (j1, j2) = (unique("J"), unique("J"));
+        let one = CardJob {
+            tenant_id: &tenant,
+            job_id: &j1,
+            config: &config,
+        };
+        let two = CardJob {
+            tenant_id: &tenant,
+            job_id: &j2,
+            config: &config,
+        };
+        let (a, b) = (
+            card_rows("A1;a@x.io;1;;;;;\n"),
+            card_rows("A2;a@x.io;1;;;;;\n"),
+        );
+        let now = Utc::now();
+        let (a, b) = tokio::join!(
+            one.apply_cards(&h.aws.tables, &a, now),
+            two.apply_cards(&h.aws.tables, &b, now)
+        );
+        let mut statuses = [a.unwrap()[0].clone(), b.unwrap()[0].clone()];
+        statuses.sort_by_key(|o| o.status.as_str());
+        assert_eq!(statuses[0].status, RowStatus::Applied);
+        assert_eq!(statuses[1].error_code, Some(ErrorCode::SecondActiveCard));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_contact_moved_to_another_card_frees_the_first_and_tiers_change_in_the_history() {
+        let h = Harness::start().await;
+        let config = config();
+        let tenant = unique("t");
+        let (j1, t1) = (unique("J"), unique("T"));
+        let job = CardJob {
+            tenant_id: &tenant,
+            job_id: &j1,
+            config: &config,
+        };
+        let rows = card_rows("A1;a@x.io;1;;;;;\nA1;c@x.io;;;;;;\nA2;a@x.io;1;;;;;\n");
+        let outcomes = job
+            .apply_cards(&h.aws.tables, &rows, Utc::now())
+            .await
+            .unwrap();
+        assert!(
+            outcomes.iter().all(|o| o.status == RowStatus::Applied),
+            "{outcomes:?}"
+        );
+        let changes = CardJob {
+            tenant_id: &tenant,
+            job_id: &t1,
+            config: &config,
+        };
+        let tiers =
+            tier_rows("A1;Gold;Spring upgrade;2026-04-01 09:00:00;\nZZ;Gold;;2026-04-01;\n");
+        let outcomes = changes
+            .apply_tier_changes(&h.aws.tables, &tiers, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(outcomes[0].status, RowStatus::Applied);
+        assert_eq!(outcomes[1].error_code, Some(ErrorCode::UnknownCard));
+        let card = h
+            .aws
+            .tables
+            .card(&tenant, "A1")
+            .await
+            .unwrap()
+            .unwrap()
+            .card;
+        assert_eq!((card.id_tier, card.tier_history.len()), (4, 1));
+        assert_eq!(card.customer_key.as_deref(), Some("c@x.io"));
+    }
+}

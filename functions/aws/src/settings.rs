@@ -9,6 +9,7 @@ pub struct Settings {
     pub jobs_table: String,
     pub wallets_table: String,
     pub outcomes_table: String,
+    pub subscriptions_table: String,
     pub batch_queue_url: String,
     pub finalize_queue_url: String,
     /// The verified address import emails are sent from.
@@ -59,6 +60,7 @@ impl Settings {
             jobs_table: required("LOYALTY_JOBS_TABLE")?,
             wallets_table: required("LOYALTY_WALLETS_TABLE")?,
             outcomes_table: required("LOYALTY_OUTCOMES_TABLE")?,
+            subscriptions_table: required("LOYALTY_SUBSCRIPTIONS_TABLE")?,
             batch_queue_url: required("LOYALTY_BATCH_QUEUE_URL")?,
             finalize_queue_url: required("LOYALTY_FINALIZE_QUEUE_URL")?,
             sender: required("LOYALTY_SENDER")?,

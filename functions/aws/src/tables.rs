@@ -36,6 +36,8 @@ type Item = HashMap<String, AttributeValue>;
 /// Dry-run wallets and outcomes are kept this long.
 const SCRATCH_TTL_DAYS: i64 = 30;
 /// Row outcomes are kept this long after the import (the processed file stays).
+mod cards;
+
 const OUTCOME_TTL_DAYS: i64 = 90;
 
 #[derive(Clone)]
@@ -45,6 +47,7 @@ pub struct Tables {
     jobs: String,
     wallets: String,
     outcomes: String,
+    subscriptions: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -139,6 +142,7 @@ impl Tables {
             jobs: settings.jobs_table.clone(),
             wallets: settings.wallets_table.clone(),
             outcomes: settings.outcomes_table.clone(),
+            subscriptions: settings.subscriptions_table.clone(),
         }
     }
 

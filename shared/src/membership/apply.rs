@@ -34,6 +34,9 @@ pub struct CardDecision {
     /// `(program, contact)` whose active card the written card is: no other
     /// active card of theirs may hold it when the decision commits.
     pub claim: Option<(u64, String)>,
+    /// `(program, contact)` whose active card the card was before the row
+    /// and no longer is (its contact changed, or it expired).
+    pub release: Option<(u64, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,6 +152,7 @@ impl CardJob<'_> {
                     read: Some((row.card_code.clone(), stored.map_or(0, |s| s.version))),
                     write,
                     claim: None,
+                    release: None,
                 };
                 if let Some(outcome) = self.commit(store, decision, now).await? {
                     done = Some(outcome);
@@ -213,10 +217,15 @@ impl CardJob<'_> {
                 }
                 Err(refused) => (refused, None),
             };
-            let claim = write.as_ref().and_then(|card| {
+            let holds = |card: &Card| {
                 let contact = card.customer_key.clone()?;
                 card.is_active(now).then_some((card.id_program, contact))
-            });
+            };
+            let claim = write.as_ref().and_then(holds);
+            let release = stored
+                .as_ref()
+                .and_then(|s| holds(&s.card))
+                .filter(|held| write.is_some() && Some(held) != claim.as_ref());
             let decision = CardDecision {
                 tenant_id: self.tenant_id.to_owned(),
                 job_id: self.job_id.to_owned(),
@@ -224,6 +233,7 @@ impl CardJob<'_> {
                 read: code.map(|c| (c, stored.map_or(0, |s| s.version))),
                 write,
                 claim,
+                release,
             };
             if let Some(outcome) = self.commit(store, decision, now).await? {
                 return Ok(outcome);

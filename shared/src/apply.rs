@@ -333,6 +333,7 @@ mod tests {
     use super::memory::MemoryLedger;
     use super::*;
     use crate::outcome::RowStatus;
+    use crate::test_support::block_on;
     use chrono::TimeZone;
 
     fn now() -> DateTime<Utc> {
@@ -473,18 +474,5 @@ mod tests {
         let late = block_on(apply_batch(&store, &b, now())).unwrap();
         assert_eq!(late, report);
         assert_eq!(live_balance(&store, "a@x.io"), 50);
-    }
-
-    /// The memory store never waits, so polling once completes any call.
-    fn block_on<F: Future>(future: F) -> F::Output {
-        use std::task::{Context, Poll, Waker};
-        let mut future = std::pin::pin!(future);
-        match future
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()))
-        {
-            Poll::Ready(out) => out,
-            Poll::Pending => panic!("the memory store never waits"),
-        }
     }
 }

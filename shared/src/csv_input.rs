@@ -191,6 +191,24 @@ impl Cells<'_> {
         String::from_utf8_lossy(self.record.get(i).unwrap_or_default())
     }
 
+    /// Refuses a row with a value beyond the header's last column (empty
+    /// trailing fields are fine: spreadsheets add them).
+    pub fn within(&self, width: usize) -> Result<(), RowError> {
+        match (width..self.record.len()).find(|&i| !self.raw(i).trim().is_empty()) {
+            None => Ok(()),
+            Some(extra) => Err(RowError::new(
+                self.row,
+                None,
+                ErrorCode::TooManyFields,
+                format!(
+                    "the row has a value '{}' in field {} but the header has only {width} columns",
+                    self.raw(extra).trim(),
+                    extra + 1,
+                ),
+            )),
+        }
+    }
+
     /// The trimmed text of a cell; a missing column or cell reads as empty.
     pub fn text(&self, index: Option<usize>, column: &str) -> Result<String, RowError> {
         let Some(bytes) = index.and_then(|i| self.record.get(i)) else {

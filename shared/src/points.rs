@@ -209,19 +209,7 @@ impl PointsColumns {
         default_country: &str,
     ) -> Result<PointsRow, RowError> {
         let cells = Cells { row, record };
-        if let Some(extra) = (self.width..record.len()).find(|&i| !cells.raw(i).trim().is_empty()) {
-            return Err(RowError::new(
-                row,
-                None,
-                ErrorCode::TooManyFields,
-                format!(
-                    "the row has a value '{}' in field {} but the header has only {} columns",
-                    cells.raw(extra).trim(),
-                    extra + 1,
-                    self.width
-                ),
-            ));
-        }
+        cells.within(self.width)?;
         let customer = self.customer(&cells, default_country)?;
         let operation = match cells.text(self.operation, "operation")?.as_str() {
             "" => Operation::Credit,

@@ -878,6 +878,30 @@ impl Tables {
             .transpose()
     }
 
+    /// The transaction item recording a row's outcome, if it has none yet.
+    fn outcome_put(
+        &self,
+        job_id: &str,
+        outcome: &RowOutcome,
+    ) -> Result<TransactWriteItem, AwsError> {
+        let call = "dynamodb:TransactWriteItems";
+        let item = OutcomeItem {
+            job_id: job_id.to_owned(),
+            outcome: outcome.clone(),
+            ttl: epoch_in_days(OUTCOME_TTL_DAYS),
+        };
+        Ok(TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name(&self.outcomes)
+                    .set_item(Some(to_item(call, &item)?))
+                    .condition_expression("attribute_not_exists(job_id)")
+                    .build()
+                    .map_err(|e| AwsError::new(call, e))?,
+            )
+            .build())
+    }
+
     fn version_condition(read_version: u64) -> (&'static str, Option<AttributeValue>) {
         if read_version == 0 {
             ("attribute_not_exists(pk)", None)
@@ -1002,21 +1026,7 @@ impl LedgerStore for Tables {
             .dry_run_of
             .as_ref()
             .map(|_| epoch_in_days(SCRATCH_TTL_DAYS));
-        let outcome = OutcomeItem {
-            job_id: d.job_id.clone(),
-            outcome: d.outcome.clone(),
-            ttl: epoch_in_days(OUTCOME_TTL_DAYS),
-        };
-        let mut items = vec![TransactWriteItem::builder()
-            .put(
-                Put::builder()
-                    .table_name(&self.outcomes)
-                    .set_item(Some(to_item(call, &outcome)?))
-                    .condition_expression("attribute_not_exists(job_id)")
-                    .build()
-                    .map_err(|e| AwsError::new(call, e))?,
-            )
-            .build()];
+        let mut items = vec![self.outcome_put(&d.job_id, &d.outcome)?];
         let (condition, version) = Self::version_condition(d.read_version);
         match &d.change {
             Some((wallet, entry)) => {

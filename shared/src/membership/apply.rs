@@ -417,6 +417,7 @@ mod tests {
     use crate::membership::programs::{Program, Tier};
     use crate::membership::tier_changes::TierChangeColumns;
     use crate::outcome::RowStatus;
+    use crate::test_support::block_on;
 
     fn config(auto_card_codes: bool) -> Memberships {
         Memberships {
@@ -470,18 +471,6 @@ mod tests {
             rows.push(columns.read(row, input.record()).unwrap());
         }
         rows
-    }
-
-    fn block_on<F: Future>(future: F) -> F::Output {
-        use std::task::{Context, Poll, Waker};
-        let mut future = std::pin::pin!(future);
-        match future
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()))
-        {
-            Poll::Ready(out) => out,
-            Poll::Pending => panic!("the memory store never waits"),
-        }
     }
 
     fn codes(outcomes: &[RowOutcome]) -> Vec<(RowStatus, Option<ErrorCode>)> {

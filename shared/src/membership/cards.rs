@@ -135,19 +135,7 @@ impl CardColumns {
     /// Reads one row's cells. An empty cell (or `""`) is `None`.
     pub fn read(&self, row: u64, record: &ByteRecord) -> Result<CardRow, RowError> {
         let cells = Cells { row, record };
-        if let Some(extra) = (self.width..record.len()).find(|&i| !cells.raw(i).trim().is_empty()) {
-            return Err(RowError::new(
-                row,
-                None,
-                ErrorCode::TooManyFields,
-                format!(
-                    "the row has a value '{}' in field {} but the header has only {} columns",
-                    cells.raw(extra).trim(),
-                    extra + 1,
-                    self.width
-                ),
-            ));
-        }
+        cells.within(self.width)?;
         let text = |i: usize| -> Result<Option<String>, RowError> {
             let value = cells.text(
                 Some(i),

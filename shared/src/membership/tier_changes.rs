@@ -93,19 +93,7 @@ impl TierChangeColumns {
                 })
                 .transpose()
         };
-        if let Some(extra) = (self.width..record.len()).find(|&i| !cells.raw(i).trim().is_empty()) {
-            return Err(RowOutcome::from(&RowError::new(
-                row,
-                None,
-                ErrorCode::TooManyFields,
-                format!(
-                    "the row has a value '{}' in field {} but the header has only {} columns",
-                    cells.raw(extra).trim(),
-                    extra + 1,
-                    self.width
-                ),
-            )));
-        }
+        cells.within(self.width).map_err(|e| RowOutcome::from(&e))?;
         let card_code = text(0)?.ok_or_else(|| {
             skipped(
                 "card_code",

@@ -11,7 +11,7 @@
 //! (if free, expired or already this card's) and the release of the claim
 //! the card held before.
 
-use super::{epoch_in_days, from_item, n, s, to_item, Tables, OUTCOME_TTL_DAYS};
+use super::{from_item, n, s, to_item, Tables};
 use crate::AwsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
@@ -107,21 +107,7 @@ impl CardStore for Tables {
     }
 
     async fn commit(&self, d: &CardDecision, now: DateTime<Utc>) -> Result<CardCommit, AwsError> {
-        let outcome = super::OutcomeItem {
-            job_id: d.job_id.clone(),
-            outcome: d.outcome.clone(),
-            ttl: epoch_in_days(OUTCOME_TTL_DAYS),
-        };
-        let mut items = vec![TransactWriteItem::builder()
-            .put(
-                Put::builder()
-                    .table_name(&self.outcomes)
-                    .set_item(Some(to_item(CALL, &outcome)?))
-                    .condition_expression("attribute_not_exists(job_id)")
-                    .build()
-                    .map_err(|e| AwsError::new(CALL, e))?,
-            )
-            .build()];
+        let mut items = vec![self.outcome_put(&d.job_id, &d.outcome)?];
         if let Some((code, version)) = &d.read {
             let (condition, value) = Self::version_condition(*version);
             let values = value.map(|v| HashMap::from([(":v".to_owned(), v)]));

@@ -7,7 +7,7 @@
 //! two deliveries racing each other find the rows already decided and reuse
 //! those outcomes instead of applying anything twice.
 
-use crate::batch::Batch;
+use crate::batch::{Batch, BatchRow};
 use crate::identifier::CustomerRef;
 use crate::ledger::{LedgerEntry, Movement, Wallet};
 use crate::outcome::{ErrorCode, RowError, RowOutcome, Tally};
@@ -100,6 +100,16 @@ pub struct BatchReport {
     pub tally: Tally,
 }
 
+impl BatchReport {
+    pub fn of(outcomes: Vec<RowOutcome>) -> Self {
+        let mut tally = Tally::default();
+        for outcome in &outcomes {
+            tally.add(outcome);
+        }
+        BatchReport { outcomes, tally }
+    }
+}
+
 const MAX_ATTEMPTS: u32 = 25;
 
 pub async fn apply_batch<S: LedgerStore>(
@@ -134,17 +144,17 @@ pub async fn apply_batch<S: LedgerStore>(
 /// Gives up on a batch that failed on every delivery: its undecided rows are
 /// sealed as set aside (never to be applied), its decided rows keep their
 /// outcomes, and the report covers them all, so the job can still finish.
-pub async fn give_up_batch<S: LedgerStore>(
+pub async fn give_up_batch<S: LedgerStore, R: BatchRow>(
     store: &S,
-    batch: &Batch,
+    batch: &Batch<R>,
 ) -> Result<BatchReport, ApplyError<S::Error>> {
-    for row in &batch.rows {
+    let rows: Vec<u64> = batch.rows.iter().map(BatchRow::row).collect();
+    for &row in &rows {
         store
-            .seal(&batch.job_id, &RowOutcome::set_aside(row.row))
+            .seal(&batch.job_id, &RowOutcome::set_aside(row))
             .await
             .map_err(ApplyError::Store)?;
     }
-    let rows: Vec<u64> = batch.rows.iter().map(|r| r.row).collect();
     let mut decided: HashMap<u64, RowOutcome> = store
         .decided(&batch.job_id, &rows)
         .await
@@ -332,6 +342,7 @@ pub mod memory {
 mod tests {
     use super::memory::MemoryLedger;
     use super::*;
+    use crate::batch::RowKind;
     use crate::outcome::RowStatus;
     use crate::test_support::block_on;
     use chrono::TimeZone;
@@ -348,6 +359,7 @@ mod tests {
             shard: 0,
             reason: "spring campaign".into(),
             dry_run,
+            rows_kind: RowKind::Points,
             rows: rows
                 .iter()
                 .map(|&(row, who, operation, amount)| PointsRow {

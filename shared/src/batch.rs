@@ -4,13 +4,75 @@
 //! one customer lands in the same shard, in file order. A shard's batches are
 //! delivered in order (one ordered message group per shard), which keeps each
 //! customer's rows in file order across batches while shards run in parallel.
+//! Rows that must all keep file order (a membership file's: a row may touch
+//! any card or contact an earlier row touched) share one shard.
 
+use crate::membership::cards::CardRow;
+use crate::membership::tier_changes::TierChangeRow;
 use crate::points::PointsRow;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+/// Which rows a batch carries; the processor reads it before the rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowKind {
+    #[default]
+    Points,
+    Cards,
+    TierChanges,
+}
+
+/// A validated row that batches carry.
+pub trait BatchRow: Clone + Serialize + DeserializeOwned + Send + 'static {
+    const KIND: RowKind;
+    /// The row's number in its file.
+    fn row(&self) -> u64;
+    /// Rows with the same key are applied in file order; `None`: all rows
+    /// of the file are.
+    fn order_key(&self) -> Option<String>;
+}
+
+impl BatchRow for PointsRow {
+    const KIND: RowKind = RowKind::Points;
+    fn row(&self) -> u64 {
+        self.row
+    }
+    fn order_key(&self) -> Option<String> {
+        Some(self.customer.to_string())
+    }
+}
+
+impl BatchRow for CardRow {
+    const KIND: RowKind = RowKind::Cards;
+    fn row(&self) -> u64 {
+        self.row
+    }
+    fn order_key(&self) -> Option<String> {
+        None
+    }
+}
+
+impl BatchRow for TierChangeRow {
+    const KIND: RowKind = RowKind::TierChanges;
+    fn row(&self) -> u64 {
+        self.row
+    }
+    fn order_key(&self) -> Option<String> {
+        None
+    }
+}
+
+/// What the processor reads first, to know which rows follow.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct BatchHead {
+    #[serde(default)]
+    pub rows_kind: RowKind,
+}
 
 /// Rows of one job, all from one shard, in file order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Batch {
+pub struct Batch<R = PointsRow> {
     pub tenant_id: String,
     pub job_id: String,
     /// 1-based, in the order batches were cut.
@@ -19,10 +81,12 @@ pub struct Batch {
     pub reason: String,
     #[serde(default)]
     pub dry_run: bool,
-    pub rows: Vec<PointsRow>,
+    #[serde(default)]
+    pub rows_kind: RowKind,
+    pub rows: Vec<R>,
 }
 
-impl Batch {
+impl<R> Batch<R> {
     /// The ordered group this batch belongs to: one per job and shard.
     pub fn group_id(&self) -> String {
         format!("{}-{}", self.job_id, self.shard)
@@ -46,13 +110,13 @@ pub struct BatchPlan {
 }
 
 /// Cuts validated rows into batches, holding at most one batch per shard.
-pub struct Batcher {
+pub struct Batcher<R> {
     plan: BatchPlan,
-    shards: Vec<Vec<PointsRow>>,
+    shards: Vec<Vec<R>>,
     cut: u64,
 }
 
-impl Batcher {
+impl<R: BatchRow> Batcher<R> {
     pub fn new(plan: BatchPlan) -> Self {
         let shards = (0..plan.shards.max(1)).map(|_| Vec::new()).collect();
         Batcher {
@@ -63,22 +127,24 @@ impl Batcher {
     }
 
     /// Adds a row; returns a batch when the row's shard is full.
-    pub fn push(&mut self, row: PointsRow) -> Option<Batch> {
-        let shard = shard_of(&row.customer.to_string(), self.shards.len() as u32);
+    pub fn push(&mut self, row: R) -> Option<Batch<R>> {
+        let shard = row
+            .order_key()
+            .map_or(0, |key| shard_of(&key, self.shards.len() as u32));
         let rows = &mut self.shards[shard as usize];
         rows.push(row);
         (rows.len() >= self.plan.rows_per_batch).then(|| self.cut(shard))
     }
 
     /// The remaining partial batches, by shard.
-    pub fn finish(mut self) -> Vec<Batch> {
+    pub fn finish(mut self) -> Vec<Batch<R>> {
         let pending: Vec<u32> = (0..self.shards.len() as u32)
             .filter(|&s| !self.shards[s as usize].is_empty())
             .collect();
         pending.into_iter().map(|s| self.cut(s)).collect()
     }
 
-    fn cut(&mut self, shard: u32) -> Batch {
+    fn cut(&mut self, shard: u32) -> Batch<R> {
         self.cut += 1;
         let capacity = self.plan.rows_per_batch;
         Batch {
@@ -88,6 +154,7 @@ impl Batcher {
             shard,
             reason: self.plan.reason.clone(),
             dry_run: self.plan.dry_run,
+            rows_kind: R::KIND,
             rows: std::mem::replace(
                 &mut self.shards[shard as usize],
                 Vec::with_capacity(capacity),

@@ -2,12 +2,15 @@
 //!
 //! ```text
 //! awaiting_upload ─► splitting ─► processing ─► finalizing ─► completed
-//!   (API uploads)        │                                 └─► completed_with_errors
-//!                        └─► rejected (bad header or file)
+//!   (API uploads)     ▲  │                                 └─► completed_with_errors
+//!       waiting ──────┘  └─► rejected (bad header or file)
+//!   (membership files, until their turn)
 //! ```
 
+use crate::csv_input::CsvInput;
+use crate::kind::ImportKind;
 use crate::outcome::Tally;
-use crate::points::{PointsKind, PreviewRow};
+use crate::points::PreviewRow;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -16,6 +19,8 @@ use sha2::{Digest, Sha256};
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     AwaitingUpload,
+    /// A membership file waiting for its turn in its tenant's order.
+    Waiting,
     Splitting,
     Processing,
     Finalizing,
@@ -28,6 +33,7 @@ impl JobStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             JobStatus::AwaitingUpload => "awaiting_upload",
+            JobStatus::Waiting => "waiting",
             JobStatus::Splitting => "splitting",
             JobStatus::Processing => "processing",
             JobStatus::Finalizing => "finalizing",
@@ -60,9 +66,13 @@ pub struct Job {
     pub tenant_id: String,
     pub job_id: String,
     pub status: JobStatus,
-    /// Asked for at upload, or inferred from the header for console drops.
+    /// Asked for at upload, named by a membership file's name, or inferred
+    /// from the header for other console drops.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<PointsKind>,
+    pub kind: Option<ImportKind>,
+    /// Why a waiting membership file is not imported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<String>,
     pub reason: String,
     #[serde(default)]
     pub dry_run: bool,
@@ -135,6 +145,7 @@ impl Job {
             job_id: job_id.to_owned(),
             status: JobStatus::Splitting,
             kind: None,
+            waiting_for: None,
             reason: reason.to_owned(),
             dry_run: false,
             filename: filename_of(source_key).to_owned(),
@@ -181,19 +192,22 @@ impl Job {
                 | JobStatus::Completed
                 | JobStatus::CompletedWithErrors
                 | JobStatus::Rejected => true,
-                JobStatus::AwaitingUpload | JobStatus::Splitting => false,
+                JobStatus::AwaitingUpload | JobStatus::Waiting | JobStatus::Splitting => false,
             }
     }
 
     /// What the watchdog should do about this job at `now`, if it has not
     /// moved for `stall_seconds`.
     pub fn watch(&self, now: DateTime<Utc>, stall_seconds: i64) -> Watch {
+        if self.status == JobStatus::Waiting {
+            return Watch::Waiting;
+        }
         let moved = self.progress_at.unwrap_or(self.created_at);
         if self.email_sent_at.is_some() || (now - moved).num_seconds() < stall_seconds {
             return Watch::Fine;
         }
         match self.status {
-            JobStatus::AwaitingUpload => Watch::Fine,
+            JobStatus::AwaitingUpload | JobStatus::Waiting => Watch::Fine,
             JobStatus::Splitting => Watch::SplitStalled,
             JobStatus::Processing if !self.splitting_done => Watch::SplitStalled,
             JobStatus::Processing if !self.ready_to_finalize() && self.stalled_at.is_none() => {
@@ -228,17 +242,51 @@ impl Job {
     }
 }
 
-/// The SHA-256 of a file's content, hex: two uploads of the same bytes are
-/// the same file, whatever their names.
-pub fn content_sha256<R: std::io::Read>(mut input: R) -> std::io::Result<String> {
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 64 * 1024];
-    loop {
-        let read = input.read(&mut buffer)?;
-        if read == 0 {
-            return Ok(hex::encode(hasher.finalize()));
+/// What one read of a whole file tells before anything of it is imported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Survey {
+    /// The SHA-256 of the content, hex: two uploads of the same bytes are
+    /// the same file, whatever their names.
+    pub sha256: String,
+    /// The data rows (blank lines are not rows), when asked for and the file
+    /// reads as CSV; a file that does not is refused by the split itself.
+    pub rows: Option<u64>,
+}
+
+/// Reads a file once, hashing it and, if `count_rows`, counting its rows.
+pub fn survey<R: std::io::Read>(input: R, count_rows: bool) -> std::io::Result<Survey> {
+    let mut hashing = Hashing {
+        inner: input,
+        hasher: Sha256::new(),
+    };
+    let mut rows = None;
+    if count_rows {
+        if let Ok(mut csv) = CsvInput::open(&mut hashing) {
+            let mut count = 0;
+            while let Ok(Some(row)) = csv.next_row() {
+                count = row;
+            }
+            rows = Some(count);
         }
-        hasher.update(&buffer[..read]);
+    }
+    std::io::copy(&mut hashing, &mut std::io::sink())?;
+    Ok(Survey {
+        sha256: hex::encode(hashing.hasher.finalize()),
+        rows,
+    })
+}
+
+/// Hashes what is read through it.
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: std::io::Read> std::io::Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        self.hasher.update(&buf[..read]);
+        Ok(read)
     }
 }
 
@@ -268,6 +316,9 @@ pub enum Watch {
     /// The split itself stopped: its upload's event is retried by the ingest
     /// queue and, failing that, waits in the ingest dead-letter queue.
     SplitStalled,
+    /// A membership file waiting for its turn: its turn is looked at again
+    /// (the file it waits for may be done, or its wait over).
+    Waiting,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -312,8 +363,14 @@ pub mod keys {
         pub tenant: &'a str,
         /// Set for uploads through a presigned URL from the API.
         pub upload_job: Option<&'a str>,
+        /// A console drop under `incoming/<tenant>/memberships/`: a
+        /// membership file, named by the membership naming rule.
+        pub membership: bool,
         pub filename: &'a str,
     }
+
+    /// Where console drops of membership files go.
+    pub const MEMBERSHIP_FOLDER: &str = "memberships/";
 
     pub fn parse_incoming(key: &str) -> Option<Incoming<'_>> {
         let rest = key.strip_prefix("incoming/")?;
@@ -330,6 +387,7 @@ pub mod keys {
         Some(Incoming {
             tenant,
             upload_job,
+            membership: path.starts_with(MEMBERSHIP_FOLDER),
             filename,
         })
     }
@@ -380,9 +438,22 @@ mod tests {
         );
         let api = keys::parse_incoming("incoming/acme/uploads/J1/f.csv").unwrap();
         assert_eq!(api.upload_job, Some("J1"));
+        assert!(!api.membership && !drop.membership);
+        let cards = keys::parse_incoming("incoming/acme/memberships/u_cardcode_s_20260101.csv");
+        assert!(cards.is_some_and(|c| c.membership && c.filename == "u_cardcode_s_20260101.csv"));
         assert!(keys::parse_incoming("processed/acme/f.csv").is_none());
         assert!(keys::parse_incoming("incoming/acme/").is_none());
         assert!(keys::parse_incoming("incoming/f.csv").is_none());
+    }
+
+    #[test]
+    fn a_survey_hashes_the_bytes_and_counts_rows_not_lines() {
+        let file = "a;b\n1;\"two\nlines\"\n\n3;4\n";
+        let counted = survey(file.as_bytes(), true).unwrap();
+        assert_eq!(counted.rows, Some(2));
+        let plain = survey(file.as_bytes(), false).unwrap();
+        assert_eq!((plain.rows, &plain.sha256), (None, &counted.sha256));
+        assert_eq!(counted.sha256, hex::encode(Sha256::digest(file.as_bytes())));
     }
 
     #[test]

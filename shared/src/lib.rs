@@ -16,6 +16,7 @@ pub mod batch;
 pub mod csv_input;
 pub mod identifier;
 pub mod job;
+pub mod kind;
 pub mod ledger;
 pub mod membership;
 pub mod notification;

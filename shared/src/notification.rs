@@ -2,6 +2,7 @@
 //! tenant record only, never from a file or a request.
 
 use crate::job::{Job, JobStatus};
+use crate::kind::ImportKind;
 use crate::outcome::Tally;
 use crate::tenant::Tenant;
 
@@ -29,36 +30,59 @@ pub fn completion_email(
         JobStatus::Completed => "completed",
         _ => "completed with errors",
     };
-    let subject = format!("Points import {verdict}: {}{dry}", job.filename);
+    let title = title(job);
+    let subject = format!("{title} {verdict}: {}{dry}", job.filename);
+    let details = match job.kind.and_then(ImportKind::scope) {
+        None => format!(
+            "Adjustment reason: {reason}\n\
+             Rows: {rows}\n\
+             Applied: {applied}\n\
+             Failed: {failed}\n\
+             Skipped: {skipped}\n\
+             Points credited: {credited}\n\
+             Points debited: {debited}\n",
+            reason = job.reason,
+            rows = tally.rows(),
+            applied = tally.applied,
+            failed = tally.failed,
+            skipped = tally.skipped,
+            credited = tally.credited,
+            debited = tally.debited,
+        ),
+        Some(_) => format!(
+            "Rows: {rows}\n\
+             Cards created or changed: {applied}\n\
+             Failed: {failed}\n\
+             Skipped: {skipped}\n",
+            rows = tally.rows(),
+            applied = tally.applied,
+            failed = tally.failed,
+            skipped = tally.skipped,
+        ),
+    };
     let text = format!(
-        "Your points import of {file} is {verdict}{dry}.\n\
+        "Your {lower} of {file} is {verdict}{dry}.\n\
          \n\
          Job: {job_id}\n\
-         Adjustment reason: {reason}\n\
-         Rows: {rows}\n\
-         Applied: {applied}\n\
-         Failed: {failed}\n\
-         Skipped: {skipped}\n\
-         Points credited: {credited}\n\
-         Points debited: {debited}\n\
+         {details}\
          \n\
          The processed file lists every row with its outcome. Download it within {link_hours} hours:\n\
          {link}\n",
+        lower = title.to_lowercase(),
         file = job.filename,
         job_id = job.job_id,
-        reason = job.reason,
-        rows = tally.rows(),
-        applied = tally.applied,
-        failed = tally.failed,
-        skipped = tally.skipped,
-        credited = tally.credited,
-        debited = tally.debited,
     );
     Email {
         to: tenant.admin_email.clone(),
         subject,
         text,
     }
+}
+
+/// "Points import", "Card code import"...; a points import until the file
+/// says otherwise.
+fn title(job: &Job) -> &'static str {
+    job.kind.unwrap_or(ImportKind::Points).title()
 }
 
 /// The notice sent when a file is refused as a whole.
@@ -69,15 +93,17 @@ pub fn rejection_email(tenant: &Tenant, job: &Job) -> Email {
         .unwrap_or("the file could not be read");
     Email {
         to: tenant.admin_email.clone(),
-        subject: format!("Points import rejected: {}", job.filename),
+        subject: format!("{} rejected: {}", title(job), job.filename),
         text: format!(
-            "Your points import of {} was rejected and nothing was applied.\n\
+            "Your {} of {} was rejected and nothing was applied.\n\
              \n\
              Job: {}\n\
              Reason: {why}\n\
              \n\
              Fix the file and upload it again.\n",
-            job.filename, job.job_id
+            title(job).to_lowercase(),
+            job.filename,
+            job.job_id
         ),
     }
 }
@@ -119,5 +145,28 @@ mod tests {
         let email = completion_email(&tenant(), &job, &tally, "https://link", 72);
         assert_eq!(email.subject, "Points import completed with errors: x.csv");
         assert!(email.text.contains("Rows: 3\n") && email.text.contains("https://link"));
+    }
+
+    #[test]
+    fn a_membership_email_counts_cards_not_points() {
+        let mut job = Job::new(
+            "acme",
+            "J1",
+            "incoming/acme/memberships/u_cardcode_s_20261125.csv",
+            "r",
+            Utc::now(),
+        );
+        job.kind = Some(ImportKind::CardCode);
+        let tally = Tally {
+            applied: 2,
+            ..Tally::default()
+        };
+        let email = completion_email(&tenant(), &job, &tally, "https://link", 72);
+        assert_eq!(
+            email.subject,
+            "Card code import completed: u_cardcode_s_20261125.csv"
+        );
+        assert!(email.text.contains("Cards created or changed: 2\n"));
+        assert!(!email.text.contains("Points"));
     }
 }

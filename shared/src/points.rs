@@ -9,7 +9,7 @@
 
 use crate::csv_input::{Cells, Header};
 use crate::identifier::CustomerRef;
-use crate::outcome::{ErrorCode, RowError};
+use crate::outcome::{ErrorCode, RowError, RowOutcome};
 use csv::ByteRecord;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -269,7 +269,7 @@ impl PointsColumns {
         &self,
         row: u64,
         record: &ByteRecord,
-        result: &Result<PointsRow, RowError>,
+        result: &Result<PointsRow, RowOutcome>,
     ) -> PreviewRow {
         let cells = Cells { row, record };
         let lossy = |i: Option<usize>| {
@@ -295,7 +295,7 @@ impl PointsColumns {
             expiry: self.expire_in_days.map(|i| lossy(Some(i))),
             result: match result {
                 Ok(_) => "valid".to_owned(),
-                Err(e) => e.to_string(),
+                Err(e) => e.error_message.clone().unwrap_or_default(),
             },
         }
     }

@@ -1,5 +1,8 @@
 //! The processed file: every input row once, in input order, with its
-//! original cells and four more columns saying what happened to it.
+//! original cells and four more columns saying what happened to it: status,
+//! error code, error message, and the wallet's balance after the row (points
+//! files) or the card the row created or changed (membership files, so a
+//! generated card code can be read there).
 //!
 //! Cells that a spreadsheet would run as a formula (starting with `=`, `+`,
 //! `-`, `@`, a tab or a carriage return) are prefixed with `'`, as OWASP's
@@ -11,7 +14,43 @@ use std::borrow::Cow;
 use std::io::{Read, Write};
 use std::iter::Peekable;
 
-pub const OUTCOME_COLUMNS: [&str; 4] = ["status", "error_code", "error_message", "balance_after"];
+pub const OUTCOME_COLUMNS: [&str; 3] = ["status", "error_code", "error_message"];
+
+/// The last column of a processed file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    BalanceAfter,
+    CardCode,
+}
+
+impl Detail {
+    pub fn of(kind: Option<crate::kind::ImportKind>) -> Self {
+        match kind.and_then(crate::kind::ImportKind::scope) {
+            Some(_) => Detail::CardCode,
+            None => Detail::BalanceAfter,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Detail::BalanceAfter => "balance_after",
+            Detail::CardCode => "applied_card_code",
+        }
+    }
+
+    fn value(self, outcome: &RowOutcome) -> Vec<u8> {
+        match self {
+            Detail::BalanceAfter => outcome
+                .balance_after
+                .map(|b| b.to_string())
+                .unwrap_or_default()
+                .into_bytes(),
+            Detail::CardCode => {
+                neutralise(outcome.card_code.as_deref().unwrap_or("").as_bytes()).into_owned()
+            }
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessedError<E> {
@@ -29,6 +68,7 @@ pub fn write_processed<R, W, E, I>(
     input: R,
     outcomes: I,
     out: W,
+    detail: Detail,
 ) -> Result<Tally, ProcessedError<E>>
 where
     R: Read,
@@ -44,6 +84,7 @@ where
         .from_writer(out);
     let mut names: Vec<Cow<[u8]>> = header.raw.iter().take(width).map(neutralise).collect();
     names.extend(OUTCOME_COLUMNS.iter().map(|c| Cow::Borrowed(c.as_bytes())));
+    names.push(Cow::Borrowed(detail.name().as_bytes()));
     writer.write_record(&names)?;
 
     let mut outcomes: Peekable<I> = outcomes.peekable();
@@ -52,12 +93,8 @@ where
         let outcome = next_outcome(&mut outcomes, row)?;
         tally.add(&outcome);
         let record = input.record();
-        let mut cells: Vec<Cow<[u8]>> = Vec::with_capacity(width + OUTCOME_COLUMNS.len());
+        let mut cells: Vec<Cow<[u8]>> = Vec::with_capacity(width + OUTCOME_COLUMNS.len() + 1);
         cells.extend((0..width).map(|i| neutralise(record.get(i).unwrap_or_default())));
-        let balance = outcome
-            .balance_after
-            .map(|b| b.to_string())
-            .unwrap_or_default();
         cells.push(Cow::Borrowed(outcome.status.as_str().as_bytes()));
         cells.push(Cow::Borrowed(
             outcome
@@ -71,7 +108,7 @@ where
                 .into_owned()
                 .into(),
         );
-        cells.push(Cow::Owned(balance.into_bytes()));
+        cells.push(Cow::Owned(detail.value(&outcome)));
         writer.write_record(&cells)?;
     }
     writer.flush().map_err(csv::Error::from)?;
@@ -130,14 +167,37 @@ mod tests {
     use std::convert::Infallible;
 
     fn processed(file: &str, outcomes: Vec<RowOutcome>) -> (String, Tally) {
+        processed_with(file, outcomes, Detail::BalanceAfter)
+    }
+
+    fn processed_with(file: &str, outcomes: Vec<RowOutcome>, detail: Detail) -> (String, Tally) {
         let mut out = Vec::new();
         let tally = write_processed(
             file.as_bytes(),
             outcomes.into_iter().map(Ok::<_, Infallible>),
             &mut out,
+            detail,
         )
         .unwrap();
         (String::from_utf8(out).unwrap(), tally)
+    }
+
+    #[test]
+    fn a_membership_file_shows_the_card_each_row_created_or_changed() {
+        let (text, _) = processed_with(
+            "card_code;customer_key\n;a@x.io\nB1;b@x.io\n",
+            vec![
+                RowOutcome::applied_to_card(1, "2123456789012"),
+                RowOutcome::failed(2, ErrorCode::ProgramOnUpdate, "no"),
+            ],
+            Detail::CardCode,
+        );
+        assert_eq!(
+            text,
+            "card_code;customer_key;status;error_code;error_message;applied_card_code\n\
+             ;a@x.io;applied;;;2123456789012\n\
+             B1;b@x.io;failed;program_on_update;no;\n"
+        );
     }
 
     #[test]

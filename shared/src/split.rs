@@ -3,10 +3,15 @@
 //! Memory stays flat: one record, one partial batch per shard, one chunk of
 //! failures and the 50-row preview.
 
-use crate::batch::{Batch, BatchPlan, Batcher};
-use crate::csv_input::{CsvInput, FileError};
+use crate::batch::{Batch, BatchPlan, BatchRow, Batcher};
+use crate::csv_input::{CsvInput, FileError, Header};
+use crate::kind::ImportKind;
+use crate::membership::cards::{CardColumns, CardRow};
+use crate::membership::programs::Memberships;
+use crate::membership::tier_changes::{TierChangeColumns, TierChangeRow};
 use crate::outcome::RowOutcome;
-use crate::points::{PointsColumns, PointsKind, PreviewRow};
+use crate::points::{PointsColumns, PointsRow, PreviewRow};
+use csv::ByteRecord;
 use std::io::Read;
 
 /// Rows shown in a job's preview.
@@ -18,8 +23,8 @@ pub const FAILED_CHUNK: usize = 100;
 pub struct SplitRequest {
     pub tenant_id: String,
     pub job_id: String,
-    /// `None` infers the kind from the header (console drops).
-    pub kind: Option<PointsKind>,
+    /// `None` infers a points kind from the header (console drops).
+    pub kind: Option<ImportKind>,
     pub reason: String,
     pub dry_run: bool,
     pub default_country: String,
@@ -28,20 +33,19 @@ pub struct SplitRequest {
 }
 
 /// Where the splitter's results go (the queue and tables, in production).
-pub trait SplitSink {
+pub trait SplitSink<R> {
     type Error;
-    /// The header is good: the job's kind is known.
-    fn accepted(&mut self, kind: PointsKind) -> Result<(), Self::Error>;
-    /// The first rows, once, as soon as they are read.
-    fn preview(&mut self, rows: &[PreviewRow]) -> Result<(), Self::Error>;
+    /// The first rows, once, as soon as they are read (formats that have a
+    /// preview: points).
+    fn preview(&mut self, kind: ImportKind, rows: &[PreviewRow]) -> Result<(), Self::Error>;
     /// Rows that failed validation, in file order.
     fn failed(&mut self, outcomes: &[RowOutcome]) -> Result<(), Self::Error>;
-    fn batch(&mut self, batch: Batch) -> Result<(), Self::Error>;
+    fn batch(&mut self, batch: Batch<R>) -> Result<(), Self::Error>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SplitSummary {
-    pub kind: PointsKind,
+    pub kind: ImportKind,
     pub total_rows: u64,
     pub invalid_rows: u64,
     pub batches: u64,
@@ -58,19 +62,143 @@ pub enum SplitError<E> {
     Sink(E),
 }
 
-pub fn split<R: Read, S: SplitSink>(
+/// How one kind of file reads its rows.
+pub trait RowFormat {
+    type Row: BatchRow;
+    fn kind(&self) -> ImportKind;
+    /// The row, or why it is not imported (its outcome: failed or skipped).
+    fn read(&self, row: u64, record: &ByteRecord) -> Result<Self::Row, RowOutcome>;
+    /// The row as the preview shows it, for formats that have one.
+    fn preview(
+        &self,
+        row: u64,
+        record: &ByteRecord,
+        result: &Result<Self::Row, RowOutcome>,
+    ) -> Option<PreviewRow>;
+}
+
+struct PointsFormat<'a> {
+    columns: PointsColumns,
+    default_country: &'a str,
+}
+
+impl RowFormat for PointsFormat<'_> {
+    type Row = PointsRow;
+    fn kind(&self) -> ImportKind {
+        self.columns.kind.into()
+    }
+    fn read(&self, row: u64, record: &ByteRecord) -> Result<PointsRow, RowOutcome> {
+        self.columns
+            .validate(row, record, self.default_country)
+            .map_err(|e| RowOutcome::from(&e))
+    }
+    fn preview(
+        &self,
+        row: u64,
+        record: &ByteRecord,
+        result: &Result<PointsRow, RowOutcome>,
+    ) -> Option<PreviewRow> {
+        Some(self.columns.preview(row, record, result))
+    }
+}
+
+impl RowFormat for CardColumns {
+    type Row = CardRow;
+    fn kind(&self) -> ImportKind {
+        ImportKind::CardCode
+    }
+    fn read(&self, row: u64, record: &ByteRecord) -> Result<CardRow, RowOutcome> {
+        CardColumns::read(self, row, record).map_err(|e| RowOutcome::from(&e))
+    }
+    fn preview(
+        &self,
+        _: u64,
+        _: &ByteRecord,
+        _: &Result<CardRow, RowOutcome>,
+    ) -> Option<PreviewRow> {
+        None
+    }
+}
+
+impl RowFormat for TierChangeColumns {
+    type Row = TierChangeRow;
+    fn kind(&self) -> ImportKind {
+        ImportKind::TierChange
+    }
+    fn read(&self, row: u64, record: &ByteRecord) -> Result<TierChangeRow, RowOutcome> {
+        TierChangeColumns::read(self, row, record)
+    }
+    fn preview(
+        &self,
+        _: u64,
+        _: &ByteRecord,
+        _: &Result<TierChangeRow, RowOutcome>,
+    ) -> Option<PreviewRow> {
+        None
+    }
+}
+
+fn open<R: Read, E>(input: R) -> Result<CsvInput<R>, SplitError<E>> {
+    CsvInput::open(input).map_err(|e| match e {
+        FileError::Io(io) => SplitError::Read(io.to_string()),
+        other => SplitError::Rejected(other.to_string()),
+    })
+}
+
+fn header_checked<T, E, H: std::fmt::Display>(
+    header: &Header,
+    read: impl FnOnce(&Header) -> Result<T, H>,
+) -> Result<T, SplitError<E>> {
+    read(header).map_err(|e| SplitError::Rejected(e.to_string()))
+}
+
+/// Splits a points file; the kind asked for, or the one its header says.
+pub fn split<R: Read, S: SplitSink<PointsRow>>(
     input: R,
     request: &SplitRequest,
     sink: &mut S,
 ) -> Result<SplitSummary, SplitError<S::Error>> {
-    let mut input = CsvInput::open(input).map_err(|e| match e {
-        FileError::Io(io) => SplitError::Read(io.to_string()),
-        other => SplitError::Rejected(other.to_string()),
+    let input = open(input)?;
+    let columns = header_checked(input.header(), |h| {
+        PointsColumns::from_header(h, request.kind.and_then(ImportKind::points))
     })?;
-    let columns = PointsColumns::from_header(input.header(), request.kind)
-        .map_err(|e| SplitError::Rejected(e.to_string()))?;
-    sink.accepted(columns.kind).map_err(SplitError::Sink)?;
+    let format = PointsFormat {
+        columns,
+        default_country: &request.default_country,
+    };
+    split_rows(input, &format, request, sink)
+}
 
+/// Splits a card code file of a tenant with this membership configuration.
+pub fn split_cards<R: Read, S: SplitSink<CardRow>>(
+    input: R,
+    config: &Memberships,
+    request: &SplitRequest,
+    sink: &mut S,
+) -> Result<SplitSummary, SplitError<S::Error>> {
+    let input = open(input)?;
+    let columns = header_checked(input.header(), |h| CardColumns::from_header(h, config))?;
+    split_rows(input, &columns, request, sink)
+}
+
+/// Splits a tier change file.
+pub fn split_tier_changes<R: Read, S: SplitSink<TierChangeRow>>(
+    input: R,
+    request: &SplitRequest,
+    sink: &mut S,
+) -> Result<SplitSummary, SplitError<S::Error>> {
+    let input = open(input)?;
+    let columns = header_checked(input.header(), TierChangeColumns::from_header)?;
+    split_rows(input, &columns, request, sink)
+}
+
+fn split_rows<R: Read, F: RowFormat, S: SplitSink<F::Row>>(
+    mut input: CsvInput<R>,
+    format: &F,
+    request: &SplitRequest,
+    sink: &mut S,
+) -> Result<SplitSummary, SplitError<S::Error>> {
+    let kind = format.kind();
     let mut batcher = Batcher::new(BatchPlan {
         tenant_id: request.tenant_id.clone(),
         job_id: request.job_id.clone(),
@@ -83,7 +211,7 @@ pub fn split<R: Read, S: SplitSink>(
     let mut preview_sent = false;
     let mut failed = Vec::with_capacity(FAILED_CHUNK);
     let mut summary = SplitSummary {
-        kind: columns.kind,
+        kind,
         total_rows: 0,
         invalid_rows: 0,
         batches: 0,
@@ -93,11 +221,11 @@ pub fn split<R: Read, S: SplitSink>(
         .map_err(|e| SplitError::Read(e.to_string()))?
     {
         summary.total_rows = row;
-        let result = columns.validate(row, input.record(), &request.default_country);
+        let result = format.read(row, input.record());
         if preview.len() < PREVIEW_ROWS {
-            preview.push(columns.preview(row, input.record(), &result));
+            preview.extend(format.preview(row, input.record(), &result));
         } else if !preview_sent {
-            sink.preview(&preview).map_err(SplitError::Sink)?;
+            sink.preview(kind, &preview).map_err(SplitError::Sink)?;
             preview_sent = true;
         }
         match result {
@@ -107,9 +235,9 @@ pub fn split<R: Read, S: SplitSink>(
                     sink.batch(batch).map_err(SplitError::Sink)?;
                 }
             }
-            Err(err) => {
+            Err(outcome) => {
                 summary.invalid_rows += 1;
-                failed.push(RowOutcome::from(&err));
+                failed.push(outcome);
                 if failed.len() == FAILED_CHUNK {
                     sink.failed(&failed).map_err(SplitError::Sink)?;
                     failed.clear();
@@ -118,7 +246,7 @@ pub fn split<R: Read, S: SplitSink>(
         }
     }
     if !preview_sent {
-        sink.preview(&preview).map_err(SplitError::Sink)?;
+        sink.preview(kind, &preview).map_err(SplitError::Sink)?;
     }
     if !failed.is_empty() {
         sink.failed(&failed).map_err(SplitError::Sink)?;
@@ -136,22 +264,29 @@ mod tests {
     use crate::outcome::ErrorCode;
     use std::convert::Infallible;
 
-    #[derive(Default)]
-    struct Collect {
-        kind: Option<PointsKind>,
+    struct Collect<R> {
+        kind: Option<ImportKind>,
         preview: Vec<PreviewRow>,
         failed: Vec<RowOutcome>,
-        batches: Vec<Batch>,
+        batches: Vec<Batch<R>>,
     }
 
-    impl SplitSink for Collect {
-        type Error = Infallible;
-        fn accepted(&mut self, kind: PointsKind) -> Result<(), Infallible> {
-            self.kind = Some(kind);
-            Ok(())
+    impl<R> Default for Collect<R> {
+        fn default() -> Self {
+            Collect {
+                kind: None,
+                preview: Vec::new(),
+                failed: Vec::new(),
+                batches: Vec::new(),
+            }
         }
-        fn preview(&mut self, rows: &[PreviewRow]) -> Result<(), Infallible> {
-            assert!(self.preview.is_empty(), "preview sent twice");
+    }
+
+    impl<R> SplitSink<R> for Collect<R> {
+        type Error = Infallible;
+        fn preview(&mut self, kind: ImportKind, rows: &[PreviewRow]) -> Result<(), Infallible> {
+            assert!(self.kind.is_none(), "preview sent twice");
+            self.kind = Some(kind);
             self.preview = rows.to_vec();
             Ok(())
         }
@@ -159,7 +294,7 @@ mod tests {
             self.failed.extend_from_slice(outcomes);
             Ok(())
         }
-        fn batch(&mut self, batch: Batch) -> Result<(), Infallible> {
+        fn batch(&mut self, batch: Batch<R>) -> Result<(), Infallible> {
             self.batches.push(batch);
             Ok(())
         }
@@ -189,7 +324,7 @@ mod tests {
             };
             file.push_str(&format!("c{}@x.io,{amount},CR\n", n % 7));
         }
-        let mut sink = Collect::default();
+        let mut sink = Collect::<PointsRow>::default();
         let summary = split(file.as_bytes(), &request(), &mut sink).unwrap();
         assert_eq!(summary.total_rows, 120);
         assert_eq!(summary.invalid_rows, 12);
@@ -212,7 +347,7 @@ mod tests {
 
     #[test]
     fn a_bad_header_rejects_the_file_before_any_row() {
-        let mut sink = Collect::default();
+        let mut sink = Collect::<PointsRow>::default();
         let err = split(
             &b"email,amount,colour\na@x.io,1,red\n"[..],
             &request(),
@@ -228,14 +363,14 @@ mod tests {
 
     #[test]
     fn the_kind_is_inferred_from_the_header() {
-        let mut sink = Collect::default();
+        let mut sink = Collect::<PointsRow>::default();
         split(
             &b"email,amount,expire_in_days\na@x.io,1,3\n"[..],
             &request(),
             &mut sink,
         )
         .unwrap();
-        assert_eq!(sink.kind, Some(PointsKind::PointsWithExpiry));
+        assert_eq!(sink.kind, Some(ImportKind::PointsWithExpiry));
         assert_eq!(sink.preview[0].expiry.as_deref(), Some("3"));
     }
 }

@@ -27,11 +27,11 @@ async fn a_membership_configuration_is_stored_on_its_tenant() {
 async fn an_inconsistent_configuration_is_refused_and_nothing_is_stored() {
     let h = Harness::start().await;
     let t = h.tenant().await;
-    let twice = SAMPLE.replace("\"id_tier\": 7", "\"id_tier\": 4");
+    let twice = SAMPLE.replace("\"id_tier\": 8", "\"id_tier\": 2");
     let err = console::configure_memberships(&h.aws, t.id(), &twice)
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("tier 4 is listed twice"), "{err}");
+    assert!(err.to_string().contains("program 3 lists tier 2 twice"), "{err}");
     let not_json = console::configure_memberships(&h.aws, t.id(), "{\"universe\": 3}")
         .await
         .unwrap_err();

@@ -113,6 +113,7 @@ async fn expired_points_are_not_spendable() {
         shard: 0,
         reason: "last month's campaign".into(),
         dry_run: false,
+        rows_kind: shared::batch::RowKind::Points,
         rows: vec![shared::points::PointsRow {
             row: 1,
             customer: "email:erin@example.com".parse().unwrap(),
@@ -594,7 +595,7 @@ async fn a_console_drop_with_an_expiry_column_is_an_import_with_expiry() {
     .await;
     h.settle(&t).await;
     let job = h.only_job(&t).await;
-    assert_eq!(job.kind, Some(shared::points::PointsKind::PointsWithExpiry));
+    assert_eq!(job.kind, Some(shared::kind::ImportKind::PointsWithExpiry));
     let customer: shared::identifier::CustomerRef = "email:lea@example.com".parse().unwrap();
     let wallet = h
         .aws

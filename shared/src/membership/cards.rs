@@ -136,6 +136,21 @@ impl CardColumns {
     pub fn read(&self, row: u64, record: &ByteRecord) -> Result<CardRow, RowError> {
         let cells = Cells { row, record };
         cells.within(self.width)?;
+        // A value left out shifts every later one into the wrong column:
+        // such a row is refused, not guessed at.
+        if record.len() < self.width {
+            return Err(RowError::new(
+                row,
+                None,
+                ErrorCode::TooFewFields,
+                format!(
+                    "the row has {} values but the header has {} columns: write every separator, \
+                     with nothing between two of them for an empty value",
+                    record.len(),
+                    self.width
+                ),
+            ));
+        }
         let text = |i: usize| -> Result<Option<String>, RowError> {
             let value = cells.text(
                 Some(i),
@@ -167,9 +182,17 @@ impl CardColumns {
                 .map(|v| dates::parse_paris(&v).map_err(|e| date_error(row, CARD_COLUMNS[i], e)))
                 .transpose()
         };
+        // Cells are read in file order, so a row's first bad cell is the
+        // one reported.
+        let card_code = text(0)?;
+        let customer_key = text(1)?;
+        let id_program = number(2)?;
+        let join_date = date(3)?;
+        let expiration_date = date(4)?;
         let birthday = text(5)?
             .map(|v| dates::parse_date(&v).map_err(|e| date_error(row, "birthday", e)))
             .transpose()?;
+        let id_tier = number(6)?;
         let mut custom = Vec::with_capacity(self.custom.len());
         for (i, name) in &self.custom {
             let value = cells.text(Some(*i), name)?;
@@ -177,13 +200,13 @@ impl CardColumns {
         }
         Ok(CardRow {
             row,
-            card_code: text(0)?,
-            customer_key: text(1)?,
-            id_program: number(2)?,
-            join_date: date(3)?,
-            expiration_date: date(4)?,
+            card_code,
+            customer_key,
+            id_program,
+            join_date,
+            expiration_date,
             birthday,
-            id_tier: number(6)?,
+            id_tier,
             custom,
         })
     }
@@ -464,6 +487,38 @@ mod tests {
         );
         let third = decide(rows[2].as_ref().unwrap(), None).unwrap();
         assert_eq!(third.card().id_tier, 4);
+    }
+
+    /// The example as the source document prints it: the first line's
+    /// fifth value holds a separator inside its quotes, the second line
+    /// leaves out its empty card code.
+    const EXAMPLE_VERBATIM: &str = "card_code;customer_key;id_program;join_date;expiration_date;birthday;id_tier\n\
+        \"my_card_code\";\"jane@example.com\";\"1\";\"2019-01-01 00:00:01\";\"2020-01-01 00:00:01;1955-02-01\";\"2\";\n\
+        \"john@example.com\";\"3\";;;;\"2\"\n\
+        \"my_card_code1\";\"joe@example.com\";\"1\";;;;\"4\"\n";
+
+    #[test]
+    fn the_example_as_printed_is_refused_row_by_row_saying_why() {
+        let rows = rows(EXAMPLE_VERBATIM, &config(true));
+        let first = rows[0].as_ref().unwrap_err();
+        assert_eq!(
+            (first.code, first.column.as_deref()),
+            (ErrorCode::InvalidDate, Some("expiration_date"))
+        );
+        assert!(
+            first.message.contains("'2020-01-01 00:00:01;1955-02-01'"),
+            "{first}"
+        );
+        let second = rows[1].as_ref().unwrap_err();
+        assert_eq!(second.code, ErrorCode::TooFewFields);
+        assert!(
+            second.to_string().contains("6 values but the header has 7"),
+            "{second}"
+        );
+        assert_eq!(
+            rows[2].as_ref().unwrap().card_code.as_deref(),
+            Some("my_card_code1")
+        );
     }
 
     #[test]

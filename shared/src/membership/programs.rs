@@ -38,8 +38,8 @@ pub enum ConfigError {
     DuplicateProgram(u64),
     #[error("program {0} has no tier")]
     NoTier(u64),
-    #[error("tier {0} is listed twice (tier ids are unique across programs)")]
-    DuplicateTier(u64),
+    #[error("program {program} lists tier {id_tier} twice")]
+    DuplicateTier { program: u64, id_tier: u64 },
     #[error("program {program} has two tiers named '{name}'")]
     DuplicateTierName { program: u64, name: String },
     #[error("program {program} has two tiers of rank {rank}")]
@@ -69,7 +69,6 @@ impl Memberships {
         if !name_ok(&self.universe, b'-') {
             return Err(ConfigError::Universe(self.universe.clone()));
         }
-        let mut tier_ids = Vec::new();
         for (i, program) in self.programs.iter().enumerate() {
             if self.programs[..i]
                 .iter()
@@ -80,12 +79,17 @@ impl Memberships {
             if program.tiers.is_empty() {
                 return Err(ConfigError::NoTier(program.id_program));
             }
+            // Tier ids are a program's own (the source document's example
+            // has tier 2 in programs 1 and 3): a tier is always looked up
+            // within the card's program.
             for (j, tier) in program.tiers.iter().enumerate() {
-                if tier_ids.contains(&tier.id_tier) {
-                    return Err(ConfigError::DuplicateTier(tier.id_tier));
-                }
-                tier_ids.push(tier.id_tier);
                 let earlier = &program.tiers[..j];
+                if earlier.iter().any(|t| t.id_tier == tier.id_tier) {
+                    return Err(ConfigError::DuplicateTier {
+                        program: program.id_program,
+                        id_tier: tier.id_tier,
+                    });
+                }
                 if earlier
                     .iter()
                     .any(|t| t.name.eq_ignore_ascii_case(&tier.name))
@@ -182,8 +186,18 @@ mod tests {
     #[test]
     fn inconsistent_configurations_are_refused() {
         let mut config = sample();
+        config.programs[1].tiers[0].id_tier = 8;
+        assert_eq!(
+            config.validate(),
+            Err(ConfigError::DuplicateTier {
+                program: 3,
+                id_tier: 8
+            })
+        );
+        // The same id in two programs is two tiers.
+        let mut config = sample();
         config.programs[1].tiers[0].id_tier = 4;
-        assert_eq!(config.validate(), Err(ConfigError::DuplicateTier(4)));
+        assert!(config.validate().is_ok());
         let mut config = sample();
         config.custom_fields.push("id_tier".into());
         assert_eq!(

@@ -15,7 +15,8 @@ use loyalty_aws::{Aws, AwsError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shared::job::{self, keys, Job, JobStatus};
-use shared::points::PointsKind;
+use shared::kind::ImportKind;
+use shared::membership::file_name::FileName;
 use shared::tenant::{parse_api_key, Tenant};
 use std::time::Duration;
 use tracing::{info, instrument};
@@ -122,7 +123,7 @@ async fn create_import(
     let bad = |m: String| status(StatusCode::BAD_REQUEST, m);
     let body: CreateImport = serde_json::from_slice(request.body().as_ref())
         .map_err(|e| bad(format!("invalid request body: {e}")))?;
-    let kind: PointsKind = body.kind.parse().map_err(bad)?;
+    let kind: ImportKind = body.kind.parse().map_err(bad)?;
     let reason = body.reason.trim();
     if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
         return Err(bad(format!("reason must be 1 to {MAX_REASON_CHARS} characters: it shows in each customer's history")));
@@ -136,6 +137,20 @@ async fn create_import(
         return Err(bad(format!(
             "filename must be 1 to {MAX_FILENAME_CHARS} characters, without slashes"
         )));
+    }
+    if let Some(scope) = kind.scope() {
+        let name = FileName::parse(filename).map_err(|e| bad(e.to_string()))?;
+        if name.scope != scope {
+            return Err(bad(format!(
+                "the file name says scope {}, but the import is of kind {kind}",
+                name.scope.as_str()
+            )));
+        }
+        if body.dry_run {
+            return Err(bad(
+                "dry runs are for points imports; a membership file is applied or refused row by row".into(),
+            ));
+        }
     }
     let max = aws.settings.max_upload_bytes;
     if body.size_bytes == 0 || body.size_bytes > max {
@@ -216,7 +231,7 @@ async fn job_status(aws: &Aws, tenant: &Tenant, job_id: &str) -> Result<Response
 }
 
 fn template(kind: &str) -> Result<Response<Body>, ApiError> {
-    let kind: PointsKind = kind
+    let kind: ImportKind = kind
         .trim_end_matches(".csv")
         .parse()
         .map_err(|m: String| status(StatusCode::NOT_FOUND, m))?;

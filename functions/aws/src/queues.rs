@@ -1,11 +1,12 @@
-//! The batch queue (FIFO, one message group per job shard) and the finalize queue.
+//! The batch queue (FIFO, one message group per job shard), the finalize
+//! queue, and the ingest queue (for imports handed to the splitter again).
 
 use crate::settings::Settings;
 use crate::AwsError;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use aws_sdk_sqs::Client;
 use serde::{Deserialize, Serialize};
-use shared::batch::Batch;
+use shared::batch::{Batch, BatchRow};
 
 /// Asks the finalizer to finish a job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +27,8 @@ impl FinalizeRequest {
 #[derive(Clone)]
 pub struct Queues {
     client: Client,
+    bucket: String,
+    ingest_queue_url: String,
     batch_queue_url: String,
     finalize_queue_url: String,
 }
@@ -38,6 +41,8 @@ impl Queues {
     pub fn new(client: Client, settings: &Settings) -> Self {
         Queues {
             client,
+            bucket: settings.bucket.clone(),
+            ingest_queue_url: settings.ingest_queue_url.clone(),
             batch_queue_url: settings.batch_queue_url.clone(),
             finalize_queue_url: settings.finalize_queue_url.clone(),
         }
@@ -48,7 +53,7 @@ impl Queues {
     }
 
     /// Enqueues batches, keeping each shard's batches in order.
-    pub async fn send_batches(&self, batches: &[Batch]) -> Result<(), AwsError> {
+    pub async fn send_batches<R: BatchRow>(&self, batches: &[Batch<R>]) -> Result<(), AwsError> {
         let mut entries = Vec::new();
         let mut bytes = 0;
         for batch in batches {
@@ -108,9 +113,27 @@ impl Queues {
     pub async fn request_finalize(&self, request: &FinalizeRequest) -> Result<(), AwsError> {
         let body =
             serde_json::to_string(request).map_err(|e| AwsError::new("sqs:SendMessage", e))?;
+        self.send(&self.finalize_queue_url, body).await
+    }
+
+    /// Hands a job's file to the splitter again, as its upload's event did:
+    /// a waiting membership file whose turn may have come.
+    pub async fn resubmit(&self, job: &shared::job::Job) -> Result<(), AwsError> {
+        let object = crate::s3_event::ObjectCreated {
+            bucket: self.bucket.clone(),
+            key: job.source_key.clone(),
+            version_id: job.source_version.clone(),
+            size: None,
+            sequencer: None,
+        };
+        let body = crate::s3_event::object_created_event(&object).to_string();
+        self.send(&self.ingest_queue_url, body).await
+    }
+
+    async fn send(&self, queue_url: &str, body: String) -> Result<(), AwsError> {
         self.client
             .send_message()
-            .queue_url(&self.finalize_queue_url)
+            .queue_url(queue_url)
             .message_body(body)
             .send()
             .await

@@ -141,6 +141,36 @@ pub fn decode_key(raw: &str) -> Result<String, EventError> {
         .map_err(|e| EventError(format!("key '{raw}' is not UTF-8 once decoded: {e}")))
 }
 
+/// An S3 notification for an object, as S3 would send it: how an import
+/// held back (a membership file waiting for its turn) is handed to the
+/// splitter again.
+pub fn object_created_event(object: &ObjectCreated) -> serde_json::Value {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    const KEEP: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    let mut entry = serde_json::json!({
+        "key": utf8_percent_encode(&object.key, KEEP).to_string(),
+    });
+    if let Some(size) = object.size {
+        entry["size"] = size.into();
+    }
+    if let Some(version) = &object.version_id {
+        entry["versionId"] = version.as_str().into();
+    }
+    if let Some(sequencer) = &object.sequencer {
+        entry["sequencer"] = sequencer.as_str().into();
+    }
+    serde_json::json!({"Records": [{
+        "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": object.bucket}, "object": entry}
+    }]})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +197,19 @@ mod tests {
             "incoming/acme/spring bonus été 1+1.csv"
         );
         assert_eq!(d[0].message_id, None);
+    }
+
+    #[test]
+    fn an_event_made_here_reads_back_as_the_same_object() {
+        let object = ObjectCreated {
+            bucket: "imports".into(),
+            key: "incoming/acme/memberships/u_cardcode_é 1+1_20261125.csv".into(),
+            version_id: Some("v1".into()),
+            size: Some(12),
+            sequencer: None,
+        };
+        let read = deliveries(&object_created_event(&object)).unwrap();
+        assert_eq!(read[0].objects, [object]);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub struct Settings {
     pub wallets_table: String,
     pub outcomes_table: String,
     pub subscriptions_table: String,
+    pub ingest_queue_url: String,
     pub batch_queue_url: String,
     pub finalize_queue_url: String,
     /// The verified address import emails are sent from.
@@ -31,6 +32,9 @@ pub struct Settings {
     /// unprocessed rows reported. Longer than a batch can take to reach the
     /// dead-letter queue (visibility timeout times receives).
     pub stall_seconds: i64,
+    /// How long a tier change file waits for the card code file of the same
+    /// day and sequence before it is applied without it.
+    pub membership_wait_seconds: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +65,7 @@ impl Settings {
             wallets_table: required("LOYALTY_WALLETS_TABLE")?,
             outcomes_table: required("LOYALTY_OUTCOMES_TABLE")?,
             subscriptions_table: required("LOYALTY_SUBSCRIPTIONS_TABLE")?,
+            ingest_queue_url: required("LOYALTY_INGEST_QUEUE_URL")?,
             batch_queue_url: required("LOYALTY_BATCH_QUEUE_URL")?,
             finalize_queue_url: required("LOYALTY_FINALIZE_QUEUE_URL")?,
             sender: required("LOYALTY_SENDER")?,
@@ -72,6 +77,7 @@ impl Settings {
             finalize_lease_seconds: number("LOYALTY_FINALIZE_LEASE_SECONDS", 120)?,
             dead_batch_queue_arn: required("LOYALTY_DEAD_BATCH_QUEUE_ARN")?,
             stall_seconds: number("LOYALTY_STALL_SECONDS", 3600)?,
+            membership_wait_seconds: number("LOYALTY_MEMBERSHIP_WAIT_SECONDS", 3600)?,
         })
     }
 }

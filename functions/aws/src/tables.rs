@@ -3,9 +3,10 @@
 //! | table    | key                                   | items                                   |
 //! |----------|---------------------------------------|-----------------------------------------|
 //! | tenants  | `tenant_id`                           | one per tenant                          |
-//! | jobs     | `tenant_id`, `sk` = `JOB#<job>`       | the job; `JOB#<job>#BATCH#<n>` markers  |
+//! | jobs     | `tenant_id`, `sk` = `JOB#<job>`       | the job; `JOB#<job>#BATCH#<n>` markers; `CONTENT#<sha256>` claims; `MEMBERSHIP#<date>#<seq>#<scope>` places (`order`) |
 //! | wallets  | `pk` = `<tenant>#<customer>`, `sk`    | `WALLET`, and `ENTRY#<job>#<row>` ledger entries |
 //! | outcomes | `job_id`, `row`                       | one per decided row                     |
+//! | subscriptions | `pk`, `sk`                       | cards and active-card claims (`cards`)  |
 //!
 //! A dry run keeps its own copies of wallets under `pk` =
 //! `<tenant>#dryrun:<job>#<customer>`, with a TTL.
@@ -23,10 +24,11 @@ use serde::{Deserialize, Serialize};
 use shared::apply::{Account, Commit, Decision, LedgerStore};
 use shared::identifier::CustomerRef;
 use shared::job::{Job, JobStatus};
+use shared::kind::ImportKind;
 use shared::ledger::{LedgerEntry, Lot, Wallet};
 use shared::membership::programs::Memberships;
 use shared::outcome::{RowOutcome, Tally};
-use shared::points::{PointsKind, PreviewRow};
+use shared::points::PreviewRow;
 use shared::split::SplitSummary;
 use shared::tenant::Tenant;
 use std::collections::HashMap;
@@ -37,6 +39,7 @@ type Item = HashMap<String, AttributeValue>;
 const SCRATCH_TTL_DAYS: i64 = 30;
 /// Row outcomes are kept this long after the import (the processed file stays).
 mod cards;
+mod order;
 
 const OUTCOME_TTL_DAYS: i64 = 90;
 
@@ -389,18 +392,20 @@ impl Tables {
         }
     }
 
-    /// Moves an API upload's job from `awaiting_upload` to `splitting`,
-    /// pinning the object version it will read.
+    /// Moves an API upload's job from `awaiting_upload` to `next`
+    /// (`splitting`, or `waiting` for a membership file), pinning the object
+    /// version it will read.
     pub async fn claim_upload(
         &self,
         tenant_id: &str,
         job_id: &str,
+        next: JobStatus,
         version: Option<&str>,
         etag: Option<&str>,
     ) -> Result<Option<Job>, AwsError> {
-        let mut update = String::from("SET #status = :splitting, progress_at = :now");
+        let mut update = String::from("SET #status = :next, progress_at = :now");
         let mut values = vec![
-            (":splitting", s(JobStatus::Splitting.as_str())),
+            (":next", s(next.as_str())),
             (":awaiting", s(JobStatus::AwaitingUpload.as_str())),
             (":now", s(Utc::now().to_rfc3339())),
         ];
@@ -428,7 +433,7 @@ impl Tables {
         &self,
         tenant_id: &str,
         job_id: &str,
-        kind: PointsKind,
+        kind: ImportKind,
         preview: &[PreviewRow],
     ) -> Result<(), AwsError> {
         let preview = serde_dynamo::to_attribute_value(preview)
@@ -483,11 +488,12 @@ impl Tables {
         self.update_job(
             tenant_id,
             job_id,
-            "SET #status = :rejected, rejection = :why, finished_at = :now",
-            Some("#status IN (:splitting, :awaiting)"),
+            "SET #status = :rejected, rejection = :why, finished_at = :now REMOVE waiting_for",
+            Some("#status IN (:splitting, :awaiting, :waiting)"),
             &[("#status", "status")],
             vec![
                 (":rejected", s(JobStatus::Rejected.as_str())),
+                (":waiting", s(JobStatus::Waiting.as_str())),
                 (":splitting", s(JobStatus::Splitting.as_str())),
                 (":awaiting", s(JobStatus::AwaitingUpload.as_str())),
                 (":why", s(why)),

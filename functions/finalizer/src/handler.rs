@@ -12,9 +12,11 @@ use loyalty_aws::{Aws, AwsError};
 use serde::Deserialize;
 use shared::apply::LedgerStore;
 use shared::job::{keys, Job, JobStatus};
+use shared::kind::ImportKind;
+use shared::membership::file_name::FileName;
 use shared::notification::{completion_email, rejection_email};
 use shared::outcome::{RowOutcome, Tally};
-use shared::processed::write_processed;
+use shared::processed::{write_processed, Detail};
 use std::time::Duration;
 use tokio::runtime::Handle;
 use tracing::{error, info, instrument};
@@ -125,6 +127,34 @@ pub async fn finalize(aws: &Aws, request: &FinalizeRequest) -> anyhow::Result<()
         }
     }
     mark_email_sent(aws, &job).await?;
+    release_waiting(aws, &job).await?;
+    Ok(())
+}
+
+/// A membership file is done: its place in the order says so, and the
+/// tenant's waiting membership files are handed to the splitter again, one
+/// of them now having its turn. (Lost, this is redone by the watchdog, which
+/// hands waiting files back on every sweep.)
+async fn release_waiting(aws: &Aws, job: &Job) -> Result<(), AwsError> {
+    if job.kind.and_then(ImportKind::scope).is_none() {
+        return Ok(());
+    }
+    let tables = &aws.tables;
+    if let (Ok(name), Some(done)) = (
+        FileName::parse(&job.filename),
+        tables.job(&job.tenant_id, &job.job_id).await?,
+    ) {
+        tables.close_membership(&done, &name).await?;
+    }
+    for placed in tables.membership_files(&job.tenant_id).await? {
+        if placed.status != JobStatus::Waiting {
+            continue;
+        }
+        if let Some(waiting) = tables.job(&job.tenant_id, &placed.job_id).await? {
+            info!(next = %waiting.job_id, "a waiting membership file is looked at again");
+            aws.queues.resubmit(&waiting).await?;
+        }
+    }
     Ok(())
 }
 
@@ -199,9 +229,10 @@ async fn write_processed_file(aws: &Aws, job: &Job) -> anyhow::Result<(String, T
         done: false,
     };
     let out_path = path.clone();
+    let detail = Detail::of(job.kind);
     let tally = tokio::task::spawn_blocking(move || -> anyhow::Result<Tally> {
         let file = std::io::BufWriter::new(std::fs::File::create(&out_path)?);
-        Ok(write_processed(reader, outcomes, file)?)
+        Ok(write_processed(reader, outcomes, file, detail)?)
     })
     .await??;
     aws.objects

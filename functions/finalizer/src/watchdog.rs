@@ -3,7 +3,9 @@
 //! marked stalled and finalized, its never-processed rows reported as
 //! `not_processed`; a job due for finalizing whose request was lost is asked
 //! for again. Asking twice is harmless: finalizing holds a lease and sends
-//! one email.
+//! one email. A membership file waiting for its turn is handed to the
+//! splitter again, which looks at its turn anew (the file it waited for may
+//! be done, or its wait for a card code file over).
 
 use chrono::Utc;
 use loyalty_aws::queues::FinalizeRequest;
@@ -23,6 +25,8 @@ pub struct Sweep {
     pub finalize_again: Vec<String>,
     /// Jobs whose split stopped (left to the ingest queue's retries).
     pub split_stalled: Vec<String>,
+    /// Waiting membership files handed to the splitter again.
+    pub waiting: Vec<String>,
 }
 
 #[instrument(skip_all)]
@@ -53,6 +57,10 @@ pub async fn sweep(aws: &Aws) -> Result<Sweep, AwsError> {
                     .request_finalize(&FinalizeRequest::of(&job))
                     .await?;
                 sweep.finalize_again.push(name);
+            }
+            Watch::Waiting => {
+                aws.queues.resubmit(&job).await?;
+                sweep.waiting.push(name);
             }
             Watch::SplitStalled => {
                 warn!(tenant = %job.tenant_id, job = %job.job_id,

@@ -1,6 +1,7 @@
-//! One SQS message = one batch. Messages of one shard arrive in order; once
-//! one fails, the later messages of its shard are handed back untouched so
-//! they are not applied ahead of it.
+//! One SQS message = one batch: points rows applied to wallets, or
+//! membership rows (card codes, tier changes) applied to cards. Messages of
+//! one shard arrive in order; once one fails, the later messages of its
+//! shard are handed back untouched so they are not applied ahead of it.
 //!
 //! A batch that failed on every delivery reaches the batch queue's
 //! dead-letter queue, which feeds this function too: such a batch is given
@@ -11,8 +12,13 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::Utc;
 use loyalty_aws::queues::FinalizeRequest;
 use loyalty_aws::Aws;
-use shared::apply::{apply_batch, give_up_batch};
-use shared::batch::Batch;
+use shared::apply::{apply_batch, give_up_batch, BatchReport};
+use shared::batch::{Batch, BatchHead, BatchRow, RowKind};
+use shared::membership::apply::CardJob;
+use shared::membership::cards::CardRow;
+use shared::membership::programs::Memberships;
+use shared::membership::tier_changes::TierChangeRow;
+use shared::points::PointsRow;
 use std::collections::HashSet;
 use tracing::{error, info, instrument};
 
@@ -40,7 +46,67 @@ pub async fn handle(aws: &Aws, event: SqsEvent) -> Result<SqsBatchResponse, lamb
 #[instrument(skip_all, fields(message_id = message.message_id.as_deref().unwrap_or("")))]
 async fn process(aws: &Aws, message: &SqsMessage, dead_letter: bool) -> anyhow::Result<()> {
     let body = message.body.as_deref().unwrap_or_default();
-    let batch: Batch = serde_json::from_str(body)?;
+    let head: BatchHead = serde_json::from_str(body)?;
+    match head.rows_kind {
+        RowKind::Points => settle::<PointsRow>(aws, serde_json::from_str(body)?, dead_letter).await,
+        RowKind::Cards => settle::<CardRow>(aws, serde_json::from_str(body)?, dead_letter).await,
+        RowKind::TierChanges => {
+            settle::<TierChangeRow>(aws, serde_json::from_str(body)?, dead_letter).await
+        }
+    }
+}
+
+/// Rows the processor knows how to apply.
+trait Apply: BatchRow + Sized {
+    async fn apply(aws: &Aws, batch: &Batch<Self>) -> anyhow::Result<BatchReport>;
+}
+
+impl Apply for PointsRow {
+    async fn apply(aws: &Aws, batch: &Batch<Self>) -> anyhow::Result<BatchReport> {
+        Ok(apply_batch(&aws.tables, batch, Utc::now()).await?)
+    }
+}
+
+impl Apply for CardRow {
+    async fn apply(aws: &Aws, batch: &Batch<Self>) -> anyhow::Result<BatchReport> {
+        let config = memberships(aws, &batch.tenant_id).await?;
+        let job = CardJob {
+            tenant_id: &batch.tenant_id,
+            job_id: &batch.job_id,
+            config: &config,
+        };
+        let outcomes = job
+            .apply_cards(&aws.tables, &batch.rows, Utc::now())
+            .await?;
+        Ok(BatchReport::of(outcomes))
+    }
+}
+
+impl Apply for TierChangeRow {
+    async fn apply(aws: &Aws, batch: &Batch<Self>) -> anyhow::Result<BatchReport> {
+        let config = memberships(aws, &batch.tenant_id).await?;
+        let job = CardJob {
+            tenant_id: &batch.tenant_id,
+            job_id: &batch.job_id,
+            config: &config,
+        };
+        let outcomes = job
+            .apply_tier_changes(&aws.tables, &batch.rows, Utc::now())
+            .await?;
+        Ok(BatchReport::of(outcomes))
+    }
+}
+
+/// The tenant's programs and tiers, which membership rows are decided on.
+async fn memberships(aws: &Aws, tenant_id: &str) -> anyhow::Result<Memberships> {
+    aws.tables
+        .tenant(tenant_id)
+        .await?
+        .and_then(|t| t.memberships)
+        .ok_or_else(|| anyhow::anyhow!("tenant {tenant_id} has no membership configuration"))
+}
+
+async fn settle<R: Apply>(aws: &Aws, batch: Batch<R>, dead_letter: bool) -> anyhow::Result<()> {
     let span = tracing::info_span!("batch", tenant = %batch.tenant_id, job = %batch.job_id, batch = batch.number);
     let _enter = span.enter();
     // A batch only ever belongs to a job the splitter created; anything else
@@ -70,7 +136,7 @@ async fn process(aws: &Aws, message: &SqsMessage, dead_letter: bool) -> anyhow::
         );
         give_up_batch(&aws.tables, &batch).await?
     } else {
-        apply_batch(&aws.tables, &batch, Utc::now()).await?
+        R::apply(aws, &batch).await?
     };
     let job = aws
         .tables

@@ -1,16 +1,27 @@
 //! Event in, job out. The splitting itself is `shared::split`; this file finds
 //! the job an object belongs to and connects the split to S3, SQS and DynamoDB.
+//!
+//! A membership file (a console drop under `incoming/<tenant>/memberships/`,
+//! or an API upload of kind `cardcode` or `tierchange`) first takes its place
+//! in its tenant's order (`shared::membership::order`) and waits for its turn;
+//! its event comes back when the file before it is done, and with every
+//! watchdog sweep.
 
 use aws_lambda_events::event::sqs::SqsBatchResponse;
 use chrono::Utc;
 use loyalty_aws::queues::FinalizeRequest;
 use loyalty_aws::s3_event::{self, ObjectCreated};
 use loyalty_aws::{Aws, AwsError};
-use shared::batch::Batch;
+use shared::batch::{Batch, BatchRow};
 use shared::job::{self, keys, Job, JobStatus};
+use shared::kind::ImportKind;
+use shared::membership::file_name::{FileName, Scope};
+use shared::membership::order::{self, Placed, Turn};
 use shared::outcome::RowOutcome;
-use shared::points::{PointsKind, PreviewRow};
-use shared::split::{split, SplitError, SplitRequest, SplitSink};
+use shared::points::PreviewRow;
+use shared::split::{
+    split, split_cards, split_tier_changes, SplitError, SplitRequest, SplitSink, SplitSummary,
+};
 use shared::tenant::Tenant;
 use tokio::runtime::Handle;
 use tracing::{info, instrument, warn};
@@ -63,6 +74,13 @@ pub async fn import_object(aws: &Aws, object: &ObjectCreated) -> Result<(), Spli
     };
     let span = tracing::info_span!("job", tenant = %job.tenant_id, job = %job.job_id);
     let _enter = span.enter();
+    let job = match job.status {
+        JobStatus::Waiting => match take_turn(aws, &tenant, job).await? {
+            Some(started) => started,
+            None => return Ok(()),
+        },
+        _ => job,
+    };
     if job.status != JobStatus::Splitting {
         // Split before: a redelivered event, or a retry after a crash that
         // came between the split and the request to finalize.
@@ -113,10 +131,16 @@ async fn job_for(
         };
         return Ok(match job.status {
             JobStatus::AwaitingUpload if job.source_key == object.key => {
+                // A membership file waits for its turn before it is split.
+                let next = match job.kind.and_then(ImportKind::scope) {
+                    Some(_) => JobStatus::Waiting,
+                    None => JobStatus::Splitting,
+                };
                 tables
                     .claim_upload(
                         &tenant.tenant_id,
                         job_id,
+                        next,
                         info.version_id.as_deref(),
                         info.etag.as_deref(),
                     )
@@ -157,6 +181,12 @@ async fn job_for(
         .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "yes" | "1"));
     job.source_version = info.version_id.clone();
     job.source_etag = info.etag.clone();
+    if incoming.membership {
+        job.status = JobStatus::Waiting;
+        job.kind = FileName::parse(incoming.filename)
+            .ok()
+            .map(|name| name.scope.into());
+    }
     if tables.create_job(&job).await? {
         info!(job_id, "job created");
         return Ok(Some(job));
@@ -184,20 +214,85 @@ async fn request_finalize(aws: &Aws, job: &Job) -> Result<(), SplitterError> {
         .await?)
 }
 
-/// Why this job's file must not be imported because its content was
-/// imported before, if so. Dry runs change nothing and are never duplicates
-/// (nor make a later upload one).
-async fn duplicate_of_earlier(aws: &Aws, job: &Job) -> Result<Option<String>, SplitterError> {
-    if job.dry_run {
-        return Ok(None);
+/// A membership file's place in its tenant's order, and whether its turn
+/// has come: the job, now splitting, if it has; `None` if it waits (or was
+/// rejected, or another delivery started it).
+async fn take_turn(aws: &Aws, tenant: &Tenant, job: Job) -> Result<Option<Job>, SplitterError> {
+    let name = match FileName::parse(&job.filename) {
+        Ok(name) => name,
+        Err(e) => return reject(aws, &job, &e.to_string()).await.map(|()| None),
+    };
+    let Some(config) = &tenant.memberships else {
+        let why = "this account has no membership programs set up, so card code and tier change \
+                   files cannot be imported yet: ask for the programs to be configured";
+        return reject(aws, &job, why).await.map(|()| None);
+    };
+    if name.universe != config.universe {
+        let why = format!(
+            "the file name is for the universe '{}', but this account's universe is '{}': \
+             name the file {}",
+            name.universe,
+            config.universe,
+            FileName {
+                universe: config.universe.clone(),
+                ..name.clone()
+            }
+        );
+        return reject(aws, &job, &why).await.map(|()| None);
     }
-    let reader = aws.objects.open_source(job).await?;
-    let sha256 = tokio::task::spawn_blocking(move || job::content_sha256(reader))
-        .await
-        .map_err(|e| SplitterError::Task(e.to_string()))?
-        .map_err(|e| SplitterError::Read(e.to_string()))?;
+    let holder = aws.tables.place_membership(&job, &name).await?;
+    let files = aws.tables.membership_files(&job.tenant_id).await?;
+    let me = Placed {
+        job_id: job.job_id.clone(),
+        filename: job.filename.clone(),
+        position: name.position(),
+        status: job.status,
+        arrived_at: job.created_at,
+    };
+    let clash = order::clash(&me, &name, &files).or_else(|| {
+        holder.map(|holder| {
+            format!(
+                "job {holder} holds the place of the {} file of {} already",
+                name.scope.as_str(),
+                name.date.format("%Y-%m-%d")
+            )
+        })
+    });
+    if let Some(why) = clash {
+        return reject(aws, &job, &why).await.map(|()| None);
+    }
+    match order::turn(
+        &me,
+        &files,
+        Utc::now(),
+        aws.settings.membership_wait_seconds,
+    ) {
+        Turn::Wait(why) => {
+            if job.waiting_for.as_deref() != Some(why.as_str()) {
+                aws.tables.set_waiting_for(&job, &why).await?;
+            }
+            info!(why, "membership file waits for its turn");
+            Ok(None)
+        }
+        Turn::Go => {
+            let started = aws.tables.start_waiting_job(&job).await?;
+            if started.is_some() {
+                info!("membership file's turn: splitting");
+            }
+            Ok(started)
+        }
+    }
+}
+
+/// Why this job's file must not be imported because its content was
+/// imported before, if so.
+async fn duplicate_of_earlier(
+    aws: &Aws,
+    job: &Job,
+    sha256: &str,
+) -> Result<Option<String>, SplitterError> {
     loop {
-        let Some(holder) = aws.tables.claim_content(job, &sha256).await? else {
+        let Some(holder) = aws.tables.claim_content(job, sha256).await? else {
             return Ok(None);
         };
         match aws.tables.job(&job.tenant_id, &holder).await? {
@@ -210,14 +305,44 @@ async fn duplicate_of_earlier(aws: &Aws, job: &Job) -> Result<Option<String>, Sp
             }
             Some(earlier) => return Ok(Some(job::duplicate_reason(&earlier))),
         }
-        if aws.tables.take_over_content(job, &sha256, &holder).await? {
+        if aws.tables.take_over_content(job, sha256, &holder).await? {
             return Ok(None);
         }
     }
 }
 
+/// Why the whole file must not be imported, found by reading it once before
+/// anything of it is: the same content imported before (dry runs change
+/// nothing, so they are never duplicates nor make a later upload one), or a
+/// membership file longer than allowed.
+async fn refused_before_split(aws: &Aws, job: &Job) -> Result<Option<String>, SplitterError> {
+    let membership = job.kind.and_then(ImportKind::scope).is_some();
+    if job.dry_run && !membership {
+        return Ok(None);
+    }
+    let reader = aws.objects.open_source(job).await?;
+    let survey = tokio::task::spawn_blocking(move || job::survey(reader, membership))
+        .await
+        .map_err(|e| SplitterError::Task(e.to_string()))?
+        .map_err(|e| SplitterError::Read(e.to_string()))?;
+    if let Some(rows) = survey
+        .rows
+        .filter(|&rows| membership && rows > shared::membership::MAX_ROWS)
+    {
+        return Ok(Some(format!(
+            "the file has {rows} rows, more than the {} a membership file may have: split it \
+             into several files of the same day with sequence numbers (…_<YYYYMMDD>_2.csv, …_3.csv)",
+            shared::membership::MAX_ROWS
+        )));
+    }
+    if job.dry_run {
+        return Ok(None);
+    }
+    duplicate_of_earlier(aws, job, &survey.sha256).await
+}
+
 async fn run_split(aws: &Aws, tenant: &Tenant, job: Job) -> Result<(), SplitterError> {
-    if let Some(why) = duplicate_of_earlier(aws, &job).await? {
+    if let Some(why) = refused_before_split(aws, &job).await? {
         return reject(aws, &job, &why).await;
     }
     let reader = aws.objects.open_source(&job).await?;
@@ -231,25 +356,26 @@ async fn run_split(aws: &Aws, tenant: &Tenant, job: Job) -> Result<(), SplitterE
         rows_per_batch: aws.settings.rows_per_batch,
         shards: aws.settings.shards,
     };
-    let mut sink = JobSink {
-        aws: aws.clone(),
-        runtime: Handle::current(),
-        tenant_id: job.tenant_id.clone(),
-        job_id: job.job_id.clone(),
-        kind: None,
-        pending: Vec::new(),
+    let result = match job.kind.and_then(ImportKind::scope) {
+        None => split_off(aws, &job, move |sink| split(reader, &request, sink)).await?,
+        Some(Scope::CardCode) => {
+            let Some(config) = tenant.memberships.clone() else {
+                return reject(aws, &job, "this account has no membership programs set up").await;
+            };
+            split_off(aws, &job, move |sink| {
+                split_cards(reader, &config, &request, sink)
+            })
+            .await?
+        }
+        Some(Scope::TierChange) => {
+            split_off(aws, &job, move |sink| {
+                split_tier_changes(reader, &request, sink)
+            })
+            .await?
+        }
     };
-    // The CSV reader is blocking; it runs off the async threads and calls back
-    // into the runtime for each write.
-    let result = tokio::task::spawn_blocking(move || {
-        let result = split(reader, &request, &mut sink);
-        let flushed = sink.flush();
-        (result, flushed)
-    })
-    .await
-    .map_err(|e| SplitterError::Task(e.to_string()))?;
     match result {
-        (Ok(summary), Ok(())) => {
+        Ok(summary) => {
             info!(
                 rows = summary.total_rows,
                 invalid = summary.invalid_rows,
@@ -267,26 +393,53 @@ async fn run_split(aws: &Aws, tenant: &Tenant, job: Job) -> Result<(), SplitterE
             }
             Ok(())
         }
-        (Err(SplitError::Rejected(why)), _) => reject(aws, &job, &why).await,
-        (Err(SplitError::Read(e)), _) => Err(SplitterError::Read(e)),
-        (Err(SplitError::Sink(e)), _) | (Ok(_), Err(e)) => Err(e.into()),
+        Err(SplitError::Rejected(why)) => reject(aws, &job, &why).await,
+        Err(SplitError::Read(e)) => Err(SplitterError::Read(e)),
+        Err(SplitError::Sink(e)) => Err(e.into()),
     }
 }
 
+/// Runs a split (the CSV reader is blocking) off the async threads; it calls
+/// back into the runtime for each write, and its last batches are sent
+/// before it returns.
+async fn split_off<R, F>(
+    aws: &Aws,
+    job: &Job,
+    split: F,
+) -> Result<Result<SplitSummary, SplitError<AwsError>>, SplitterError>
+where
+    R: BatchRow,
+    F: FnOnce(&mut JobSink<R>) -> Result<SplitSummary, SplitError<AwsError>> + Send + 'static,
+{
+    let mut sink = JobSink {
+        aws: aws.clone(),
+        runtime: Handle::current(),
+        tenant_id: job.tenant_id.clone(),
+        job_id: job.job_id.clone(),
+        pending: Vec::new(),
+    };
+    tokio::task::spawn_blocking(move || {
+        let summary = split(&mut sink)?;
+        sink.flush().map_err(SplitError::Sink)?;
+        Ok(summary)
+    })
+    .await
+    .map_err(|e| SplitterError::Task(e.to_string()))
+}
+
 /// Sends the split's results to the tables and the batch queue.
-struct JobSink {
+struct JobSink<R> {
     aws: Aws,
     runtime: Handle,
     tenant_id: String,
     job_id: String,
-    kind: Option<PointsKind>,
-    pending: Vec<Batch>,
+    pending: Vec<Batch<R>>,
 }
 
 /// Batches sent per SendMessageBatch call.
 const SEND_AT_ONCE: usize = 10;
 
-impl JobSink {
+impl<R: BatchRow> JobSink<R> {
     fn flush(&mut self) -> Result<(), AwsError> {
         if self.pending.is_empty() {
             return Ok(());
@@ -297,16 +450,10 @@ impl JobSink {
     }
 }
 
-impl SplitSink for JobSink {
+impl<R: BatchRow> SplitSink<R> for JobSink<R> {
     type Error = AwsError;
 
-    fn accepted(&mut self, kind: PointsKind) -> Result<(), AwsError> {
-        self.kind = Some(kind);
-        Ok(())
-    }
-
-    fn preview(&mut self, rows: &[PreviewRow]) -> Result<(), AwsError> {
-        let kind = self.kind.unwrap_or(PointsKind::Points);
+    fn preview(&mut self, kind: ImportKind, rows: &[PreviewRow]) -> Result<(), AwsError> {
         self.runtime.block_on(self.aws.tables.set_preview(
             &self.tenant_id,
             &self.job_id,
@@ -320,7 +467,7 @@ impl SplitSink for JobSink {
             .block_on(self.aws.tables.put_outcomes(&self.job_id, outcomes))
     }
 
-    fn batch(&mut self, batch: Batch) -> Result<(), AwsError> {
+    fn batch(&mut self, batch: Batch<R>) -> Result<(), AwsError> {
         self.pending.push(batch);
         if self.pending.len() >= SEND_AT_ONCE {
             self.flush()?;

@@ -1,0 +1,224 @@
+//! Where each membership file stands in its tenant's order (`jobs` table):
+//! `sk = MEMBERSHIP#<YYYYMMDD>#<sequence, 10 digits>#<scope>`, holding the
+//! job that has that place, its file name and arrival, and once it is done
+//! its final status. The key makes a place taken once: a second file of the
+//! same scope, day and sequence finds it held.
+
+use super::{s, Item, Tables};
+use crate::AwsError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use shared::job::{Job, JobStatus};
+use shared::membership::file_name::{FileName, Position};
+use shared::membership::order::Placed;
+use std::collections::HashMap;
+
+const PREFIX: &str = "MEMBERSHIP#";
+
+fn place_sk(position: Position) -> String {
+    format!(
+        "{PREFIX}{}#{:010}#{}",
+        position.date.format("%Y%m%d"),
+        position.sequence,
+        position.scope.as_str()
+    )
+}
+
+fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v),
+        _ => None,
+    }
+}
+
+/// Status names as jobs store them.
+fn status_named(name: &str) -> Option<JobStatus> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned())).ok()
+}
+
+impl Tables {
+    /// Gives `job` the place of its file `name` in its tenant's order.
+    /// Returns the job holding the place if another one does (a job that
+    /// was rejected gives its place up).
+    pub async fn place_membership(
+        &self,
+        job: &Job,
+        name: &FileName,
+    ) -> Result<Option<String>, AwsError> {
+        let sk = place_sk(name.position());
+        let item = HashMap::from([
+            ("tenant_id".to_owned(), s(&job.tenant_id)),
+            ("sk".to_owned(), s(&sk)),
+            ("job_id".to_owned(), s(&job.job_id)),
+            ("filename".to_owned(), s(&job.filename)),
+            ("arrived_at".to_owned(), s(job.created_at.to_rfc3339())),
+        ]);
+        loop {
+            if self
+                .put_if(
+                    &self.jobs,
+                    item.clone(),
+                    "attribute_not_exists(sk) OR job_id = :me",
+                    vec![(":me", s(&job.job_id))],
+                )
+                .await?
+            {
+                return Ok(None);
+            }
+            let Some(holder) = self.get_jobs_item(&job.tenant_id, &sk).await? else {
+                continue;
+            };
+            let holder_job = text(&holder, "job_id").unwrap_or_default().to_owned();
+            let status = match text(&holder, "final_status") {
+                Some(name) => status_named(name),
+                None => self
+                    .job(&job.tenant_id, &holder_job)
+                    .await?
+                    .map(|j| j.status),
+            };
+            if !matches!(status, None | Some(JobStatus::Rejected)) {
+                return Ok(Some(holder_job));
+            }
+            if self
+                .put_if(
+                    &self.jobs,
+                    item.clone(),
+                    "job_id = :holder",
+                    vec![(":holder", s(&holder_job))],
+                )
+                .await?
+            {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// The tenant's membership files and where each stands; a file not
+    /// marked done has its job's current status.
+    pub async fn membership_files(&self, tenant_id: &str) -> Result<Vec<Placed>, AwsError> {
+        let mut placed = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.jobs)
+                .key_condition_expression("tenant_id = :t AND begins_with(sk, :p)")
+                .expression_attribute_values(":t", s(tenant_id))
+                .expression_attribute_values(":p", s(PREFIX))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::sdk("dynamodb:Query", e))?;
+            for item in out.items.unwrap_or_default() {
+                let (Some(job_id), Some(filename)) =
+                    (text(&item, "job_id"), text(&item, "filename"))
+                else {
+                    continue;
+                };
+                let Ok(name) = FileName::parse(filename) else {
+                    continue;
+                };
+                let status = match text(&item, "final_status").and_then(status_named) {
+                    Some(status) => status,
+                    None => match self.job(tenant_id, job_id).await? {
+                        Some(job) => job.status,
+                        None => continue,
+                    },
+                };
+                let arrived_at = text(&item, "arrived_at")
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map_or_else(Utc::now, |t| t.with_timezone(&Utc));
+                placed.push(Placed {
+                    job_id: job_id.to_owned(),
+                    filename: filename.to_owned(),
+                    position: name.position(),
+                    status,
+                    arrived_at,
+                });
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(placed),
+            }
+        }
+    }
+
+    /// Records that a membership file is done (its final status), so the
+    /// order reads it without reading its job.
+    pub async fn close_membership(&self, job: &Job, name: &FileName) -> Result<(), AwsError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.jobs)
+            .key("tenant_id", s(&job.tenant_id))
+            .key("sk", s(place_sk(name.position())))
+            .update_expression("SET final_status = :s")
+            .condition_expression("job_id = :me")
+            .expression_attribute_values(":s", s(job.status.as_str()))
+            .expression_attribute_values(":me", s(&job.job_id))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // The place is another job's (this one was rejected for a clash).
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(AwsError::sdk("dynamodb:UpdateItem", e)),
+        }
+    }
+
+    async fn get_jobs_item(&self, tenant_id: &str, sk: &str) -> Result<Option<Item>, AwsError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.jobs)
+            .key("tenant_id", s(tenant_id))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("dynamodb:GetItem", e))?;
+        Ok(out.item)
+    }
+
+    /// Says why a waiting job waits (when that changed).
+    pub async fn set_waiting_for(&self, job: &Job, why: &str) -> Result<(), AwsError> {
+        self.update_job(
+            &job.tenant_id,
+            &job.job_id,
+            "SET waiting_for = :why",
+            Some("#status = :waiting"),
+            &[("#status", "status")],
+            vec![
+                (":why", s(why)),
+                (":waiting", s(JobStatus::Waiting.as_str())),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A waiting job's turn has come: it starts splitting. `None` if it was
+    /// not waiting any more (another delivery started it).
+    pub async fn start_waiting_job(&self, job: &Job) -> Result<Option<Job>, AwsError> {
+        self.update_job(
+            &job.tenant_id,
+            &job.job_id,
+            "SET #status = :splitting, progress_at = :now REMOVE waiting_for",
+            Some("#status = :waiting"),
+            &[("#status", "status")],
+            vec![
+                (":splitting", s(JobStatus::Splitting.as_str())),
+                (":waiting", s(JobStatus::Waiting.as_str())),
+                (":now", s(Utc::now().to_rfc3339())),
+            ],
+        )
+        .await
+    }
+}

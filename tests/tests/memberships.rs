@@ -31,7 +31,10 @@ async fn an_inconsistent_configuration_is_refused_and_nothing_is_stored() {
     let err = console::configure_memberships(&h.aws, t.id(), &twice)
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("program 3 lists tier 2 twice"), "{err}");
+    assert!(
+        err.to_string().contains("program 3 lists tier 2 twice"),
+        "{err}"
+    );
     let not_json = console::configure_memberships(&h.aws, t.id(), "{\"universe\": 3}")
         .await
         .unwrap_err();

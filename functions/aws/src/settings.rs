@@ -77,7 +77,7 @@ impl Settings {
             finalize_lease_seconds: number("LOYALTY_FINALIZE_LEASE_SECONDS", 120)?,
             dead_batch_queue_arn: required("LOYALTY_DEAD_BATCH_QUEUE_ARN")?,
             stall_seconds: number("LOYALTY_STALL_SECONDS", 3600)?,
-            membership_wait_seconds: number("LOYALTY_MEMBERSHIP_WAIT_SECONDS", 3600)?,
+            membership_wait_seconds: number("LOYALTY_MEMBERSHIP_WAIT_SECONDS", 900)?,
         })
     }
 }

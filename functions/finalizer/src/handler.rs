@@ -74,6 +74,11 @@ pub async fn finalize(aws: &Aws, request: &FinalizeRequest) -> anyhow::Result<()
     };
     if !job.finalization_due() {
         info!(status = job.status.as_str(), "nothing to finalize");
+        if job.email_sent_at.is_some() {
+            // A retried request after a run that emailed but failed to hand
+            // the waiting membership files back.
+            release_waiting(aws, &job).await?;
+        }
         return Ok(());
     }
     let lease = aws.settings.finalize_lease_seconds;

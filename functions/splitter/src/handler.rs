@@ -1,8 +1,9 @@
 //! Event in, job out. The splitting itself is `shared::split`; this file finds
 //! the job an object belongs to and connects the split to S3, SQS and DynamoDB.
 //!
-//! A membership file (a console drop under `incoming/<tenant>/memberships/`,
-//! or an API upload of kind `cardcode` or `tierchange`) first takes its place
+//! A membership file (a console drop under `incoming/<tenant>/memberships/`
+//! or named `<universe>_<scope>_<subsection>_<YYYYMMDD>[_<seq>].csv`, or an
+//! API upload of kind `cardcode` or `tierchange`) first takes its place
 //! in its tenant's order (`shared::membership::order`) and waits for its turn;
 //! its event comes back when the file before it is done, and with every
 //! watchdog sweep.
@@ -181,11 +182,12 @@ async fn job_for(
         .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "yes" | "1"));
     job.source_version = info.version_id.clone();
     job.source_etag = info.etag.clone();
-    if incoming.membership {
+    // A membership file: dropped in the memberships folder (its name is
+    // then checked when it takes its place), or named like one anywhere.
+    let name = FileName::parse(incoming.filename).ok();
+    if incoming.membership || name.is_some() {
         job.status = JobStatus::Waiting;
-        job.kind = FileName::parse(incoming.filename)
-            .ok()
-            .map(|name| name.scope.into());
+        job.kind = name.map(|name| name.scope.into());
     }
     if tables.create_job(&job).await? {
         info!(job_id, "job created");

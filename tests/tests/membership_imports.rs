@@ -1,0 +1,860 @@
+//! Membership files through the whole pipeline (SPEC §4.3–4.5): card code
+//! and tier change files dropped in the bucket or uploaded through the API,
+//! split, applied to the `subscriptions` table, reported in a processed file
+//! and one email, in their tenant's order.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use lambda_http::http::{Method, StatusCode};
+use local_stack::{console, Runner};
+use loyalty_aws::Aws;
+use pipeline_tests::{processed_rows, Harness, ProcessedRow, TestTenant};
+use serde_json::json;
+use shared::job::{Job, JobStatus};
+use shared::kind::ImportKind;
+use shared::membership::apply::CardStore;
+use shared::membership::cards::Card;
+use shared::membership::ean13;
+use std::time::Duration;
+
+const CONFIG: &str = include_str!("../../infra/local/sample/memberships.json");
+const CARD_HEADER: &str =
+    "card_code;customer_key;id_program;join_date;expiration_date;birthday;id_tier";
+const TIER_HEADER: &str = "card_code;tier_name;context;value_date;last_downgrade_check";
+
+/// The source document's example, its two misprints straightened: the
+/// first line's expiration date and birthday are two cells, the second
+/// line's empty card code is written.
+const EXAMPLE: &str = "card_code;customer_key;id_program;join_date;expiration_date;birthday;id_tier\n\
+    \"my_card_code\";\"jane@example.com\";\"1\";\"2019-01-01 00:00:01\";\"2020-01-01 00:00:01\";\"1955-02-01\";\"2\"\n\
+    \"\";\"john@example.com\";\"3\";;;;\"2\"\n\
+    \"my_card_code1\";\"joe@example.com\";\"1\";;;;\"4\"\n";
+
+/// The example exactly as the document prints it.
+const EXAMPLE_AS_PRINTED: &str = "card_code;customer_key;id_program;join_date;expiration_date;birthday;id_tier\n\
+    \"my_card_code\";\"jane@example.com\";\"1\";\"2019-01-01 00:00:01\";\"2020-01-01 00:00:01;1955-02-01\";\"2\";\n\
+    \"john@example.com\";\"3\";;;;\"2\"\n\
+    \"my_card_code1\";\"joe@example.com\";\"1\";;;;\"4\"\n";
+
+/// A tenant of universe `demoshop` with the sample programs (Club: Bronze 1,
+/// Silver 2, Gold 4; Kids: Explorer 2, Captain 8) and custom field `store`.
+async fn member_tenant(h: &Harness, auto_card_codes: bool) -> TestTenant {
+    let t = h.tenant().await;
+    let config = CONFIG.replace(
+        "\"auto_card_codes\": true",
+        &format!("\"auto_card_codes\": {auto_card_codes}"),
+    );
+    console::configure_memberships(&h.aws, t.id(), &config)
+        .await
+        .expect("membership configuration");
+    t
+}
+
+/// An operator drops a membership file in the tenant's memberships folder.
+async fn drop_membership(h: &Harness, t: &TestTenant, name: &str, content: &str) {
+    h.drop_file(t, &format!("memberships/{name}"), content, None)
+        .await;
+}
+
+async fn job_named(h: &Harness, t: &TestTenant, name: &str) -> Job {
+    h.jobs(t)
+        .await
+        .into_iter()
+        .find(|j| j.filename == name)
+        .unwrap_or_else(|| panic!("no job for {name}"))
+}
+
+/// A runner whose splitter lets a tier change file with no card code file
+/// of its day wait a second, not the template's quarter of an hour.
+async fn impatient_runner(h: &Harness) -> Runner {
+    let mut settings = h.aws.settings.clone();
+    settings.membership_wait_seconds = 1;
+    Runner::new(Aws::new(settings).await).expect("queues")
+}
+
+/// Drops one file, runs the pipeline, and returns its job and processed rows.
+async fn import(
+    h: &Harness,
+    t: &TestTenant,
+    name: &str,
+    content: &str,
+) -> (Job, Vec<ProcessedRow>) {
+    drop_membership(h, t, name, content).await;
+    impatient_runner(h)
+        .await
+        .run_until_idle(Some(t.id()), Duration::from_secs(90))
+        .await
+        .expect("the pipeline settles");
+    let job = job_named(h, t, name).await;
+    let rows = match job.processed_key {
+        Some(_) => processed_rows(&h.processed_file(&job).await),
+        None => Vec::new(),
+    };
+    (job, rows)
+}
+
+async fn card(h: &Harness, t: &TestTenant, code: &str) -> Option<Card> {
+    CardStore::card(&h.aws.tables, t.id(), code)
+        .await
+        .expect("card")
+        .map(|stored| stored.card)
+}
+
+fn utc(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .expect("rfc3339")
+        .with_timezone(&Utc)
+}
+
+/// (status, error_code) of each processed row.
+fn statuses(rows: &[ProcessedRow]) -> Vec<(&str, &str)> {
+    rows.iter()
+        .map(|r| (r.get("status"), r.get("error_code")))
+        .collect()
+}
+
+/// The one email about a job, its subject and text.
+async fn only_email(h: &Harness, t: &TestTenant, job: &Job) -> (String, String) {
+    let emails = h.emails_about(&job.job_id).await;
+    assert_eq!(emails.len(), 1, "one email per job: {emails:?}");
+    assert_eq!(emails[0].destinations.to, [t.tenant.admin_email.clone()]);
+    (emails[0].subject.clone(), emails[0].body.clone())
+}
+
+// ---------- scope cardcode ----------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_documented_example_creates_three_cards_when_codes_are_generated() {
+    let h = Harness::start().await;
+    let t = member_tenant(&h, true).await;
+    let name = "demoshop_cardcode_customers_20190214.csv";
+    let (job, rows) = import(&h, &t, name, EXAMPLE).await;
+    assert_eq!(job.kind, Some(ImportKind::CardCode));
+    assert_eq!(job.status, JobStatus::Completed);
+    assert_eq!(statuses(&rows), [("applied", ""); 3]);
+
+    let generated = rows[1].get("applied_card_code");
+    assert!(ean13::is_valid(generated), "'{generated}' is not an EAN-13");
+    assert_eq!(rows[0].get("applied_card_code"), "my_card_code");
+
+    let jane = card(&h, &t, "my_card_code").await.unwrap();
+    assert_eq!(jane.customer_key.as_deref(), Some("jane@example.com"));
+    assert_eq!((jane.id_program, jane.id_tier), (1, 2));
+    // Paris winter time is UTC+1.
+    assert_eq!(jane.join_date, utc("2018-12-31T23:00:01Z"));
+    assert_eq!(jane.expiration_date, Some(utc("2019-12-31T23:00:01Z")));
+    assert_eq!(jane.birthday, NaiveDate::from_ymd_opt(1955, 2, 1));
+    let john = card(&h, &t, generated).await.unwrap();
+    assert_eq!((john.id_program, john.id_tier), (3, 2));
+    assert_eq!(john.customer_key.as_deref(), Some("john@example.com"));
+    // An empty join date is the import's time.
+    assert!((Utc::now() - john.join_date).num_minutes().abs() < 5);
+    let joe = card(&h, &t, "my_card_code1").await.unwrap();
+    assert_eq!(joe.id_tier, 4);
+
+    let (subject, text) = only_email(&h, &t, &job).await;
+    assert_eq!(subject, format!("Card code import completed: {name}"));
+    assert!(text.contains("Cards created or changed: 3\n"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_generated_codes_the_example_line_with_no_card_code_fails() {
+    let h = Harness::start().await;
+    let t = member_tenant(&h, false).await;
+    let (job, rows) = import(&h, &t, "demoshop_cardcode_customers_20190214.csv", EXAMPLE).await;
+    assert_eq!(job.status, JobStatus::CompletedWithErrors);
+    assert_eq!(
+        statuses(&rows),
+        [
+            ("applied", ""),
+            ("failed", "missing_card_code"),
+            ("applied", "")
+        ]
+    );
+    assert!(rows[1]
+        .get("error_message")
+        .contains("does not generate card codes"));
+    assert_eq!(rows[1].get("applied_card_code"), "");
+    assert!(card(&h, &t, "my_card_code").await.is_some());
+    assert!(card(&h, &t, "my_card_code1").await.is_some());
+    let (subject, _) = only_email(&h, &t, &job).await;
+    assert!(
+        subject.starts_with("Card code import completed with errors"),
+        "{subject}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_example_as_printed_is_refused_line_by_line_saying_why() {
+    let h = Harness::start().await;
+    let t = member_tenant(&h, true).await;
+    let (_, rows) = import(
+        &h,
+        &t,
+        "demoshop_cardcode_customers_20190214.csv",
+        EXAMPLE_AS_PRINTED,
+    )
+    .await;
+    assert_eq!(
+        statuses(&rows),
+        [
+            ("failed", "invalid_date"),
+            ("failed", "too_few_fields"),
+            ("applied", "")
+        ]
+    );
+    let first = rows[0].get("error_message");
+    assert!(
+        first.contains("expiration_date") && first.contains("'2020-01-01 00:00:01;1955-02-01'"),
+        "{first}"
+    );
+    assert!(rows[1]
+        .get("error_message")
+        .contains("6 values but the header has 7"));
+    // Nothing of a refused line is applied.
+    assert!(card(&h, &t, "my_card_code").await.is_none());
+    assert!(card(&h, &t, "my_card_code1").await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_existing_card_code_is_updated_and_an_empty_value_erases_but_null_does_not() {
+    let h = Harness::start().await;
+    let t = member_tenant(&h, true).await;
+    let header = format!("{CARD_HEADER};store");
+    import(
+        &h,
+        &t,
+        "demoshop_cardcode_s_20260110.csv",
+        &format!(
+            "{header}\nC-1;ann@example.com;1;2026-01-10 09:00:00;2030-01-01;1990-05-06;;Lyon\n"
+        ),
+    )
+    .await;
+    let (_, rows) = import(
+        &h,
+        &t,
+        "demoshop_cardcode_s_20260111.csv",
+        &format!(
+            "{header}\n\
+             \"C-1\";\"ann.new@example.com\";;;\"\";;;\"\"\n\
+             C-1;ann@example.com;;NULL;;;;\n"
+        ),
+    )
+    .await;
+    assert_eq!(
+        statuses(&rows),
+        [("applied", ""), ("failed", "invalid_date")]
+    );
+    assert!(rows[1].get("error_message").contains("NULL is not a date"));
+    let ann = card(&h, &t, "C-1").await.unwrap();
+    assert_eq!(ann.customer_key.as_deref(), Some("ann.new@example.com"));
+    // Kept: the program, the tier, and the join date the update left empty.
+    assert_eq!((ann.id_program, ann.id_tier), (1, 1));
+    assert_eq!(ann.join_date, utc("2026-01-10T08:00:00Z"));
+    // Erased: the expiration date, the birthday and the store.
+    assert_eq!((ann.expiration_date, ann.birthday), (None, None));
+    assert!(ann.custom.is_empty(), "{:?}", ann.custom);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_update_that_names_a_program_or_a_tier_fails_and_changes_nothing() {
+    let h = Harness::start().await;
+    let t = member_tenant(&h, true).await;
+    import(
+        &h,
+        &t,
+        "demoshop_cardcode_s_20260110.csv",
+        &format!("{CARD_HEADER}\nC-2;bo@example.com;1;;;;2\n"),
+    )
+    .await;
+    let (job, rows) = import(
+        &h,
+        &t,
+        "demoshop_cardcode_s_20260111.csv",
+        &format!(
+            "{CARD_HEADER}\n\
+             C-2;bo.moved@example.com;3;;;;\n\
+             C-2;bo.moved@example.com;;;;;4\n"
+        ),
+    )
+    .await;
+    assert_eq!(
+        statuses(&rows),
+        [
+            ("failed", "program_on_update"),
+            ("failed", "tier_on_update")
+        ]
+    );
+    assert!(rows[0]
+        .get("error_message")
+        .contains("leave id_program empty"));
+    let bo = card(&h, &t, "C-2").await.unwrap();
+    assert_eq!(bo.customer_key.as_deref(), Some("bo@example.com"));
+    assert_eq!((bo.id_program, bo.id_tier), (1, 2));
+    assert_eq!(job.status, JobStatus::CompletedWithErrors);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_active_card_for_the_same_contact_in_a_program_fails() {
+    let h = Harness::start().await;
+    let t = member_tenant(&h, true).await;
+    let (_, rows) = import(
+        &h,
+        &t,
+        "demoshop_cardcode_s_20260110.csv",
+        &format!(
+            "{CARD_HEADER}\n\
+             A-1;cy@example.com;1;;;;\n\
+             A-2;cy@example.com;1;;;;\n\
+             K-1;cy@example.com;3;;;;\n\
+             N-1;;1;;;;\n\
+             N-2;;1;;;;\n"
+        ),
+    )
+    .await;
+    assert_eq!(
+        statuses(&rows),
+        [
+            ("applied", ""),
+            ("failed", "second_active_card"),
+            ("applied", ""),
+            ("applied", ""),
+            ("applied", "")
+        ]
+    );
+    assert!(rows[1]
+        .get("error_message")
+        .contains("already has the active card 'A-1'"));
+    assert!(card(&h, &t, "A-2").await.is_none());
+    // Another program is another card; no contact, no limit.
+    assert_eq!(card(&h, &t, "K-1").await.unwrap().id_program, 3);
+    assert_eq!(card(&h, &t, "N-2").await.unwrap().customer_key, None);
+
+    // In a later file too; once the first card has expired, a new one is welcome.
+    let (_, later) = import(
+        &h,
+        &t,
+        "demoshop_cardcode_s_20260111.csv",
+        &format!(
+            "{CARD_HEADER}\n\
+             A-3;cy@example.com;1;;;;\n\
+             A-1;cy@example.com;;;2026-01-01;;\n\
+             A-3;cy@example.com;1;;;;\n"
+        ),
+    )
+    .await;
+    assert_eq!(
+        statuses(&later),
+        [
+            ("failed", "second_active_card"),
+            ("applied", ""),
+            ("applied", "")
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_card_gets_its_programs_lowest_tier_and_a_tier_of_another_program_fails() {
+    let h = Harness::start().await;
+    let t = member_tenant(&h, true).await;
+    let (_, rows) = import(
+        &h,
+        &t,
+        "demoshop_cardcode_s_20260110.csv",
+        &format!(
+            "{CARD_HEADER}\n\
+             T-1;d1@example.com;1;;;;\n\
+             T-2;d2@example.com;1;;;;8\n\
+             T-3;d3@example.com;9;;;;\n\
+             T-4;d4@example.com;3;;;;8\n"
+        ),
+    )
+    .await;
+    assert_eq!(
+        statuses(&rows),
+        [
+            ("applied", ""),
+            ("failed", "unknown_tier"),
+            ("failed", "unknown_program"),
+            ("applied", "")
+        ]
+    );
+    assert!(rows[1]
+        .get("error_message")
+        .contains("not a tier of program 1"));
+    assert_eq!(card(&h, &t, "T-1").await.unwrap().id_tier, 1);
+    assert_eq!(card(&h, &t, "T-4").await.unwrap().id_tier, 8);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dates_are_paris_time_and_a_time_the_clock_change_skips_or_repeats_fails() {
+    let h = Harness::start().await;
+    let t = member_tenant(&h, true).await;
+    let (_, rows) = import(
+        &h,
+        &t,
+        "demoshop_cardcode_s_20260110.csv",
+        &format!(
+            "{CARD_HEADER}\n\
+             S-1;e1@example.com;1;2026-07-01 12:00:00;;;\n\
+             S-2;e2@example.com;1;2026-01-15;;;\n\
+             S-3;e3@example.com;1;2026-03-29 02:30:00;;;\n\
+             S-4;e4@example.com;1;2026-10-25 02:30:00;;;\n\
+             S-5;e5@example.com;1;2026-03-29 03:00:00;;1990-02-30;\n\
+             S-6;e6@example.com;1;01/02/2026;;;\n"
+        ),
+    )
+    .await;
+    assert_eq!(
+        statuses(&rows),
+        [
+            ("applied", ""),
+            ("applied", ""),
+            ("failed", "invalid_date"),
+            ("failed", "invalid_date"),
+            ("failed", "invalid_date"),
+            ("failed", "invalid_date")
+        ]
+    );
+    // Summer time (CEST) is UTC+2, winter time (CET) UTC+1.
+    assert_eq!(
+        card(&h, &t, "S-1").await.unwrap().join_date,
+        utc("2026-07-01T10:00:00Z")
+    );
+    assert_eq!(
+        card(&h, &t, "S-2").await.unwrap().join_date,
+        utc("2026-01-14T23:00:00Z")
+    );
+    assert!(rows[2]
+        .get("error_message")
+        .contains("does not exist in Paris time"));
+    assert!(rows[3]
+        .get("error_message")
+        .contains("happens twice in Paris time"));
+    assert!(rows[4].get("error_message").contains("birthday"));
+    assert!(rows[5].get("error_message").contains("'01/02/2026'"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_mandatory_value_skips_the_row_with_its_reason() {
+    let h = Harness::start().await;
+    let t = member_tenant(&h, true).await;
+    let (job, rows) = import(
+        &h,
+        &t,
+        "demoshop_cardcode_s_20260110.csv",
+        &format!("{CARD_HEADER}\nM-1;f@example.com;;;;;\nM-2;g@example.com;1;;;;\n"),
+    )
+    .await;
+    assert_eq!(
+        statuses(&rows),
+        [("skipped", "missing_program"), ("applied", "")]
+    );
+    assert!(rows[0]
+        .get("error_message")
+        .contains("needs its id_program"));
+    assert!(card(&h, &t, "M-1").await.is_none());
+    assert_eq!((job.skipped, job.applied), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_or_unknown_or_misplaced_column_rejects_the_file() {
+    let h = Harness::start().await;
+    let t = member_tenant(&h, true).await;
+    let cases = [
+        (
+            "demoshop_cardcode_a_20260110.csv",
+            "card_code;customer_key;id_program;join_date;expiration_date;birthday\nX-1;a@x.io;1;;;\n",
+            "missing column 'id_tier'",
+        ),
+        (
+            "demoshop_cardcode_b_20260111.csv",
+            "card_code;customer_key;id_program;join_date;expiration_date;birthday;id_tier;colour\nX-2;a@x.io;1;;;;;red\n",
+            "unknown column 'colour'",
+        ),
+        (
+            "demoshop_cardcode_c_20260112.csv",
+            "customer_key;card_code;id_program;join_date;expiration_date;birthday;id_tier\na@x.io;X-3;1;;;;\n",
+            "column 'customer_key' is where 'card_code' must be",
+        ),
+        (
+            "demoshop_tierchange_d_20260113.csv",
+            "card_code;tier_name;value_date\nX-1;Gold;2026-01-13\n",
+            "missing column 'context'",
+        ),
+    ];
+    for (name, content, why) in cases {
+        let (job, _) = import(&h, &t, name, content).await;
+        assert_eq!(job.status, JobStatus::Rejected, "{name}");
+        assert!(
+            job.rejection.as_deref().unwrap_or_default().contains(why),
+            "{name}: {job:?}"
+        );
+        let (subject, text) = only_email(&h, &t, &job).await;
+        assert!(subject.contains("rejected"), "{subject}");
+        assert!(text.contains(why), "{text}");
+    }
+    for code in ["X-1", "X-2", "X-3"] {
+        assert!(card(&h, &t, code).await.is_none());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_of_more_than_200000_rows_is_rejected_before_anything_is_applied() {
+    let h = Harness::start().await;
+    let t = member_tenant(&h, true).await;
+    let mut content = String::with_capacity(200_001 * 16 + 80);
+    content.push_str(CARD_HEADER);
+    content.push('\n');
+    for n in 0..200_001 {
+        content.push_str(&format!("B-{n};;1;;;;\n"));
+    }
+    let (job, rows) = import(&h, &t, "demoshop_cardcode_big_20260110.csv", &content).await;
+    assert_eq!(job.status, JobStatus::Rejected);
+    let why = job.rejection.clone().unwrap_or_default();
+    assert!(why.contains("200001 rows, more than the 200000"), "{why}");
+    assert!(rows.is_empty());
+    assert_eq!(job.batches_total, 0);
+    assert!(card(&h, &t, "B-0").await.is_none());
+    let (_, text) = only_email(&h, &t, &job).await;
+    assert!(text.contains("more than the 200000"), "{text}");
+}
+
+// ---------- scope tierchange ----------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tier_change_goes_into_the_cards_history_with_its_context_and_dates() {
+    let h = Harness::start().await;
+    let t = member_tenant(&h, true).await;
+    import(
+        &h,
+        &t,
+        "demoshop_cardcode_s_20260110.csv",
+        &format!("{CARD_HEADER}\nG-1;gus@example.com;1;;;;\nG-2;kid@example.com;3;;;;\n"),
+    )
+    .await;
+    let (job, rows) = import(
+        &h,
+        &t,
+        "demoshop_tierchange_s_20260111.csv",
+        &format!(
+            "{TIER_HEADER}\n\
+             G-1;gold;Spring upgrade;2026-04-01 09:00:00;2026-03-31 23:00:00\n\
+             G-404;Gold;;2026-04-01;\n\
+             G-2;Gold;;2026-04-01;\n\
+             G-1;;;2026-04-01;\n\
+             G-1;Silver;;;\n"
+        ),
+    )
+    .await;
+    assert_eq!(job.kind, Some(ImportKind::TierChange));
+    assert_eq!(
+        statuses(&rows),
+        [
+            ("applied", ""),
+            ("failed", "unknown_card"),
+            ("failed", "unknown_tier"),
+            ("skipped", "missing_tier_name"),
+            ("skipped", "missing_value_date")
+        ]
+    );
+    assert_eq!(rows[0].get("applied_card_code"), "G-1");
+    let gus = card(&h, &t, "G-1").await.unwrap();
+    assert_eq!(gus.id_tier, 4);
+    let change = gus.tier_history.last().expect("a tier history entry");
+    assert_eq!(change.tier_name, "Gold");
+    assert_eq!(change.context.as_deref(), Some("Spring upgrade"));
+    // April is summer time: 09:00 in Paris is 07:00 UTC.
+    assert_eq!(change.value_date, utc("2026-04-01T07:00:00Z"));
+    assert_eq!(change.source, format!("{}#1", job.job_id));
+    assert_eq!(gus.last_downgrade_check, Some(utc("2026-03-31T21:00:00Z")));
+    // Gold is a tier of Club, not of Kids.
+    assert_eq!(card(&h, &t, "G-2").await.unwrap().id_tier, 2);
+    let (subject, _) = only_email(&h, &t, &job).await;
+    assert!(
+        subject.starts_with("Tier change import completed with errors"),
+        "{subject}"
+    );
+}
+
+// ---------- file names and order ----------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tier_change_that_arrives_before_its_card_code_file_waits_for_it() {
+    let h = Harness::start().await;
+    let t = member_tenant(&h, true).await;
+    let tiers = "demoshop_tierchange_s_20260110.csv";
+    drop_membership(
+        &h,
+        &t,
+        tiers,
+        &format!("{TIER_HEADER}\nW-1;Gold;welcome;2026-01-10 10:00:00;\n"),
+    )
+    .await;
+    // Delivered: the tier change file takes its place and waits.
+    for _ in 0..3 {
+        h.runner.pump().await.unwrap();
+    }
+    let waiting = job_named(&h, &t, tiers).await;
+    assert_eq!(waiting.status, JobStatus::Waiting);
+    let why = waiting.waiting_for.unwrap_or_default();
+    assert!(why.contains("card code file of 2026-01-10"), "{why}");
+
+    let cards = "demoshop_cardcode_s_20260110.csv";
+    drop_membership(
+        &h,
+        &t,
+        cards,
+        &format!("{CARD_HEADER}\nW-1;wes@example.com;1;;;;\n"),
+    )
+    .await;
+    h.settle(&t).await;
+    let cards_job = job_named(&h, &t, cards).await;
+    let tiers_job = job_named(&h, &t, tiers).await;
+    assert_eq!(cards_job.status, JobStatus::Completed);
+    assert_eq!(tiers_job.status, JobStatus::Completed, "{tiers_job:?}");
+    assert!(cards_job.finished_at < tiers_job.finished_at);
+    let wes = card(&h, &t, "W-1").await.unwrap();
+    assert_eq!(wes.id_tier, 4);
+    assert_eq!(
+        wes.tier_history.last().unwrap().context.as_deref(),
+        Some("welcome")
+    );
+    only_email(&h, &t, &tiers_job).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn files_are_applied_by_date_then_card_codes_before_tier_changes() {
+    let h = Harness::start().await;
+    let t = member_tenant(&h, true).await;
+    // Arrival: the day's tier changes, the next day's cards, the day's cards.
+    let names = [
+        "demoshop_tierchange_s_20260110.csv",
+        "demoshop_cardcode_s_20260111.csv",
+        "demoshop_cardcode_s_20260110.csv",
+    ];
+    let contents = [
+        format!("{TIER_HEADER}\nO-1;Silver;;2026-01-10 12:00:00;\n"),
+        // Moves the card to another contact: only possible once it exists.
+        format!("{CARD_HEADER}\nO-1;olga.new@example.com;;;;;\n"),
+        format!("{CARD_HEADER}\nO-1;olga@example.com;1;;;;\n"),
+    ];
+    for (name, content) in names.iter().zip(&contents) {
+        drop_membership(&h, &t, name, content).await;
+        h.runner.pump().await.unwrap();
+    }
+    h.settle(&t).await;
+    let finished = |job: Job| {
+        assert_eq!(job.status, JobStatus::Completed, "{job:?}");
+        job.finished_at.unwrap()
+    };
+    let tiers = finished(job_named(&h, &t, names[0]).await);
+    let next_day = finished(job_named(&h, &t, names[1]).await);
+    let cards = finished(job_named(&h, &t, names[2]).await);
+    assert!(cards < tiers && tiers < next_day);
+    let olga = card(&h, &t, "O-1").await.unwrap();
+    assert_eq!(olga.customer_key.as_deref(), Some("olga.new@example.com"));
+    assert_eq!(olga.id_tier, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tier_change_file_with_no_card_code_file_goes_after_its_wait() {
+    let h = Harness::start().await;
+    let t = member_tenant(&h, true).await;
+    import(
+        &h,
+        &t,
+        "demoshop_cardcode_s_20260110.csv",
+        &format!("{CARD_HEADER}\nP-1;pia@example.com;1;;;;\n"),
+    )
+    .await;
+    let runner = impatient_runner(&h).await;
+    let name = "demoshop_tierchange_s_20260111.csv";
+    drop_membership(
+        &h,
+        &t,
+        name,
+        &format!("{TIER_HEADER}\nP-1;Gold;;2026-01-11;\n"),
+    )
+    .await;
+    runner
+        .run_until_idle(Some(t.id()), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let job = job_named(&h, &t, name).await;
+    assert_eq!(job.status, JobStatus::Completed);
+    assert_eq!(card(&h, &t, "P-1").await.unwrap().id_tier, 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_named_like_a_membership_file_is_one_wherever_it_is_dropped() {
+    let h = Harness::start().await;
+    let t = member_tenant(&h, true).await;
+    let name = "demoshop_cardcode_s_20260110.csv";
+    h.drop_file(
+        &t,
+        &format!("exports/{name}"),
+        &format!("{CARD_HEADER}\nV-1;val@example.com;1;;;;\n"),
+        None,
+    )
+    .await;
+    impatient_runner(&h)
+        .await
+        .run_until_idle(Some(t.id()), Duration::from_secs(90))
+        .await
+        .unwrap();
+    let job = job_named(&h, &t, name).await;
+    assert_eq!(
+        (job.kind, job.status),
+        (Some(ImportKind::CardCode), JobStatus::Completed)
+    );
+    assert!(card(&h, &t, "V-1").await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_name_or_another_universe_is_rejected_with_an_email_saying_why() {
+    let h = Harness::start().await;
+    let t = member_tenant(&h, true).await;
+    let content = format!("{CARD_HEADER}\nR-1;rex@example.com;1;;;;\n");
+    let cases = [
+        (
+            "demoshop_cardcode_20260110.csv",
+            "has no subsection followed by a date",
+        ),
+        (
+            "demoshop_cardcode_s_2026-01-10.csv",
+            "has no subsection followed by a date",
+        ),
+        ("demoshop_cards_s_20260110.csv", "names no scope"),
+        (
+            "othershop_cardcode_s_20260110.csv",
+            "universe 'othershop', but this account's universe is 'demoshop'",
+        ),
+    ];
+    for (name, why) in cases {
+        let (job, _) = import(&h, &t, name, &content).await;
+        assert_eq!(job.status, JobStatus::Rejected, "{name}");
+        let (subject, text) = only_email(&h, &t, &job).await;
+        assert!(
+            subject.contains("rejected") && subject.contains(name),
+            "{subject}"
+        );
+        assert!(text.contains(why), "{name}: {text}");
+    }
+    assert!(card(&h, &t, "R-1").await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_file_of_a_scope_and_day_needs_a_sequence() {
+    let h = Harness::start().await;
+    let t = member_tenant(&h, true).await;
+    let first = "demoshop_cardcode_s_20260110.csv";
+    import(
+        &h,
+        &t,
+        first,
+        &format!("{CARD_HEADER}\nQ-1;q1@example.com;1;;;;\n"),
+    )
+    .await;
+    let second = "demoshop_cardcode_other_20260110.csv";
+    let (job, _) = import(
+        &h,
+        &t,
+        second,
+        &format!("{CARD_HEADER}\nQ-2;q2@example.com;1;;;;\n"),
+    )
+    .await;
+    assert_eq!(job.status, JobStatus::Rejected);
+    let (_, text) = only_email(&h, &t, &job).await;
+    assert!(
+        text.contains("needs a sequence number") && text.contains(first),
+        "{text}"
+    );
+    assert!(card(&h, &t, "Q-2").await.is_none());
+
+    let numbered = "demoshop_cardcode_other_20260110_2.csv";
+    let (job, _) = import(
+        &h,
+        &t,
+        numbered,
+        &format!("{CARD_HEADER}\nQ-2;q2@example.com;1;;;;\n"),
+    )
+    .await;
+    assert_eq!(job.status, JobStatus::Completed);
+    assert!(card(&h, &t, "Q-2").await.is_some());
+    // The same sequence again is refused.
+    let again = "demoshop_cardcode_more_20260110_2.csv";
+    let (job, _) = import(
+        &h,
+        &t,
+        again,
+        &format!("{CARD_HEADER}\nQ-3;q3@example.com;1;;;;\n"),
+    )
+    .await;
+    assert_eq!(job.status, JobStatus::Rejected);
+    assert!(job.rejection.unwrap_or_default().contains("sequence 2"));
+}
+
+// ---------- uploads through the API ----------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_card_code_file_uploaded_through_the_api_is_imported() {
+    let h = Harness::start().await;
+    let t = member_tenant(&h, true).await;
+    let job_id = h
+        .api_import(
+            &t,
+            "cardcode",
+            "demoshop_cardcode_portal_20260110.csv",
+            &format!("{CARD_HEADER}\nU-1;uma@example.com;1;;;;4\n"),
+            false,
+        )
+        .await;
+    h.settle(&t).await;
+    let status = h
+        .api(&t, Method::GET, &format!("/imports/{job_id}"), None)
+        .await;
+    let body = status.json().unwrap();
+    assert_eq!(body["status"], "completed", "{body}");
+    assert_eq!(body["kind"], "cardcode", "{body}");
+    assert_eq!(card(&h, &t, "U-1").await.unwrap().id_tier, 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_refuses_a_membership_upload_it_cannot_place() {
+    let h = Harness::start().await;
+    let t = member_tenant(&h, true).await;
+    let create = |kind: &str, filename: &str, dry_run: bool| json!({"kind": kind, "reason": "cards", "filename": filename, "size_bytes": 10, "dry_run": dry_run});
+    for (body, why) in [
+        (create("cardcode", "cards.csv", false), "cards.csv"),
+        (
+            create("tierchange", "demoshop_cardcode_s_20260110.csv", false),
+            "scope cardcode",
+        ),
+        (
+            create("cardcode", "demoshop_cardcode_s_20260110.csv", true),
+            "dry runs are for points imports",
+        ),
+    ] {
+        let response = h.api(&t, Method::POST, "/imports", Some(body)).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST);
+        assert!(response.text().contains(why), "{}", response.text());
+    }
+    for kind in ["cardcode", "tierchange"] {
+        let template = h
+            .api(&t, Method::GET, &format!("/templates/{kind}"), None)
+            .await;
+        assert_eq!(template.status, StatusCode::OK);
+        let first_line = template
+            .text()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let expected = if kind == "cardcode" {
+            CARD_HEADER
+        } else {
+            TIER_HEADER
+        };
+        assert_eq!(first_line, expected);
+    }
+}

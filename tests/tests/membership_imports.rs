@@ -116,7 +116,10 @@ fn statuses(rows: &[ProcessedRow]) -> Vec<(&str, &str)> {
 async fn only_email(h: &Harness, t: &TestTenant, job: &Job) -> (String, String) {
     let emails = h.emails_about(&job.job_id).await;
     assert_eq!(emails.len(), 1, "one email per job: {emails:?}");
-    assert_eq!(emails[0].destinations.to, [t.tenant.admin_email.clone()]);
+    assert_eq!(
+        emails[0].destinations.to,
+        std::slice::from_ref(&t.tenant.admin_email)
+    );
     (emails[0].subject.clone(), emails[0].body.clone())
 }
 

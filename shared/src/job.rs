@@ -30,6 +30,14 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
+    /// Its file is being read or its rows applied or reported.
+    pub fn is_importing(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Splitting | JobStatus::Processing | JobStatus::Finalizing
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             JobStatus::AwaitingUpload => "awaiting_upload",

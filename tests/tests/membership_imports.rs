@@ -660,6 +660,60 @@ async fn files_are_applied_by_date_then_card_codes_before_tier_changes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn two_files_whose_turn_comes_at_once_do_not_import_together() {
+    let h = Harness::start().await;
+    let t = member_tenant(&h, true).await;
+    let waiting = |id: &str, name: &str| {
+        let key = format!("incoming/{}/memberships/{name}", t.id());
+        let mut job = Job::new(t.id(), id, &key, "cards", Utc::now());
+        job.status = JobStatus::Waiting;
+        job.kind = Some(ImportKind::CardCode);
+        job
+    };
+    let first = waiting("J-first", "demoshop_cardcode_s_20260110.csv");
+    let second = waiting("J-second", "demoshop_cardcode_s_20260111.csv");
+    for job in [&first, &second] {
+        assert!(h.aws.tables.create_job(job).await.unwrap());
+    }
+    // Both found their turn (neither saw the other importing): one starts.
+    let started = h.aws.tables.start_waiting_job(&first).await.unwrap();
+    assert_eq!(started.map(|j| j.status), Some(JobStatus::Splitting));
+    assert!(h
+        .aws
+        .tables
+        .start_waiting_job(&second)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        h.aws
+            .tables
+            .job(t.id(), "J-second")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        JobStatus::Waiting
+    );
+    // Started twice (a redelivered event): still one start.
+    assert!(h
+        .aws
+        .tables
+        .start_waiting_job(&first)
+        .await
+        .unwrap()
+        .is_none());
+    // Once the first is done, the second takes the turn over.
+    h.aws
+        .tables
+        .reject_job(t.id(), "J-first", "test: done")
+        .await
+        .unwrap();
+    let started = h.aws.tables.start_waiting_job(&second).await.unwrap();
+    assert_eq!(started.map(|j| j.status), Some(JobStatus::Splitting));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_tier_change_file_with_no_card_code_file_goes_after_its_wait() {
     let h = Harness::start().await;
     let t = member_tenant(&h, true).await;
@@ -859,5 +913,141 @@ async fn the_api_refuses_a_membership_upload_it_cannot_place() {
             TIER_HEADER
         };
         assert_eq!(first_line, expected);
+    }
+}
+
+// ---------- exactly once under faults ----------
+
+mod faults {
+    //! A card code file whose function crashes at each of its AWS calls in
+    //! turn, before the call reaches AWS and after it took effect: the
+    //! queue's retry must still decide every row once, create each card
+    //! once, and produce one processed file and one email.
+
+    use super::*;
+    use local_stack::runner::Function;
+    use loyalty_aws::faults::{FaultPlan, Timing};
+
+    const FILE: &str =
+        "card_code;customer_key;id_program;join_date;expiration_date;birthday;id_tier\n\
+        F-1;fay@example.com;1;;;;\n\
+        ;gil@example.com;1;;;;4\n\
+        F-2;fay@example.com;1;;;;\n\
+        F-1;fay.new@example.com;;;;;\n";
+
+    const EXPECTED: [(&str, &str); 4] = [
+        ("applied", ""),
+        ("applied", ""),
+        ("failed", "second_active_card"),
+        ("applied", ""),
+    ];
+
+    async fn import_with(h: &Harness, function: Function, plan: FaultPlan) -> TestTenant {
+        let t = member_tenant(h, true).await;
+        let runner = impatient_runner(h)
+            .await
+            .with_clients_for(function, h.faulty_clients(plan).await);
+        drop_membership(h, &t, "demoshop_cardcode_s_20260110.csv", FILE).await;
+        runner
+            .run_until_idle(Some(t.id()), Duration::from_secs(60))
+            .await
+            .expect("the pipeline settles");
+        t
+    }
+
+    async fn violations(h: &Harness, t: &TestTenant) -> Vec<String> {
+        let mut wrong = Vec::new();
+        let jobs = h.jobs(t).await;
+        let [job] = jobs.as_slice() else {
+            return vec![format!("{} jobs instead of one", jobs.len())];
+        };
+        if (job.status, job.applied, job.failed) != (JobStatus::CompletedWithErrors, 3, 1) {
+            wrong.push(format!(
+                "job {} with {} applied, {} failed",
+                job.status.as_str(),
+                job.applied,
+                job.failed
+            ));
+        }
+        let keys = h.processed_keys(t).await;
+        if keys.len() != 1 {
+            return vec![format!("processed files: {keys:?}")];
+        }
+        let rows = processed_rows(&h.processed_file(job).await);
+        if statuses(&rows) != EXPECTED {
+            wrong.push(format!("processed file: {:?}", statuses(&rows)));
+        }
+        let emails = h.emails_about(&job.job_id).await;
+        if emails.len() != 1 {
+            wrong.push(format!("{} emails", emails.len()));
+        }
+        let holder = |code: String| async move {
+            card(h, t, &code)
+                .await
+                .map(|c| c.customer_key.unwrap_or_default())
+        };
+        let generated = rows.get(1).map(|r| r.get("applied_card_code").to_owned());
+        for (code, expected) in [
+            (Some("F-1".to_owned()), Some("fay.new@example.com")),
+            (generated, Some("gil@example.com")),
+            (Some("F-2".to_owned()), None),
+        ] {
+            let found = match code.clone() {
+                Some(code) => holder(code).await,
+                None => None,
+            };
+            if found.as_deref() != expected {
+                wrong.push(format!(
+                    "card {code:?} held by {found:?}, expected {expected:?}"
+                ));
+            }
+        }
+        wrong
+    }
+
+    async fn crash_at_every_call(function: Function) {
+        let h = Harness::start().await;
+        let counting = FaultPlan::counting();
+        let t = import_with(&h, function, counting.clone()).await;
+        assert_eq!(
+            violations(&h, &t).await,
+            Vec::<String>::new(),
+            "without faults"
+        );
+        let calls = counting.calls();
+        assert!(!calls.is_empty());
+        for n in 1..=calls.len() {
+            for timing in [Timing::BeforeSend, Timing::AfterResponse] {
+                let plan = FaultPlan::fail_call(n, timing);
+                let t = import_with(&h, function, plan.clone()).await;
+                let fired = plan.fired().first().cloned();
+                let fired = fired.unwrap_or_else(|| format!("call {n} never came"));
+                assert_eq!(
+                    violations(&h, &t).await,
+                    Vec::<String>::new(),
+                    "{function:?} failing {fired}"
+                );
+            }
+        }
+        println!(
+            "{function:?}: {} calls {calls:?}; {} crash scenarios, no violation",
+            calls.len(),
+            calls.len() * 2
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_splitter_crash_at_any_call_is_recovered_by_the_retry() {
+        crash_at_every_call(Function::Splitter).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_processor_crash_at_any_call_is_recovered_by_the_retry() {
+        crash_at_every_call(Function::Processor).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_finalizer_crash_at_any_call_is_recovered_by_the_retry() {
+        crash_at_every_call(Function::Finalizer).await;
     }
 }

@@ -29,10 +29,7 @@ impl Placed {
     }
 
     fn running(&self) -> bool {
-        matches!(
-            self.status,
-            JobStatus::Splitting | JobStatus::Processing | JobStatus::Finalizing
-        )
+        self.status.is_importing()
     }
 }
 

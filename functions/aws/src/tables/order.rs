@@ -6,7 +6,7 @@
 
 use super::{s, Item, Tables};
 use crate::AwsError;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use shared::job::{Job, JobStatus};
 use shared::membership::file_name::{FileName, Position};
@@ -204,21 +204,88 @@ impl Tables {
         Ok(())
     }
 
-    /// A waiting job's turn has come: it starts splitting. `None` if it was
-    /// not waiting any more (another delivery started it).
+    /// A waiting job's turn has come: it takes the tenant's membership
+    /// turn and starts splitting. `None` if it did not start: another
+    /// delivery started it, or another file of the tenant took the turn
+    /// first (two files that found their turn at the same moment: one
+    /// starts, the other waits to be handed back).
+    ///
+    /// The turn (`sk = MEMBERSHIP_TURN`) names the last file that took it;
+    /// it is taken over from a file that is not being imported (waiting,
+    /// finished or gone), and the job starts only while it holds the turn,
+    /// in one transaction, so two files of a tenant never import at once.
     pub async fn start_waiting_job(&self, job: &Job) -> Result<Option<Job>, AwsError> {
-        self.update_job(
-            &job.tenant_id,
-            &job.job_id,
-            "SET #status = :splitting, progress_at = :now REMOVE waiting_for",
-            Some("#status = :waiting"),
-            &[("#status", "status")],
-            vec![
-                (":splitting", s(JobStatus::Splitting.as_str())),
-                (":waiting", s(JobStatus::Waiting.as_str())),
-                (":now", s(Utc::now().to_rfc3339())),
-            ],
-        )
-        .await
+        let me = || vec![(":me", s(&job.job_id))];
+        let item = HashMap::from([
+            ("tenant_id".to_owned(), s(&job.tenant_id)),
+            ("sk".to_owned(), s(TURN)),
+            ("job_id".to_owned(), s(&job.job_id)),
+        ]);
+        loop {
+            let mine = "attribute_not_exists(sk) OR job_id = :me";
+            if self.put_if(&self.jobs, item.clone(), mine, me()).await? {
+                break;
+            }
+            let Some(turn) = self.get_jobs_item(&job.tenant_id, TURN).await? else {
+                continue;
+            };
+            let holder = text(&turn, "job_id").unwrap_or_default().to_owned();
+            let importing = self
+                .job(&job.tenant_id, &holder)
+                .await?
+                .is_some_and(|j| j.status.is_importing());
+            if importing {
+                return Ok(None);
+            }
+            let values = vec![(":holder", s(&holder))];
+            if self
+                .put_if(&self.jobs, item.clone(), "job_id = :holder", values)
+                .await?
+            {
+                break;
+            }
+        }
+        const CALL: &str = "dynamodb:TransactWriteItems";
+        let hold = ConditionCheck::builder()
+            .table_name(&self.jobs)
+            .key("tenant_id", s(&job.tenant_id))
+            .key("sk", s(TURN))
+            .condition_expression("job_id = :me")
+            .expression_attribute_values(":me", s(&job.job_id))
+            .build()
+            .map_err(|e| AwsError::new(CALL, e))?;
+        let start = Update::builder()
+            .table_name(&self.jobs)
+            .key("tenant_id", s(&job.tenant_id))
+            .key("sk", s(super::job_sk(&job.job_id)))
+            .update_expression("SET #status = :splitting, progress_at = :now REMOVE waiting_for")
+            .condition_expression("#status = :waiting")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":splitting", s(JobStatus::Splitting.as_str()))
+            .expression_attribute_values(":waiting", s(JobStatus::Waiting.as_str()))
+            .expression_attribute_values(":now", s(Utc::now().to_rfc3339()))
+            .build()
+            .map_err(|e| AwsError::new(CALL, e))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().condition_check(hold).build())
+            .transact_items(TransactWriteItem::builder().update(start).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => self.job(&job.tenant_id, &job.job_id).await,
+            Err(err)
+                if super::cancellation_codes(&err)
+                    .iter()
+                    .any(|c| c == "ConditionalCheckFailed" || c == "TransactionConflict") =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(AwsError::sdk(CALL, err)),
+        }
     }
 }
+
+/// The item saying which membership file of a tenant last took its turn.
+const TURN: &str = "MEMBERSHIP_TURN";

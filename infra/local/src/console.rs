@@ -197,3 +197,74 @@ pub async fn wallet_report(
     }
     Ok(out)
 }
+
+/// A card as text: holder, program and tier (by name), dates, custom
+/// fields and tier history.
+pub async fn card_report(aws: &Aws, tenant: &Tenant, card_code: &str) -> anyhow::Result<String> {
+    use shared::membership::apply::CardStore;
+    use std::fmt::Write;
+    let mut out = String::new();
+    writeln!(out, "card {card_code} in tenant {}", tenant.tenant_id)?;
+    let Some(stored) = CardStore::card(&aws.tables, &tenant.tenant_id, card_code).await? else {
+        writeln!(out, "  no such card")?;
+        return Ok(out);
+    };
+    let card = stored.card;
+    let program = tenant
+        .memberships
+        .as_ref()
+        .and_then(|m| m.program(card.id_program));
+    let tier_name = program
+        .and_then(|p| p.tier(card.id_tier))
+        .map_or("?", |t| t.name.as_str());
+    let when = |at: Option<chrono::DateTime<chrono::Utc>>| {
+        at.map_or("-".to_owned(), |t| {
+            t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+        })
+    };
+    let active = if card.is_active(chrono::Utc::now()) {
+        "active"
+    } else {
+        "expired"
+    };
+    writeln!(
+        out,
+        "  holder: {}",
+        card.customer_key.as_deref().unwrap_or("(no contact)")
+    )?;
+    writeln!(
+        out,
+        "  program: {} ({}), tier: {tier_name} ({}), {active}",
+        card.id_program,
+        program.map_or("?", |p| p.name.as_str()),
+        card.id_tier
+    )?;
+    writeln!(out, "  joined: {}", when(Some(card.join_date)))?;
+    writeln!(out, "  expires: {}", when(card.expiration_date))?;
+    writeln!(
+        out,
+        "  birthday: {}",
+        card.birthday.map_or("-".to_owned(), |d| d.to_string())
+    )?;
+    writeln!(
+        out,
+        "  last downgrade check: {}",
+        when(card.last_downgrade_check)
+    )?;
+    for (name, value) in &card.custom {
+        writeln!(out, "  {name}: {value}")?;
+    }
+    writeln!(out, "  tier history: {}", card.tier_history.len())?;
+    for change in &card.tier_history {
+        writeln!(
+            out,
+            "    {}  {} ({})  \"{}\"  from {}",
+            when(Some(change.value_date)),
+            change.tier_name,
+            change.id_tier,
+            change.context.as_deref().unwrap_or(""),
+            change.source
+        )?;
+    }
+    Ok(out)
+}

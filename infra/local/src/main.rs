@@ -4,6 +4,7 @@
 //! loyalty-local tenant create <id> --admin-email <email> [--country FR]
 //! loyalty-local tenant memberships <id> <config.json>
 //! loyalty-local wallet <tenant> (--email <e> | --mobile <m> | --customer-id <id>)
+//! loyalty-local card <tenant> <card_code>
 //! loyalty-local drop <tenant> <file> [--reason <text>] [--as <name>]
 //! loyalty-local run [--until-idle] [--timeout <seconds>]
 //! loyalty-local emails
@@ -22,6 +23,7 @@ const USAGE: &str = "usage:
   loyalty-local tenant create <id> --admin-email <email> [--country <ISO code>]
   loyalty-local tenant memberships <id> <config.json>
   loyalty-local wallet <tenant> (--email <e> | --mobile <m> | --customer-id <id>)
+  loyalty-local card <tenant> <card_code>
   loyalty-local drop <tenant> <file> [--reason <text>] [--as <name>]
   loyalty-local run [--until-idle] [--timeout <seconds>]
   loyalty-local emails
@@ -103,6 +105,14 @@ async fn run(args: Vec<String>) -> anyhow::Result<()> {
                 "{}",
                 console::wallet_report(&aws, &tenant, &customer).await?
             );
+        }
+        ["card", tenant_id, card_code] => {
+            let tenant = aws
+                .tables
+                .tenant(tenant_id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no tenant {tenant_id}"))?;
+            print!("{}", console::card_report(&aws, &tenant, card_code).await?);
         }
         ["drop", tenant_id, file, ..] => {
             // What an operator does with the S3 console or `aws s3 cp`.
@@ -259,5 +269,96 @@ async fn demo(aws: Aws) -> anyhow::Result<()> {
     );
     let alice = console::customer_ref(&tenant, "email", "alice@example.com")?;
     print!("{}", console::wallet_report(&aws, &tenant, &alice).await?);
+    memberships_demo(&aws, &tenant.tenant_id, &runner).await
+}
+
+/// The membership half of the demo: the tenant's programs, then a tier
+/// change file and the card code file of the same day, dropped in that
+/// order; the tier changes wait for the cards.
+async fn memberships_demo(aws: &Aws, tenant_id: &str, runner: &Runner) -> anyhow::Result<()> {
+    let config = include_str!("../sample/memberships.json");
+    let memberships = console::configure_memberships(aws, tenant_id, config).await?;
+    println!(
+        "== 8. membership programs loaded (universe {}): {}",
+        memberships.universe,
+        memberships
+            .programs
+            .iter()
+            .map(|p| format!("{} {}", p.id_program, p.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let files = [
+        (
+            "demoshop_tierchange_customers_20260110.csv",
+            &include_bytes!("../sample/demoshop_tierchange_customers_20260110.csv")[..],
+        ),
+        (
+            "demoshop_cardcode_customers_20260110.csv",
+            &include_bytes!("../sample/demoshop_cardcode_customers_20260110.csv")[..],
+        ),
+    ];
+    for (name, content) in files {
+        let key = format!("incoming/{tenant_id}/memberships/{name}");
+        aws.objects
+            .client()
+            .put_object()
+            .bucket(aws.objects.bucket())
+            .key(&key)
+            .body(content.to_vec().into())
+            .send()
+            .await?;
+        println!("   dropped {key}");
+        runner.pump().await?;
+    }
+    if let Some(job) = aws
+        .tables
+        .jobs(tenant_id)
+        .await?
+        .into_iter()
+        .find(|j| j.filename == files[0].0)
+    {
+        println!(
+            "== 9. {} is {}: {}",
+            job.filename,
+            job.status.as_str(),
+            job.waiting_for.as_deref().unwrap_or("its turn came")
+        );
+    }
+    runner
+        .run_until_idle(Some(tenant_id), Duration::from_secs(120))
+        .await?;
+    let jobs = aws.tables.jobs(tenant_id).await?;
+    for (step, (name, _)) in [(10, files[1]), (11, files[0])] {
+        let job = jobs
+            .iter()
+            .find(|j| j.filename == name)
+            .ok_or_else(|| anyhow::anyhow!("no job for {name}"))?;
+        let key = job
+            .processed_key
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("no processed file for {name}"))?;
+        println!(
+            "== {step}. {name}: job {} {} ({} applied, {} failed); processed file:",
+            job.job_id,
+            job.status.as_str(),
+            job.applied,
+            job.failed
+        );
+        print!(
+            "{}",
+            String::from_utf8_lossy(&aws.objects.get_bytes(key).await?)
+        );
+    }
+    let tenant = aws
+        .tables
+        .tenant(tenant_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("tenant vanished"))?;
+    println!("== 12. a card: loyalty-local card {tenant_id} my_card_code");
+    print!(
+        "{}",
+        console::card_report(aws, &tenant, "my_card_code").await?
+    );
     Ok(())
 }

@@ -667,29 +667,36 @@ impl Tables {
 
     /// A tenant's jobs, oldest first (job ids are time-ordered).
     pub async fn jobs(&self, tenant_id: &str) -> Result<Vec<Job>, AwsError> {
-        let mut jobs = Vec::new();
+        let items = self.jobs_items(tenant_id, "JOB#").await?;
+        items
+            .into_iter()
+            .filter(|item| !matches!(item.get("sk"), Some(AttributeValue::S(sk)) if sk.contains("#BATCH#")))
+            .map(|item| from_item::<JobItem>("dynamodb:Query", item).map(|i| i.job))
+            .collect()
+    }
+
+    /// A tenant's items of the `jobs` table whose `sk` starts with `prefix`,
+    /// in key order (consistent reads, every page).
+    async fn jobs_items(&self, tenant_id: &str, prefix: &str) -> Result<Vec<Item>, AwsError> {
+        let mut items = Vec::new();
         let mut start: Option<Item> = None;
         loop {
             let out = self
                 .client
                 .query()
                 .table_name(&self.jobs)
-                .key_condition_expression("tenant_id = :t AND begins_with(sk, :job)")
-                .filter_expression("NOT contains(sk, :batch)")
+                .key_condition_expression("tenant_id = :t AND begins_with(sk, :p)")
                 .expression_attribute_values(":t", s(tenant_id))
-                .expression_attribute_values(":job", s("JOB#"))
-                .expression_attribute_values(":batch", s("#BATCH#"))
+                .expression_attribute_values(":p", s(prefix))
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(|e| AwsError::sdk("dynamodb:Query", e))?;
-            for item in out.items.unwrap_or_default() {
-                jobs.push(from_item::<JobItem>("dynamodb:Query", item)?.job);
-            }
+            items.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {
                 Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(jobs),
+                _ => return Ok(items),
             }
         }
     }

@@ -14,7 +14,7 @@ use loyalty_aws::queues::FinalizeRequest;
 use loyalty_aws::Aws;
 use shared::apply::{apply_batch, give_up_batch, BatchReport};
 use shared::batch::{Batch, BatchHead, BatchRow, RowKind};
-use shared::membership::apply::CardJob;
+use shared::membership::apply::{CardJob, MembershipRow};
 use shared::membership::cards::CardRow;
 use shared::membership::programs::Memberships;
 use shared::membership::tier_changes::TierChangeRow;
@@ -69,35 +69,32 @@ impl Apply for PointsRow {
 
 impl Apply for CardRow {
     async fn apply(aws: &Aws, batch: &Batch<Self>) -> anyhow::Result<BatchReport> {
-        let config = memberships(aws, &batch.tenant_id).await?;
-        let job = CardJob {
-            tenant_id: &batch.tenant_id,
-            job_id: &batch.job_id,
-            config: &config,
-        };
-        let outcomes = job
-            .apply_cards(&aws.tables, &batch.rows, Utc::now())
-            .await?;
-        Ok(BatchReport::of(outcomes))
+        apply_memberships(aws, batch).await
     }
 }
 
 impl Apply for TierChangeRow {
     async fn apply(aws: &Aws, batch: &Batch<Self>) -> anyhow::Result<BatchReport> {
-        let config = memberships(aws, &batch.tenant_id).await?;
-        let job = CardJob {
-            tenant_id: &batch.tenant_id,
-            job_id: &batch.job_id,
-            config: &config,
-        };
-        let outcomes = job
-            .apply_tier_changes(&aws.tables, &batch.rows, Utc::now())
-            .await?;
-        Ok(BatchReport::of(outcomes))
+        apply_memberships(aws, batch).await
     }
 }
 
-/// The tenant's programs and tiers, which membership rows are decided on.
+/// Membership rows are decided on the tenant's programs and tiers.
+async fn apply_memberships<R: MembershipRow>(
+    aws: &Aws,
+    batch: &Batch<R>,
+) -> anyhow::Result<BatchReport> {
+    let config = memberships(aws, &batch.tenant_id).await?;
+    let job = CardJob {
+        tenant_id: &batch.tenant_id,
+        job_id: &batch.job_id,
+        config: &config,
+    };
+    let outcomes = R::apply_all(&job, &aws.tables, &batch.rows, Utc::now()).await?;
+    Ok(BatchReport::of(outcomes))
+}
+
+/// The tenant's programs and tiers.
 async fn memberships(aws: &Aws, tenant_id: &str) -> anyhow::Result<Memberships> {
     aws.tables
         .tenant(tenant_id)

@@ -101,6 +101,38 @@ pub struct CardJob<'a> {
     pub config: &'a Memberships,
 }
 
+/// The rows of a membership file, which a [`CardJob`] applies in order.
+pub trait MembershipRow: Sized + Sync {
+    fn apply_all<S: CardStore>(
+        job: &CardJob<'_>,
+        store: &S,
+        rows: &[Self],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<RowOutcome>, CardApplyError<S::Error>>> + Send;
+}
+
+impl MembershipRow for CardRow {
+    async fn apply_all<S: CardStore>(
+        job: &CardJob<'_>,
+        store: &S,
+        rows: &[Self],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<RowOutcome>, CardApplyError<S::Error>> {
+        job.apply_cards(store, rows, now).await
+    }
+}
+
+impl MembershipRow for TierChangeRow {
+    async fn apply_all<S: CardStore>(
+        job: &CardJob<'_>,
+        store: &S,
+        rows: &[Self],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<RowOutcome>, CardApplyError<S::Error>> {
+        job.apply_tier_changes(store, rows, now).await
+    }
+}
+
 impl CardJob<'_> {
     /// Applies card code rows in order; returns each row's outcome.
     pub async fn apply_cards<S: CardStore>(

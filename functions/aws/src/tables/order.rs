@@ -97,52 +97,33 @@ impl Tables {
     /// marked done has its job's current status.
     pub async fn membership_files(&self, tenant_id: &str) -> Result<Vec<Placed>, AwsError> {
         let mut placed = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.jobs)
-                .key_condition_expression("tenant_id = :t AND begins_with(sk, :p)")
-                .expression_attribute_values(":t", s(tenant_id))
-                .expression_attribute_values(":p", s(PREFIX))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| AwsError::sdk("dynamodb:Query", e))?;
-            for item in out.items.unwrap_or_default() {
-                let (Some(job_id), Some(filename)) =
-                    (text(&item, "job_id"), text(&item, "filename"))
-                else {
-                    continue;
-                };
-                let Ok(name) = FileName::parse(filename) else {
-                    continue;
-                };
-                let status = match text(&item, "final_status").and_then(status_named) {
-                    Some(status) => status,
-                    None => match self.job(tenant_id, job_id).await? {
-                        Some(job) => job.status,
-                        None => continue,
-                    },
-                };
-                let arrived_at = text(&item, "arrived_at")
-                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                    .map_or_else(Utc::now, |t| t.with_timezone(&Utc));
-                placed.push(Placed {
-                    job_id: job_id.to_owned(),
-                    filename: filename.to_owned(),
-                    position: name.position(),
-                    status,
-                    arrived_at,
-                });
-            }
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(placed),
-            }
+        for item in self.jobs_items(tenant_id, PREFIX).await? {
+            let (Some(job_id), Some(filename)) = (text(&item, "job_id"), text(&item, "filename"))
+            else {
+                continue;
+            };
+            let Ok(name) = FileName::parse(filename) else {
+                continue;
+            };
+            let status = match text(&item, "final_status").and_then(status_named) {
+                Some(status) => status,
+                None => match self.job(tenant_id, job_id).await? {
+                    Some(job) => job.status,
+                    None => continue,
+                },
+            };
+            let arrived_at = text(&item, "arrived_at")
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map_or_else(Utc::now, |t| t.with_timezone(&Utc));
+            placed.push(Placed {
+                job_id: job_id.to_owned(),
+                filename: filename.to_owned(),
+                position: name.position(),
+                status,
+                arrived_at,
+            });
         }
+        Ok(placed)
     }
 
     /// Records that a membership file is done (its final status), so the

@@ -368,7 +368,9 @@ async fn a_new_card_gets_its_programs_lowest_tier_and_a_tier_of_another_program_
              T-1;d1@example.com;1;;;;\n\
              T-2;d2@example.com;1;;;;8\n\
              T-3;d3@example.com;9;;;;\n\
-             T-4;d4@example.com;3;;;;8\n"
+             T-4;d4@example.com;3;;;;8\n\
+             T-5;d5@example.com;NULL;;;;\n\
+             T-6;d6@example.com;1;;;;2.0\n"
         ),
     )
     .await;
@@ -378,9 +380,17 @@ async fn a_new_card_gets_its_programs_lowest_tier_and_a_tier_of_another_program_
             ("applied", ""),
             ("failed", "unknown_tier"),
             ("failed", "unknown_program"),
-            ("applied", "")
+            ("applied", ""),
+            ("failed", "invalid_number"),
+            ("failed", "invalid_number")
         ]
     );
+    assert!(rows[4]
+        .get("error_message")
+        .contains("NULL is not a number"));
+    assert!(rows[5]
+        .get("error_message")
+        .contains("'2.0' is not a positive whole number"));
     assert!(rows[1]
         .get("error_message")
         .contains("not a tier of program 1"));
@@ -874,6 +884,48 @@ async fn a_card_code_file_uploaded_through_the_api_is_imported() {
     assert_eq!(body["status"], "completed", "{body}");
     assert_eq!(body["kind"], "cardcode", "{body}");
     assert_eq!(card(&h, &t, "U-1").await.unwrap().id_tier, 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_shows_why_a_membership_file_waits() {
+    let h = Harness::start().await;
+    let t = member_tenant(&h, true).await;
+    let job_id = h
+        .api_import(
+            &t,
+            "tierchange",
+            "demoshop_tierchange_portal_20260110.csv",
+            &format!("{TIER_HEADER}\nU-2;Gold;;2026-01-10;\n"),
+            false,
+        )
+        .await;
+    for _ in 0..3 {
+        h.runner.pump().await.unwrap();
+    }
+    let body = h
+        .api(&t, Method::GET, &format!("/imports/{job_id}"), None)
+        .await
+        .json()
+        .unwrap();
+    assert_eq!(body["status"], "waiting", "{body}");
+    let why = body["waiting_for"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("for the card code file of 2026-01-10"),
+        "{why}"
+    );
+    // It goes once its wait is over.
+    impatient_runner(&h)
+        .await
+        .run_until_idle(Some(t.id()), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let done = h
+        .api(&t, Method::GET, &format!("/imports/{job_id}"), None)
+        .await
+        .json()
+        .unwrap();
+    assert_eq!(done["status"], "completed_with_errors", "{done}");
+    assert_eq!(done["waiting_for"], serde_json::Value::Null);
 }
 
 #[tokio::test(flavor = "multi_thread")]

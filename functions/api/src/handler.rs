@@ -205,6 +205,7 @@ async fn job_status(aws: &Aws, tenant: &Tenant, job_id: &str) -> Result<Response
         &json!({
             "job_id": job.job_id,
             "status": job.status,
+            "waiting_for": job.waiting_for,
             "kind": job.kind,
             "reason": job.reason,
             "dry_run": job.dry_run,

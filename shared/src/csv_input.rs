@@ -1,13 +1,15 @@
 //! Reading an uploaded CSV file as a stream of records.
 //!
 //! One [`ByteRecord`] is reused for every row, so memory does not grow with
-//! the file. The delimiter (comma, semicolon or tab) is detected from the
-//! header line; a UTF-8 byte order mark is ignored; header names are matched
-//! after trimming and lower-casing.
+//! the file. The text encoding is detected from the start of the file and
+//! the file read as UTF-8 ([`crate::text_encoding`]); the delimiter (comma,
+//! semicolon or tab) is detected from the header line; a byte order mark is
+//! ignored; header names are matched after trimming and lower-casing.
 
 use crate::outcome::{ErrorCode, RowError};
+use crate::text_encoding::{TextEncoding, Utf8Text};
 use csv::ByteRecord;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, Read};
 
 /// The header line of a file, as written and as matched.
 #[derive(Debug, Clone)]
@@ -17,6 +19,8 @@ pub struct Header {
     /// The header cells as written (BOM removed), for the processed file.
     pub raw: ByteRecord,
     pub delimiter: u8,
+    /// What the file was read as.
+    pub encoding: TextEncoding,
 }
 
 impl Header {
@@ -53,7 +57,7 @@ impl From<csv::Error> for FileError {
 
 /// A CSV file opened for streaming: its header, then one record at a time.
 pub struct CsvInput<R: Read> {
-    reader: csv::Reader<BufReader<R>>,
+    reader: csv::Reader<Sniffed<Utf8Text<Sniffed<R>>>>,
     header: Header,
     record: ByteRecord,
     row: u64,
@@ -64,13 +68,15 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 impl<R: Read> CsvInput<R> {
     pub fn open(input: R) -> Result<Self, FileError> {
-        let mut buffered = BufReader::with_capacity(SNIFF_BYTES, input);
-        let delimiter = detect_delimiter(buffered.fill_buf()?);
+        let raw = sniff(input)?;
+        let encoding = TextEncoding::detect(head(&raw));
+        let text = sniff(Utf8Text::new(raw, encoding))?;
+        let delimiter = detect_delimiter(head(&text));
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(delimiter)
             .has_headers(false)
             .flexible(true)
-            .from_reader(buffered);
+            .from_reader(text);
         let mut raw = ByteRecord::new();
         loop {
             if !reader.read_byte_record(&mut raw)? {
@@ -83,13 +89,19 @@ impl<R: Read> CsvInput<R> {
         }
         let raw = strip_bom(&raw);
         let mut names = Vec::with_capacity(raw.len());
+        // Offsets in the file as uploaded: a Windows-1252 character is one
+        // byte there, however long it is in UTF-8.
+        let file_bytes = |text: &[u8]| match encoding {
+            TextEncoding::Windows1252 => String::from_utf8_lossy(text).chars().count() as u64,
+            _ => text.len() as u64,
+        };
         let mut offset = 0u64;
         for field in raw.iter() {
             let name = std::str::from_utf8(field).map_err(|e| FileError::HeaderEncoding {
-                offset: offset + e.valid_up_to() as u64,
+                offset: offset + file_bytes(&field[..e.valid_up_to()]),
             })?;
             names.push(name.trim().to_lowercase());
-            offset += field.len() as u64 + 1;
+            offset += file_bytes(field) + 1;
         }
         // Trailing delimiters on the header line make empty trailing names.
         while names.last().is_some_and(String::is_empty) && names.len() > 1 {
@@ -101,6 +113,7 @@ impl<R: Read> CsvInput<R> {
                 names,
                 raw,
                 delimiter,
+                encoding,
             },
             record: ByteRecord::new(),
             row: 0,
@@ -139,6 +152,23 @@ impl<R: Read> CsvInput<R> {
     pub fn offset(&self) -> u64 {
         self.record.position().map(|p| p.byte()).unwrap_or(0)
     }
+}
+
+/// A stream whose first bytes were read ahead to look at.
+type Sniffed<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
+
+/// Reads up to `SNIFF_BYTES` ahead (however many reads that takes), and
+/// gives them back with the rest of the stream.
+fn sniff<R: Read>(mut input: R) -> io::Result<Sniffed<R>> {
+    let mut head = Vec::with_capacity(SNIFF_BYTES);
+    (&mut input)
+        .take(SNIFF_BYTES as u64)
+        .read_to_end(&mut head)?;
+    Ok(io::Cursor::new(head).chain(input))
+}
+
+fn head<R>(sniffed: &Sniffed<R>) -> &[u8] {
+    sniffed.get_ref().0.get_ref()
 }
 
 fn strip_bom(record: &ByteRecord) -> ByteRecord {
@@ -235,7 +265,11 @@ mod tests {
     use super::*;
 
     fn rows(text: &str) -> (Header, Vec<(u64, Vec<String>)>) {
-        let mut input = CsvInput::open(text.as_bytes()).unwrap();
+        rows_of(text.as_bytes())
+    }
+
+    fn rows_of(bytes: &[u8]) -> (Header, Vec<(u64, Vec<String>)>) {
+        let mut input = CsvInput::open(bytes).unwrap();
         let mut out = Vec::new();
         while let Some(n) = input.next_row().unwrap() {
             let cells = input
@@ -276,11 +310,39 @@ mod tests {
     }
 
     #[test]
-    fn a_header_that_is_not_utf8_is_refused_with_its_offset() {
-        let err = CsvInput::open(&b"email,am\xE9ount\n"[..]).err().unwrap();
+    fn a_header_with_a_byte_no_encoding_reads_is_refused_with_its_offset() {
+        // 0xE9 makes it Windows-1252, where 0x81 is no character.
+        let err = CsvInput::open(&b"\xE9mail,am\x81ount\n"[..]).err().unwrap();
         assert!(
             matches!(err, FileError::HeaderEncoding { offset: 8 }),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn a_windows_1252_file_is_read_as_written() {
+        let (header, rows) = rows_of(b"Pr\xE9nom;Montant\r\nZo\xEB;10\x80\r\n");
+        assert_eq!(header.encoding, TextEncoding::Windows1252);
+        assert_eq!(header.names, ["prénom", "montant"]);
+        assert_eq!(rows[0].1, ["Zoë", "10€"]);
+    }
+
+    #[test]
+    fn a_utf16_file_from_excel_unicode_text_is_read_with_its_tabs() {
+        let bytes: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain(
+                "email\tamount\r\nzoë@x.io\t5\r\n"
+                    .encode_utf16()
+                    .flat_map(u16::to_le_bytes),
+            )
+            .collect();
+        let (header, rows) = rows_of(&bytes);
+        assert_eq!(
+            (header.encoding, header.delimiter),
+            (TextEncoding::Utf16Le, b'\t')
+        );
+        assert_eq!(header.names, ["email", "amount"]);
+        assert_eq!(rows[0].1, ["zoë@x.io", "5"]);
     }
 }

@@ -96,12 +96,12 @@ impl Harness {
         TestTenant { tenant, api_key }
     }
 
-    /// An operator's console drop: `incoming/<tenant>/<path>`.
+    /// An operator's console drop: `incoming/<tenant>/<path>`, any bytes.
     pub async fn drop_file(
         &self,
         tenant: &TestTenant,
         path: &str,
-        content: &str,
+        content: impl AsRef<[u8]>,
         reason: Option<&str>,
     ) -> String {
         let metadata: Vec<(&str, &str)> = reason.map(|r| ("reason", r)).into_iter().collect();
@@ -113,7 +113,7 @@ impl Harness {
         &self,
         tenant: &TestTenant,
         path: &str,
-        content: &str,
+        content: impl AsRef<[u8]>,
         metadata: &[(&str, &str)],
     ) -> String {
         let key = format!("incoming/{}/{path}", tenant.id());
@@ -129,7 +129,7 @@ impl Harness {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
             ))
-            .body(ByteStream::from(content.as_bytes().to_vec()))
+            .body(ByteStream::from(content.as_ref().to_vec()))
             .send()
             .await
             .expect("put object");

@@ -10,7 +10,7 @@
 use crate::batch::{Batch, BatchRow};
 use crate::identifier::CustomerRef;
 use crate::ledger::{LedgerEntry, Movement, Wallet};
-use crate::outcome::{ErrorCode, RowError, RowOutcome, Tally};
+use crate::outcome::{ErrorCode, RowError, RowOutcome, RowStatus, Tally};
 use crate::points::{Operation, PointsRow};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -171,6 +171,29 @@ pub async fn give_up_batch<S: LedgerStore, R: BatchRow>(
     Ok(report)
 }
 
+/// The movement a row asks of the wallet as read: its own, or for a row
+/// that sets the balance, the difference (`None` if there is none).
+fn movement_of(row: &PointsRow, wallet: &Wallet, now: DateTime<Utc>) -> Option<Movement> {
+    if !row.set_balance {
+        return Some(Movement {
+            operation: row.operation,
+            amount: row.amount,
+            expire_in_days: row.expire_in_days,
+        });
+    }
+    let difference = row.amount - wallet.balance_at(now);
+    let operation = match difference.signum() {
+        0 => return None,
+        1 => Operation::Credit,
+        _ => Operation::Debit,
+    };
+    Some(Movement {
+        operation,
+        amount: difference.abs(),
+        expire_in_days: None,
+    })
+}
+
 async fn decide<S: LedgerStore>(
     store: &S,
     batch: &Batch,
@@ -184,21 +207,30 @@ async fn decide<S: LedgerStore>(
         dry_run_of: batch.dry_run.then(|| batch.job_id.clone()),
     };
     let entry_id = format!("{}#{}", batch.job_id, row.row);
-    let movement = Movement {
-        operation: row.operation,
-        amount: row.amount,
-        expire_in_days: row.expire_in_days,
-    };
     for _ in 0..MAX_ATTEMPTS {
         let wallet = match wallets.remove(&row.customer) {
             Some(w) => w,
             None => store.wallet(&account).await.map_err(ApplyError::Store)?,
         };
-        let (outcome, change) = match wallet.apply(&movement, &entry_id, now) {
-            Ok(applied) => {
-                let points = match row.operation {
-                    Operation::Credit => row.amount,
-                    Operation::Debit => -row.amount,
+        let movement = movement_of(row, &wallet, now);
+        let (outcome, change) = match movement.map(|m| (wallet.apply(&m, &entry_id, now), m)) {
+            // Set balance: the wallet holds the balance already.
+            None => {
+                let balance = wallet.balance_at(now);
+                let mut unchanged = RowOutcome::from(&RowError::new(
+                    row.row,
+                    None,
+                    ErrorCode::NothingToChange,
+                    format!("the wallet holds {balance} points already"),
+                ))
+                .with_balance(balance);
+                unchanged.status = RowStatus::Skipped;
+                (unchanged, None)
+            }
+            Some((Ok(applied), movement)) => {
+                let points = match movement.operation {
+                    Operation::Credit => movement.amount,
+                    Operation::Debit => -movement.amount,
                 };
                 let entry = LedgerEntry {
                     entry_id: entry_id.clone(),
@@ -206,8 +238,8 @@ async fn decide<S: LedgerStore>(
                     customer: row.customer.clone(),
                     job_id: batch.job_id.clone(),
                     row: row.row,
-                    operation: row.operation,
-                    amount: row.amount,
+                    operation: movement.operation,
+                    amount: movement.amount,
                     reason: batch.reason.clone(),
                     expires_at: applied.expires_at,
                     balance_after: applied.balance_after,
@@ -220,7 +252,7 @@ async fn decide<S: LedgerStore>(
                     Some((applied.wallet, entry)),
                 )
             }
-            Err(refused) => {
+            Some((Err(refused), _)) => {
                 let err = RowError::new(
                     row.row,
                     Some("amount"),
@@ -368,6 +400,7 @@ mod tests {
                     operation,
                     amount,
                     expire_in_days: None,
+                    set_balance: false,
                 })
                 .collect(),
         }
@@ -413,6 +446,44 @@ mod tests {
         assert_eq!(report.outcomes[1].balance_after, Some(50));
         assert_eq!(live_balance(&store, "a@x.io"), 30);
         assert_eq!(store.entries.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn setting_a_balance_moves_the_difference_once_and_a_rerun_changes_nothing() {
+        let store = MemoryLedger::default();
+        block_on(apply_batch(
+            &store,
+            &batch("J0", false, &[(1, "a@x.io", Operation::Credit, 100)]),
+            now(),
+        ))
+        .unwrap();
+        let set = |job: &str, targets: &[(u64, i64)]| {
+            let mut b = batch(
+                job,
+                false,
+                &targets
+                    .iter()
+                    .map(|&(row, target)| (row, "a@x.io", Operation::Credit, target))
+                    .collect::<Vec<_>>(),
+            );
+            b.rows.iter_mut().for_each(|r| r.set_balance = true);
+            block_on(apply_batch(&store, &b, now())).unwrap()
+        };
+        let first = set("J1", &[(1, 250), (2, 40)]);
+        assert_eq!(first.outcomes[0].points, Some(150));
+        assert_eq!(first.outcomes[1].points, Some(-210));
+        assert_eq!(first.outcomes[1].balance_after, Some(40));
+        assert_eq!((first.tally.credited, first.tally.debited), (150, 210));
+        let again = set("J2", &[(1, 40)]);
+        assert_eq!(again.outcomes[0].status, RowStatus::Skipped);
+        assert_eq!(
+            again.outcomes[0].error_code,
+            Some(ErrorCode::NothingToChange)
+        );
+        assert_eq!(again.outcomes[0].balance_after, Some(40));
+        assert_eq!(live_balance(&store, "a@x.io"), 40);
+        // One entry for the credit, one per applied adjustment.
+        assert_eq!(store.entries.lock().unwrap().len(), 3);
     }
 
     #[test]

@@ -184,6 +184,7 @@ mod tests {
             operation: Operation::Credit,
             amount: 1,
             expire_in_days: None,
+            set_balance: false,
         }
     }
 

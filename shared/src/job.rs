@@ -11,6 +11,11 @@ use crate::csv_input::CsvInput;
 use crate::kind::ImportKind;
 use crate::outcome::Tally;
 use crate::points::PreviewRow;
+use crate::smile::Mode;
+
+fn is_add(mode: &Mode) -> bool {
+    *mode == Mode::Add
+}
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -84,6 +89,9 @@ pub struct Job {
     pub reason: String,
     #[serde(default)]
     pub dry_run: bool,
+    /// A Smile.io file's mode: add the points, or set each balance to them.
+    #[serde(default, skip_serializing_if = "is_add")]
+    pub smile_mode: Mode,
     pub filename: String,
     /// The object the job reads: `incoming/<tenant>/...`.
     pub source_key: String,
@@ -156,6 +164,7 @@ impl Job {
             waiting_for: None,
             reason: reason.to_owned(),
             dry_run: false,
+            smile_mode: Mode::Add,
             filename: filename_of(source_key).to_owned(),
             source_key: source_key.to_owned(),
             source_version: None,

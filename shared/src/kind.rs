@@ -13,6 +13,9 @@ pub enum ImportKind {
     Points,
     #[serde(rename = "points_with_expiry")]
     PointsWithExpiry,
+    /// Smile.io's points template or customer export (SPEC §4.2).
+    #[serde(rename = "smile")]
+    Smile,
     /// Loyalty cards (subscriptions): created or updated.
     #[serde(rename = "cardcode")]
     CardCode,
@@ -22,9 +25,10 @@ pub enum ImportKind {
 }
 
 impl ImportKind {
-    pub const ALL: [ImportKind; 4] = [
+    pub const ALL: [ImportKind; 5] = [
         ImportKind::Points,
         ImportKind::PointsWithExpiry,
+        ImportKind::Smile,
         ImportKind::CardCode,
         ImportKind::TierChange,
     ];
@@ -33,17 +37,18 @@ impl ImportKind {
         match self {
             ImportKind::Points => "points",
             ImportKind::PointsWithExpiry => "points_with_expiry",
+            ImportKind::Smile => "smile",
             ImportKind::CardCode => "cardcode",
             ImportKind::TierChange => "tierchange",
         }
     }
 
-    /// The points format, for a points import.
+    /// The native points format, for a native points import.
     pub fn points(self) -> Option<PointsKind> {
         match self {
             ImportKind::Points => Some(PointsKind::Points),
             ImportKind::PointsWithExpiry => Some(PointsKind::PointsWithExpiry),
-            ImportKind::CardCode | ImportKind::TierChange => None,
+            ImportKind::Smile | ImportKind::CardCode | ImportKind::TierChange => None,
         }
     }
 
@@ -52,7 +57,7 @@ impl ImportKind {
         match self {
             ImportKind::CardCode => Some(Scope::CardCode),
             ImportKind::TierChange => Some(Scope::TierChange),
-            ImportKind::Points | ImportKind::PointsWithExpiry => None,
+            ImportKind::Points | ImportKind::PointsWithExpiry | ImportKind::Smile => None,
         }
     }
 
@@ -62,6 +67,7 @@ impl ImportKind {
             ImportKind::Points | ImportKind::PointsWithExpiry => {
                 self.points().map(PointsKind::template).unwrap_or_default()
             }
+            ImportKind::Smile => crate::smile::TEMPLATE,
             ImportKind::CardCode => {
                 "card_code;customer_key;id_program;join_date;expiration_date;birthday;id_tier\n\
                  \"C-0001\";\"jane@example.com\";\"1\";\"2026-03-01 10:30:00\";\"2027-03-01 00:00:00\";\"1985-02-01\";\"2\"\n\
@@ -78,6 +84,7 @@ impl ImportKind {
     pub fn title(self) -> &'static str {
         match self {
             ImportKind::Points | ImportKind::PointsWithExpiry => "Points import",
+            ImportKind::Smile => "Smile.io points import",
             ImportKind::CardCode => "Card code import",
             ImportKind::TierChange => "Tier change import",
         }
@@ -116,7 +123,7 @@ impl std::str::FromStr for ImportKind {
             .find(|k| k.as_str() == s)
             .ok_or_else(|| {
                 format!(
-                    "'{s}' is not an import kind: use points, points_with_expiry, cardcode or tierchange"
+                    "'{s}' is not an import kind: use points, points_with_expiry, smile, cardcode or tierchange"
                 )
             })
     }

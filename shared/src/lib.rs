@@ -23,8 +23,10 @@ pub mod notification;
 pub mod outcome;
 pub mod points;
 pub mod processed;
+pub mod smile;
 pub mod split;
 pub mod tenant;
+pub mod text_encoding;
 
 #[cfg(test)]
 pub(crate) mod test_support {

@@ -87,7 +87,7 @@ impl fmt::Display for Operation {
 /// A header that cannot be imported: the whole file is rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
-    #[error("unknown column '{0}': a points file has the columns email, mobile, customer_id, amount, operation{1}")]
+    #[error("unknown column '{0}': a points file has the columns email, mobile, customer_id (or lead_id), amount (or points, coins), operation{1}")]
     UnknownColumn(String, &'static str),
     #[error("missing column '{0}'")]
     MissingColumn(&'static str),
@@ -95,6 +95,8 @@ pub enum HeaderError {
     MissingIdentifierColumn,
     #[error("column '{0}' appears more than once")]
     DuplicateColumn(String),
+    #[error("columns '{0}' and '{1}' are the same column (both give the {column}): keep one", column = canonical(.0))]
+    SameColumnTwice(String, String),
     #[error("column {0} has no name")]
     UnnamedColumn(usize),
 }
@@ -109,6 +111,10 @@ pub struct PointsColumns {
     amount: usize,
     operation: Option<usize>,
     expire_in_days: Option<usize>,
+    /// The names the file gives the amount and customer id columns, for
+    /// row errors (`points`, `lead_id`...).
+    amount_column: String,
+    customer_id_column: String,
     width: usize,
 }
 
@@ -121,6 +127,10 @@ pub struct PointsRow {
     pub amount: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expire_in_days: Option<u32>,
+    /// The row sets the balance to `amount` (a Smile.io migration in set
+    /// balance mode) instead of moving `amount` points.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub set_balance: bool,
 }
 
 /// One line of the preview: the row as read, and whether it is valid.
@@ -136,21 +146,38 @@ pub struct PreviewRow {
     pub result: String,
 }
 
+/// The column a header name stands for: `points` and `coins` are other
+/// platforms' names for `amount`, `lead_id` for `customer_id`.
+fn canonical(name: &str) -> &str {
+    match name {
+        "points" | "coins" => "amount",
+        "lead_id" => "customer_id",
+        other => other,
+    }
+}
+
 impl PointsColumns {
     /// Maps a header to the format. `kind` is the kind asked for at upload;
     /// `None` infers it (an `expire_in_days` column means with expiry).
     pub fn from_header(header: &Header, kind: Option<PointsKind>) -> Result<Self, HeaderError> {
-        let mut seen: Vec<&str> = Vec::new();
+        let mut seen: Vec<(&str, &str)> = Vec::new();
         for (i, name) in header.names.iter().enumerate() {
             if name.is_empty() {
                 return Err(HeaderError::UnnamedColumn(i + 1));
             }
-            if seen.contains(&name.as_str()) {
-                return Err(HeaderError::DuplicateColumn(name.clone()));
+            let column = canonical(name);
+            if let Some((first, _)) = seen.iter().find(|(_, c)| *c == column) {
+                return Err(if first == name {
+                    HeaderError::DuplicateColumn(name.clone())
+                } else {
+                    HeaderError::SameColumnTwice(first.to_string(), name.clone())
+                });
             }
-            seen.push(name);
+            seen.push((name, column));
         }
-        let kind = kind.unwrap_or(if header.position("expire_in_days").is_some() {
+        // Where a column is, by its canonical name.
+        let position = |column: &str| header.names.iter().position(|n| canonical(n) == column);
+        let kind = kind.unwrap_or(if position("expire_in_days").is_some() {
             PointsKind::PointsWithExpiry
         } else {
             PointsKind::Points
@@ -166,7 +193,7 @@ impl PointsColumns {
                 "expire_in_days",
             ],
         };
-        if let Some(unknown) = header.names.iter().find(|n| !known.contains(&n.as_str())) {
+        if let Some(unknown) = header.names.iter().find(|n| !known.contains(&canonical(n))) {
             let hint = match kind {
                 PointsKind::Points if unknown == "expire_in_days" => {
                     " (expire_in_days belongs to imports with expiry)"
@@ -176,16 +203,14 @@ impl PointsColumns {
             };
             return Err(HeaderError::UnknownColumn(unknown.clone(), hint));
         }
-        let email = header.position("email");
-        let mobile = header.position("mobile");
-        let customer_id = header.position("customer_id");
+        let email = position("email");
+        let mobile = position("mobile");
+        let customer_id = position("customer_id");
         if email.is_none() && mobile.is_none() && customer_id.is_none() {
             return Err(HeaderError::MissingIdentifierColumn);
         }
-        let amount = header
-            .position("amount")
-            .ok_or(HeaderError::MissingColumn("amount"))?;
-        let expire_in_days = header.position("expire_in_days");
+        let amount = position("amount").ok_or(HeaderError::MissingColumn("amount"))?;
+        let expire_in_days = position("expire_in_days");
         if kind == PointsKind::PointsWithExpiry && expire_in_days.is_none() {
             return Err(HeaderError::MissingColumn("expire_in_days"));
         }
@@ -195,8 +220,11 @@ impl PointsColumns {
             mobile,
             customer_id,
             amount,
-            operation: header.position("operation"),
+            operation: position("operation"),
             expire_in_days,
+            amount_column: header.names[amount].clone(),
+            customer_id_column: customer_id
+                .map_or_else(|| "customer_id".to_owned(), |i| header.names[i].clone()),
             width: header.names.len(),
         })
     }
@@ -224,7 +252,8 @@ impl PointsColumns {
                 ))
             }
         };
-        let amount = parse_amount(row, &cells.text(Some(self.amount), "amount")?)?;
+        let column = self.amount_column.as_str();
+        let amount = parse_amount(row, column, &cells.text(Some(self.amount), column)?)?;
         let expire_in_days = match self.expire_in_days {
             None => None,
             Some(i) => parse_expiry(row, &cells.text(Some(i), "expire_in_days")?, operation)?,
@@ -235,6 +264,7 @@ impl PointsColumns {
             operation,
             amount,
             expire_in_days,
+            set_balance: false,
         })
     }
 
@@ -242,16 +272,16 @@ impl PointsColumns {
         let columns = [
             ("email", self.email),
             ("mobile", self.mobile),
-            ("customer_id", self.customer_id),
+            (self.customer_id_column.as_str(), self.customer_id),
         ];
-        for (name, index) in columns {
+        for (i, (name, index)) in columns.into_iter().enumerate() {
             let value = cells.text(index, name)?;
             if value.is_empty() {
                 continue;
             }
-            let parsed = match name {
-                "email" => CustomerRef::email(&value),
-                "mobile" => CustomerRef::mobile(&value, default_country),
+            let parsed = match i {
+                0 => CustomerRef::email(&value),
+                1 => CustomerRef::mobile(&value, default_country),
                 _ => CustomerRef::customer_id(&value),
             };
             return parsed.map_err(|e| RowError::new(cells.row, Some(name), e.code, e.message));
@@ -293,16 +323,23 @@ impl PointsColumns {
                 Err(_) => lossy(self.operation),
             },
             expiry: self.expire_in_days.map(|i| lossy(Some(i))),
-            result: match result {
-                Ok(_) => "valid".to_owned(),
-                Err(e) => e.error_message.clone().unwrap_or_default(),
-            },
+            result: PreviewRow::result_of(result),
         }
     }
 }
 
-fn parse_amount(row: u64, value: &str) -> Result<i64, RowError> {
-    let err = |code, message: String| Err(RowError::new(row, Some("amount"), code, message));
+impl PreviewRow {
+    /// `valid`, or why the row is not imported.
+    pub fn result_of(result: &Result<PointsRow, RowOutcome>) -> String {
+        match result {
+            Ok(_) => "valid".to_owned(),
+            Err(e) => e.error_message.clone().unwrap_or_default(),
+        }
+    }
+}
+
+fn parse_amount(row: u64, column: &str, value: &str) -> Result<i64, RowError> {
+    let err = |code, message: String| Err(RowError::new(row, Some(column), code, message));
     if value.is_empty() {
         return err(ErrorCode::MissingAmount, "the amount is empty".into());
     }
@@ -377,6 +414,42 @@ mod tests {
             .into_iter()
             .map(|r| r.err().map(|e| e.code))
             .collect()
+    }
+
+    #[test]
+    fn points_and_coins_are_amounts_and_lead_id_is_a_customer_id() {
+        for amount in ["points", "Coins", "AMOUNT"] {
+            let file = format!("lead_id,{amount}\nL-7,12\n");
+            let rows = validate_all(&file).unwrap();
+            let row = rows[0].as_ref().unwrap();
+            assert_eq!(row.customer, CustomerRef::CustomerId("L-7".into()));
+            assert_eq!(row.amount, 12);
+        }
+        // Errors name the column as the file does.
+        let rows = validate_all("lead_id,coins\nL-7,1.5\n\"L\n8\",2\n").unwrap();
+        let amount = rows[0].as_ref().unwrap_err();
+        assert_eq!(amount.column.as_deref(), Some("coins"));
+        assert!(
+            amount.to_string().contains("column coins: '1.5'"),
+            "{amount}"
+        );
+        let id = rows[1].as_ref().unwrap_err();
+        assert_eq!(id.column.as_deref(), Some("lead_id"));
+    }
+
+    #[test]
+    fn a_column_and_its_synonym_together_reject_the_file() {
+        let err = validate_all("email,amount,points\na@x.io,1,2\n").unwrap_err();
+        assert_eq!(
+            err,
+            HeaderError::SameColumnTwice("amount".into(), "points".into())
+        );
+        assert!(err.to_string().contains("both give the amount"));
+        let err = validate_all("customer_id,lead_id,amount\n").unwrap_err();
+        assert_eq!(
+            err,
+            HeaderError::SameColumnTwice("customer_id".into(), "lead_id".into())
+        );
     }
 
     #[test]
@@ -459,8 +532,8 @@ mod tests {
     #[test]
     fn unknown_and_missing_columns_reject_the_header() {
         assert_eq!(
-            validate_all("email,amount,points\n").unwrap_err(),
-            HeaderError::UnknownColumn("points".into(), "")
+            validate_all("email,amount,colour\n").unwrap_err(),
+            HeaderError::UnknownColumn("colour".into(), "")
         );
         assert_eq!(
             validate_all("email,operation\n").unwrap_err(),

@@ -11,6 +11,7 @@ use crate::membership::programs::Memberships;
 use crate::membership::tier_changes::{TierChangeColumns, TierChangeRow};
 use crate::outcome::RowOutcome;
 use crate::points::{PointsColumns, PointsRow, PreviewRow};
+use crate::smile::{Mode, SmileColumns};
 use csv::ByteRecord;
 use std::io::Read;
 
@@ -27,6 +28,8 @@ pub struct SplitRequest {
     pub kind: Option<ImportKind>,
     pub reason: String,
     pub dry_run: bool,
+    /// For Smile.io files: add the points, or set the balance to them.
+    pub smile_mode: Mode,
     pub default_country: String,
     pub rows_per_batch: usize,
     pub shards: u32,
@@ -102,6 +105,29 @@ impl RowFormat for PointsFormat<'_> {
     }
 }
 
+struct SmileFormat {
+    columns: SmileColumns,
+    mode: Mode,
+}
+
+impl RowFormat for SmileFormat {
+    type Row = PointsRow;
+    fn kind(&self) -> ImportKind {
+        ImportKind::Smile
+    }
+    fn read(&self, row: u64, record: &ByteRecord) -> Result<PointsRow, RowOutcome> {
+        self.columns.read(row, record, self.mode)
+    }
+    fn preview(
+        &self,
+        row: u64,
+        record: &ByteRecord,
+        result: &Result<PointsRow, RowOutcome>,
+    ) -> Option<PreviewRow> {
+        Some(self.columns.preview(row, record, result))
+    }
+}
+
 impl RowFormat for CardColumns {
     type Row = CardRow;
     fn kind(&self) -> ImportKind {
@@ -152,21 +178,77 @@ fn header_checked<T, E, H: std::fmt::Display>(
     read(header).map_err(|e| SplitError::Rejected(e.to_string()))
 }
 
-/// Splits a points file; the kind asked for, or the one its header says.
+/// Splits a points file: native or Smile.io, as asked for at upload, or
+/// as its header says (console drops): Smile's two-column template, or a
+/// header the native format refuses but Smile's reads, is a Smile file.
 pub fn split<R: Read, S: SplitSink<PointsRow>>(
     input: R,
     request: &SplitRequest,
     sink: &mut S,
 ) -> Result<SplitSummary, SplitError<S::Error>> {
     let input = open(input)?;
-    let columns = header_checked(input.header(), |h| {
-        PointsColumns::from_header(h, request.kind.and_then(ImportKind::points))
-    })?;
-    let format = PointsFormat {
+    let header = input.header();
+    let smile = |columns| SmileFormat {
+        columns,
+        mode: request.smile_mode,
+    };
+    let native = |columns| PointsFormat {
         columns,
         default_country: &request.default_country,
     };
-    split_rows(input, &format, request, sink)
+    match request.kind {
+        Some(ImportKind::Smile) => {
+            let columns = header_checked(header, SmileColumns::from_header)?;
+            split_rows(input, &smile(columns), request, sink)
+        }
+        Some(kind) => {
+            let columns = header_checked(header, |h| PointsColumns::from_header(h, kind.points()))?;
+            split_rows(input, &native(columns), request, sink)
+        }
+        None if SmileColumns::is_template(header) => {
+            let columns = header_checked(header, SmileColumns::from_header)?;
+            split_rows(input, &smile(columns), request, sink)
+        }
+        None => match PointsColumns::from_header(header, None) {
+            Ok(columns) => split_rows(input, &native(columns), request, sink),
+            Err(native_error) => match SmileColumns::from_header(header) {
+                Ok(columns) => split_rows(input, &smile(columns), request, sink),
+                Err(_) => Err(SplitError::Rejected(native_error.to_string())),
+            },
+        },
+    }
+}
+
+/// The first rows of a points file (native or Smile.io) as the job's
+/// preview shows them, and its kind; reads no further than the preview.
+pub fn preview<R: Read>(
+    input: R,
+    request: &SplitRequest,
+) -> Result<(ImportKind, Vec<PreviewRow>), SplitError<std::convert::Infallible>> {
+    struct First(Option<(ImportKind, Vec<PreviewRow>)>);
+    /// Ends the read once the preview is taken.
+    struct Enough;
+    impl SplitSink<PointsRow> for First {
+        type Error = Enough;
+        fn preview(&mut self, kind: ImportKind, rows: &[PreviewRow]) -> Result<(), Enough> {
+            self.0 = Some((kind, rows.to_vec()));
+            Err(Enough)
+        }
+        fn failed(&mut self, _: &[RowOutcome]) -> Result<(), Enough> {
+            Ok(())
+        }
+        fn batch(&mut self, _: Batch<PointsRow>) -> Result<(), Enough> {
+            Ok(())
+        }
+    }
+    let mut first = First(None);
+    match split(input, request, &mut first) {
+        Err(SplitError::Rejected(why)) => Err(SplitError::Rejected(why)),
+        Err(SplitError::Read(e)) => Err(SplitError::Read(e)),
+        Ok(_) | Err(SplitError::Sink(Enough)) => first
+            .0
+            .ok_or_else(|| SplitError::Read("the file ended before its preview".into())),
+    }
 }
 
 /// Splits a card code file of a tenant with this membership configuration.
@@ -307,6 +389,7 @@ mod tests {
             kind: None,
             reason: "test".into(),
             dry_run: false,
+            smile_mode: Mode::Add,
             default_country: "FR".into(),
             rows_per_batch: 4,
             shards: 2,
@@ -359,6 +442,58 @@ mod tests {
             "{err}"
         );
         assert!(sink.kind.is_none() && sink.batches.is_empty());
+    }
+
+    #[test]
+    fn a_dropped_file_with_smiles_columns_is_a_smile_file() {
+        for (file, debit) in [
+            ("Email,Points\na@x.io,-5\n", true),
+            (
+                "First name,Email,Points balance,VIP tier\nAnn,a@x.io,12,Gold\n",
+                false,
+            ),
+        ] {
+            let mut sink = Collect::<PointsRow>::default();
+            let summary = split(file.as_bytes(), &request(), &mut sink).unwrap();
+            assert_eq!(summary.kind, ImportKind::Smile, "{file}");
+            let row = &sink.batches[0].rows[0];
+            assert_eq!(row.operation == crate::points::Operation::Debit, debit);
+        }
+        // A native header with a synonym stays native; one neither reads is
+        // refused with the native format's reason.
+        let mut sink = Collect::<PointsRow>::default();
+        let native = split(
+            &b"email,points,operation\na@x.io,5,DR\n"[..],
+            &request(),
+            &mut sink,
+        );
+        assert_eq!(native.unwrap().kind, ImportKind::Points);
+        let err = split(&b"email,colour\na@x.io,red\n"[..], &request(), &mut sink).unwrap_err();
+        assert!(
+            matches!(err, SplitError::Rejected(why) if why.contains("unknown column 'colour'"))
+        );
+    }
+
+    #[test]
+    fn a_preview_shows_the_first_rows_and_reads_no_further() {
+        let mut file = String::from("email,amount,operation\n");
+        for n in 1..=10_000 {
+            let amount = if n == 2 { "\"1,5\"" } else { "10" };
+            file.push_str(&format!("c{n}@x.io,{amount},CR\n"));
+        }
+        /// Fails if read: the preview must stop well before.
+        struct Unreadable;
+        impl Read for Unreadable {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("read past the preview"))
+            }
+        }
+        let input = file.as_bytes().chain(Unreadable);
+        let (kind, rows) = preview(input, &request()).unwrap();
+        assert_eq!(kind, ImportKind::Points);
+        assert_eq!(rows.len(), PREVIEW_ROWS);
+        assert_eq!(rows[0].result, "valid");
+        assert!(rows[1].result.contains("'1,5'"), "{}", rows[1].result);
     }
 
     #[test]

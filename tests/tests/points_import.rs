@@ -120,6 +120,7 @@ async fn expired_points_are_not_spendable() {
             operation: shared::points::Operation::Credit,
             amount: 70,
             expire_in_days: Some(7),
+            set_balance: false,
         }],
     };
     shared::apply::apply_batch(&h.aws.tables, &earlier, Utc::now() - Duration::days(10))

@@ -17,6 +17,7 @@ use serde_json::json;
 use shared::job::{self, keys, Job, JobStatus};
 use shared::kind::ImportKind;
 use shared::membership::file_name::FileName;
+use shared::smile::Mode;
 use shared::tenant::{parse_api_key, Tenant};
 use std::time::Duration;
 use tracing::{info, instrument};
@@ -100,6 +101,9 @@ struct CreateImport {
     /// Import even if a file with the same content was imported before.
     #[serde(default)]
     allow_duplicate: bool,
+    /// Smile.io files: `add` (the default) or `set_balance`.
+    #[serde(default)]
+    mode: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -152,6 +156,15 @@ async fn create_import(
             ));
         }
     }
+    let smile_mode = match (&body.mode, kind) {
+        (None, _) => Mode::Add,
+        (Some(mode), ImportKind::Smile) => mode.parse().map_err(bad)?,
+        (Some(_), _) => {
+            return Err(bad(format!(
+                "mode is for Smile.io files (kind smile), not for kind {kind}"
+            )))
+        }
+    };
     let max = aws.settings.max_upload_bytes;
     if body.size_bytes == 0 || body.size_bytes > max {
         return Err(bad(format!("size_bytes must be between 1 and {max}")));
@@ -165,6 +178,7 @@ async fn create_import(
     job.status = JobStatus::AwaitingUpload;
     job.kind = Some(kind);
     job.dry_run = body.dry_run;
+    job.smile_mode = smile_mode;
     job.allow_duplicate = body.allow_duplicate;
     job.max_bytes = Some(body.size_bytes);
     aws.tables.create_job(&job).await?;

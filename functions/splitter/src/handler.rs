@@ -20,6 +20,7 @@ use shared::membership::file_name::{FileName, Scope};
 use shared::membership::order::{self, Placed, Turn};
 use shared::outcome::RowOutcome;
 use shared::points::PreviewRow;
+use shared::smile::Mode;
 use shared::split::{
     split, split_cards, split_tier_changes, SplitError, SplitRequest, SplitSink, SplitSummary,
 };
@@ -180,6 +181,12 @@ async fn job_for(
         .metadata
         .get("allow-duplicate")
         .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "yes" | "1"));
+    // A Smile.io file's mode: `x-amz-meta-mode: set_balance` (or add).
+    let mode = info.metadata.get("mode").map(|m| m.parse::<Mode>());
+    job.smile_mode = match &mode {
+        Some(Ok(mode)) => *mode,
+        _ => Mode::Add,
+    };
     job.source_version = info.version_id.clone();
     job.source_etag = info.etag.clone();
     // A membership file: dropped in the memberships folder (its name is
@@ -191,6 +198,11 @@ async fn job_for(
     }
     if tables.create_job(&job).await? {
         info!(job_id, "job created");
+        if let Some(Err(why)) = mode {
+            let why = format!("the object's metadata 'mode': {why}");
+            reject(aws, &job, &why).await?;
+            return Ok(None);
+        }
         return Ok(Some(job));
     }
     Ok(tables.job(&tenant.tenant_id, &job_id).await?)
@@ -354,6 +366,7 @@ async fn run_split(aws: &Aws, tenant: &Tenant, job: Job) -> Result<(), SplitterE
         kind: job.kind,
         reason: job.reason.clone(),
         dry_run: job.dry_run,
+        smile_mode: job.smile_mode,
         default_country: tenant.default_country.clone(),
         rows_per_batch: aws.settings.rows_per_batch,
         shards: aws.settings.shards,

@@ -6,6 +6,7 @@
 //! loyalty-local wallet <tenant> (--email <e> | --mobile <m> | --customer-id <id>)
 //! loyalty-local card <tenant> <card_code>
 //! loyalty-local drop <tenant> <file> [--reason <text>] [--as <name>]
+//! loyalty-local preview <file> [--kind <kind>] [--mode add|set_balance] [--country <ISO code>]
 //! loyalty-local run [--until-idle] [--timeout <seconds>]
 //! loyalty-local emails
 //! loyalty-local demo
@@ -17,6 +18,8 @@ use local_stack::{env, Runner};
 use loyalty_aws::objects::Presigned;
 use loyalty_aws::Aws;
 use serde_json::json;
+use shared::kind::ImportKind;
+use shared::split::{self, SplitError, SplitRequest};
 use std::time::Duration;
 
 const USAGE: &str = "usage:
@@ -25,15 +28,72 @@ const USAGE: &str = "usage:
   loyalty-local wallet <tenant> (--email <e> | --mobile <m> | --customer-id <id>)
   loyalty-local card <tenant> <card_code>
   loyalty-local drop <tenant> <file> [--reason <text>] [--as <name>]
+  loyalty-local preview <file> [--kind <kind>] [--mode add|set_balance] [--country <ISO code>]
   loyalty-local run [--until-idle] [--timeout <seconds>]
   loyalty-local emails
   loyalty-local demo";
 
 fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("preview") {
+        // A file on disk, read as the splitter would: no stack needed.
+        let file = args.get(1).ok_or_else(|| anyhow::anyhow!("{USAGE}"))?;
+        return print_preview(file, &args);
+    }
     env::load()?;
     loyalty_aws::logging::init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
     tokio::runtime::Runtime::new()?.block_on(run(args))
+}
+
+/// `loyalty-local preview <file>`: the first rows as the import's preview
+/// would show them.
+fn print_preview(file: &str, args: &[String]) -> anyhow::Result<()> {
+    let kind = option(args, "--kind")
+        .map(str::parse::<ImportKind>)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    if kind.is_some_and(|k| k.scope().is_some()) {
+        anyhow::bail!("previews are for points files (points, points_with_expiry, smile)");
+    }
+    let request = SplitRequest {
+        tenant_id: "preview".into(),
+        job_id: "preview".into(),
+        kind,
+        reason: "preview".into(),
+        dry_run: true,
+        smile_mode: option(args, "--mode")
+            .map(str::parse)
+            .transpose()
+            .map_err(anyhow::Error::msg)?
+            .unwrap_or_default(),
+        default_country: option(args, "--country").unwrap_or("FR").to_owned(),
+        rows_per_batch: 100,
+        shards: 1,
+    };
+    let input = std::fs::File::open(file).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+    let (kind, rows) = match split::preview(input, &request) {
+        Ok(preview) => preview,
+        Err(SplitError::Rejected(why)) => anyhow::bail!("the file would be rejected: {why}"),
+        Err(e) => anyhow::bail!("{file}: {e:?}"),
+    };
+    println!("{file}: a {kind} file; its first {} rows:", rows.len());
+    println!(
+        "{:>5}  {:<32} {:>10} {:<11} {:>6}  result",
+        "row", "identifier", "amount", "operation", "expiry"
+    );
+    for r in rows {
+        println!(
+            "{:>5}  {:<32} {:>10} {:<11} {:>6}  {}",
+            r.row,
+            // A cell's line break would break the table.
+            r.identifier.replace(['\n', '\r'], " "),
+            r.amount,
+            r.operation,
+            r.expiry.unwrap_or_default(),
+            r.result
+        );
+    }
+    Ok(())
 }
 
 /// The value after `--name`, if given.

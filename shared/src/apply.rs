@@ -171,6 +171,43 @@ pub async fn give_up_batch<S: LedgerStore, R: BatchRow>(
     Ok(report)
 }
 
+/// Why the row names two customers, if it does: another of its identifiers
+/// has a wallet of its own.
+async fn conflicting<S: LedgerStore>(
+    store: &S,
+    account: &Account,
+    row: &PointsRow,
+    now: DateTime<Utc>,
+) -> Result<Option<RowOutcome>, ApplyError<S::Error>> {
+    for (column, other) in &row.also {
+        let other_account = Account {
+            customer: other.clone(),
+            ..account.clone()
+        };
+        let wallet = store
+            .wallet(&other_account)
+            .await
+            .map_err(ApplyError::Store)?;
+        if wallet.version > 0 {
+            let err = RowError::new(
+                row.row,
+                Some(column),
+                ErrorCode::ConflictingIdentifiers,
+                format!(
+                    "'{}' has a wallet of its own ({} points), apart from the wallet of '{}': \
+                     the row may name two customers, so nothing is applied; give one identifier, \
+                     the one whose wallet should change",
+                    other.value(),
+                    wallet.balance_at(now),
+                    row.customer.value()
+                ),
+            );
+            return Ok(Some(RowOutcome::from(&err)));
+        }
+    }
+    Ok(None)
+}
+
 /// The movement a row asks of the wallet as read: its own, or for a row
 /// that sets the balance, the difference (`None` if there is none).
 fn movement_of(row: &PointsRow, wallet: &Wallet, now: DateTime<Utc>) -> Option<Movement> {
@@ -207,15 +244,18 @@ async fn decide<S: LedgerStore>(
         dry_run_of: batch.dry_run.then(|| batch.job_id.clone()),
     };
     let entry_id = format!("{}#{}", batch.job_id, row.row);
+    let conflict = conflicting(store, &account, row, now).await?;
     for _ in 0..MAX_ATTEMPTS {
         let wallet = match wallets.remove(&row.customer) {
             Some(w) => w,
             None => store.wallet(&account).await.map_err(ApplyError::Store)?,
         };
         let movement = movement_of(row, &wallet, now);
-        let (outcome, change) = match movement.map(|m| (wallet.apply(&m, &entry_id, now), m)) {
+        let decided = movement.map(|m| (wallet.apply(&m, &entry_id, now), m));
+        let (outcome, change) = match (&conflict, decided) {
+            (Some(refused), _) => (refused.clone().with_balance(wallet.balance_at(now)), None),
             // Set balance: the wallet holds the balance already.
-            None => {
+            (None, None) => {
                 let balance = wallet.balance_at(now);
                 let mut unchanged = RowOutcome::from(&RowError::new(
                     row.row,
@@ -227,7 +267,7 @@ async fn decide<S: LedgerStore>(
                 unchanged.status = RowStatus::Skipped;
                 (unchanged, None)
             }
-            Some((Ok(applied), movement)) => {
+            (None, Some((Ok(applied), movement))) => {
                 let points = match movement.operation {
                     Operation::Credit => movement.amount,
                     Operation::Debit => -movement.amount,
@@ -252,7 +292,7 @@ async fn decide<S: LedgerStore>(
                     Some((applied.wallet, entry)),
                 )
             }
-            Some((Err(refused), _)) => {
+            (None, Some((Err(refused), _))) => {
                 let err = RowError::new(
                     row.row,
                     Some("amount"),
@@ -401,6 +441,7 @@ mod tests {
                     amount,
                     expire_in_days: None,
                     set_balance: false,
+                    also: Vec::new(),
                 })
                 .collect(),
         }
@@ -484,6 +525,35 @@ mod tests {
         assert_eq!(live_balance(&store, "a@x.io"), 40);
         // One entry for the credit, one per applied adjustment.
         assert_eq!(store.entries.lock().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_row_whose_other_identifier_has_its_own_wallet_fails_and_moves_nothing() {
+        let store = MemoryLedger::default();
+        let mobile = CustomerRef::Mobile("+33612345678".into());
+        let mut first = batch("J0", false, &[(1, "x", Operation::Credit, 30)]);
+        first.rows[0].customer = mobile.clone();
+        block_on(apply_batch(&store, &first, now())).unwrap();
+        let mut b = batch(
+            "J1",
+            false,
+            &[
+                (1, "a@x.io", Operation::Credit, 10),
+                (2, "a@x.io", Operation::Credit, 5),
+            ],
+        );
+        b.rows[0].also = vec![("mobile".into(), mobile)];
+        let report = block_on(apply_batch(&store, &b, now())).unwrap();
+        let refused = &report.outcomes[0];
+        assert_eq!(refused.error_code, Some(ErrorCode::ConflictingIdentifiers));
+        let message = refused.error_message.as_deref().unwrap_or_default();
+        assert!(
+            message.contains("column mobile: '+33612345678' has a wallet of its own (30 points)"),
+            "{message}"
+        );
+        // The row names its own wallet only: it applies.
+        assert_eq!(report.outcomes[1].status, RowStatus::Applied);
+        assert_eq!(live_balance(&store, "a@x.io"), 5);
     }
 
     #[test]

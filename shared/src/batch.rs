@@ -185,6 +185,7 @@ mod tests {
             amount: 1,
             expire_in_days: None,
             set_balance: false,
+            also: Vec::new(),
         }
     }
 

@@ -1,7 +1,9 @@
 //! Customer identifiers: how a row names the wallet it touches.
 //!
 //! A row may carry an email, a mobile and a customer id; the first one present
-//! (in that order) identifies the customer. Each is normalised so the same
+//! (in that order) names the wallet, and every one given must be valid. If
+//! another of them has a wallet of its own, the row may name two customers:
+//! it fails (`conflicting_identifiers`) rather than guess. Each is normalised so the same
 //! customer written differently is still one wallet: emails are trimmed and
 //! lower-cased, mobiles become E.164 using the tenant's default country.
 

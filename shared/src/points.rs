@@ -131,6 +131,11 @@ pub struct PointsRow {
     /// balance mode) instead of moving `amount` points.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub set_balance: bool,
+    /// The row's other identifiers (after `customer`, which names the
+    /// wallet): if one of them has a wallet of its own, the row names two
+    /// customers and fails rather than guess which is meant.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<(String, CustomerRef)>,
 }
 
 /// One line of the preview: the row as read, and whether it is valid.
@@ -238,7 +243,15 @@ impl PointsColumns {
     ) -> Result<PointsRow, RowError> {
         let cells = Cells { row, record };
         cells.within(self.width)?;
-        let customer = self.customer(&cells, default_country)?;
+        let mut identifiers = self.identifiers(&cells, default_country)?.into_iter();
+        let (_, customer) = identifiers.next().ok_or_else(|| {
+            RowError::new(
+                row,
+                None,
+                ErrorCode::MissingIdentifier,
+                "the row has no email, mobile or customer_id",
+            )
+        })?;
         let operation = match cells.text(self.operation, "operation")?.as_str() {
             "" => Operation::Credit,
             op if op.eq_ignore_ascii_case("CR") => Operation::Credit,
@@ -265,15 +278,23 @@ impl PointsColumns {
             amount,
             expire_in_days,
             set_balance: false,
+            also: identifiers.collect(),
         })
     }
 
-    fn customer(&self, cells: &Cells, default_country: &str) -> Result<CustomerRef, RowError> {
+    /// The row's identifiers, in the order email, mobile, customer id, each
+    /// with its column's name; every one given must be valid.
+    fn identifiers(
+        &self,
+        cells: &Cells,
+        default_country: &str,
+    ) -> Result<Vec<(String, CustomerRef)>, RowError> {
         let columns = [
             ("email", self.email),
             ("mobile", self.mobile),
             (self.customer_id_column.as_str(), self.customer_id),
         ];
+        let mut found = Vec::new();
         for (i, (name, index)) in columns.into_iter().enumerate() {
             let value = cells.text(index, name)?;
             if value.is_empty() {
@@ -284,14 +305,11 @@ impl PointsColumns {
                 1 => CustomerRef::mobile(&value, default_country),
                 _ => CustomerRef::customer_id(&value),
             };
-            return parsed.map_err(|e| RowError::new(cells.row, Some(name), e.code, e.message));
+            let customer =
+                parsed.map_err(|e| RowError::new(cells.row, Some(name), e.code, e.message))?;
+            found.push((name.to_owned(), customer));
         }
-        Err(RowError::new(
-            cells.row,
-            None,
-            ErrorCode::MissingIdentifier,
-            "the row has no email, mobile or customer_id",
-        ))
+        Ok(found)
     }
 
     /// What the preview shows of a row, valid or not.
@@ -450,6 +468,30 @@ mod tests {
             err,
             HeaderError::SameColumnTwice("customer_id".into(), "lead_id".into())
         );
+    }
+
+    #[test]
+    fn every_identifier_given_must_be_valid_and_the_others_travel_with_the_row() {
+        let rows = validate_all(
+            "email,mobile,customer_id,amount\na@x.io,06 12 34 56 78,C-1,5\na@x.io,3.3612E+10,,5\n",
+        )
+        .unwrap();
+        let first = rows[0].as_ref().unwrap();
+        assert_eq!(first.customer, CustomerRef::Email("a@x.io".into()));
+        assert_eq!(
+            first.also,
+            [
+                (
+                    "mobile".to_owned(),
+                    CustomerRef::Mobile("+33612345678".into())
+                ),
+                (
+                    "customer_id".to_owned(),
+                    CustomerRef::CustomerId("C-1".into())
+                )
+            ]
+        );
+        assert_eq!(rows[1].as_ref().unwrap_err().code, ErrorCode::InvalidMobile);
     }
 
     #[test]

@@ -149,7 +149,14 @@ fn next_outcome<E, I: Iterator<Item = Result<RowOutcome, E>>>(
 }
 
 /// Prefixes cells a spreadsheet would treat as a formula with `'`.
+///
+/// The file is UTF-8: a byte no encoding could read (its row failed with
+/// `invalid_encoding`) shows as U+FFFD, the replacement character.
 pub fn neutralise(cell: &[u8]) -> Cow<'_, [u8]> {
+    let cell = match String::from_utf8_lossy(cell) {
+        Cow::Borrowed(_) => cell,
+        Cow::Owned(text) => return neutralise(text.as_bytes()).into_owned().into(),
+    };
     match cell.first() {
         Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => {
             let mut safe = Vec::with_capacity(cell.len() + 1);
@@ -180,6 +187,25 @@ mod tests {
         )
         .unwrap();
         (String::from_utf8(out).unwrap(), tally)
+    }
+
+    #[test]
+    fn a_byte_no_encoding_reads_comes_out_as_the_replacement_character() {
+        let mut out = Vec::new();
+        write_processed(
+            &b"customer_id,amount\nBad\x81Byte,4\n"[..],
+            [Ok::<_, Infallible>(RowOutcome::failed(
+                1,
+                ErrorCode::InvalidEncoding,
+                "bad byte",
+            ))]
+            .into_iter(),
+            &mut out,
+            Detail::BalanceAfter,
+        )
+        .unwrap();
+        let text = String::from_utf8(out).expect("the processed file is UTF-8");
+        assert!(text.contains("Bad\u{FFFD}Byte,4,failed"), "{text}");
     }
 
     #[test]

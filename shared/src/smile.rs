@@ -164,6 +164,7 @@ impl SmileColumns {
             amount,
             expire_in_days: None,
             set_balance: mode == Mode::SetBalance,
+            also: Vec::new(),
         })
     }
 }

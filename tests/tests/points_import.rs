@@ -121,6 +121,7 @@ async fn expired_points_are_not_spendable() {
             amount: 70,
             expire_in_days: Some(7),
             set_balance: false,
+            also: Vec::new(),
         }],
     };
     shared::apply::apply_batch(&h.aws.tables, &earlier, Utc::now() - Duration::days(10))
@@ -627,6 +628,45 @@ async fn mobiles_in_national_and_international_form_are_one_wallet() {
     .await;
     h.settle(&t).await;
     assert_eq!(h.balance(&t, "mobile:+33612345678").await, 20);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_row_whose_identifiers_have_two_wallets_fails_rather_than_guess() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    h.drop_file(
+        &t,
+        "by-mobile.csv",
+        "mobile,amount\n06 12 34 56 78,30\n",
+        None,
+    )
+    .await;
+    h.settle(&t).await;
+    h.drop_file(
+        &t,
+        "both.csv",
+        "email,mobile,amount\nzed@example.com,+33612345678,10\nzed@example.com,,4\nyan@example.com,3.3612E+10,1\n",
+        None,
+    )
+    .await;
+    h.settle(&t).await;
+    let jobs = h.jobs(&t).await;
+    let both = jobs.iter().find(|j| j.filename == "both.csv").unwrap();
+    let processed = h.processed_file(both).await;
+    assert_eq!(
+        outcomes(&processed),
+        [
+            row("failed", "conflicting_identifiers", "0"),
+            row("applied", "", "4"),
+            row("failed", "invalid_mobile", ""),
+        ]
+    );
+    let rows = processed_rows(&processed);
+    assert!(rows[0]
+        .get("error_message")
+        .contains("'+33612345678' has a wallet of its own (30 points)"));
+    assert_eq!(h.balance(&t, "mobile:+33612345678").await, 30);
+    assert_eq!(h.balance(&t, "email:zed@example.com").await, 4);
 }
 
 #[tokio::test(flavor = "multi_thread")]

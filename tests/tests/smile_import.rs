@@ -95,7 +95,7 @@ async fn a_customer_export_in_set_balance_mode_sets_each_balance_and_a_rerun_cha
         ])
     );
     // The export's other columns come back untouched in the processed file.
-    assert_eq!(processed_rows(&processed)[0].get("VIP tier"), "Gold");
+    assert_eq!(processed_rows(&processed)[0].get("vip tier"), "Gold");
     assert_eq!(h.balance(&t, "email:ann@example.com").await, 250);
     assert_eq!(h.balance(&t, "email:cy@example.com").await, 75);
     assert_eq!(h.ledger_len(&t, "email:cy@example.com").await, 2);

@@ -55,8 +55,22 @@ impl CustomerRef {
                 ": it looks like a spreadsheet turned it into scientific notation; format the column as text",
             ));
         }
-        let country =
-            phonenumber::country::Id::from_str(&default_country.to_ascii_uppercase()).ok();
+        let country_code = default_country.to_ascii_uppercase();
+        let country = phonenumber::country::Id::from_str(&country_code).ok();
+        // A national number written without its trunk prefix (France's
+        // leading 0) is what a spreadsheet makes of 06 12 34 56 78 stored
+        // as a number: refused, not completed by guess.
+        let trunk = phonenumber::metadata::DATABASE
+            .by_id(country_code.as_str())
+            .and_then(|m| m.national_prefix())
+            .filter(|prefix| *prefix == "0");
+        let digits = value.trim_start_matches(|c: char| !c.is_ascii_digit() && c != '+');
+        if trunk.is_some() && !digits.starts_with(['0', '+']) {
+            return Err(invalid(&format!(
+                ": a {country_code} number starts with 0, or with + and its country code; a \
+                 spreadsheet may have dropped its leading zero: format the column as text"
+            )));
+        }
         let number = phonenumber::parse(country, value).map_err(|_| invalid(""))?;
         if !phonenumber::is_valid(&number) {
             let hint = if !value.starts_with(['0', '+']) {
@@ -173,6 +187,25 @@ mod tests {
         let err = CustomerRef::mobile("3.3612E+10", "FR").unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidMobile);
         assert!(err.message.contains("scientific notation"));
+    }
+
+    #[test]
+    fn a_mobile_that_lost_its_leading_zero_is_refused_with_a_hint() {
+        for mangled in ["612345678", "33612345678"] {
+            let err = CustomerRef::mobile(mangled, "FR").unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidMobile);
+            assert!(
+                err.message.contains("dropped its leading zero"),
+                "{}",
+                err.message
+            );
+        }
+        // Where numbers are written without a trunk 0, they are read as usual.
+        assert_eq!(
+            CustomerRef::mobile("(415) 555-0132", "US").map(|c| c.to_string()),
+            Ok("mobile:+14155550132".to_owned())
+        );
+        assert!(CustomerRef::mobile("0033 6 12 34 56 78", "FR").is_ok());
     }
 
     #[test]

@@ -31,6 +31,8 @@ async fn the_same_content_uploaded_twice_is_reported_as_a_duplicate_and_applied_
     );
     assert_eq!(h.balance(&t, "email:rae@example.com").await, 30);
     assert_eq!(h.ledger_len(&t, "email:rae@example.com").await, 1);
+    // Its preview was written before the whole file was read to check it.
+    assert_eq!(second.preview.len(), FILE.lines().count() - 1);
     let emails = h.emails_about(&second.job_id).await;
     assert_eq!(emails.len(), 1);
     assert_eq!(

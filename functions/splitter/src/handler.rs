@@ -22,7 +22,7 @@ use shared::outcome::RowOutcome;
 use shared::points::PreviewRow;
 use shared::smile::Mode;
 use shared::split::{
-    split, split_cards, split_tier_changes, SplitError, SplitRequest, SplitSink, SplitSummary,
+    self, split, split_cards, split_tier_changes, SplitError, SplitRequest, SplitSink, SplitSummary,
 };
 use shared::tenant::Tenant;
 use tokio::runtime::Handle;
@@ -356,10 +356,6 @@ async fn refused_before_split(aws: &Aws, job: &Job) -> Result<Option<String>, Sp
 }
 
 async fn run_split(aws: &Aws, tenant: &Tenant, job: Job) -> Result<(), SplitterError> {
-    if let Some(why) = refused_before_split(aws, &job).await? {
-        return reject(aws, &job, &why).await;
-    }
-    let reader = aws.objects.open_source(&job).await?;
     let request = SplitRequest {
         tenant_id: job.tenant_id.clone(),
         job_id: job.job_id.clone(),
@@ -371,19 +367,35 @@ async fn run_split(aws: &Aws, tenant: &Tenant, job: Job) -> Result<(), SplitterE
         rows_per_batch: aws.settings.rows_per_batch,
         shards: aws.settings.shards,
     };
+    // A points file's preview is written before the whole file is read to
+    // check it (its hash): the merchant sees the first rows as soon as the
+    // upload arrived. (A dry run is not checked: its split starts at once.)
+    let previewed = job.kind.and_then(ImportKind::scope).is_none() && !job.dry_run;
+    if previewed {
+        preview_now(aws, &job, &request).await?;
+    }
+    if let Some(why) = refused_before_split(aws, &job).await? {
+        return reject(aws, &job, &why).await;
+    }
+    let reader = aws.objects.open_source(&job).await?;
     let result = match job.kind.and_then(ImportKind::scope) {
-        None => split_off(aws, &job, move |sink| split(reader, &request, sink)).await?,
+        None => {
+            split_off(aws, &job, previewed, move |sink| {
+                split(reader, &request, sink)
+            })
+            .await?
+        }
         Some(Scope::CardCode) => {
             let Some(config) = tenant.memberships.clone() else {
                 return reject(aws, &job, "this account has no membership programs set up").await;
             };
-            split_off(aws, &job, move |sink| {
+            split_off(aws, &job, false, move |sink| {
                 split_cards(reader, &config, &request, sink)
             })
             .await?
         }
         Some(Scope::TierChange) => {
-            split_off(aws, &job, move |sink| {
+            split_off(aws, &job, false, move |sink| {
                 split_tier_changes(reader, &request, sink)
             })
             .await?
@@ -414,12 +426,31 @@ async fn run_split(aws: &Aws, tenant: &Tenant, job: Job) -> Result<(), SplitterE
     }
 }
 
+/// Writes a points file's preview (and kind) on its job, reading only its
+/// first rows. A file whose header is refused gets none: the split rejects it.
+async fn preview_now(aws: &Aws, job: &Job, request: &SplitRequest) -> Result<(), SplitterError> {
+    let reader = aws.objects.open_source(job).await?;
+    let request = request.clone();
+    let preview = tokio::task::spawn_blocking(move || split::preview(reader, &request))
+        .await
+        .map_err(|e| SplitterError::Task(e.to_string()))?;
+    match preview {
+        Ok((kind, rows)) => Ok(aws
+            .tables
+            .set_preview(&job.tenant_id, &job.job_id, kind, &rows)
+            .await?),
+        Err(SplitError::Rejected(_)) => Ok(()),
+        Err(e) => Err(SplitterError::Read(format!("{e:?}"))),
+    }
+}
+
 /// Runs a split (the CSV reader is blocking) off the async threads; it calls
 /// back into the runtime for each write, and its last batches are sent
 /// before it returns.
 async fn split_off<R, F>(
     aws: &Aws,
     job: &Job,
+    previewed: bool,
     split: F,
 ) -> Result<Result<SplitSummary, SplitError<AwsError>>, SplitterError>
 where
@@ -431,6 +462,7 @@ where
         runtime: Handle::current(),
         tenant_id: job.tenant_id.clone(),
         job_id: job.job_id.clone(),
+        previewed,
         pending: Vec::new(),
     };
     tokio::task::spawn_blocking(move || {
@@ -448,6 +480,8 @@ struct JobSink<R> {
     runtime: Handle,
     tenant_id: String,
     job_id: String,
+    /// The preview is on the job already (`preview_now`).
+    previewed: bool,
     pending: Vec<Batch<R>>,
 }
 
@@ -469,6 +503,9 @@ impl<R: BatchRow> SplitSink<R> for JobSink<R> {
     type Error = AwsError;
 
     fn preview(&mut self, kind: ImportKind, rows: &[PreviewRow]) -> Result<(), AwsError> {
+        if self.previewed {
+            return Ok(());
+        }
         self.runtime.block_on(self.aws.tables.set_preview(
             &self.tenant_id,
             &self.job_id,

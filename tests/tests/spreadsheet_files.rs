@@ -2,7 +2,8 @@
 //! bucket and imported end to end: a UTF-8 file with a byte order mark,
 //! semicolons, CRLF, quoted cells holding the delimiter and a line break,
 //! blank lines, trailing delimiters, spaces around values and headers in
-//! any case; a Windows-1252 file; a UTF-16 "Unicode text" file with tabs.
+//! any case; a Windows-1252 file; a UTF-16 "Unicode text" file with tabs;
+//! and another platform's column names (`lead_id`, `coins`).
 
 use pipeline_tests::{outcomes, processed_rows, Harness};
 
@@ -34,6 +35,8 @@ async fn an_excel_file_with_a_bom_semicolons_and_quoted_line_breaks_is_read_row_
             ("failed", "invalid_customer_id", ""),
             ("failed", "invalid_mobile", ""),
             ("failed", "invalid_amount", ""),
+            ("failed", "invalid_mobile", ""),
+            ("applied", "", "101"),
         ])
     );
     let rows = processed_rows(&processed);
@@ -42,12 +45,38 @@ async fn an_excel_file_with_a_bom_semicolons_and_quoted_line_breaks_is_read_row_
     assert_eq!(rows[4].get("customer_id"), "C-2001\nsecond line");
     assert!(rows[5].get("error_message").contains("3.3612E+10"));
     assert!(rows[6].get("error_message").contains("'1,000'"));
+    assert!(rows[7]
+        .get("error_message")
+        .contains("dropped its leading zero"));
     // The header as written, without its byte order mark.
     assert!(processed.starts_with("Email ;"), "{processed}");
     // Emails trimmed and lower-cased: one wallet however they are written.
-    assert_eq!(h.balance(&t, "email:alice@example.com").await, 100);
+    assert_eq!(h.balance(&t, "email:alice@example.com").await, 101);
     assert_eq!(h.balance(&t, "mobile:+33612345678").await, 25);
     assert_eq!(h.balance(&t, "customer_id:C-1042; main store").await, 50);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_platforms_column_names_are_read_as_ours() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    let file = "Lead_ID,Coins,Operation\nL-77,40,CR\nL-77,15,DR\nL-78,1.000,CR\n";
+    h.drop_file(&t, "crm-export.csv", file, None).await;
+    h.settle(&t).await;
+    let processed = h.processed_file(&h.only_job(&t).await).await;
+    assert_eq!(
+        outcomes(&processed),
+        triples(&[
+            ("applied", "", "40"),
+            ("applied", "", "25"),
+            ("failed", "invalid_amount", ""),
+        ])
+    );
+    let message = processed_rows(&processed)[2]
+        .get("error_message")
+        .to_owned();
+    assert!(message.contains("column coins: '1.000'"), "{message}");
+    assert_eq!(h.balance(&t, "customer_id:L-77").await, 25);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -276,6 +276,13 @@ pub fn processed_rows(processed: &str) -> Vec<ProcessedRow> {
     rows
 }
 
+/// Expected `outcomes`, written as string slices.
+pub fn expected(rows: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+    rows.iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect()
+}
+
 /// (status, error_code, balance_after) of each row of a processed file.
 pub fn outcomes(processed: &str) -> Vec<(String, String, String)> {
     processed_rows(processed)

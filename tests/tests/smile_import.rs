@@ -3,7 +3,7 @@
 //! dropped in the bucket.
 
 use lambda_http::http::{Method, StatusCode};
-use pipeline_tests::{outcomes, processed_rows, Harness};
+use pipeline_tests::{expected, outcomes, processed_rows, Harness};
 use serde_json::json;
 use shared::kind::ImportKind;
 
@@ -15,12 +15,6 @@ const EXPORT: &str =
                       Bo,Ek,BO@example.com,0,10,,,2024-03-09\n\
                       Cy,Ng,cy@example.com,75,75,,Silver,2025-01-15\n\
                       Di,Wu,not-an-email,10,10,,,2025-05-05\n";
-
-fn triples(rows: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
-    rows.iter()
-        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_smile_template_credits_positive_points_and_debits_negative_ones() {
@@ -34,7 +28,7 @@ async fn the_smile_template_credits_positive_points_and_debits_negative_ones() {
     assert_eq!(job.kind, Some(ImportKind::Smile));
     assert_eq!(
         outcomes(&h.processed_file(&job).await),
-        triples(&[
+        expected(&[
             ("applied", "", "100"),
             ("applied", "", "70"),
             ("failed", "insufficient_balance", "0"),
@@ -87,7 +81,7 @@ async fn a_customer_export_in_set_balance_mode_sets_each_balance_and_a_rerun_cha
     let processed = h.processed_file(migration).await;
     assert_eq!(
         outcomes(&processed),
-        triples(&[
+        expected(&[
             ("applied", "", "250"),
             ("skipped", "nothing_to_change", "0"),
             ("applied", "", "75"),
@@ -117,7 +111,7 @@ async fn a_customer_export_in_set_balance_mode_sets_each_balance_and_a_rerun_cha
         .unwrap();
     assert_eq!(
         outcomes(&h.processed_file(again).await),
-        triples(&[
+        expected(&[
             ("skipped", "nothing_to_change", "250"),
             ("skipped", "nothing_to_change", "0"),
             ("skipped", "nothing_to_change", "75"),

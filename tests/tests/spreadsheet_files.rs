@@ -5,17 +5,11 @@
 //! any case; a Windows-1252 file; a UTF-16 "Unicode text" file with tabs;
 //! and another platform's column names (`lead_id`, `coins`).
 
-use pipeline_tests::{outcomes, processed_rows, Harness};
+use pipeline_tests::{expected, outcomes, processed_rows, Harness};
 
 const EXCEL_UTF8: &[u8] = include_bytes!("../files/excel-utf8-bom-semicolons.csv");
 const EXCEL_1252: &[u8] = include_bytes!("../files/excel-windows-1252.csv");
 const EXCEL_UNICODE_TEXT: &[u8] = include_bytes!("../files/excel-unicode-text.txt");
-
-fn triples(rows: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
-    rows.iter()
-        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_excel_file_with_a_bom_semicolons_and_quoted_line_breaks_is_read_row_by_row() {
@@ -27,7 +21,7 @@ async fn an_excel_file_with_a_bom_semicolons_and_quoted_line_breaks_is_read_row_
     let processed = h.processed_file(&job).await;
     assert_eq!(
         outcomes(&processed),
-        triples(&[
+        expected(&[
             ("applied", "", "100"),
             ("applied", "", "25"),
             ("failed", "insufficient_balance", "0"),
@@ -66,7 +60,7 @@ async fn another_platforms_column_names_are_read_as_ours() {
     let processed = h.processed_file(&h.only_job(&t).await).await;
     assert_eq!(
         outcomes(&processed),
-        triples(&[
+        expected(&[
             ("applied", "", "40"),
             ("applied", "", "25"),
             ("failed", "invalid_amount", ""),
@@ -89,7 +83,7 @@ async fn a_windows_1252_file_is_decoded_and_a_byte_it_cannot_hold_fails_its_row(
     let processed = h.processed_file(&job).await;
     assert_eq!(
         outcomes(&processed),
-        triples(&[
+        expected(&[
             ("applied", "", "30"),
             ("applied", "", "12"),
             ("applied", "", "8"),
@@ -115,7 +109,7 @@ async fn an_excel_unicode_text_file_is_read_as_utf16_with_tabs() {
     let job = h.only_job(&t).await;
     assert_eq!(
         outcomes(&h.processed_file(&job).await),
-        triples(&[("applied", "", "15"), ("applied", "", "6")])
+        expected(&[("applied", "", "15"), ("applied", "", "6")])
     );
     assert_eq!(h.balance(&t, "email:zoë@example.com").await, 15);
 }

@@ -1,0 +1,240 @@
+//! `loyalty-bench`: the splitter's speed and memory on generated points
+//! files, reported as Markdown for `BENCHMARKS.md`.
+//!
+//! ```text
+//! loyalty-bench all              the full run: 1,000,000 rows for speed; 100,000, 1,000,000
+//!                                and 5,000,000 rows for memory
+//! loyalty-bench all --quick      the same on small files (CI's smoke run)
+//! loyalty-bench generate <rows> <file>
+//! loyalty-bench memory <file>    split one file; print its peak resident memory
+//! ```
+//!
+//! Speed: the splitter's work (`shared::split::split`: read, validate,
+//! shard, batch and serialise every batch as the queue would carry it) next
+//! to a plain `csv::ByteRecord` read of the same file, in the same process,
+//! best of three runs each. Memory: each file split in a fresh process,
+//! whose peak resident set (`VmHWM`) is read from `/proc/self/status`.
+
+use anyhow::Context;
+use shared::batch::Batch;
+use shared::kind::ImportKind;
+use shared::outcome::RowOutcome;
+use shared::points::{PointsRow, PreviewRow};
+use shared::smile::Mode;
+use shared::split::{split, SplitRequest, SplitSink, SplitSummary};
+use std::convert::Infallible;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["all", rest @ ..] => all(rest.contains(&"--quick")),
+        ["generate", rows, file] => generate(rows.parse()?, Path::new(file)),
+        ["memory", file] => {
+            let summary = split_file(Path::new(file))?;
+            println!("{} {}", summary.total_rows, peak_resident_kib()?);
+            Ok(())
+        }
+        _ => anyhow::bail!(
+            "usage: loyalty-bench all [--quick] | generate <rows> <file> | memory <file>"
+        ),
+    }
+}
+
+/// The whole run, printed as Markdown.
+fn all(quick: bool) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("loyalty-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let (speed_rows, memory_rows): (u64, &[u64]) = if quick {
+        (20_000, &[2_000, 20_000])
+    } else {
+        (1_000_000, &[100_000, 1_000_000, 5_000_000])
+    };
+    println!("## Splitter speed ({speed_rows} rows)\n");
+    let file = dir.join(format!("points-{speed_rows}.csv"));
+    generate(speed_rows, &file)?;
+    let plain = best_of(3, || plain_read(&file))?;
+    let splitter = best_of(3, || split_file(&file).map(|s| s.total_rows))?;
+    println!("| reader | rows | best of 3 | rows/s |");
+    println!("|---|---:|---:|---:|");
+    for (name, (rows, seconds)) in [
+        ("plain `csv::ByteRecord` read", plain),
+        ("splitter (read, validate, batch, serialise)", splitter),
+    ] {
+        println!(
+            "| {name} | {rows} | {seconds:.3} s | {:.0} |",
+            rows as f64 / seconds
+        );
+    }
+    let ratio = (splitter.0 as f64 / splitter.1) / (plain.0 as f64 / plain.1);
+    println!("\nsplitter / plain read: {ratio:.2} (target: at least 0.50)\n");
+    std::fs::remove_file(&file)?;
+
+    println!("## Splitter peak memory\n");
+    println!("| rows | file size | peak resident memory |");
+    println!("|---:|---:|---:|");
+    for &rows in memory_rows {
+        let file = dir.join(format!("points-{rows}.csv"));
+        generate(rows, &file)?;
+        let size = std::fs::metadata(&file)?.len();
+        let out = Command::new(std::env::current_exe()?)
+            .arg("memory")
+            .arg(&file)
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout)?;
+        let kib: u64 = text
+            .split_whitespace()
+            .nth(1)
+            .context("the child's peak memory")?
+            .parse()?;
+        println!(
+            "| {rows} | {:.1} MiB | {:.1} MiB |",
+            size as f64 / 1048576.0,
+            kib as f64 / 1024.0
+        );
+        std::fs::remove_file(&file)?;
+    }
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+fn best_of(
+    runs: usize,
+    mut run: impl FnMut() -> anyhow::Result<u64>,
+) -> anyhow::Result<(u64, f64)> {
+    let mut best = f64::INFINITY;
+    let mut rows = 0;
+    for _ in 0..runs {
+        let start = Instant::now();
+        rows = run()?;
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    Ok((rows, best))
+}
+
+/// A points file with expiry: half emails, a fifth French mobiles, the rest
+/// customer ids; a debit every tenth row; one row in a hundred invalid.
+fn generate(rows: u64, path: &Path) -> anyhow::Result<()> {
+    let mut out = BufWriter::new(File::create(path)?);
+    writeln!(
+        out,
+        "email,mobile,customer_id,amount,operation,expire_in_days"
+    )?;
+    for n in 0..rows {
+        let customer = n % 250_000;
+        match n % 10 {
+            0..=4 => write!(out, "customer{customer}@example.com,,,")?,
+            5 | 6 => write!(
+                out,
+                ",06 {:02} {:02} {:02} {:02},,",
+                customer / 1_000_000 % 100,
+                customer / 10_000 % 100,
+                customer / 100 % 100,
+                customer % 100
+            )?,
+            _ => write!(out, ",,C-{customer},")?,
+        }
+        match (n % 100, n % 10) {
+            (99, _) => writeln!(out, "1.5,CR,30")?,
+            (_, 9) => writeln!(out, "{},DR,", 1 + n % 50)?,
+            _ => writeln!(out, "{},CR,{}", 1 + n % 1000, 1 + n % 365)?,
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Reads every record of the file, as the `csv` crate's fastest loop does.
+fn plain_read(path: &Path) -> anyhow::Result<u64> {
+    let mut reader = csv::Reader::from_reader(BufReader::new(File::open(path)?));
+    let mut record = csv::ByteRecord::new();
+    let mut rows = 0;
+    while reader.read_byte_record(&mut record)? {
+        rows += 1;
+    }
+    Ok(rows)
+}
+
+/// Splits the file as the splitter does.
+fn split_file(path: &Path) -> anyhow::Result<SplitSummary> {
+    let request = SplitRequest {
+        tenant_id: "bench".into(),
+        job_id: "20261125000000-bench".into(),
+        kind: Some(ImportKind::PointsWithExpiry),
+        reason: "benchmark".into(),
+        dry_run: false,
+        smile_mode: Mode::Add,
+        default_country: "FR".into(),
+        rows_per_batch: 100,
+        shards: 8,
+    };
+    let mut sink = Serialised::default();
+    let summary =
+        split(File::open(path)?, &request, &mut sink).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    anyhow::ensure!(sink.batches > 0 && sink.bytes > 0, "no batch was cut");
+    anyhow::ensure!(sink.failed == summary.invalid_rows, "failures lost");
+    Ok(summary)
+}
+
+/// A sink that does what the real one does to each batch short of sending
+/// it: serialise it to the JSON the batch queue carries.
+#[derive(Default)]
+struct Serialised {
+    buffer: Vec<u8>,
+    batches: u64,
+    bytes: u64,
+    failed: u64,
+}
+
+impl SplitSink<PointsRow> for Serialised {
+    type Error = Infallible;
+    fn preview(&mut self, _: ImportKind, _: &[PreviewRow]) -> Result<(), Infallible> {
+        Ok(())
+    }
+    fn failed(&mut self, outcomes: &[RowOutcome]) -> Result<(), Infallible> {
+        self.failed += outcomes.len() as u64;
+        Ok(())
+    }
+    fn batch(&mut self, batch: Batch<PointsRow>) -> Result<(), Infallible> {
+        self.buffer.clear();
+        serde_json::to_writer(&mut self.buffer, &batch).unwrap_or_default();
+        self.batches += 1;
+        self.bytes += self.buffer.len() as u64;
+        Ok(())
+    }
+}
+
+/// The process's peak resident set, in KiB.
+fn peak_resident_kib() -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("VmHWM in /proc/self/status")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_generated_file_splits_with_one_invalid_row_in_a_hundred() {
+        let path = std::env::temp_dir().join(format!("bench-test-{}.csv", std::process::id()));
+        generate(1_000, &path).unwrap();
+        assert_eq!(plain_read(&path).unwrap(), 1_000);
+        let summary = split_file(&path).unwrap();
+        assert_eq!((summary.total_rows, summary.invalid_rows), (1_000, 10));
+        std::fs::remove_file(&path).unwrap();
+    }
+}

@@ -6,7 +6,7 @@
 //! |--------|---------------------|----------------------------------------------|
 //! | POST   | `/imports`          | creates an import, returns a presigned upload |
 //! | GET    | `/imports/{job_id}` | status, counts, progress, preview, result link |
-//! | GET    | `/templates/{kind}` | the sample CSV of `points` / `points_with_expiry` |
+//! | GET    | `/templates/{kind}` | the sample CSV of a kind: `points`, `points_with_expiry`, `smile`, `cardcode`, `tierchange` |
 
 use chrono::Utc;
 use lambda_http::http::{Method, StatusCode};

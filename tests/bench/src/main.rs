@@ -2,9 +2,12 @@
 //! files, reported as Markdown for `BENCHMARKS.md`.
 //!
 //! ```text
-//! loyalty-bench all              the full run: 1,000,000 rows for speed; 100,000, 1,000,000
-//!                                and 5,000,000 rows for memory
-//! loyalty-bench all --quick      the same on small files (CI's smoke run)
+//! loyalty-bench all [--binaries <dir>]
+//!                                the full run: 1,000,000 rows for speed; 100,000, 1,000,000
+//!                                and 5,000,000 rows for memory; with the functions' binaries
+//!                                in <dir>, their sizes and cold starts
+//! loyalty-bench all --quick [--binaries <dir>]
+//!                                the same on small files (CI's smoke run)
 //! loyalty-bench generate <rows> <file>
 //! loyalty-bench memory <file>    split one file; print its peak resident memory
 //! ```
@@ -14,6 +17,8 @@
 //! to a plain `csv::ByteRecord` read of the same file, in the same process,
 //! best of three runs each. Memory: each file split in a fresh process,
 //! whose peak resident set (`VmHWM`) is read from `/proc/self/status`.
+
+mod cold_start;
 
 use anyhow::Context;
 use shared::batch::Batch;
@@ -33,7 +38,14 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     match words.as_slice() {
-        ["all", rest @ ..] => all(rest.contains(&"--quick")),
+        ["all", rest @ ..] => {
+            let binaries = rest
+                .iter()
+                .position(|a| *a == "--binaries")
+                .and_then(|i| rest.get(i + 1))
+                .map(Path::new);
+            all(rest.contains(&"--quick"), binaries)
+        }
         ["generate", rows, file] => generate(rows.parse()?, Path::new(file)),
         ["memory", file] => {
             let summary = split_file(Path::new(file))?;
@@ -47,7 +59,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// The whole run, printed as Markdown.
-fn all(quick: bool) -> anyhow::Result<()> {
+fn all(quick: bool, binaries: Option<&Path>) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("loyalty-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let (speed_rows, memory_rows): (u64, &[u64]) = if quick {
@@ -104,7 +116,48 @@ fn all(quick: bool) -> anyhow::Result<()> {
         );
         std::fs::remove_file(&file)?;
     }
+    if let Some(binaries) = binaries {
+        functions(binaries, &dir, if quick { 1 } else { 10 })?;
+    }
     std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+/// Each function's binary size (as built, and stripped) and cold start.
+fn functions(binaries: &Path, scratch: &Path, runs: usize) -> anyhow::Result<()> {
+    println!(
+        "\n## Functions: size and cold start ({})\n",
+        binaries.display()
+    );
+    println!("| function | binary | stripped | start to first event answered: median of {runs} (min, max) |");
+    println!("|---|---:|---:|---:|");
+    for (name, event) in cold_start::FUNCTIONS {
+        let binary = binaries.join(name);
+        let size = std::fs::metadata(&binary)
+            .with_context(|| format!("{}", binary.display()))?
+            .len();
+        let stripped = scratch.join(format!("{name}.stripped"));
+        let status = Command::new("strip")
+            .arg("-o")
+            .arg(&stripped)
+            .arg(&binary)
+            .status()?;
+        anyhow::ensure!(status.success(), "strip {}", binary.display());
+        let stripped_size = std::fs::metadata(&stripped)?.len();
+        let mut times = (0..runs)
+            .map(|_| cold_start::measure(&stripped, event))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        times.sort();
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        println!(
+            "| {name} | {:.1} MiB | {:.1} MiB | {:.1} ms ({:.1}, {:.1}) |",
+            size as f64 / 1048576.0,
+            stripped_size as f64 / 1048576.0,
+            ms(times[runs / 2]),
+            ms(times[0]),
+            ms(times[runs - 1])
+        );
+    }
     Ok(())
 }
 

@@ -9,6 +9,7 @@
 //! loyalty-local preview <file> [--kind <kind>] [--mode add|set_balance] [--country <ISO code>]
 //! loyalty-local run [--until-idle] [--timeout <seconds>]
 //! loyalty-local emails
+//! loyalty-local costs [--rows <n>]
 //! loyalty-local demo
 //! ```
 
@@ -31,6 +32,7 @@ const USAGE: &str = "usage:
   loyalty-local preview <file> [--kind <kind>] [--mode add|set_balance] [--country <ISO code>]
   loyalty-local run [--until-idle] [--timeout <seconds>]
   loyalty-local emails
+  loyalty-local costs [--rows <n>]
   loyalty-local demo";
 
 fn main() -> anyhow::Result<()> {
@@ -173,6 +175,13 @@ async fn run(args: Vec<String>) -> anyhow::Result<()> {
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no tenant {tenant_id}"))?;
             print!("{}", console::card_report(&aws, &tenant, card_code).await?);
+        }
+        ["costs", ..] => {
+            let rows = option(&args, "--rows")
+                .map(str::parse)
+                .transpose()?
+                .unwrap_or(1000);
+            costs(&aws, rows).await?;
         }
         ["drop", tenant_id, file, ..] => {
             // What an operator does with the S3 console or `aws s3 cp`.
@@ -330,6 +339,66 @@ async fn demo(aws: Aws) -> anyhow::Result<()> {
     let alice = console::customer_ref(&tenant, "email", "alice@example.com")?;
     print!("{}", console::wallet_report(&aws, &tenant, &alice).await?);
     memberships_demo(&aws, &tenant.tenant_id, &runner).await
+}
+
+/// DynamoDB write requests the processor makes per applied row, counted by
+/// an interceptor on its clients, for a file of distinct customers and one
+/// with ten rows per customer. Printed as Markdown for `BENCHMARKS.md`.
+async fn costs(aws: &Aws, rows: u64) -> anyhow::Result<()> {
+    let tenant_id = format!("costs-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S"));
+    console::create_tenant(aws, &tenant_id, "admin@costs.example", "FR").await?;
+    println!("| file | rows applied | write requests | rows per write request |");
+    println!("|---|---:|---:|---:|");
+    for (name, per_customer) in [("distinct customers", 1), ("ten rows per customer", 10)] {
+        let mut file = String::from("customer_id,amount\n");
+        for n in 0..rows {
+            file.push_str(&format!("C-{},10\n", n / per_customer));
+        }
+        let plan = loyalty_aws::faults::FaultPlan::counting();
+        let processor = Aws::with_faults(aws.settings.clone(), plan.clone()).await;
+        let runner = Runner::new(aws.clone())?
+            .with_clients_for(local_stack::runner::Function::Processor, processor);
+        let key = format!("incoming/{tenant_id}/costs-{per_customer}.csv");
+        aws.objects
+            .client()
+            .put_object()
+            .bucket(aws.objects.bucket())
+            .key(&key)
+            .body(file.into_bytes().into())
+            .send()
+            .await?;
+        runner
+            .run_until_idle(Some(&tenant_id), Duration::from_secs(1800))
+            .await?;
+        let job = aws
+            .tables
+            .jobs(&tenant_id)
+            .await?
+            .into_iter()
+            .find(|j| j.source_key == key)
+            .ok_or_else(|| anyhow::anyhow!("no job for {key}"))?;
+        let writes = plan
+            .calls()
+            .iter()
+            .filter(|c| {
+                [
+                    "TransactWriteItems",
+                    "PutItem",
+                    "UpdateItem",
+                    "DeleteItem",
+                    "BatchWriteItem",
+                ]
+                .iter()
+                .any(|w| c.as_str() == format!("DynamoDB:{w}"))
+            })
+            .count();
+        println!(
+            "| {name} | {} | {writes} | {:.2} |",
+            job.applied,
+            job.applied as f64 / writes.max(1) as f64
+        );
+    }
+    Ok(())
 }
 
 /// The membership half of the demo: the tenant's programs, then a tier

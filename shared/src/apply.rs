@@ -25,26 +25,59 @@ pub struct Account {
     pub dry_run_of: Option<String>,
 }
 
-/// One row's decision, to be committed atomically.
+/// A wallet's part in a commit: its state after the group's applied rows,
+/// or, when none of them applied, only a check that it is still at the
+/// version the rows were decided on.
 #[derive(Debug, Clone)]
-pub struct Decision {
+pub struct WalletWrite {
     pub account: Account,
-    pub job_id: String,
-    pub outcome: RowOutcome,
-    /// The wallet version the decision was made on (0: not stored yet).
+    /// The version the decisions were made on (0: not stored yet).
     pub read_version: u64,
-    /// For an applied row: the wallet after it, and its ledger entry.
-    pub change: Option<(Wallet, LedgerEntry)>,
+    /// The wallet after the applied rows, and its balance after the last.
+    pub after: Option<(Wallet, i64)>,
 }
 
+/// One row's decision: its outcome, and for an applied row its ledger entry.
+#[derive(Debug, Clone)]
+pub struct RowDecision {
+    pub outcome: RowOutcome,
+    pub entry: Option<LedgerEntry>,
+}
+
+/// Decisions on rows of one job, committed all or nothing: each row only if
+/// no delivery has decided it yet, each wallet only if it is still at the
+/// version read. A wallet appears once, however many of the rows touch it.
+#[derive(Debug, Clone, Default)]
+pub struct Commit {
+    pub job_id: String,
+    pub wallets: Vec<WalletWrite>,
+    pub rows: Vec<RowDecision>,
+}
+
+impl Commit {
+    /// The writes and checks it takes: one per wallet, one per row's
+    /// outcome, one per ledger entry.
+    pub fn items(&self) -> usize {
+        self.wallets.len()
+            + self.rows.len()
+            + self.rows.iter().filter(|r| r.entry.is_some()).count()
+    }
+}
+
+/// The most a commit may hold: DynamoDB's limit for one transaction.
+pub const MAX_COMMIT_ITEMS: usize = 100;
+
 /// What became of a commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Commit {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Committed {
     Done,
-    /// The wallet changed since it was read: read it again and decide again.
-    WalletChanged,
-    /// Another delivery decided this row first: its outcome stands.
-    AlreadyDecided,
+    /// Nothing was written. Another delivery decided some of the rows first
+    /// (their outcomes stand: read them), and/or these wallets changed since
+    /// they were read (read them again and decide their rows again).
+    Refused {
+        decided_elsewhere: bool,
+        stale: Vec<Account>,
+    },
 }
 
 /// Where wallets, ledger entries and row outcomes are kept.
@@ -63,13 +96,18 @@ pub trait LedgerStore: Sync {
     fn wallet(&self, account: &Account)
         -> impl Future<Output = Result<Wallet, Self::Error>> + Send;
 
-    /// Writes the outcome, and for applied rows the ledger entry and wallet,
-    /// all or nothing, if the row is undecided and the wallet is still at
-    /// `read_version`.
+    /// Several wallets at once, in the order asked, as [`Self::wallet`] reads one.
+    fn wallets(
+        &self,
+        accounts: &[Account],
+    ) -> impl Future<Output = Result<Vec<Wallet>, Self::Error>> + Send;
+
+    /// Writes the outcomes, ledger entries and wallets, all or nothing, if
+    /// every row is undecided and every wallet still at its read version.
     fn commit(
         &self,
-        decision: &Decision,
-    ) -> impl Future<Output = Result<Commit, Self::Error>> + Send;
+        commit: &Commit,
+    ) -> impl Future<Output = Result<Committed, Self::Error>> + Send;
 
     /// Records a refusal for a row no delivery has decided, so none ever
     /// applies it; returns false if the row was decided already (that
@@ -112,33 +150,151 @@ impl BatchReport {
 
 const MAX_ATTEMPTS: u32 = 25;
 
+/// Applies a batch's rows in as few commits as the item limit allows: rows
+/// of different customers share a commit, and a customer's rows within one
+/// are decided one after the other on the wallet as the previous left it.
+/// A refused commit is formed again from what is left: rows another
+/// delivery decided drop out with their outcomes, and the rows of a wallet
+/// that changed are decided again on the wallet as it is now.
 pub async fn apply_batch<S: LedgerStore>(
     store: &S,
     batch: &Batch,
     now: DateTime<Utc>,
 ) -> Result<BatchReport, ApplyError<S::Error>> {
     let rows: Vec<u64> = batch.rows.iter().map(|r| r.row).collect();
-    let mut decided: HashMap<u64, RowOutcome> = store
+    let mut outcomes: HashMap<u64, RowOutcome> = store
         .decided(&batch.job_id, &rows)
         .await
         .map_err(ApplyError::Store)?
         .into_iter()
         .map(|o| (o.row, o))
         .collect();
-    let mut wallets: HashMap<CustomerRef, Wallet> = HashMap::new();
-    let mut report = BatchReport::default();
-    for row in &batch.rows {
-        let outcome = match decided.remove(&row.row) {
-            Some(outcome) => {
-                wallets.remove(&row.customer);
-                outcome
+    let mut pending: Vec<&PointsRow> = batch
+        .rows
+        .iter()
+        .filter(|r| !outcomes.contains_key(&r.row))
+        .collect();
+    let mut conflicts = HashMap::new();
+    for row in pending.iter().filter(|r| !r.also.is_empty()) {
+        if let Some(refused) =
+            conflicting(store, &account_of(batch, &row.customer), row, now).await?
+        {
+            conflicts.insert(row.row, refused);
+        }
+    }
+    let mut known: HashMap<CustomerRef, Wallet> = HashMap::new();
+    let mut refusals = 0;
+    while !pending.is_empty() {
+        let mut unread: Vec<Account> = Vec::new();
+        for row in &pending {
+            let account = account_of(batch, &row.customer);
+            if !known.contains_key(&row.customer) && !unread.contains(&account) {
+                unread.push(account);
             }
-            None => decide(store, batch, row, &mut wallets, now).await?,
-        };
+        }
+        let read = store.wallets(&unread).await.map_err(ApplyError::Store)?;
+        known.extend(unread.into_iter().map(|a| a.customer).zip(read));
+        let (commit, after) = group(batch, &pending, &known, &conflicts, now);
+        let taken = commit.rows.len();
+        match store.commit(&commit).await.map_err(ApplyError::Store)? {
+            Committed::Done => {
+                outcomes.extend(commit.rows.into_iter().map(|d| (d.outcome.row, d.outcome)));
+                known.extend(after);
+                pending.drain(..taken);
+            }
+            Committed::Refused {
+                decided_elsewhere,
+                stale,
+            } => {
+                refusals += 1;
+                if refusals >= MAX_ATTEMPTS {
+                    return Err(ApplyError::Contention {
+                        row: pending[0].row,
+                        attempts: refusals,
+                    });
+                }
+                for account in stale {
+                    known.remove(&account.customer);
+                }
+                if decided_elsewhere {
+                    let rows: Vec<u64> = pending[..taken].iter().map(|r| r.row).collect();
+                    let found = store
+                        .decided(&batch.job_id, &rows)
+                        .await
+                        .map_err(ApplyError::Store)?;
+                    outcomes.extend(found.into_iter().map(|o| (o.row, o)));
+                    pending.retain(|r| !outcomes.contains_key(&r.row));
+                    // The other delivery moved wallets too: read them all again.
+                    known.clear();
+                }
+            }
+        }
+    }
+    let mut report = BatchReport::default();
+    for row in rows {
+        let outcome = outcomes.remove(&row).ok_or(ApplyError::LostOutcome(row))?;
         report.tally.add(&outcome);
         report.outcomes.push(outcome);
     }
     Ok(report)
+}
+
+fn account_of(batch: &Batch, customer: &CustomerRef) -> Account {
+    Account {
+        tenant_id: batch.tenant_id.clone(),
+        customer: customer.clone(),
+        dry_run_of: batch.dry_run.then(|| batch.job_id.clone()),
+    }
+}
+
+/// The first pending rows that fit in one commit, each decided on its
+/// wallet as known (every pending row's wallet is), and the wallets after
+/// them.
+fn group(
+    batch: &Batch,
+    pending: &[&PointsRow],
+    known: &HashMap<CustomerRef, Wallet>,
+    conflicts: &HashMap<u64, RowOutcome>,
+    now: DateTime<Utc>,
+) -> (Commit, HashMap<CustomerRef, Wallet>) {
+    let mut commit = Commit {
+        job_id: batch.job_id.clone(),
+        ..Commit::default()
+    };
+    // Per wallet in the commit: its place in `commit.wallets`, and its state
+    // after the rows decided so far.
+    let mut touched: HashMap<&CustomerRef, (usize, Wallet)> = HashMap::new();
+    for row in pending {
+        let (place, wallet) = match touched.get(&row.customer) {
+            Some((place, wallet)) => (Some(*place), wallet.clone()),
+            None => (None, known[&row.customer].clone()),
+        };
+        let (outcome, change) = decide(batch, row, &wallet, conflicts.get(&row.row), now);
+        let items = 1 + usize::from(change.is_some()) + usize::from(place.is_none());
+        if commit.items() + items > MAX_COMMIT_ITEMS {
+            break;
+        }
+        let place = place.unwrap_or_else(|| {
+            commit.wallets.push(WalletWrite {
+                account: account_of(batch, &row.customer),
+                read_version: wallet.version,
+                after: None,
+            });
+            commit.wallets.len() - 1
+        });
+        let entry = change.map(|(next, entry)| {
+            commit.wallets[place].after = Some((next.clone(), entry.balance_after));
+            touched.insert(&row.customer, (place, next));
+            entry
+        });
+        touched.entry(&row.customer).or_insert((place, wallet));
+        commit.rows.push(RowDecision { outcome, entry });
+    }
+    let after = touched
+        .into_iter()
+        .map(|(customer, (_, wallet))| (customer.clone(), wallet))
+        .collect();
+    (commit, after)
 }
 
 /// Gives up on a batch that failed on every delivery: its undecided rows are
@@ -231,108 +387,68 @@ fn movement_of(row: &PointsRow, wallet: &Wallet, now: DateTime<Utc>) -> Option<M
     })
 }
 
-async fn decide<S: LedgerStore>(
-    store: &S,
+/// One row decided on its wallet: its outcome, and for an applied row the
+/// wallet after it and its ledger entry.
+fn decide(
     batch: &Batch,
     row: &PointsRow,
-    wallets: &mut HashMap<CustomerRef, Wallet>,
+    wallet: &Wallet,
+    conflict: Option<&RowOutcome>,
     now: DateTime<Utc>,
-) -> Result<RowOutcome, ApplyError<S::Error>> {
-    let account = Account {
-        tenant_id: batch.tenant_id.clone(),
-        customer: row.customer.clone(),
-        dry_run_of: batch.dry_run.then(|| batch.job_id.clone()),
+) -> (RowOutcome, Option<(Wallet, LedgerEntry)>) {
+    if let Some(refused) = conflict {
+        return (refused.clone().with_balance(wallet.balance_at(now)), None);
+    }
+    let Some(movement) = movement_of(row, wallet, now) else {
+        // Set balance: the wallet holds the balance already.
+        let balance = wallet.balance_at(now);
+        let mut unchanged = RowOutcome::from(&RowError::new(
+            row.row,
+            None,
+            ErrorCode::NothingToChange,
+            format!("the wallet holds {balance} points already"),
+        ))
+        .with_balance(balance);
+        unchanged.status = RowStatus::Skipped;
+        return (unchanged, None);
     };
     let entry_id = format!("{}#{}", batch.job_id, row.row);
-    let conflict = conflicting(store, &account, row, now).await?;
-    for _ in 0..MAX_ATTEMPTS {
-        let wallet = match wallets.remove(&row.customer) {
-            Some(w) => w,
-            None => store.wallet(&account).await.map_err(ApplyError::Store)?,
-        };
-        let movement = movement_of(row, &wallet, now);
-        let decided = movement.map(|m| (wallet.apply(&m, &entry_id, now), m));
-        let (outcome, change) = match (&conflict, decided) {
-            (Some(refused), _) => (refused.clone().with_balance(wallet.balance_at(now)), None),
-            // Set balance: the wallet holds the balance already.
-            (None, None) => {
-                let balance = wallet.balance_at(now);
-                let mut unchanged = RowOutcome::from(&RowError::new(
-                    row.row,
-                    None,
-                    ErrorCode::NothingToChange,
-                    format!("the wallet holds {balance} points already"),
-                ))
-                .with_balance(balance);
-                unchanged.status = RowStatus::Skipped;
-                (unchanged, None)
-            }
-            (None, Some((Ok(applied), movement))) => {
-                let points = match movement.operation {
-                    Operation::Credit => movement.amount,
-                    Operation::Debit => -movement.amount,
-                };
-                let entry = LedgerEntry {
-                    entry_id: entry_id.clone(),
-                    tenant: batch.tenant_id.clone(),
-                    customer: row.customer.clone(),
-                    job_id: batch.job_id.clone(),
-                    row: row.row,
-                    operation: movement.operation,
-                    amount: movement.amount,
-                    reason: batch.reason.clone(),
-                    expires_at: applied.expires_at,
-                    balance_after: applied.balance_after,
-                    sequence: applied.wallet.version,
-                    applied_at: now,
-                    consumed: applied.consumed,
-                };
-                (
-                    RowOutcome::applied(row.row, points, applied.balance_after),
-                    Some((applied.wallet, entry)),
-                )
-            }
-            (None, Some((Err(refused), _))) => {
-                let err = RowError::new(
-                    row.row,
-                    Some("amount"),
-                    ErrorCode::InsufficientBalance,
-                    refused.to_string(),
-                );
-                (RowOutcome::from(&err).with_balance(refused.available), None)
-            }
-        };
-        let decision = Decision {
-            account: account.clone(),
-            job_id: batch.job_id.clone(),
-            outcome,
-            read_version: wallet.version,
-            change,
-        };
-        match store.commit(&decision).await.map_err(ApplyError::Store)? {
-            Commit::Done => {
-                let after = match decision.change {
-                    Some((next, _)) => next,
-                    None => wallet,
-                };
-                wallets.insert(row.customer.clone(), after);
-                return Ok(decision.outcome);
-            }
-            Commit::WalletChanged => continue,
-            Commit::AlreadyDecided => {
-                return store
-                    .decided(&batch.job_id, &[row.row])
-                    .await
-                    .map_err(ApplyError::Store)?
-                    .pop()
-                    .ok_or(ApplyError::LostOutcome(row.row));
-            }
+    match wallet.apply(&movement, &entry_id, now) {
+        Ok(applied) => {
+            let points = match movement.operation {
+                Operation::Credit => movement.amount,
+                Operation::Debit => -movement.amount,
+            };
+            let entry = LedgerEntry {
+                entry_id,
+                tenant: batch.tenant_id.clone(),
+                customer: row.customer.clone(),
+                job_id: batch.job_id.clone(),
+                row: row.row,
+                operation: movement.operation,
+                amount: movement.amount,
+                reason: batch.reason.clone(),
+                expires_at: applied.expires_at,
+                balance_after: applied.balance_after,
+                sequence: applied.wallet.version,
+                applied_at: now,
+                consumed: applied.consumed,
+            };
+            (
+                RowOutcome::applied(row.row, points, applied.balance_after),
+                Some((applied.wallet, entry)),
+            )
+        }
+        Err(refused) => {
+            let err = RowError::new(
+                row.row,
+                Some("amount"),
+                ErrorCode::InsufficientBalance,
+                refused.to_string(),
+            );
+            (RowOutcome::from(&err).with_balance(refused.available), None)
         }
     }
-    Err(ApplyError::Contention {
-        row: row.row,
-        attempts: MAX_ATTEMPTS,
-    })
 }
 
 /// A store in plain memory: the reference behaviour the DynamoDB store must
@@ -347,6 +463,8 @@ pub mod memory {
         pub wallets: Mutex<HashMap<Account, Wallet>>,
         pub entries: Mutex<Vec<LedgerEntry>>,
         pub outcomes: Mutex<HashMap<(String, u64), RowOutcome>>,
+        /// The rows of each commit done, in order.
+        pub commits: Mutex<Vec<usize>>,
     }
 
     impl LedgerStore for MemoryLedger {
@@ -386,26 +504,48 @@ pub mod memory {
             Ok(true)
         }
 
-        async fn commit(&self, d: &Decision) -> Result<Commit, Infallible> {
+        async fn wallets(&self, accounts: &[Account]) -> Result<Vec<Wallet>, Infallible> {
+            let mut found = Vec::with_capacity(accounts.len());
+            for account in accounts {
+                found.push(self.wallet(account).await?);
+            }
+            Ok(found)
+        }
+
+        async fn commit(&self, c: &Commit) -> Result<Committed, Infallible> {
             let mut outcomes = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
             let mut wallets = self.wallets.lock().unwrap_or_else(|e| e.into_inner());
-            let key = (d.job_id.clone(), d.outcome.row);
-            if outcomes.contains_key(&key) {
-                return Ok(Commit::AlreadyDecided);
+            let decided_elsewhere = c
+                .rows
+                .iter()
+                .any(|r| outcomes.contains_key(&(c.job_id.clone(), r.outcome.row)));
+            let stale: Vec<Account> = c
+                .wallets
+                .iter()
+                .filter(|w| wallets.get(&w.account).map_or(0, |s| s.version) != w.read_version)
+                .map(|w| w.account.clone())
+                .collect();
+            if decided_elsewhere || !stale.is_empty() {
+                return Ok(Committed::Refused {
+                    decided_elsewhere,
+                    stale,
+                });
             }
-            let stored = wallets.get(&d.account).map(|w| w.version).unwrap_or(0);
-            if stored != d.read_version {
-                return Ok(Commit::WalletChanged);
+            for w in &c.wallets {
+                if let Some((wallet, _)) = &w.after {
+                    wallets.insert(w.account.clone(), wallet.clone());
+                }
             }
-            if let Some((wallet, entry)) = &d.change {
-                wallets.insert(d.account.clone(), wallet.clone());
-                self.entries
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(entry.clone());
+            let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            for row in &c.rows {
+                entries.extend(row.entry.clone());
+                outcomes.insert((c.job_id.clone(), row.outcome.row), row.outcome.clone());
             }
-            outcomes.insert(key, d.outcome.clone());
-            Ok(Commit::Done)
+            self.commits
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(c.rows.len());
+            Ok(Committed::Done)
         }
     }
 }
@@ -554,6 +694,101 @@ mod tests {
         // The row names its own wallet only: it applies.
         assert_eq!(report.outcomes[1].status, RowStatus::Applied);
         assert_eq!(live_balance(&store, "a@x.io"), 5);
+    }
+
+    #[test]
+    fn rows_of_different_customers_share_commits_up_to_the_item_limit() {
+        let store = MemoryLedger::default();
+        let rows: Vec<(u64, String)> = (1..=120).map(|n| (n, format!("c{n}@x.io"))).collect();
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|(n, who)| (*n, who.as_str(), Operation::Credit, 10))
+            .collect();
+        let report = block_on(apply_batch(&store, &batch("J1", false, &rows), now())).unwrap();
+        assert_eq!(report.tally.applied, 120);
+        // Three items a row (wallet, entry, outcome): 33 rows a commit.
+        assert_eq!(*store.commits.lock().unwrap(), [33, 33, 33, 21]);
+    }
+
+    #[test]
+    fn a_customers_rows_in_one_commit_follow_each_other() {
+        let store = MemoryLedger::default();
+        let rows: Vec<_> = (1..=10)
+            .map(|n| (n, "a@x.io", Operation::Credit, 10 * n as i64))
+            .chain([(11, "a@x.io", Operation::Debit, 1000)])
+            .collect();
+        let report = block_on(apply_batch(&store, &batch("J1", false, &rows), now())).unwrap();
+        assert_eq!(*store.commits.lock().unwrap(), [11]);
+        assert_eq!(report.outcomes[9].balance_after, Some(550));
+        assert_eq!(
+            report.outcomes[10].error_code,
+            Some(ErrorCode::InsufficientBalance)
+        );
+        let entries = store.entries.lock().unwrap();
+        let sequences: Vec<u64> = entries.iter().map(|e| e.sequence).collect();
+        assert_eq!(sequences, (1..=10).collect::<Vec<_>>());
+        drop(entries);
+        assert_eq!(live_balance(&store, "a@x.io"), 550);
+    }
+
+    /// Another import credits `who` once, just before the first commit.
+    struct Interfering {
+        inner: MemoryLedger,
+        who: &'static str,
+        done: std::sync::atomic::AtomicBool,
+    }
+
+    impl LedgerStore for Interfering {
+        type Error = std::convert::Infallible;
+
+        async fn decided(
+            &self,
+            job_id: &str,
+            rows: &[u64],
+        ) -> Result<Vec<RowOutcome>, Self::Error> {
+            self.inner.decided(job_id, rows).await
+        }
+        async fn wallet(&self, account: &Account) -> Result<Wallet, Self::Error> {
+            self.inner.wallet(account).await
+        }
+        async fn wallets(&self, accounts: &[Account]) -> Result<Vec<Wallet>, Self::Error> {
+            self.inner.wallets(accounts).await
+        }
+        async fn seal(&self, job_id: &str, outcome: &RowOutcome) -> Result<bool, Self::Error> {
+            self.inner.seal(job_id, outcome).await
+        }
+        async fn commit(&self, c: &Commit) -> Result<Committed, Self::Error> {
+            if !self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                let other = batch("OTHER", false, &[(1, self.who, Operation::Credit, 7)]);
+                apply_batch(&self.inner, &other, now()).await.unwrap();
+            }
+            self.inner.commit(c).await
+        }
+    }
+
+    #[test]
+    fn a_wallet_changed_meanwhile_is_read_again_and_its_rows_decided_again() {
+        let store = Interfering {
+            inner: MemoryLedger::default(),
+            who: "b@x.io",
+            done: Default::default(),
+        };
+        let b = batch(
+            "J1",
+            false,
+            &[
+                (1, "a@x.io", Operation::Credit, 5),
+                (2, "b@x.io", Operation::Debit, 7),
+                (3, "c@x.io", Operation::Credit, 5),
+            ],
+        );
+        let report = block_on(apply_batch(&store, &b, now())).unwrap();
+        // Decided on the empty wallet, b's debit would have been refused; on
+        // the wallet as the other import left it, it applies.
+        assert_eq!(report.tally.applied, 3);
+        assert_eq!(report.outcomes[1].balance_after, Some(0));
+        assert_eq!(*store.inner.commits.lock().unwrap(), [1, 3]);
+        assert_eq!(live_balance(&store.inner, "b@x.io"), 0);
     }
 
     #[test]

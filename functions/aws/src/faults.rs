@@ -11,6 +11,7 @@
 //! the answer DynamoDB gives when a table is over its capacity, which the
 //! SDK retries with backoff.
 
+use crate::capacity::WriteCost;
 use aws_sdk_dynamodb::config::interceptors::{
     BeforeDeserializationInterceptorContextMut, BeforeDeserializationInterceptorContextRef,
     BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
@@ -52,6 +53,8 @@ enum Rule {
 #[derive(Debug)]
 struct State {
     calls: Vec<String>,
+    /// The write units of the DynamoDB requests sent.
+    cost: WriteCost,
     rule: Rule,
     fired: Vec<String>,
 }
@@ -92,6 +95,7 @@ impl FaultPlan {
         FaultPlan {
             state: Arc::new(Mutex::new(State {
                 calls: Vec::new(),
+                cost: WriteCost::default(),
                 rule,
                 fired: Vec::new(),
             })),
@@ -133,6 +137,11 @@ impl FaultPlan {
     /// The calls made so far, as `service:Operation`.
     pub fn calls(&self) -> Vec<String> {
         self.lock().calls.clone()
+    }
+
+    /// The DynamoDB write units of the requests sent so far.
+    pub fn write_cost(&self) -> WriteCost {
+        self.lock().cost
     }
 
     /// The faults injected so far, described.
@@ -241,6 +250,10 @@ impl Intercept for FaultPlan {
             request.headers_mut().insert("content-length", "2");
             *request.body_mut() = SdkBody::from("{}");
             cfg.interceptor_state().store_put(ThrottledAttempt);
+        } else if let Some(meta) = cfg.load::<Metadata>().filter(|m| m.service() == "DynamoDB") {
+            let body = context.request().body().bytes().unwrap_or_default();
+            let cost = crate::capacity::of_request(meta.name(), body);
+            self.lock().cost.add(cost);
         }
         Ok(())
     }

@@ -21,7 +21,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use shared::apply::{Account, Commit, Decision, LedgerStore};
+use shared::apply::{Account, Commit, Committed, LedgerStore};
 use shared::identifier::CustomerRef;
 use shared::job::{Job, JobStatus};
 use shared::kind::ImportKind;
@@ -135,6 +135,24 @@ fn wallet_pk(account: &Account) -> String {
 
 fn epoch_in_days(days: i64) -> i64 {
     (Utc::now() + chrono::Duration::days(days)).timestamp()
+}
+
+/// A dry run's wallets and entries expire; live ones are kept.
+fn scratch_ttl(account: &Account) -> Option<i64> {
+    account
+        .dry_run_of
+        .as_ref()
+        .map(|_| epoch_in_days(SCRATCH_TTL_DAYS))
+}
+
+fn wallet_of(call: &'static str, item: Item) -> Result<Wallet, AwsError> {
+    let w: WalletItem = from_item(call, item)?;
+    Ok(Wallet {
+        customer: w.customer,
+        permanent: w.permanent,
+        lots: w.lots,
+        version: w.version,
+    })
 }
 
 impl Tables {
@@ -845,13 +863,7 @@ impl Tables {
                 let is_wallet =
                     matches!(item.get("sk"), Some(AttributeValue::S(sk)) if sk == "WALLET");
                 if is_wallet {
-                    let w: WalletItem = from_item("dynamodb:Query", item)?;
-                    view.wallet = Some(Wallet {
-                        customer: w.customer,
-                        permanent: w.permanent,
-                        lots: w.lots,
-                        version: w.version,
-                    });
+                    view.wallet = Some(wallet_of("dynamodb:Query", item)?);
                 } else {
                     view.entries
                         .push(from_item::<EntryItem>("dynamodb:Query", item)?.entry);
@@ -880,15 +892,64 @@ impl Tables {
             .await
             .map_err(|e| AwsError::sdk("dynamodb:GetItem", e))?;
         out.item
-            .map(|i| {
-                from_item::<WalletItem>("dynamodb:GetItem", i).map(|w| Wallet {
-                    customer: w.customer,
-                    permanent: w.permanent,
-                    lots: w.lots,
-                    version: w.version,
-                })
-            })
+            .map(|i| wallet_of("dynamodb:GetItem", i))
             .transpose()
+    }
+
+    /// The stored wallets among `pks`, by `pk`.
+    async fn stored_wallets(&self, pks: Vec<String>) -> Result<HashMap<String, Wallet>, AwsError> {
+        let call = "dynamodb:BatchGetItem";
+        let keys = pks
+            .into_iter()
+            .map(|pk| HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s("WALLET"))]))
+            .collect();
+        let mut found = HashMap::new();
+        for item in self.batch_get(&self.wallets, keys).await? {
+            let pk = match item.get("pk") {
+                Some(AttributeValue::S(pk)) => pk.clone(),
+                _ => return Err(AwsError::new(call, "a wallet item without its pk")),
+            };
+            found.insert(pk, wallet_of(call, item)?);
+        }
+        Ok(found)
+    }
+
+    /// The items of `table` with these keys that exist, read consistently,
+    /// a hundred keys a request.
+    async fn batch_get(&self, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, AwsError> {
+        let call = "dynamodb:BatchGetItem";
+        let mut found = Vec::new();
+        for chunk in keys.chunks(100) {
+            let mut keys = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| AwsError::new(call, e))?,
+            );
+            let mut attempt = 0;
+            while let Some(request) = keys.take() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(table, request)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::sdk(call, e))?;
+                found.extend(
+                    out.responses
+                        .and_then(|mut r| r.remove(table))
+                        .unwrap_or_default(),
+                );
+                keys = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(table))
+                    .filter(|k| !k.keys().is_empty());
+                attempt += 1;
+                backoff(attempt, keys.is_some()).await;
+            }
+        }
+        Ok(found)
     }
 
     /// The transaction item recording a row's outcome, if it has none yet.
@@ -950,49 +1011,16 @@ impl LedgerStore for Tables {
     type Error = AwsError;
 
     async fn decided(&self, job_id: &str, rows: &[u64]) -> Result<Vec<RowOutcome>, AwsError> {
-        let mut found = Vec::new();
-        for chunk in rows.chunks(100) {
-            let mut keys = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(
-                        chunk
-                            .iter()
-                            .map(|r| {
-                                HashMap::from([
-                                    ("job_id".to_owned(), s(job_id)),
-                                    ("row".to_owned(), n(r)),
-                                ])
-                            })
-                            .collect(),
-                    ))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| AwsError::new("dynamodb:BatchGetItem", e))?,
-            );
-            let mut attempt = 0;
-            while let Some(request) = keys.take() {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.outcomes, request)
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::sdk("dynamodb:BatchGetItem", e))?;
-                for item in out
-                    .responses
-                    .and_then(|mut r| r.remove(&self.outcomes))
-                    .unwrap_or_default()
-                {
-                    found.push(from_item::<OutcomeItem>("dynamodb:BatchGetItem", item)?.outcome);
-                }
-                keys = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.outcomes))
-                    .filter(|k| !k.keys().is_empty());
-                attempt += 1;
-                backoff(attempt, keys.is_some()).await;
-            }
-        }
+        let keys = rows
+            .iter()
+            .map(|r| HashMap::from([("job_id".to_owned(), s(job_id)), ("row".to_owned(), n(r))]))
+            .collect();
+        let mut found = self
+            .batch_get(&self.outcomes, keys)
+            .await?
+            .into_iter()
+            .map(|item| from_item::<OutcomeItem>("dynamodb:BatchGetItem", item).map(|o| o.outcome))
+            .collect::<Result<Vec<_>, _>>()?;
         found.sort_by_key(|o| o.row);
         Ok(found)
     }
@@ -1031,30 +1059,121 @@ impl LedgerStore for Tables {
         .await
     }
 
-    async fn commit(&self, d: &Decision) -> Result<Commit, AwsError> {
+    async fn wallets(&self, accounts: &[Account]) -> Result<Vec<Wallet>, AwsError> {
+        let mut stored = self
+            .stored_wallets(accounts.iter().map(wallet_pk).collect())
+            .await?;
+        // A dry run's copy never written starts from the live wallet.
+        let live: Vec<String> = accounts
+            .iter()
+            .filter(|a| a.dry_run_of.is_some() && !stored.contains_key(&wallet_pk(a)))
+            .map(|a| {
+                wallet_pk(&Account {
+                    dry_run_of: None,
+                    ..a.clone()
+                })
+            })
+            .collect();
+        let mut live = self.stored_wallets(live).await?;
+        Ok(accounts
+            .iter()
+            .map(|a| {
+                let live_pk = || {
+                    wallet_pk(&Account {
+                        dry_run_of: None,
+                        ..a.clone()
+                    })
+                };
+                match stored.remove(&wallet_pk(a)) {
+                    Some(wallet) => wallet,
+                    None => match a.dry_run_of.as_ref().and_then(|_| live.remove(&live_pk())) {
+                        Some(wallet) => Wallet {
+                            version: 0,
+                            ..wallet
+                        },
+                        None => Wallet::empty(a.customer.clone()),
+                    },
+                }
+            })
+            .collect())
+    }
+
+    async fn commit(&self, c: &Commit) -> Result<Committed, AwsError> {
         let call = "dynamodb:TransactWriteItems";
-        let pk = wallet_pk(&d.account);
-        let scratch_ttl = d
-            .account
-            .dry_run_of
-            .as_ref()
-            .map(|_| epoch_in_days(SCRATCH_TTL_DAYS));
-        let mut items = vec![self.outcome_put(&d.job_id, &d.outcome)?];
-        let (condition, version) = Self::version_condition(d.read_version);
-        match &d.change {
-            Some((wallet, entry)) => {
-                let now = Utc::now();
-                let item = WalletItem {
-                    pk: pk.clone(),
-                    sk: "WALLET".to_owned(),
-                    tenant_id: d.account.tenant_id.clone(),
-                    customer: wallet.customer.clone(),
-                    permanent: wallet.permanent,
-                    lots: wallet.lots.clone(),
-                    version: wallet.version,
-                    balance: entry.balance_after,
-                    updated_at: now,
-                    ttl: scratch_ttl,
+        let now = Utc::now();
+        // What each transaction item stands for, to read its cancellation reason.
+        enum Part {
+            Wallet(usize),
+            Row,
+        }
+        let mut parts = Vec::with_capacity(c.items());
+        let mut items = Vec::with_capacity(c.items());
+        for (i, w) in c.wallets.iter().enumerate() {
+            let pk = wallet_pk(&w.account);
+            let (condition, version) = Self::version_condition(w.read_version);
+            let values = version.map(|v| HashMap::from([(":v".to_owned(), v)]));
+            let item = match &w.after {
+                Some((wallet, balance)) => {
+                    let item = WalletItem {
+                        pk,
+                        sk: "WALLET".to_owned(),
+                        tenant_id: w.account.tenant_id.clone(),
+                        customer: wallet.customer.clone(),
+                        permanent: wallet.permanent,
+                        lots: wallet.lots.clone(),
+                        version: wallet.version,
+                        balance: *balance,
+                        updated_at: now,
+                        ttl: scratch_ttl(&w.account),
+                    };
+                    TransactWriteItem::builder()
+                        .put(
+                            Put::builder()
+                                .table_name(&self.wallets)
+                                .set_item(Some(to_item(call, &item)?))
+                                .condition_expression(condition)
+                                .set_expression_attribute_values(values)
+                                .build()
+                                .map_err(|e| AwsError::new(call, e))?,
+                        )
+                        .build()
+                }
+                None => TransactWriteItem::builder()
+                    .condition_check(
+                        ConditionCheck::builder()
+                            .table_name(&self.wallets)
+                            .key("pk", s(&pk))
+                            .key("sk", s("WALLET"))
+                            .condition_expression(condition)
+                            .set_expression_attribute_values(values)
+                            .build()
+                            .map_err(|e| AwsError::new(call, e))?,
+                    )
+                    .build(),
+            };
+            items.push(item);
+            parts.push(Part::Wallet(i));
+        }
+        let accounts: HashMap<&CustomerRef, &Account> = c
+            .wallets
+            .iter()
+            .map(|w| (&w.account.customer, &w.account))
+            .collect();
+        for row in &c.rows {
+            items.push(self.outcome_put(&c.job_id, &row.outcome)?);
+            parts.push(Part::Row);
+            if let Some(entry) = &row.entry {
+                let account = accounts.get(&entry.customer).ok_or_else(|| {
+                    AwsError::new(
+                        call,
+                        format!("row {}: its wallet is not in the commit", entry.row),
+                    )
+                })?;
+                let item = EntryItem {
+                    pk: wallet_pk(account),
+                    sk: format!("ENTRY#{}#{:010}", entry.job_id, entry.row),
+                    entry: entry.clone(),
+                    ttl: scratch_ttl(account),
                 };
                 items.push(
                     TransactWriteItem::builder()
@@ -1062,50 +1181,14 @@ impl LedgerStore for Tables {
                             Put::builder()
                                 .table_name(&self.wallets)
                                 .set_item(Some(to_item(call, &item)?))
-                                .condition_expression(condition)
-                                .set_expression_attribute_values(
-                                    version.map(|v| HashMap::from([(":v".to_owned(), v)])),
-                                )
-                                .build()
-                                .map_err(|e| AwsError::new(call, e))?,
-                        )
-                        .build(),
-                );
-                let entry = EntryItem {
-                    pk: pk.clone(),
-                    sk: format!("ENTRY#{}#{:010}", entry.job_id, entry.row),
-                    entry: entry.clone(),
-                    ttl: scratch_ttl,
-                };
-                items.push(
-                    TransactWriteItem::builder()
-                        .put(
-                            Put::builder()
-                                .table_name(&self.wallets)
-                                .set_item(Some(to_item(call, &entry)?))
                                 .condition_expression("attribute_not_exists(pk)")
                                 .build()
                                 .map_err(|e| AwsError::new(call, e))?,
                         )
                         .build(),
                 );
+                parts.push(Part::Row);
             }
-            None => items.push(
-                TransactWriteItem::builder()
-                    .condition_check(
-                        ConditionCheck::builder()
-                            .table_name(&self.wallets)
-                            .key("pk", s(&pk))
-                            .key("sk", s("WALLET"))
-                            .condition_expression(condition)
-                            .set_expression_attribute_values(
-                                version.map(|v| HashMap::from([(":v".to_owned(), v)])),
-                            )
-                            .build()
-                            .map_err(|e| AwsError::new(call, e))?,
-                    )
-                    .build(),
-            ),
         }
         match self
             .client
@@ -1114,21 +1197,34 @@ impl LedgerStore for Tables {
             .send()
             .await
         {
-            Ok(_) => Ok(Commit::Done),
+            Ok(_) => Ok(Committed::Done),
             Err(err) => {
                 let codes = cancellation_codes(&err);
-                let failed = |i: usize| codes.get(i).map(String::as_str);
-                if failed(0) == Some("ConditionalCheckFailed")
-                    || failed(2) == Some("ConditionalCheckFailed")
-                {
-                    Ok(Commit::AlreadyDecided)
-                } else if failed(1) == Some("ConditionalCheckFailed")
-                    || codes.iter().any(|c| c == "TransactionConflict")
-                {
-                    Ok(Commit::WalletChanged)
-                } else {
-                    Err(AwsError::sdk(call, err))
+                if codes.is_empty() {
+                    return Err(AwsError::sdk(call, err));
                 }
+                let mut decided_elsewhere = false;
+                let mut stale = Vec::new();
+                for (part, code) in parts.iter().zip(&codes) {
+                    match (part, code.as_str()) {
+                        (_, "None") => {}
+                        (Part::Row, "ConditionalCheckFailed") => decided_elsewhere = true,
+                        (Part::Wallet(i), "ConditionalCheckFailed") => {
+                            stale.push(c.wallets[*i].account.clone())
+                        }
+                        // Another request was writing the same item: read
+                        // everything again before deciding again.
+                        (_, "TransactionConflict") => {
+                            decided_elsewhere = true;
+                            stale.extend(c.wallets.iter().map(|w| w.account.clone()));
+                        }
+                        _ => return Err(AwsError::sdk(call, err)),
+                    }
+                }
+                Ok(Committed::Refused {
+                    decided_elsewhere,
+                    stale,
+                })
             }
         }
     }

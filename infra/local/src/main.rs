@@ -347,8 +347,10 @@ async fn demo(aws: Aws) -> anyhow::Result<()> {
 async fn costs(aws: &Aws, rows: u64) -> anyhow::Result<()> {
     let tenant_id = format!("costs-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S"));
     console::create_tenant(aws, &tenant_id, "admin@costs.example", "FR").await?;
-    println!("| file | rows applied | write requests | rows per write request |");
-    println!("|---|---:|---:|---:|");
+    println!(
+        "| file | rows applied | write requests | rows per write request | write units | of which updates (at least) | write units per applied row |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for (name, per_customer) in [("distinct customers", 1), ("ten rows per customer", 10)] {
         let mut file = String::from("customer_id,amount\n");
         for n in 0..rows {
@@ -392,10 +394,15 @@ async fn costs(aws: &Aws, rows: u64) -> anyhow::Result<()> {
                 .any(|w| c.as_str() == format!("DynamoDB:{w}"))
             })
             .count();
+        let cost = plan.write_cost();
+        let applied = job.applied.max(1) as f64;
         println!(
-            "| {name} | {} | {writes} | {:.2} |",
+            "| {name} | {} | {writes} | {:.2} | {:.0} | {:.0} | {:.2} |",
             job.applied,
-            job.applied as f64 / writes.max(1) as f64
+            applied / writes.max(1) as f64,
+            cost.total(),
+            cost.update_units,
+            cost.total() / applied
         );
     }
     Ok(())

@@ -1,11 +1,14 @@
 //! Applying a batch to wallets, exactly once.
 //!
 //! Each row is decided once: either applied (a ledger entry plus the new
-//! wallet) or refused (its outcome only). The decision is committed together
-//! with a check that the wallet has not changed since it was read, and only if
-//! the row has no outcome yet. So a redelivered batch, a retried function or
-//! two deliveries racing each other find the rows already decided and reuse
-//! those outcomes instead of applying anything twice.
+//! wallet) or refused (its outcome only). A batch's outcomes are kept in
+//! pages of [`PAGE_ROWS`] rows, and a page's undecided rows are committed
+//! together: their outcomes, entries and wallets, only if none of the rows
+//! has an outcome yet, every wallet is still at the version it was read at,
+//! and the import has not been closed without the batch. So a redelivered
+//! batch, a retried function or two deliveries racing each other find the
+//! rows already decided and reuse those outcomes instead of applying
+//! anything twice.
 
 use crate::batch::{Batch, BatchRow};
 use crate::identifier::CustomerRef;
@@ -44,39 +47,87 @@ pub struct RowDecision {
     pub entry: Option<LedgerEntry>,
 }
 
-/// Decisions on rows of one job, committed all or nothing: each row only if
-/// no delivery has decided it yet, each wallet only if it is still at the
-/// version read. A wallet appears once, however many of the rows touch it.
-#[derive(Debug, Clone, Default)]
-pub struct Commit {
+/// Rows per page. A commit of a page whose rows are all applied to
+/// different customers takes 49 wallets, 49 ledger entries, the page and the
+/// check that the batch is still open: 100 items, DynamoDB's limit for one
+/// transaction.
+pub const PAGE_ROWS: usize = 49;
+
+/// The most a commit may hold: DynamoDB's limit for one transaction.
+pub const MAX_COMMIT_ITEMS: usize = 100;
+
+/// Where the outcomes of up to [`PAGE_ROWS`] consecutive rows of a batch are
+/// kept.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Page {
+    pub tenant_id: String,
     pub job_id: String,
+    pub shard: u32,
+    pub batch: u64,
+    /// Its place among the batch's pages, from 0.
+    pub index: u32,
+}
+
+impl Page {
+    /// The batch's pages, each with its rows.
+    pub fn of<R>(batch: &Batch<R>) -> impl Iterator<Item = (Page, &[R])> {
+        batch
+            .rows
+            .chunks(PAGE_ROWS)
+            .enumerate()
+            .map(|(index, rows)| {
+                let page = Page {
+                    tenant_id: batch.tenant_id.clone(),
+                    job_id: batch.job_id.clone(),
+                    shard: batch.shard,
+                    batch: batch.number,
+                    index: index as u32,
+                };
+                (page, rows)
+            })
+    }
+}
+
+/// Decisions on undecided rows of one page, committed all or nothing: only
+/// if no delivery has decided any of them yet, every wallet is still at the
+/// version read, and the batch has not been closed. A wallet appears once,
+/// however many of the rows touch it.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    pub page: Page,
     pub wallets: Vec<WalletWrite>,
     pub rows: Vec<RowDecision>,
 }
 
 impl Commit {
-    /// The writes and checks it takes: one per wallet, one per row's
-    /// outcome, one per ledger entry.
+    pub fn new(page: Page) -> Self {
+        Commit {
+            page,
+            wallets: Vec::new(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// The transaction items it takes: the page, the batch check, one per
+    /// wallet and one per ledger entry.
     pub fn items(&self) -> usize {
-        self.wallets.len()
-            + self.rows.len()
-            + self.rows.iter().filter(|r| r.entry.is_some()).count()
+        2 + self.wallets.len() + self.rows.iter().filter(|r| r.entry.is_some()).count()
     }
 }
-
-/// The most a commit may hold: DynamoDB's limit for one transaction.
-pub const MAX_COMMIT_ITEMS: usize = 100;
 
 /// What became of a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Committed {
     Done,
     /// Nothing was written. Another delivery decided some of the rows first
-    /// (their outcomes stand: read them), and/or these wallets changed since
-    /// they were read (read them again and decide their rows again).
+    /// (their outcomes stand: read them); these wallets changed since they
+    /// were read (read them again and decide their rows again); or the
+    /// import was closed without the batch (its undecided rows were
+    /// recorded as never processed, one by one).
     Refused {
         decided_elsewhere: bool,
         stale: Vec<Account>,
+        closed: bool,
     },
 }
 
@@ -84,11 +135,18 @@ pub enum Committed {
 pub trait LedgerStore: Sync {
     type Error: std::error::Error + Send + Sync + 'static;
 
-    /// The outcomes already recorded for some rows of a job.
+    /// The outcomes recorded one by one for some rows of a job (rows that
+    /// failed validation, membership rows, rows sealed on their own).
     fn decided(
         &self,
         job_id: &str,
         rows: &[u64],
+    ) -> impl Future<Output = Result<Vec<RowOutcome>, Self::Error>> + Send;
+
+    /// The outcomes recorded in these pages.
+    fn page_outcomes(
+        &self,
+        pages: &[Page],
     ) -> impl Future<Output = Result<Vec<RowOutcome>, Self::Error>> + Send;
 
     /// The wallet (an empty one at version 0 if it does not exist). A dry run
@@ -103,7 +161,8 @@ pub trait LedgerStore: Sync {
     ) -> impl Future<Output = Result<Vec<Wallet>, Self::Error>> + Send;
 
     /// Writes the outcomes, ledger entries and wallets, all or nothing, if
-    /// every row is undecided and every wallet still at its read version.
+    /// every row is undecided, every wallet still at its read version and
+    /// the batch still open.
     fn commit(
         &self,
         commit: &Commit,
@@ -150,88 +209,138 @@ impl BatchReport {
 
 const MAX_ATTEMPTS: u32 = 25;
 
-/// Applies a batch's rows in as few commits as the item limit allows: rows
-/// of different customers share a commit, and a customer's rows within one
-/// are decided one after the other on the wallet as the previous left it.
-/// A refused commit is formed again from what is left: rows another
-/// delivery decided drop out with their outcomes, and the rows of a wallet
-/// that changed are decided again on the wallet as it is now.
+/// Applies a batch's rows a page at a time: the rows of a page share one
+/// commit, and a customer's rows within it are decided one after the other
+/// on the wallet as the previous left it. A refused commit is formed again
+/// from what is left: rows another delivery decided drop out with their
+/// outcomes, and the rows of a wallet that changed are decided again on the
+/// wallet as it is now.
 pub async fn apply_batch<S: LedgerStore>(
     store: &S,
     batch: &Batch,
     now: DateTime<Utc>,
 ) -> Result<BatchReport, ApplyError<S::Error>> {
-    let rows: Vec<u64> = batch.rows.iter().map(|r| r.row).collect();
-    let mut outcomes: HashMap<u64, RowOutcome> = store
-        .decided(&batch.job_id, &rows)
-        .await
-        .map_err(ApplyError::Store)?
-        .into_iter()
-        .map(|o| (o.row, o))
-        .collect();
-    let mut pending: Vec<&PointsRow> = batch
-        .rows
-        .iter()
-        .filter(|r| !outcomes.contains_key(&r.row))
-        .collect();
+    let pages: Vec<(Page, &[PointsRow])> = Page::of(batch).collect();
+    let mut outcomes = recorded(store, &pages).await?;
     let mut conflicts = HashMap::new();
-    for row in pending.iter().filter(|r| !r.also.is_empty()) {
-        if let Some(refused) =
-            conflicting(store, &account_of(batch, &row.customer), row, now).await?
-        {
+    for row in batch.rows.iter() {
+        if row.also.is_empty() || outcomes.contains_key(&row.row) {
+            continue;
+        }
+        let account = account_of(batch, &row.customer);
+        if let Some(refused) = conflicting(store, &account, row, now).await? {
             conflicts.insert(row.row, refused);
         }
     }
     let mut known: HashMap<CustomerRef, Wallet> = HashMap::new();
     let mut refusals = 0;
-    while !pending.is_empty() {
-        let mut unread: Vec<Account> = Vec::new();
-        for row in &pending {
-            let account = account_of(batch, &row.customer);
-            if !known.contains_key(&row.customer) && !unread.contains(&account) {
-                unread.push(account);
+    for (page, rows) in &pages {
+        loop {
+            let pending: Vec<&PointsRow> = rows
+                .iter()
+                .filter(|r| !outcomes.contains_key(&r.row))
+                .collect();
+            if pending.is_empty() {
+                break;
             }
-        }
-        let read = store.wallets(&unread).await.map_err(ApplyError::Store)?;
-        known.extend(unread.into_iter().map(|a| a.customer).zip(read));
-        let (commit, after) = group(batch, &pending, &known, &conflicts, now);
-        let taken = commit.rows.len();
-        match store.commit(&commit).await.map_err(ApplyError::Store)? {
-            Committed::Done => {
-                outcomes.extend(commit.rows.into_iter().map(|d| (d.outcome.row, d.outcome)));
-                known.extend(after);
-                pending.drain(..taken);
+            let mut unread: Vec<Account> = Vec::new();
+            for row in &pending {
+                let account = account_of(batch, &row.customer);
+                if !known.contains_key(&row.customer) && !unread.contains(&account) {
+                    unread.push(account);
+                }
             }
-            Committed::Refused {
-                decided_elsewhere,
-                stale,
-            } => {
-                refusals += 1;
-                if refusals >= MAX_ATTEMPTS {
-                    return Err(ApplyError::Contention {
-                        row: pending[0].row,
-                        attempts: refusals,
-                    });
+            let read = store.wallets(&unread).await.map_err(ApplyError::Store)?;
+            known.extend(unread.into_iter().map(|a| a.customer).zip(read));
+            let (commit, after) = group(batch, page, &pending, &known, &conflicts, now);
+            match store.commit(&commit).await.map_err(ApplyError::Store)? {
+                Committed::Done => {
+                    outcomes.extend(commit.rows.into_iter().map(|d| (d.outcome.row, d.outcome)));
+                    known.extend(after);
                 }
-                for account in stale {
-                    known.remove(&account.customer);
-                }
-                if decided_elsewhere {
-                    let rows: Vec<u64> = pending[..taken].iter().map(|r| r.row).collect();
-                    let found = store
-                        .decided(&batch.job_id, &rows)
-                        .await
-                        .map_err(ApplyError::Store)?;
-                    outcomes.extend(found.into_iter().map(|o| (o.row, o)));
-                    pending.retain(|r| !outcomes.contains_key(&r.row));
-                    // The other delivery moved wallets too: read them all again.
-                    known.clear();
+                Committed::Refused {
+                    decided_elsewhere,
+                    stale,
+                    closed,
+                } => {
+                    refusals += 1;
+                    if refusals >= MAX_ATTEMPTS {
+                        return Err(ApplyError::Contention {
+                            row: pending[0].row,
+                            attempts: refusals,
+                        });
+                    }
+                    for account in stale {
+                        known.remove(&account.customer);
+                    }
+                    if decided_elsewhere || closed {
+                        let rows: Vec<u64> = pending.iter().map(|r| r.row).collect();
+                        reread(store, page, &rows, closed, &mut outcomes).await?;
+                        // Another delivery moved wallets too: read them all again.
+                        known.clear();
+                    }
                 }
             }
         }
     }
+    report(&batch.rows, outcomes)
+}
+
+/// The outcomes recorded in the batch's pages, by row.
+async fn recorded<S: LedgerStore, R>(
+    store: &S,
+    pages: &[(Page, &[R])],
+) -> Result<HashMap<u64, RowOutcome>, ApplyError<S::Error>> {
+    let pages: Vec<Page> = pages.iter().map(|(p, _)| p.clone()).collect();
+    Ok(store
+        .page_outcomes(&pages)
+        .await
+        .map_err(ApplyError::Store)?
+        .into_iter()
+        .map(|o| (o.row, o))
+        .collect())
+}
+
+/// After a refused commit: what another delivery decided in the page, and
+/// for a closed batch the outcomes its rows were closed with (a row closed
+/// but not recorded yet is an error: the batch is retried later).
+async fn reread<S: LedgerStore>(
+    store: &S,
+    page: &Page,
+    pending: &[u64],
+    closed: bool,
+    outcomes: &mut HashMap<u64, RowOutcome>,
+) -> Result<(), ApplyError<S::Error>> {
+    let found = store
+        .page_outcomes(std::slice::from_ref(page))
+        .await
+        .map_err(ApplyError::Store)?;
+    outcomes.extend(found.into_iter().map(|o| (o.row, o)));
+    if closed {
+        let undecided: Vec<u64> = pending
+            .iter()
+            .copied()
+            .filter(|r| !outcomes.contains_key(r))
+            .collect();
+        let found = store
+            .decided(&page.job_id, &undecided)
+            .await
+            .map_err(ApplyError::Store)?;
+        outcomes.extend(found.into_iter().map(|o| (o.row, o)));
+        if let Some(row) = undecided.iter().find(|r| !outcomes.contains_key(r)) {
+            return Err(ApplyError::LostOutcome(*row));
+        }
+    }
+    Ok(())
+}
+
+/// Every row's outcome, in batch order.
+fn report<R: BatchRow, E>(
+    rows: &[R],
+    mut outcomes: HashMap<u64, RowOutcome>,
+) -> Result<BatchReport, ApplyError<E>> {
     let mut report = BatchReport::default();
-    for row in rows {
+    for row in rows.iter().map(BatchRow::row) {
         let outcome = outcomes.remove(&row).ok_or(ApplyError::LostOutcome(row))?;
         report.tally.add(&outcome);
         report.outcomes.push(outcome);
@@ -247,49 +356,54 @@ fn account_of(batch: &Batch, customer: &CustomerRef) -> Account {
     }
 }
 
-/// The first pending rows that fit in one commit, each decided on its
-/// wallet as known (every pending row's wallet is), and the wallets after
-/// them.
+/// The page's pending rows in one commit, each decided on its wallet as
+/// known (every pending row's wallet is), and the wallets after them.
 fn group(
     batch: &Batch,
+    page: &Page,
     pending: &[&PointsRow],
     known: &HashMap<CustomerRef, Wallet>,
     conflicts: &HashMap<u64, RowOutcome>,
     now: DateTime<Utc>,
 ) -> (Commit, HashMap<CustomerRef, Wallet>) {
-    let mut commit = Commit {
-        job_id: batch.job_id.clone(),
-        ..Commit::default()
-    };
+    let mut commit = Commit::new(page.clone());
     // Per wallet in the commit: its place in `commit.wallets`, and its state
     // after the rows decided so far.
     let mut touched: HashMap<&CustomerRef, (usize, Wallet)> = HashMap::new();
     for row in pending {
         let (place, wallet) = match touched.get(&row.customer) {
-            Some((place, wallet)) => (Some(*place), wallet.clone()),
-            None => (None, known[&row.customer].clone()),
+            Some((place, wallet)) => (*place, wallet.clone()),
+            None => {
+                let wallet = known[&row.customer].clone();
+                commit.wallets.push(WalletWrite {
+                    account: account_of(batch, &row.customer),
+                    read_version: wallet.version,
+                    after: None,
+                });
+                (commit.wallets.len() - 1, wallet)
+            }
         };
         let (outcome, change) = decide(batch, row, &wallet, conflicts.get(&row.row), now);
-        let items = 1 + usize::from(change.is_some()) + usize::from(place.is_none());
-        if commit.items() + items > MAX_COMMIT_ITEMS {
-            break;
-        }
-        let place = place.unwrap_or_else(|| {
-            commit.wallets.push(WalletWrite {
-                account: account_of(batch, &row.customer),
-                read_version: wallet.version,
-                after: None,
-            });
-            commit.wallets.len() - 1
-        });
-        let entry = change.map(|(next, entry)| {
-            commit.wallets[place].after = Some((next.clone(), entry.balance_after));
-            touched.insert(&row.customer, (place, next));
-            entry
-        });
-        touched.entry(&row.customer).or_insert((place, wallet));
-        commit.rows.push(RowDecision { outcome, entry });
+        let after = match change {
+            Some((next, entry)) => {
+                commit.wallets[place].after = Some((next.clone(), entry.balance_after));
+                commit.rows.push(RowDecision {
+                    outcome,
+                    entry: Some(entry),
+                });
+                next
+            }
+            None => {
+                commit.rows.push(RowDecision {
+                    outcome,
+                    entry: None,
+                });
+                wallet
+            }
+        };
+        touched.insert(&row.customer, (place, after));
     }
+    debug_assert!(commit.items() <= MAX_COMMIT_ITEMS);
     let after = touched
         .into_iter()
         .map(|(customer, (_, wallet))| (customer.clone(), wallet))
@@ -297,10 +411,59 @@ fn group(
     (commit, after)
 }
 
-/// Gives up on a batch that failed on every delivery: its undecided rows are
-/// sealed as set aside (never to be applied), its decided rows keep their
-/// outcomes, and the report covers them all, so the job can still finish.
-pub async fn give_up_batch<S: LedgerStore, R: BatchRow>(
+/// Gives up on a points batch that failed on every delivery: its undecided
+/// rows are recorded in their pages as set aside (never to be applied), its
+/// decided rows keep their outcomes, and the report covers them all, so the
+/// job can still finish.
+pub async fn give_up_batch<S: LedgerStore>(
+    store: &S,
+    batch: &Batch,
+) -> Result<BatchReport, ApplyError<S::Error>> {
+    let pages: Vec<(Page, &[PointsRow])> = Page::of(batch).collect();
+    let mut outcomes = recorded(store, &pages).await?;
+    for (page, rows) in &pages {
+        let mut refusals = 0;
+        loop {
+            let pending: Vec<u64> = rows
+                .iter()
+                .map(|r| r.row)
+                .filter(|r| !outcomes.contains_key(r))
+                .collect();
+            let Some(&first) = pending.first() else {
+                break;
+            };
+            let mut commit = Commit::new(page.clone());
+            commit.rows = pending
+                .iter()
+                .map(|&row| RowDecision {
+                    outcome: RowOutcome::set_aside(row),
+                    entry: None,
+                })
+                .collect();
+            match store.commit(&commit).await.map_err(ApplyError::Store)? {
+                Committed::Done => {
+                    outcomes.extend(commit.rows.into_iter().map(|d| (d.outcome.row, d.outcome)))
+                }
+                Committed::Refused { closed, .. } => {
+                    refusals += 1;
+                    if refusals >= MAX_ATTEMPTS {
+                        return Err(ApplyError::Contention {
+                            row: first,
+                            attempts: refusals,
+                        });
+                    }
+                    reread(store, page, &pending, closed, &mut outcomes).await?;
+                }
+            }
+        }
+    }
+    report(&batch.rows, outcomes)
+}
+
+/// Gives up on a batch whose rows' outcomes are recorded one by one
+/// (membership rows): its undecided rows are sealed as set aside, its
+/// decided rows keep their outcomes.
+pub async fn give_up_rows<S: LedgerStore, R: BatchRow>(
     store: &S,
     batch: &Batch<R>,
 ) -> Result<BatchReport, ApplyError<S::Error>> {
@@ -311,20 +474,14 @@ pub async fn give_up_batch<S: LedgerStore, R: BatchRow>(
             .await
             .map_err(ApplyError::Store)?;
     }
-    let mut decided: HashMap<u64, RowOutcome> = store
+    let decided = store
         .decided(&batch.job_id, &rows)
         .await
         .map_err(ApplyError::Store)?
         .into_iter()
         .map(|o| (o.row, o))
         .collect();
-    let mut report = BatchReport::default();
-    for row in rows {
-        let outcome = decided.remove(&row).ok_or(ApplyError::LostOutcome(row))?;
-        report.tally.add(&outcome);
-        report.outcomes.push(outcome);
-    }
-    Ok(report)
+    report(&batch.rows, decided)
 }
 
 /// Why the row names two customers, if it does: another of its identifiers
@@ -462,9 +619,17 @@ pub mod memory {
     pub struct MemoryLedger {
         pub wallets: Mutex<HashMap<Account, Wallet>>,
         pub entries: Mutex<Vec<LedgerEntry>>,
+        /// Outcomes recorded one by one.
         pub outcomes: Mutex<HashMap<(String, u64), RowOutcome>>,
+        pub pages: Mutex<HashMap<Page, Vec<RowOutcome>>>,
+        /// Batches closed without being applied: `(job, batch)`.
+        pub closed: Mutex<Vec<(String, u64)>>,
         /// The rows of each commit done, in order.
         pub commits: Mutex<Vec<usize>>,
+    }
+
+    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     impl LedgerStore for MemoryLedger {
@@ -512,23 +677,34 @@ pub mod memory {
             Ok(found)
         }
 
+        async fn page_outcomes(&self, pages: &[Page]) -> Result<Vec<RowOutcome>, Infallible> {
+            let stored = lock(&self.pages);
+            Ok(pages
+                .iter()
+                .flat_map(|p| stored.get(p).cloned().unwrap_or_default())
+                .collect())
+        }
+
         async fn commit(&self, c: &Commit) -> Result<Committed, Infallible> {
-            let mut outcomes = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
-            let mut wallets = self.wallets.lock().unwrap_or_else(|e| e.into_inner());
+            let mut pages = lock(&self.pages);
+            let mut wallets = lock(&self.wallets);
+            let closed = lock(&self.closed).contains(&(c.page.job_id.clone(), c.page.batch));
+            let page = pages.entry(c.page.clone()).or_default();
             let decided_elsewhere = c
                 .rows
                 .iter()
-                .any(|r| outcomes.contains_key(&(c.job_id.clone(), r.outcome.row)));
+                .any(|r| page.iter().any(|o| o.row == r.outcome.row));
             let stale: Vec<Account> = c
                 .wallets
                 .iter()
                 .filter(|w| wallets.get(&w.account).map_or(0, |s| s.version) != w.read_version)
                 .map(|w| w.account.clone())
                 .collect();
-            if decided_elsewhere || !stale.is_empty() {
+            if closed || decided_elsewhere || !stale.is_empty() {
                 return Ok(Committed::Refused {
                     decided_elsewhere,
                     stale,
+                    closed,
                 });
             }
             for w in &c.wallets {
@@ -536,15 +712,12 @@ pub mod memory {
                     wallets.insert(w.account.clone(), wallet.clone());
                 }
             }
-            let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            let mut entries = lock(&self.entries);
             for row in &c.rows {
                 entries.extend(row.entry.clone());
-                outcomes.insert((c.job_id.clone(), row.outcome.row), row.outcome.clone());
+                page.push(row.outcome.clone());
             }
-            self.commits
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(c.rows.len());
+            lock(&self.commits).push(c.rows.len());
             Ok(Committed::Done)
         }
     }
@@ -706,8 +879,8 @@ mod tests {
             .collect();
         let report = block_on(apply_batch(&store, &batch("J1", false, &rows), now())).unwrap();
         assert_eq!(report.tally.applied, 120);
-        // Three items a row (wallet, entry, outcome): 33 rows a commit.
-        assert_eq!(*store.commits.lock().unwrap(), [33, 33, 33, 21]);
+        // A page of 49 rows a commit.
+        assert_eq!(*store.commits.lock().unwrap(), [49, 49, 22]);
     }
 
     #[test]
@@ -754,6 +927,9 @@ mod tests {
         async fn wallets(&self, accounts: &[Account]) -> Result<Vec<Wallet>, Self::Error> {
             self.inner.wallets(accounts).await
         }
+        async fn page_outcomes(&self, pages: &[Page]) -> Result<Vec<RowOutcome>, Self::Error> {
+            self.inner.page_outcomes(pages).await
+        }
         async fn seal(&self, job_id: &str, outcome: &RowOutcome) -> Result<bool, Self::Error> {
             self.inner.seal(job_id, outcome).await
         }
@@ -789,6 +965,32 @@ mod tests {
         assert_eq!(report.outcomes[1].balance_after, Some(0));
         assert_eq!(*store.inner.commits.lock().unwrap(), [1, 3]);
         assert_eq!(live_balance(&store.inner, "b@x.io"), 0);
+    }
+
+    #[test]
+    fn a_batch_closed_without_being_applied_applies_nothing_and_reports_how_it_was_closed() {
+        let store = MemoryLedger::default();
+        let b = batch(
+            "J1",
+            false,
+            &[
+                (1, "a@x.io", Operation::Credit, 50),
+                (2, "b@x.io", Operation::Credit, 5),
+            ],
+        );
+        store.closed.lock().unwrap().push(("J1".into(), 1));
+        block_on(store.seal("J1", &RowOutcome::never_processed(1))).unwrap();
+        // The second row's outcome is not recorded yet: the batch waits.
+        assert!(matches!(
+            block_on(apply_batch(&store, &b, now())),
+            Err(ApplyError::LostOutcome(2))
+        ));
+        block_on(store.seal("J1", &RowOutcome::never_processed(2))).unwrap();
+        let report = block_on(apply_batch(&store, &b, now())).unwrap();
+        assert_eq!(report.tally.failed, 2);
+        assert_eq!(report.tally.applied, 0);
+        assert_eq!(live_balance(&store, "a@x.io"), 0);
+        assert!(store.entries.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -113,6 +113,9 @@ pub struct Job {
     pub invalid_rows: u64,
     #[serde(default)]
     pub batches_total: u64,
+    /// The shards the batches were spread over (0 until the file is split).
+    #[serde(default)]
+    pub shards: u32,
     #[serde(default)]
     pub batches_done: u64,
     #[serde(default)]
@@ -176,6 +179,7 @@ impl Job {
             total_rows: 0,
             invalid_rows: 0,
             batches_total: 0,
+            shards: 0,
             batches_done: 0,
             rows_done: 0,
             applied: 0,

@@ -52,6 +52,8 @@ pub struct SplitSummary {
     pub total_rows: u64,
     pub invalid_rows: u64,
     pub batches: u64,
+    /// The shards the batches were spread over.
+    pub shards: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -297,6 +299,7 @@ fn split_rows<R: Read, F: RowFormat, S: SplitSink<F::Row>>(
         total_rows: 0,
         invalid_rows: 0,
         batches: 0,
+        shards: request.shards,
     };
     while let Some(row) = input
         .next_row()

@@ -279,6 +279,52 @@ async fn the_processed_file_has_every_row_once_in_input_order() {
     assert_eq!(job.applied + job.failed, 250);
 }
 
+/// Outcomes are kept in pages of 49 rows; the processed file merges the
+/// pages of every shard with the rows recorded one by one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_of_many_pages_and_batches_per_shard_comes_back_whole_and_in_order() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    let mut settings = h.aws.settings.clone();
+    settings.rows_per_batch = 60;
+    settings.shards = 3;
+    let runner = local_stack::Runner::new(loyalty_aws::Aws::new(settings).await).unwrap();
+    let mut file = String::from("customer_id,amount,operation\n");
+    for n in 1..=700 {
+        let (amount, op) = match n % 13 {
+            0 => ("oops".to_string(), "CR"),
+            7 => ("1000000".to_string(), "DR"),
+            _ => ((n % 9 + 1).to_string(), "CR"),
+        };
+        file.push_str(&format!("C{},{amount},{op}\n", n % 101));
+    }
+    h.drop_file(&t, "pages.csv", &file, None).await;
+    runner
+        .run_until_idle(Some(t.id()), std::time::Duration::from_secs(180))
+        .await
+        .unwrap();
+    let job = h.only_job(&t).await;
+    // 3 shards of about 215 valid rows: 4 batches each, of 2 pages.
+    assert!(job.batches_total >= 12, "{} batches", job.batches_total);
+    let rows = processed_rows(&h.processed_file(&job).await);
+    assert_eq!(rows.len(), 700);
+    for (n, (line, out)) in file.lines().skip(1).zip(&rows).enumerate() {
+        let row = n + 1;
+        assert_eq!(
+            out.get("customer_id"),
+            line.split(',').next().unwrap(),
+            "row {row}"
+        );
+        let expected = match row % 13 {
+            0 => "invalid_amount",
+            7 => "insufficient_balance",
+            _ => "",
+        };
+        assert_eq!(out.get("error_code"), expected, "row {row}");
+    }
+    assert_eq!((job.applied, job.failed), (700 - 53 - 54, 53 + 54));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_email_goes_to_the_tenant_admin_only_with_a_link_to_the_processed_file() {
     let h = Harness::start().await;

@@ -84,10 +84,13 @@ fn object_values(value: &Value) -> impl Iterator<Item = &Value> {
     value.as_object().into_iter().flat_map(|m| m.values())
 }
 
-/// An update's key and the values it sets, under their attribute names as
-/// far as the expression shows them.
+/// An update's key, the attribute names it gives and the values it sets.
 fn update_size(update: &Value) -> usize {
     item_size(&update["Key"])
+        + object_values(&update["ExpressionAttributeNames"])
+            .filter_map(Value::as_str)
+            .map(str::len)
+            .sum::<usize>()
         + object_values(&update["ExpressionAttributeValues"])
             .map(value_size)
             .sum::<usize>()

@@ -15,8 +15,8 @@ pub struct Settings {
     pub finalize_queue_url: String,
     /// The verified address import emails are sent from.
     pub sender: String,
-    /// Rows per batch message. 198 = six full commits of 33 distinct
-    /// customers' rows (three transaction items a row, 100 at most).
+    /// Rows per batch message: 196 = four pages of 49 rows, each page one
+    /// transaction (`shared::apply::PAGE_ROWS`).
     pub rows_per_batch: usize,
     pub shards: u32,
     /// Largest file an API upload may declare.
@@ -71,7 +71,7 @@ impl Settings {
             batch_queue_url: required("LOYALTY_BATCH_QUEUE_URL")?,
             finalize_queue_url: required("LOYALTY_FINALIZE_QUEUE_URL")?,
             sender: required("LOYALTY_SENDER")?,
-            rows_per_batch: number("LOYALTY_ROWS_PER_BATCH", 198)?,
+            rows_per_batch: number("LOYALTY_ROWS_PER_BATCH", 196)?,
             shards: number("LOYALTY_SHARDS", 8)?,
             max_upload_bytes: number("LOYALTY_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)?,
             upload_url_seconds: number("LOYALTY_UPLOAD_URL_SECONDS", 900)?,

@@ -5,7 +5,7 @@
 //! | tenants  | `tenant_id`                           | one per tenant                          |
 //! | jobs     | `tenant_id`, `sk` = `JOB#<job>`       | the job; `JOB#<job>#BATCH#<n>` markers; `CONTENT#<sha256>` claims; `MEMBERSHIP#<date>#<seq>#<scope>` places (`order`) |
 //! | wallets  | `pk` = `<tenant>#<customer>`, `sk`    | `WALLET`, and `ENTRY#<job>#<row>` ledger entries |
-//! | outcomes | `job_id`, `row`                       | one per decided row                     |
+//! | outcomes | `job_id`, `row`                       | one per row decided alone; pages of a batch's rows (`pages`) |
 //! | subscriptions | `pk`, `sk`                       | cards and active-card claims (`cards`)  |
 //!
 //! A dry run keeps its own copies of wallets under `pk` =
@@ -21,7 +21,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use shared::apply::{Account, Commit, Committed, LedgerStore};
+use shared::apply::{Account, Commit, Committed, LedgerStore, Page};
 use shared::identifier::CustomerRef;
 use shared::job::{Job, JobStatus};
 use shared::kind::ImportKind;
@@ -40,6 +40,9 @@ const SCRATCH_TTL_DAYS: i64 = 30;
 /// Row outcomes are kept this long after the import (the processed file stays).
 mod cards;
 mod order;
+mod pages;
+
+pub use pages::JobOutcomes;
 
 const OUTCOME_TTL_DAYS: i64 = 90;
 
@@ -121,6 +124,12 @@ fn job_sk(job_id: &str) -> String {
     format!("JOB#{job_id}")
 }
 
+/// The item in `jobs` that says a batch is done with: recorded as applied,
+/// or closed without it when its job was closed as stalled.
+fn batch_sk(job_id: &str, batch: u64) -> String {
+    format!("{}#BATCH#{batch}", job_sk(job_id))
+}
+
 /// The item in `jobs` that says which job imported a content.
 fn content_sk(sha256: &str) -> String {
     format!("CONTENT#{sha256}")
@@ -170,6 +179,11 @@ impl Tables {
     // ----- tenants -----
 
     /// Stores a new tenant; `false` if the id is taken.
+    /// The DynamoDB client, for developer tools that measure the tables.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     pub async fn create_tenant(&self, tenant: &Tenant) -> Result<bool, AwsError> {
         self.put_new(
             &self.tenants,
@@ -479,7 +493,7 @@ impl Tables {
             tenant_id,
             job_id,
             "SET #status = :processing, splitting_done = :true, kind = :kind, total_rows = :total, \
-             invalid_rows = :invalid, batches_total = :batches, progress_at = :now",
+             invalid_rows = :invalid, batches_total = :batches, shards = :shards, progress_at = :now",
             Some("#status = :splitting"),
             &[("#status", "status")],
             vec![
@@ -490,6 +504,7 @@ impl Tables {
                 (":total", n(summary.total_rows)),
                 (":invalid", n(summary.invalid_rows)),
                 (":batches", n(summary.batches)),
+                (":shards", n(summary.shards)),
                 (":now", s(Utc::now().to_rfc3339())),
             ],
         )
@@ -533,7 +548,7 @@ impl Tables {
         let marker = Put::builder()
             .table_name(&self.jobs)
             .item("tenant_id", s(tenant_id))
-            .item("sk", s(format!("{}#BATCH#{batch_number}", job_sk(job_id))))
+            .item("sk", s(batch_sk(job_id, batch_number)))
             .item("ttl", n(epoch_in_days(OUTCOME_TTL_DAYS)))
             .condition_expression("attribute_not_exists(sk)")
             .build()
@@ -758,22 +773,53 @@ impl Tables {
         job_id: &str,
         outcomes: &[RowOutcome],
     ) -> Result<(), AwsError> {
+        let call = "dynamodb:BatchWriteItem";
         let ttl = epoch_in_days(OUTCOME_TTL_DAYS);
-        for chunk in outcomes.chunks(25) {
+        let items = outcomes
+            .iter()
+            .map(|o| {
+                let item = OutcomeItem {
+                    job_id: job_id.to_owned(),
+                    outcome: o.clone(),
+                    ttl,
+                };
+                to_item(call, &item)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.batch_put(&self.outcomes, items).await
+    }
+
+    /// Closes the batches of a stalled job: a batch not recorded as applied
+    /// by now never will be, and no delivery of it can decide a row any more
+    /// (a commit checks its batch is open).
+    pub async fn close_batches(&self, job: &Job) -> Result<(), AwsError> {
+        let ttl = n(epoch_in_days(OUTCOME_TTL_DAYS));
+        let items = (1..=job.batches_total)
+            .map(|batch| {
+                HashMap::from([
+                    ("tenant_id".to_owned(), s(&job.tenant_id)),
+                    ("sk".to_owned(), s(batch_sk(&job.job_id, batch))),
+                    ("closed".to_owned(), AttributeValue::Bool(true)),
+                    ("ttl".to_owned(), ttl.clone()),
+                ])
+            })
+            .collect();
+        self.batch_put(&self.jobs, items).await
+    }
+
+    /// Puts items, 25 a request, until every one is written.
+    async fn batch_put(&self, table: &str, items: Vec<Item>) -> Result<(), AwsError> {
+        let call = "dynamodb:BatchWriteItem";
+        for chunk in items.chunks(25) {
             let mut requests = chunk
                 .iter()
-                .map(|o| {
-                    let item = OutcomeItem {
-                        job_id: job_id.to_owned(),
-                        outcome: o.clone(),
-                        ttl,
-                    };
+                .map(|item| {
                     Ok(WriteRequest::builder()
                         .put_request(
                             PutRequest::builder()
-                                .set_item(Some(to_item("dynamodb:BatchWriteItem", &item)?))
+                                .set_item(Some(item.clone()))
                                 .build()
-                                .map_err(|e| AwsError::new("dynamodb:BatchWriteItem", e))?,
+                                .map_err(|e| AwsError::new(call, e))?,
                         )
                         .build())
                 })
@@ -783,50 +829,19 @@ impl Tables {
                 let out = self
                     .client
                     .batch_write_item()
-                    .request_items(&self.outcomes, requests)
+                    .request_items(table, requests)
                     .send()
                     .await
-                    .map_err(|e| AwsError::sdk("dynamodb:BatchWriteItem", e))?;
+                    .map_err(|e| AwsError::sdk(call, e))?;
                 requests = out
                     .unprocessed_items
-                    .and_then(|mut u| u.remove(&self.outcomes))
+                    .and_then(|mut u| u.remove(table))
                     .unwrap_or_default();
                 attempt += 1;
                 backoff(attempt, !requests.is_empty()).await;
             }
         }
         Ok(())
-    }
-
-    /// A page of a job's outcomes in row order, after `after_row`, and
-    /// whether more follow.
-    pub async fn outcomes_after(
-        &self,
-        job_id: &str,
-        after_row: u64,
-        limit: i32,
-    ) -> Result<(Vec<RowOutcome>, bool), AwsError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.outcomes)
-            .key_condition_expression("job_id = :job AND #row > :after")
-            .expression_attribute_names("#row", "row")
-            .expression_attribute_values(":job", s(job_id))
-            .expression_attribute_values(":after", n(after_row))
-            .consistent_read(true)
-            .limit(limit)
-            .send()
-            .await
-            .map_err(|e| AwsError::sdk("dynamodb:Query", e))?;
-        let more = out.last_evaluated_key.is_some_and(|k| !k.is_empty());
-        let page = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|i| from_item::<OutcomeItem>("dynamodb:Query", i).map(|o| o.outcome))
-            .collect::<Result<_, _>>()?;
-        Ok((page, more))
     }
 
     // ----- wallets -----
@@ -950,6 +965,36 @@ impl Tables {
             }
         }
         Ok(found)
+    }
+
+    /// The transaction item writing the rows' outcomes into their page, if
+    /// none of them has one yet.
+    fn page_update(&self, c: &Commit) -> Result<TransactWriteItem, AwsError> {
+        let call = "dynamodb:TransactWriteItems";
+        let mut set = vec!["#ttl = :ttl".to_owned()];
+        let mut condition = Vec::new();
+        let mut names = HashMap::from([("#ttl".to_owned(), "ttl".to_owned())]);
+        let mut values = HashMap::from([(":ttl".to_owned(), n(epoch_in_days(OUTCOME_TTL_DAYS)))]);
+        for (i, row) in c.rows.iter().enumerate() {
+            names.insert(format!("#r{i}"), pages::row_attribute(row.outcome.row));
+            values.insert(format!(":r{i}"), s(pages::encode(&row.outcome)));
+            set.push(format!("#r{i} = :r{i}"));
+            condition.push(format!("attribute_not_exists(#r{i})"));
+        }
+        Ok(TransactWriteItem::builder()
+            .update(
+                Update::builder()
+                    .table_name(&self.outcomes)
+                    .key("job_id", s(&c.page.job_id))
+                    .key("row", n(pages::page_key(&c.page)))
+                    .update_expression(format!("SET {}", set.join(", ")))
+                    .condition_expression(condition.join(" AND "))
+                    .set_expression_attribute_names(Some(names))
+                    .set_expression_attribute_values(Some(values))
+                    .build()
+                    .map_err(|e| AwsError::new(call, e))?,
+            )
+            .build())
     }
 
     /// The transaction item recording a row's outcome, if it has none yet.
@@ -1098,16 +1143,49 @@ impl LedgerStore for Tables {
             .collect())
     }
 
+    async fn page_outcomes(&self, pages: &[Page]) -> Result<Vec<RowOutcome>, AwsError> {
+        let keys = pages
+            .iter()
+            .map(|p| {
+                HashMap::from([
+                    ("job_id".to_owned(), s(&p.job_id)),
+                    ("row".to_owned(), n(pages::page_key(p))),
+                ])
+            })
+            .collect();
+        let mut found = Vec::new();
+        for item in self.batch_get(&self.outcomes, keys).await? {
+            found.extend(pages::page_outcomes("dynamodb:BatchGetItem", &item)?);
+        }
+        Ok(found)
+    }
+
     async fn commit(&self, c: &Commit) -> Result<Committed, AwsError> {
         let call = "dynamodb:TransactWriteItems";
         let now = Utc::now();
         // What each transaction item stands for, to read its cancellation reason.
         enum Part {
+            Batch,
+            Page,
             Wallet(usize),
-            Row,
+            Entry,
         }
-        let mut parts = Vec::with_capacity(c.items());
-        let mut items = Vec::with_capacity(c.items());
+        let mut parts = vec![Part::Batch, Part::Page];
+        let mut items = vec![
+            // The batch is still open: the import was not closed without it.
+            TransactWriteItem::builder()
+                .condition_check(
+                    ConditionCheck::builder()
+                        .table_name(&self.jobs)
+                        .key("tenant_id", s(&c.page.tenant_id))
+                        .key("sk", s(batch_sk(&c.page.job_id, c.page.batch)))
+                        .condition_expression("attribute_not_exists(sk)")
+                        .build()
+                        .map_err(|e| AwsError::new(call, e))?,
+                )
+                .build(),
+            self.page_update(c)?,
+        ];
         for (i, w) in c.wallets.iter().enumerate() {
             let pk = wallet_pk(&w.account);
             let (condition, version) = Self::version_condition(w.read_version);
@@ -1159,36 +1237,32 @@ impl LedgerStore for Tables {
             .iter()
             .map(|w| (&w.account.customer, &w.account))
             .collect();
-        for row in &c.rows {
-            items.push(self.outcome_put(&c.job_id, &row.outcome)?);
-            parts.push(Part::Row);
-            if let Some(entry) = &row.entry {
-                let account = accounts.get(&entry.customer).ok_or_else(|| {
-                    AwsError::new(
-                        call,
-                        format!("row {}: its wallet is not in the commit", entry.row),
+        for entry in c.rows.iter().filter_map(|r| r.entry.as_ref()) {
+            let account = accounts.get(&entry.customer).ok_or_else(|| {
+                AwsError::new(
+                    call,
+                    format!("row {}: its wallet is not in the commit", entry.row),
+                )
+            })?;
+            let item = EntryItem {
+                pk: wallet_pk(account),
+                sk: format!("ENTRY#{}#{:010}", entry.job_id, entry.row),
+                entry: entry.clone(),
+                ttl: scratch_ttl(account),
+            };
+            items.push(
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(&self.wallets)
+                            .set_item(Some(to_item(call, &item)?))
+                            .condition_expression("attribute_not_exists(pk)")
+                            .build()
+                            .map_err(|e| AwsError::new(call, e))?,
                     )
-                })?;
-                let item = EntryItem {
-                    pk: wallet_pk(account),
-                    sk: format!("ENTRY#{}#{:010}", entry.job_id, entry.row),
-                    entry: entry.clone(),
-                    ttl: scratch_ttl(account),
-                };
-                items.push(
-                    TransactWriteItem::builder()
-                        .put(
-                            Put::builder()
-                                .table_name(&self.wallets)
-                                .set_item(Some(to_item(call, &item)?))
-                                .condition_expression("attribute_not_exists(pk)")
-                                .build()
-                                .map_err(|e| AwsError::new(call, e))?,
-                        )
-                        .build(),
-                );
-                parts.push(Part::Row);
-            }
+                    .build(),
+            );
+            parts.push(Part::Entry);
         }
         match self
             .client
@@ -1204,11 +1278,15 @@ impl LedgerStore for Tables {
                     return Err(AwsError::sdk(call, err));
                 }
                 let mut decided_elsewhere = false;
+                let mut closed = false;
                 let mut stale = Vec::new();
                 for (part, code) in parts.iter().zip(&codes) {
                     match (part, code.as_str()) {
                         (_, "None") => {}
-                        (Part::Row, "ConditionalCheckFailed") => decided_elsewhere = true,
+                        (Part::Batch, "ConditionalCheckFailed") => closed = true,
+                        (Part::Page | Part::Entry, "ConditionalCheckFailed") => {
+                            decided_elsewhere = true
+                        }
                         (Part::Wallet(i), "ConditionalCheckFailed") => {
                             stale.push(c.wallets[*i].account.clone())
                         }
@@ -1224,6 +1302,7 @@ impl LedgerStore for Tables {
                 Ok(Committed::Refused {
                     decided_elsewhere,
                     stale,
+                    closed,
                 })
             }
         }

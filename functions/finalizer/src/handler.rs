@@ -8,6 +8,7 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use loyalty_aws::mail::MailError;
 use loyalty_aws::queues::FinalizeRequest;
+use loyalty_aws::tables::JobOutcomes;
 use loyalty_aws::{Aws, AwsError};
 use serde::Deserialize;
 use shared::apply::LedgerStore;
@@ -20,9 +21,6 @@ use shared::processed::{write_processed, Detail};
 use std::time::Duration;
 use tokio::runtime::Handle;
 use tracing::{error, info, instrument};
-
-/// Outcomes read per query while merging.
-const OUTCOMES_PAGE: i32 = 1000;
 
 /// What the function is invoked with: finalize requests from its queue, or
 /// the watchdog's schedule.
@@ -180,33 +178,28 @@ async fn mark_email_sent(aws: &Aws, job: &Job) -> Result<(), AwsError> {
     }
 }
 
-/// Records `not_processed` for every row of a stalled job that no batch
-/// decided, so none of them is applied later; returns how many.
+/// Closes a stalled job's batches, so none of them decides a row any more,
+/// then records `not_processed` for every row that no batch decided; returns
+/// how many.
 async fn seal_unprocessed(aws: &Aws, job: &Job) -> Result<u64, AwsError> {
+    aws.tables.close_batches(job).await?;
     let mut sealed = 0;
     let mut next_row = 1;
+    let mut outcomes = aws.tables.job_outcomes(job);
     loop {
-        let (page, more) = aws
-            .tables
-            .outcomes_after(&job.job_id, next_row - 1, OUTCOMES_PAGE)
-            .await?;
-        let rows = page
-            .iter()
-            .map(|o| o.row)
-            .chain((!more).then_some(job.total_rows + 1));
-        for decided in rows {
-            for row in next_row..decided {
-                if aws
-                    .tables
-                    .seal(&job.job_id, &RowOutcome::never_processed(row))
-                    .await?
-                {
-                    sealed += 1;
-                }
+        let decided = outcomes.next().await?;
+        let until = decided.as_ref().map_or(job.total_rows + 1, |o| o.row);
+        for row in next_row..until {
+            if aws
+                .tables
+                .seal(&job.job_id, &RowOutcome::never_processed(row))
+                .await?
+            {
+                sealed += 1;
             }
-            next_row = decided + 1;
         }
-        if !more {
+        next_row = until + 1;
+        if decided.is_none() {
             return Ok(sealed);
         }
     }
@@ -226,12 +219,8 @@ async fn write_processed_file(aws: &Aws, job: &Job) -> anyhow::Result<(String, T
     let reader = aws.objects.open_source(job).await?;
     let path = std::env::temp_dir().join(format!("{}.processed.csv", job.job_id));
     let outcomes = Outcomes {
-        aws: aws.clone(),
+        stream: aws.tables.job_outcomes(job),
         runtime: Handle::current(),
-        job_id: job.job_id.clone(),
-        page: Vec::new().into_iter(),
-        last_row: 0,
-        done: false,
     };
     let out_path = path.clone();
     let detail = Detail::of(job.kind);
@@ -248,43 +237,16 @@ async fn write_processed_file(aws: &Aws, job: &Job) -> anyhow::Result<(String, T
     Ok((key, tally))
 }
 
-/// A job's outcomes in row order, read a page at a time.
+/// A job's outcomes in row order, for the blocking writer.
 struct Outcomes {
-    aws: Aws,
+    stream: JobOutcomes,
     runtime: Handle,
-    job_id: String,
-    page: std::vec::IntoIter<RowOutcome>,
-    last_row: u64,
-    done: bool,
 }
 
 impl Iterator for Outcomes {
     type Item = Result<RowOutcome, AwsError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(outcome) = self.page.next() {
-                self.last_row = outcome.row;
-                return Some(Ok(outcome));
-            }
-            if self.done {
-                return None;
-            }
-            let page = self.runtime.block_on(self.aws.tables.outcomes_after(
-                &self.job_id,
-                self.last_row,
-                OUTCOMES_PAGE,
-            ));
-            match page {
-                Ok((page, more)) => {
-                    self.done = !more;
-                    self.page = page.into_iter();
-                }
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(e));
-                }
-            }
-        }
+        self.runtime.block_on(self.stream.next()).transpose()
     }
 }

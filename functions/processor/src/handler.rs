@@ -12,7 +12,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::Utc;
 use loyalty_aws::queues::FinalizeRequest;
 use loyalty_aws::Aws;
-use shared::apply::{apply_batch, give_up_batch, BatchReport};
+use shared::apply::{apply_batch, give_up_batch, give_up_rows, BatchReport};
 use shared::batch::{Batch, BatchHead, BatchRow, RowKind};
 use shared::membership::apply::{CardJob, MembershipRow};
 use shared::membership::cards::CardRow;
@@ -56,14 +56,24 @@ async fn process(aws: &Aws, message: &SqsMessage, dead_letter: bool) -> anyhow::
     }
 }
 
-/// Rows the processor knows how to apply.
+/// Rows the processor knows how to apply, and to give up on.
 trait Apply: BatchRow + Sized {
     async fn apply(aws: &Aws, batch: &Batch<Self>) -> anyhow::Result<BatchReport>;
+
+    /// Membership rows' outcomes are recorded one by one.
+    async fn give_up(aws: &Aws, batch: &Batch<Self>) -> anyhow::Result<BatchReport> {
+        Ok(give_up_rows(&aws.tables, batch).await?)
+    }
 }
 
 impl Apply for PointsRow {
     async fn apply(aws: &Aws, batch: &Batch<Self>) -> anyhow::Result<BatchReport> {
         Ok(apply_batch(&aws.tables, batch, Utc::now()).await?)
+    }
+
+    /// Points rows' outcomes are recorded in pages.
+    async fn give_up(aws: &Aws, batch: &Batch<Self>) -> anyhow::Result<BatchReport> {
+        Ok(give_up_batch(&aws.tables, batch).await?)
     }
 }
 
@@ -131,7 +141,7 @@ async fn settle<R: Apply>(aws: &Aws, batch: Batch<R>, dead_letter: bool) -> anyh
             rows = batch.rows.len(),
             "the batch failed on every delivery: its undecided rows are given up"
         );
-        give_up_batch(&aws.tables, &batch).await?
+        R::give_up(aws, &batch).await?
     } else {
         R::apply(aws, &batch).await?
     };

@@ -89,6 +89,19 @@ pub async fn api(
     })
 }
 
+/// Puts a file in the bucket as a console drop does (`incoming/<tenant>/…`).
+pub async fn drop_object(aws: &Aws, key: &str, content: Vec<u8>) -> anyhow::Result<()> {
+    aws.objects
+        .client()
+        .put_object()
+        .bucket(aws.objects.bucket())
+        .key(key)
+        .body(content.into())
+        .send()
+        .await?;
+    Ok(())
+}
+
 /// Uploads a file the way a merchant's browser would: a plain HTTP request
 /// to the presigned URL, with the headers the API said to send.
 pub async fn upload(presigned: &Presigned, content: Vec<u8>) -> anyhow::Result<StatusCode> {

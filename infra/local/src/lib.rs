@@ -4,6 +4,7 @@
 
 pub mod console;
 pub mod env;
+pub mod measure;
 pub mod runner;
 
 pub use runner::Runner;

@@ -10,6 +10,7 @@
 //! loyalty-local run [--until-idle] [--timeout <seconds>]
 //! loyalty-local emails
 //! loyalty-local costs [--rows <n>]
+//! loyalty-local throughput [--rows <n>,<n>...]
 //! loyalty-local demo
 //! ```
 
@@ -33,6 +34,7 @@ const USAGE: &str = "usage:
   loyalty-local run [--until-idle] [--timeout <seconds>]
   loyalty-local emails
   loyalty-local costs [--rows <n>]
+  loyalty-local throughput [--rows <n>,<n>...]
   loyalty-local demo";
 
 fn main() -> anyhow::Result<()> {
@@ -181,7 +183,15 @@ async fn run(args: Vec<String>) -> anyhow::Result<()> {
                 .map(str::parse)
                 .transpose()?
                 .unwrap_or(1000);
-            costs(&aws, rows).await?;
+            local_stack::measure::costs(&aws, rows).await?;
+        }
+        ["throughput", ..] => {
+            let sizes = option(&args, "--rows")
+                .unwrap_or("10000,100000")
+                .split(',')
+                .map(str::parse)
+                .collect::<Result<Vec<u64>, _>>()?;
+            local_stack::measure::throughput(&aws, &sizes).await?;
         }
         ["drop", tenant_id, file, ..] => {
             // What an operator does with the S3 console or `aws s3 cp`.
@@ -341,73 +351,6 @@ async fn demo(aws: Aws) -> anyhow::Result<()> {
     memberships_demo(&aws, &tenant.tenant_id, &runner).await
 }
 
-/// DynamoDB write requests the processor makes per applied row, counted by
-/// an interceptor on its clients, for a file of distinct customers and one
-/// with ten rows per customer. Printed as Markdown for `BENCHMARKS.md`.
-async fn costs(aws: &Aws, rows: u64) -> anyhow::Result<()> {
-    let tenant_id = format!("costs-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S"));
-    console::create_tenant(aws, &tenant_id, "admin@costs.example", "FR").await?;
-    println!(
-        "| file | rows applied | write requests | rows per write request | write units | of which updates (at least) | write units per applied row |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    for (name, per_customer) in [("distinct customers", 1), ("ten rows per customer", 10)] {
-        let mut file = String::from("customer_id,amount\n");
-        for n in 0..rows {
-            file.push_str(&format!("C-{},10\n", n / per_customer));
-        }
-        let plan = loyalty_aws::faults::FaultPlan::counting();
-        let processor = Aws::with_faults(aws.settings.clone(), plan.clone()).await;
-        let runner = Runner::new(aws.clone())?
-            .with_clients_for(local_stack::runner::Function::Processor, processor);
-        let key = format!("incoming/{tenant_id}/costs-{per_customer}.csv");
-        aws.objects
-            .client()
-            .put_object()
-            .bucket(aws.objects.bucket())
-            .key(&key)
-            .body(file.into_bytes().into())
-            .send()
-            .await?;
-        runner
-            .run_until_idle(Some(&tenant_id), Duration::from_secs(1800))
-            .await?;
-        let job = aws
-            .tables
-            .jobs(&tenant_id)
-            .await?
-            .into_iter()
-            .find(|j| j.source_key == key)
-            .ok_or_else(|| anyhow::anyhow!("no job for {key}"))?;
-        let writes = plan
-            .calls()
-            .iter()
-            .filter(|c| {
-                [
-                    "TransactWriteItems",
-                    "PutItem",
-                    "UpdateItem",
-                    "DeleteItem",
-                    "BatchWriteItem",
-                ]
-                .iter()
-                .any(|w| c.as_str() == format!("DynamoDB:{w}"))
-            })
-            .count();
-        let cost = plan.write_cost();
-        let applied = job.applied.max(1) as f64;
-        println!(
-            "| {name} | {} | {writes} | {:.2} | {:.0} | {:.0} | {:.2} |",
-            job.applied,
-            applied / writes.max(1) as f64,
-            cost.total(),
-            cost.update_units,
-            cost.total() / applied
-        );
-    }
-    Ok(())
-}
-
 /// The membership half of the demo: the tenant's programs, then a tier
 /// change file and the card code file of the same day, dropped in that
 /// order; the tier changes wait for the cards.
@@ -436,14 +379,7 @@ async fn memberships_demo(aws: &Aws, tenant_id: &str, runner: &Runner) -> anyhow
     ];
     for (name, content) in files {
         let key = format!("incoming/{tenant_id}/memberships/{name}");
-        aws.objects
-            .client()
-            .put_object()
-            .bucket(aws.objects.bucket())
-            .key(&key)
-            .body(content.to_vec().into())
-            .send()
-            .await?;
+        console::drop_object(aws, &key, content.to_vec()).await?;
         println!("   dropped {key}");
         runner.pump().await?;
     }

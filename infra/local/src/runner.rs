@@ -127,8 +127,13 @@ fn receive_count(message: &Message) -> u32 {
         .unwrap_or(1)
 }
 
-/// How long a received message stays hidden from other receivers locally.
-const LOCAL_VISIBILITY_SECONDS: i32 = 60;
+/// How long a received message stays hidden from other receivers: the
+/// template's six times the functions' time limit.
+const LOCAL_VISIBILITY_SECONDS: i32 = 360;
+/// The functions' time limit (the template's `Timeout`). An invocation cut
+/// off fails, as Lambda's does: no handler outlives its messages'
+/// visibility and keeps applying a batch that was handed out again.
+const LOCAL_HANDLER_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a failed message waits before it is delivered again locally.
 const LOCAL_RETRY_SECONDS: i32 = 1;
 /// The watchdog's schedule (the template's is longer; locally a stalled job
@@ -322,15 +327,22 @@ impl Runner {
         }
         let event = sqs_event(url, &messages);
         debug!(?function, count = messages.len(), "delivering");
-        let result = match function {
-            Function::Splitter => splitter::handle(aws, event).await,
-            Function::Processor | Function::DeadBatches => {
-                processor::handle(aws, serde_json::from_value::<SqsEvent>(event)?).await
-            }
-            Function::Finalizer => {
-                finalizer::handle(aws, serde_json::from_value::<SqsEvent>(event)?).await
+        let invocation = async {
+            match function {
+                Function::Splitter => splitter::handle(aws, event).await,
+                Function::Processor | Function::DeadBatches => {
+                    processor::handle(aws, serde_json::from_value::<SqsEvent>(event)?).await
+                }
+                Function::Finalizer => {
+                    finalizer::handle(aws, serde_json::from_value::<SqsEvent>(event)?).await
+                }
             }
         };
+        let result = tokio::time::timeout(LOCAL_HANDLER_TIMEOUT, invocation)
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!("the invocation timed out after {LOCAL_HANDLER_TIMEOUT:?}").into())
+            });
         let failed: HashSet<String> = match result {
             Ok(SqsBatchResponse {
                 batch_item_failures,

@@ -1,0 +1,159 @@
+//! Benchmarks that need the local stack, printed as Markdown for
+//! `BENCHMARKS.md`: the processor's DynamoDB writes per applied row, and
+//! the pipeline's speed from upload to email next to a naive importer.
+
+use crate::runner::Function;
+use crate::{console, Runner};
+use aws_sdk_dynamodb::types::AttributeValue;
+use loyalty_aws::faults::FaultPlan;
+use loyalty_aws::Aws;
+use shared::job::Job;
+use std::time::{Duration, Instant};
+
+/// A points file of `rows` credits of 10 points, `per_customer` rows each.
+fn points_file(rows: u64, per_customer: u64) -> String {
+    let mut file = String::from("customer_id,amount\n");
+    for n in 0..rows {
+        file.push_str(&format!("C-{},10\n", n / per_customer));
+    }
+    file
+}
+
+async fn new_tenant(aws: &Aws, what: &str) -> anyhow::Result<String> {
+    let tenant_id = format!(
+        "{what}-{}-{:04x}",
+        chrono::Utc::now().format("%Y%m%d-%H%M%S"),
+        fastrand::u16(..)
+    );
+    console::create_tenant(aws, &tenant_id, &format!("admin@{what}.example"), "FR").await?;
+    Ok(tenant_id)
+}
+
+/// Drops the file under the tenant's prefix, runs the pipeline until the
+/// tenant's jobs are done, and returns the file's job.
+async fn import(runner: &Runner, tenant_id: &str, name: &str, file: String) -> anyhow::Result<Job> {
+    let aws = runner.aws();
+    let key = format!("incoming/{tenant_id}/{name}");
+    console::drop_object(aws, &key, file.into_bytes()).await?;
+    runner
+        .run_until_idle(Some(tenant_id), Duration::from_secs(3600))
+        .await?;
+    aws.tables
+        .jobs(tenant_id)
+        .await?
+        .into_iter()
+        .find(|j| j.source_key == key)
+        .ok_or_else(|| anyhow::anyhow!("no job for {key}"))
+}
+
+/// DynamoDB write requests and write units the processor spends per applied
+/// row, counted by an interceptor on its clients (`loyalty_aws::capacity`),
+/// for a file of distinct customers and one with ten rows per customer.
+pub async fn costs(aws: &Aws, rows: u64) -> anyhow::Result<()> {
+    let tenant_id = new_tenant(aws, "costs").await?;
+    println!(
+        "| file | rows applied | write requests | rows per write request | write units | of which updates (at least) | write units per applied row |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (name, per_customer) in [("distinct customers", 1), ("ten rows per customer", 10)] {
+        let plan = FaultPlan::counting();
+        let processor = Aws::with_faults(aws.settings.clone(), plan.clone()).await;
+        let runner = Runner::new(aws.clone())?.with_clients_for(Function::Processor, processor);
+        let file = points_file(rows, per_customer);
+        let job = import(
+            &runner,
+            &tenant_id,
+            &format!("costs-{per_customer}.csv"),
+            file,
+        )
+        .await?;
+        let writes = plan
+            .calls()
+            .iter()
+            .filter(|c| {
+                [
+                    "TransactWriteItems",
+                    "PutItem",
+                    "UpdateItem",
+                    "DeleteItem",
+                    "BatchWriteItem",
+                ]
+                .iter()
+                .any(|w| c.as_str() == format!("DynamoDB:{w}"))
+            })
+            .count();
+        let cost = plan.write_cost();
+        let applied = job.applied.max(1) as f64;
+        println!(
+            "| {name} | {} | {writes} | {:.2} | {:.0} | {:.0} | {:.2} |",
+            job.applied,
+            applied / writes.max(1) as f64,
+            cost.total(),
+            cost.update_units,
+            cost.total() / applied
+        );
+    }
+    Ok(())
+}
+
+/// Rows per second from the upload to the email, for files of distinct
+/// customers of each size, next to a naive importer on the same emulator:
+/// one conditional `UpdateItem` per row, one after the other.
+pub async fn throughput(aws: &Aws, sizes: &[u64]) -> anyhow::Result<()> {
+    println!(
+        "| rows | pipeline, upload to email | pipeline rows/s | naive importer | naive rows/s | pipeline / naive |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for &rows in sizes {
+        let tenant_id = new_tenant(aws, "throughput").await?;
+        let runner = Runner::new(aws.clone())?;
+        let file = points_file(rows, 1);
+        let started = Instant::now();
+        let job = import(&runner, &tenant_id, "throughput.csv", file.clone()).await?;
+        let pipeline = started.elapsed().as_secs_f64();
+        if job.email_sent_at.is_none() || job.applied != rows {
+            anyhow::bail!(
+                "the import ended {} with {} of {rows} rows applied",
+                job.status.as_str(),
+                job.applied
+            );
+        }
+        let started = Instant::now();
+        naive_import(aws, &tenant_id, &file).await?;
+        let naive = started.elapsed().as_secs_f64();
+        let (p, n) = (rows as f64 / pipeline, rows as f64 / naive);
+        println!(
+            "| {rows} | {pipeline:.1} s | {p:.0} | {naive:.1} s | {n:.0} | {:.2} |",
+            p / n
+        );
+    }
+    Ok(())
+}
+
+/// What an importer without batching does: each row one conditional write
+/// to the customer's balance (no ledger, no outcomes, no processed file).
+async fn naive_import(aws: &Aws, tenant_id: &str, file: &str) -> anyhow::Result<()> {
+    let client = aws.tables.client();
+    let table = &aws.settings.wallets_table;
+    for line in file.lines().skip(1) {
+        let (customer, amount) = line
+            .split_once(',')
+            .ok_or_else(|| anyhow::anyhow!("not a row: {line}"))?;
+        client
+            .update_item()
+            .table_name(table)
+            .key(
+                "pk",
+                AttributeValue::S(format!("naive:{tenant_id}#{customer}")),
+            )
+            .key("sk", AttributeValue::S("WALLET".into()))
+            .update_expression("SET balance = if_not_exists(balance, :zero) + :amount")
+            .condition_expression("attribute_not_exists(balance) OR balance >= :floor")
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":amount", AttributeValue::N(amount.into()))
+            .expression_attribute_values(":floor", AttributeValue::N(format!("-{amount}")))
+            .send()
+            .await?;
+    }
+    Ok(())
+}

@@ -97,15 +97,17 @@ def transact_write_items(self, transact_items):
                     raise ConditionalCheckFailed(item=original)
             if op_type != "ConditionCheck":
                 written.append((table_name, key, copy.deepcopy(current)))
+            # The condition held just now, and no other request runs in
+            # between (see 2.): it is not parsed and evaluated a second time.
             if op_type == "Put":
-                self.put_item(table_name, op["Item"], condition_expression=condition,
-                              expression_attribute_names=names, expression_attribute_values=values)
+                self.put_item(table_name, op["Item"], expression_attribute_names=names,
+                              expression_attribute_values=values)
             elif op_type == "Delete":
-                self.delete_item(table_name, key, condition_expression=condition,
-                                 expression_attribute_names=names, expression_attribute_values=values)
+                self.delete_item(table_name, key, expression_attribute_names=names,
+                                 expression_attribute_values=values)
             elif op_type == "Update":
                 self.update_item(table_name, key, update_expression=op["UpdateExpression"],
-                                 condition_expression=condition, expression_attribute_names=names,
+                                 expression_attribute_names=names,
                                  expression_attribute_values=values)
             errors.append((None, None, None))
         except (MultipleTransactionsException, MockValidationException):

@@ -14,25 +14,41 @@
 //! not show: it is counted from the attributes the request names, a lower
 //! bound, and reported apart.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// The write units of the requests seen so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct WriteCost {
     /// Units of puts and deletes, whose item the request carries whole.
     pub units: f64,
-    /// Units of updates, counted from the attributes they name (a lower bound).
-    pub update_units: f64,
+    /// Units of updates, counted from the attributes they name (a lower
+    /// bound), by table.
+    pub update_units: BTreeMap<String, f64>,
+    /// How many updates each table had.
+    pub updates: BTreeMap<String, u64>,
 }
 
 impl WriteCost {
     pub fn add(&mut self, other: WriteCost) {
         self.units += other.units;
-        self.update_units += other.update_units;
+        for (table, units) in other.update_units {
+            *self.update_units.entry(table).or_default() += units;
+        }
+        for (table, n) in other.updates {
+            *self.updates.entry(table).or_default() += n;
+        }
     }
 
     pub fn total(&self) -> f64 {
-        self.units + self.update_units
+        self.units + self.update_units.values().sum::<f64>()
+    }
+
+    fn update(&mut self, table: &Value, units: f64) {
+        let table = table.as_str().unwrap_or_default().to_owned();
+        *self.update_units.entry(table.clone()).or_default() += units;
+        *self.updates.entry(table).or_default() += 1;
     }
 }
 
@@ -46,7 +62,7 @@ pub fn of_request(operation: &str, body: &[u8]) -> WriteCost {
     match operation {
         "PutItem" => cost.units += units(item_size(&request["Item"])),
         "DeleteItem" => cost.units += units(item_size(&request["Key"])),
-        "UpdateItem" => cost.update_units += units(update_size(&request)),
+        "UpdateItem" => cost.update(&request["TableName"], units(update_size(&request))),
         "BatchWriteItem" => {
             for requests in object_values(&request["RequestItems"]) {
                 for write in requests.as_array().into_iter().flatten() {
@@ -67,7 +83,8 @@ pub fn of_request(operation: &str, body: &[u8]) -> WriteCost {
                 } else if !action["Delete"].is_null() {
                     cost.units += 2.0 * units(item_size(&action["Delete"]["Key"]));
                 } else if !action["Update"].is_null() {
-                    cost.update_units += 2.0 * units(update_size(&action["Update"]));
+                    let update = &action["Update"];
+                    cost.update(&update["TableName"], 2.0 * units(update_size(update)));
                 }
             }
         }
@@ -134,6 +151,43 @@ fn value_size(value: &Value) -> usize {
     }
 }
 
+/// The size of an item as the SDK holds it, by the same rules.
+pub fn stored_item_size(item: &std::collections::HashMap<String, AttributeValue>) -> usize {
+    item.iter()
+        .map(|(name, value)| name.len() + stored_value_size(value))
+        .sum()
+}
+
+fn stored_value_size(value: &AttributeValue) -> usize {
+    match value {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => number_size(n),
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::Ss(v) => v.iter().map(String::len).sum(),
+        AttributeValue::Ns(v) => v.iter().map(|n| number_size(n)).sum(),
+        AttributeValue::Bs(v) => v.iter().map(|b| b.as_ref().len()).sum(),
+        AttributeValue::L(items) => {
+            3 + items
+                .iter()
+                .map(|i| 1 + stored_value_size(i))
+                .sum::<usize>()
+        }
+        AttributeValue::M(m) => {
+            3 + m
+                .iter()
+                .map(|(name, i)| 1 + name.len() + stored_value_size(i))
+                .sum::<usize>()
+        }
+        _ => 0,
+    }
+}
+
+/// Write units of one write of an item of `bytes`: one per started kilobyte.
+pub fn units_of(bytes: usize) -> f64 {
+    units(bytes)
+}
+
 fn strings(v: &Value) -> impl Iterator<Item = &str> {
     v.as_array().into_iter().flatten().filter_map(Value::as_str)
 }
@@ -172,7 +226,7 @@ mod tests {
         ]});
         let cost = of_request("TransactWriteItems", body.to_string().as_bytes());
         assert_eq!(cost.units, 2.0 + 4.0);
-        assert_eq!(cost.update_units, 0.0);
+        assert!(cost.update_units.is_empty());
         assert_eq!(of_request("GetItem", b"{}"), WriteCost::default());
     }
 

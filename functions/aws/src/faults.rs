@@ -141,7 +141,7 @@ impl FaultPlan {
 
     /// The DynamoDB write units of the requests sent so far.
     pub fn write_cost(&self) -> WriteCost {
-        self.lock().cost
+        self.lock().cost.clone()
     }
 
     /// The faults injected so far, described.

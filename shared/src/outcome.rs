@@ -111,6 +111,24 @@ pub struct RowError {
     pub message: String,
 }
 
+/// The most characters a message about a row or a file keeps: it is stored
+/// (a DynamoDB item holds 400 KB at most), emailed and written into the
+/// processed file, and it may quote a cell of any length.
+pub const MESSAGE_MAX_CHARS: usize = 500;
+
+/// The message, cut to [`MESSAGE_MAX_CHARS`] characters if it is longer,
+/// saying so.
+pub fn bounded(message: String) -> String {
+    match message.char_indices().nth(MESSAGE_MAX_CHARS) {
+        None => message,
+        Some((cut, _)) => format!(
+            "{}… (cut: the message was {} bytes)",
+            &message[..cut],
+            message.len()
+        ),
+    }
+}
+
 impl RowError {
     pub fn new(
         row: u64,
@@ -122,7 +140,7 @@ impl RowError {
             row,
             column: column.map(str::to_owned),
             code,
-            message: message.into(),
+            message: bounded(message.into()),
         }
     }
 }
@@ -179,7 +197,7 @@ impl RowOutcome {
             row,
             status: RowStatus::Failed,
             error_code: Some(code),
-            error_message: Some(message.into()),
+            error_message: Some(bounded(message.into())),
             points: None,
             balance_after: None,
             card_code: None,

@@ -12,6 +12,7 @@ use crate::identifier::CustomerRef;
 use crate::outcome::{ErrorCode, RowError, RowOutcome};
 use csv::ByteRecord;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::fmt;
 
 /// Points credited or debited by one row may not exceed this.
@@ -165,20 +166,21 @@ impl PointsColumns {
     /// Maps a header to the format. `kind` is the kind asked for at upload;
     /// `None` infers it (an `expire_in_days` column means with expiry).
     pub fn from_header(header: &Header, kind: Option<PointsKind>) -> Result<Self, HeaderError> {
-        let mut seen: Vec<(&str, &str)> = Vec::new();
+        // The first name given to each column (a header may have any number).
+        let mut seen: HashMap<&str, &str> = HashMap::new();
         for (i, name) in header.names.iter().enumerate() {
             if name.is_empty() {
                 return Err(HeaderError::UnnamedColumn(i + 1));
             }
             let column = canonical(name);
-            if let Some((first, _)) = seen.iter().find(|(_, c)| *c == column) {
+            if let Some(first) = seen.get(column) {
                 return Err(if first == name {
                     HeaderError::DuplicateColumn(name.clone())
                 } else {
                     HeaderError::SameColumnTwice(first.to_string(), name.clone())
                 });
             }
-            seen.push((name, column));
+            seen.insert(column, name);
         }
         // Where a column is, by its canonical name.
         let position = |column: &str| header.names.iter().position(|n| canonical(n) == column);
@@ -346,7 +348,26 @@ impl PointsColumns {
     }
 }
 
+/// The most characters of a cell the preview shows: it is kept on the job
+/// (a DynamoDB item, 400 KB at most) for fifty rows.
+const PREVIEW_CELL_CHARS: usize = 100;
+
 impl PreviewRow {
+    /// The row with every cell cut to what the preview shows.
+    pub fn shortened(self) -> Self {
+        let cut = |cell: String| match cell.char_indices().nth(PREVIEW_CELL_CHARS) {
+            None => cell,
+            Some((at, _)) => format!("{}…", &cell[..at]),
+        };
+        PreviewRow {
+            identifier: cut(self.identifier),
+            amount: cut(self.amount),
+            operation: cut(self.operation),
+            expiry: self.expiry.map(cut),
+            ..self
+        }
+    }
+
     /// `valid`, or why the row is not imported.
     pub fn result_of(result: &Result<PointsRow, RowOutcome>) -> String {
         match result {

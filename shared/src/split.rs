@@ -9,7 +9,7 @@ use crate::kind::ImportKind;
 use crate::membership::cards::{CardColumns, CardRow};
 use crate::membership::programs::Memberships;
 use crate::membership::tier_changes::{TierChangeColumns, TierChangeRow};
-use crate::outcome::RowOutcome;
+use crate::outcome::{bounded, RowOutcome};
 use crate::points::{PointsColumns, PointsRow, PreviewRow};
 use crate::smile::{Mode, SmileColumns};
 use csv::ByteRecord;
@@ -169,7 +169,7 @@ impl RowFormat for TierChangeColumns {
 fn open<R: Read, E>(input: R) -> Result<CsvInput<R>, SplitError<E>> {
     CsvInput::open(input).map_err(|e| match e {
         FileError::Io(io) => SplitError::Read(io.to_string()),
-        other => SplitError::Rejected(other.to_string()),
+        other => SplitError::Rejected(bounded(other.to_string())),
     })
 }
 
@@ -177,7 +177,7 @@ fn header_checked<T, E, H: std::fmt::Display>(
     header: &Header,
     read: impl FnOnce(&Header) -> Result<T, H>,
 ) -> Result<T, SplitError<E>> {
-    read(header).map_err(|e| SplitError::Rejected(e.to_string()))
+    read(header).map_err(|e| SplitError::Rejected(bounded(e.to_string())))
 }
 
 /// Splits a points file: native or Smile.io, as asked for at upload, or
@@ -215,7 +215,7 @@ pub fn split<R: Read, S: SplitSink<PointsRow>>(
             Ok(columns) => split_rows(input, &native(columns), request, sink),
             Err(native_error) => match SmileColumns::from_header(header) {
                 Ok(columns) => split_rows(input, &smile(columns), request, sink),
-                Err(_) => Err(SplitError::Rejected(native_error.to_string())),
+                Err(_) => Err(SplitError::Rejected(bounded(native_error.to_string()))),
             },
         },
     }
@@ -308,7 +308,11 @@ fn split_rows<R: Read, F: RowFormat, S: SplitSink<F::Row>>(
         summary.total_rows = row;
         let result = format.read(row, input.record());
         if preview.len() < PREVIEW_ROWS {
-            preview.extend(format.preview(row, input.record(), &result));
+            preview.extend(
+                format
+                    .preview(row, input.record(), &result)
+                    .map(PreviewRow::shortened),
+            );
         } else if !preview_sent {
             sink.preview(kind, &preview).map_err(SplitError::Sink)?;
             preview_sent = true;

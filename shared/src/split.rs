@@ -348,16 +348,19 @@ fn split_rows<R: Read, F: RowFormat, S: SplitSink<F::Row>>(
 }
 
 #[cfg(test)]
+mod hostile;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::outcome::ErrorCode;
     use std::convert::Infallible;
 
-    struct Collect<R> {
-        kind: Option<ImportKind>,
-        preview: Vec<PreviewRow>,
-        failed: Vec<RowOutcome>,
-        batches: Vec<Batch<R>>,
+    pub(super) struct Collect<R> {
+        pub(super) kind: Option<ImportKind>,
+        pub(super) preview: Vec<PreviewRow>,
+        pub(super) failed: Vec<RowOutcome>,
+        pub(super) batches: Vec<Batch<R>>,
     }
 
     impl<R> Default for Collect<R> {
@@ -389,7 +392,7 @@ mod tests {
         }
     }
 
-    fn request() -> SplitRequest {
+    pub(super) fn request() -> SplitRequest {
         SplitRequest {
             tenant_id: "acme".into(),
             job_id: "J".into(),

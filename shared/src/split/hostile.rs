@@ -2,57 +2,25 @@
 //! processed file's writer: none may panic, grow without bound, or lose the
 //! rows around the bad one; what is refused says so in a bounded message.
 
-use shared::batch::Batch;
-use shared::kind::ImportKind;
-use shared::outcome::{ErrorCode, RowOutcome};
-use shared::points::{PointsRow, PreviewRow};
-use shared::processed::{write_processed, Detail};
-use shared::smile::Mode;
-use shared::split::{split, SplitError, SplitRequest, SplitSink};
+use super::tests::{request, Collect};
+use super::{split, SplitError};
+use crate::outcome::{ErrorCode, RowOutcome};
+use crate::points::PointsRow;
+use crate::processed::{write_processed, Detail};
 use std::convert::Infallible;
 
 /// The most a message about one row or one file may take: a row's outcome
 /// and a rejected job are DynamoDB items (400 KB at most) and email lines.
 const MESSAGE_LIMIT: usize = 2_000;
 
-#[derive(Default)]
-struct Collect {
-    preview: Vec<PreviewRow>,
-    failed: Vec<RowOutcome>,
-    batched: Vec<u64>,
+fn batched(sink: &Collect<PointsRow>) -> Vec<u64> {
+    sink.batches
+        .iter()
+        .flat_map(|b| b.rows.iter().map(|r| r.row))
+        .collect()
 }
 
-impl SplitSink<PointsRow> for Collect {
-    type Error = Infallible;
-    fn preview(&mut self, _: ImportKind, rows: &[PreviewRow]) -> Result<(), Infallible> {
-        self.preview = rows.to_vec();
-        Ok(())
-    }
-    fn failed(&mut self, outcomes: &[RowOutcome]) -> Result<(), Infallible> {
-        self.failed.extend_from_slice(outcomes);
-        Ok(())
-    }
-    fn batch(&mut self, batch: Batch<PointsRow>) -> Result<(), Infallible> {
-        self.batched.extend(batch.rows.iter().map(|r| r.row));
-        Ok(())
-    }
-}
-
-fn request() -> SplitRequest {
-    SplitRequest {
-        tenant_id: "acme".into(),
-        job_id: "J".into(),
-        kind: None,
-        reason: "test".into(),
-        dry_run: false,
-        smile_mode: Mode::Add,
-        default_country: "FR".into(),
-        rows_per_batch: 50,
-        shards: 2,
-    }
-}
-
-fn run(file: &[u8]) -> (Result<u64, String>, Collect) {
+fn run(file: &[u8]) -> (Result<u64, String>, Collect<PointsRow>) {
     let mut sink = Collect::default();
     let result = match split(file, &request(), &mut sink) {
         Ok(summary) => Ok(summary.total_rows),
@@ -64,7 +32,7 @@ fn run(file: &[u8]) -> (Result<u64, String>, Collect) {
 
 fn rejected(file: &[u8]) -> String {
     let (result, sink) = run(file);
-    assert!(sink.batched.is_empty() && sink.failed.is_empty());
+    assert!(sink.batches.is_empty() && sink.failed.is_empty());
     let why = result.expect_err("the file is rejected");
     assert!(why.len() <= MESSAGE_LIMIT, "a {}-byte message", why.len());
     why
@@ -77,7 +45,7 @@ fn a_ten_megabyte_field_fails_its_row_only() {
     file.extend(b"@x.io,7\nb@x.io,9\n");
     let (result, sink) = run(&file);
     assert_eq!(result, Ok(3));
-    assert_eq!(sink.batched, [1, 3]);
+    assert_eq!(batched(&sink), [1, 3]);
     assert_eq!(sink.failed.len(), 1);
     let failed = &sink.failed[0];
     assert_eq!(
@@ -112,7 +80,7 @@ fn nul_bytes_fail_their_rows_and_the_rest_apply() {
     let file = b"email,amount\na@x.io,5\nb\0@x.io,5\nc@x.io,5\0\nd@x.io,6\n";
     let (result, sink) = run(file);
     assert_eq!(result, Ok(4));
-    assert_eq!(sink.batched, [1, 4]);
+    assert_eq!(batched(&sink), [1, 4]);
     let codes: Vec<_> = sink.failed.iter().map(|o| (o.row, o.error_code)).collect();
     assert_eq!(
         codes,
@@ -142,7 +110,7 @@ fn an_empty_file_is_rejected_and_a_header_alone_has_no_rows() {
     rejected(b"");
     let (result, sink) = run(b"email,amount\n");
     assert_eq!(result, Ok(0));
-    assert!(sink.batched.is_empty() && sink.failed.is_empty());
+    assert!(sink.batches.is_empty() && sink.failed.is_empty());
 }
 
 #[test]

@@ -93,7 +93,8 @@ pub fn of_request(operation: &str, body: &[u8]) -> WriteCost {
     cost
 }
 
-fn units(bytes: usize) -> f64 {
+/// Write units of one write of an item of `bytes`: one per started kilobyte.
+pub fn units(bytes: usize) -> f64 {
     bytes.div_ceil(1024).max(1) as f64
 }
 
@@ -181,11 +182,6 @@ fn stored_value_size(value: &AttributeValue) -> usize {
         }
         _ => 0,
     }
-}
-
-/// Write units of one write of an item of `bytes`: one per started kilobyte.
-pub fn units_of(bytes: usize) -> f64 {
-    units(bytes)
 }
 
 fn strings(v: &Value) -> impl Iterator<Item = &str> {

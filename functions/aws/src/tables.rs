@@ -895,22 +895,6 @@ impl Tables {
         Ok(view)
     }
 
-    async fn stored_wallet(&self, pk: &str) -> Result<Option<Wallet>, AwsError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.wallets)
-            .key("pk", s(pk))
-            .key("sk", s("WALLET"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| AwsError::sdk("dynamodb:GetItem", e))?;
-        out.item
-            .map(|i| wallet_of("dynamodb:GetItem", i))
-            .transpose()
-    }
-
     /// The stored wallets among `pks`, by `pk`.
     async fn stored_wallets(&self, pks: Vec<String>) -> Result<HashMap<String, Wallet>, AwsError> {
         let call = "dynamodb:BatchGetItem";
@@ -1071,23 +1055,10 @@ impl LedgerStore for Tables {
     }
 
     async fn wallet(&self, account: &Account) -> Result<Wallet, AwsError> {
-        if let Some(wallet) = self.stored_wallet(&wallet_pk(account)).await? {
-            return Ok(wallet);
-        }
-        if account.dry_run_of.is_some() {
-            let live = Account {
-                dry_run_of: None,
-                ..account.clone()
-            };
-            if let Some(wallet) = self.stored_wallet(&wallet_pk(&live)).await? {
-                // The dry run's copy starts from the live wallet, not yet stored.
-                return Ok(Wallet {
-                    version: 0,
-                    ..wallet
-                });
-            }
-        }
-        Ok(Wallet::empty(account.customer.clone()))
+        let mut found = self.wallets(std::slice::from_ref(account)).await?;
+        found
+            .pop()
+            .ok_or_else(|| AwsError::new("dynamodb:BatchGetItem", "no wallet read"))
     }
 
     async fn seal(&self, job_id: &str, outcome: &RowOutcome) -> Result<bool, AwsError> {
@@ -1105,40 +1076,33 @@ impl LedgerStore for Tables {
     }
 
     async fn wallets(&self, accounts: &[Account]) -> Result<Vec<Wallet>, AwsError> {
+        let live_pk = |a: &Account| {
+            wallet_pk(&Account {
+                dry_run_of: None,
+                ..a.clone()
+            })
+        };
         let mut stored = self
             .stored_wallets(accounts.iter().map(wallet_pk).collect())
             .await?;
         // A dry run's copy never written starts from the live wallet.
-        let live: Vec<String> = accounts
+        let unwritten: Vec<String> = accounts
             .iter()
             .filter(|a| a.dry_run_of.is_some() && !stored.contains_key(&wallet_pk(a)))
-            .map(|a| {
-                wallet_pk(&Account {
-                    dry_run_of: None,
-                    ..a.clone()
-                })
-            })
+            .map(live_pk)
             .collect();
-        let mut live = self.stored_wallets(live).await?;
+        let mut live = self.stored_wallets(unwritten).await?;
         Ok(accounts
             .iter()
-            .map(|a| {
-                let live_pk = || {
-                    wallet_pk(&Account {
-                        dry_run_of: None,
-                        ..a.clone()
-                    })
-                };
-                match stored.remove(&wallet_pk(a)) {
-                    Some(wallet) => wallet,
-                    None => match a.dry_run_of.as_ref().and_then(|_| live.remove(&live_pk())) {
-                        Some(wallet) => Wallet {
-                            version: 0,
-                            ..wallet
-                        },
-                        None => Wallet::empty(a.customer.clone()),
+            .map(|a| match stored.remove(&wallet_pk(a)) {
+                Some(wallet) => wallet,
+                None => match a.dry_run_of.as_ref().and_then(|_| live.remove(&live_pk(a))) {
+                    Some(wallet) => Wallet {
+                        version: 0,
+                        ..wallet
                     },
-                }
+                    None => Wallet::empty(a.customer.clone()),
+                },
             })
             .collect())
     }

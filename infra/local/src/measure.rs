@@ -90,7 +90,7 @@ pub async fn costs(aws: &Aws, rows: u64) -> anyhow::Result<()> {
         let jobs = &aws.settings.jobs_table;
         let counters = cost.updates.get(jobs).copied().unwrap_or(0) as f64
             * 2.0
-            * capacity::units_of(job_item_size(aws, &job).await?);
+            * capacity::units(job_item_size(aws, &job).await?);
         cost.update_units.insert(jobs.clone(), counters);
         let applied = job.applied.max(1) as f64;
         println!(

@@ -23,6 +23,7 @@ pub mod notification;
 pub mod outcome;
 pub mod points;
 pub mod processed;
+pub mod redact;
 pub mod smile;
 pub mod split;
 pub mod tenant;

@@ -17,6 +17,7 @@ use serde_json::json;
 use shared::job::{self, keys, Job, JobStatus};
 use shared::kind::ImportKind;
 use shared::membership::file_name::FileName;
+use shared::redact::Redacted;
 use shared::smile::Mode;
 use shared::tenant::{parse_api_key, Tenant};
 use std::time::Duration;
@@ -26,7 +27,7 @@ pub async fn handle(aws: &Aws, request: Request) -> Result<Response<Body>, lambd
     Ok(match route(aws, &request).await {
         Ok(response) => response,
         Err(ApiError::Aws(e)) => {
-            tracing::error!(error = %e, "request failed");
+            tracing::error!(error = %Redacted(&e), "request failed");
             reply(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 &json!({"error": "internal error; try again"}),

@@ -18,6 +18,7 @@ use shared::membership::file_name::FileName;
 use shared::notification::{completion_email, rejection_email};
 use shared::outcome::{RowOutcome, Tally};
 use shared::processed::{write_processed, Detail};
+use shared::redact::Redacted;
 use std::time::Duration;
 use tokio::runtime::Handle;
 use tracing::{error, info, instrument};
@@ -57,7 +58,7 @@ pub async fn handle(aws: &Aws, event: SqsEvent) -> Result<SqsBatchResponse, lamb
             Err(e) => Err(anyhow::anyhow!("not a finalize request: {e}")),
         };
         if let Err(err) = result {
-            error!(error = %err, "finalizing failed; it will be retried");
+            error!(error = %Redacted(&err), "finalizing failed; it will be retried");
             retry.extend(message.message_id.clone());
         }
     }
@@ -126,7 +127,7 @@ pub async fn finalize(aws: &Aws, request: &FinalizeRequest) -> anyhow::Result<()
         // SES may have it: sending again risks a second email, so the email
         // counts as sent. A merchant can still read the job through the API.
         Err(MailError::Unconfirmed(e)) => {
-            tracing::warn!(error = %e, "the email may have been sent; it is not sent again")
+            tracing::warn!(error = %Redacted(&e), "the email may have been sent; it is not sent again")
         }
     }
     mark_email_sent(aws, &job).await?;
@@ -170,7 +171,7 @@ async fn mark_email_sent(aws: &Aws, job: &Job) -> Result<(), AwsError> {
             Ok(()) => return Ok(()),
             Err(e) if attempt < 5 => {
                 attempt += 1;
-                tracing::warn!(error = %e, attempt, "recording the sent email failed; retrying");
+                tracing::warn!(error = %Redacted(&e), attempt, "recording the sent email failed; retrying");
                 tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
             }
             Err(e) => return Err(e),

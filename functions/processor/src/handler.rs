@@ -19,6 +19,7 @@ use shared::membership::cards::CardRow;
 use shared::membership::programs::Memberships;
 use shared::membership::tier_changes::TierChangeRow;
 use shared::points::PointsRow;
+use shared::redact::Redacted;
 use std::collections::HashSet;
 use tracing::{error, info, instrument};
 
@@ -35,7 +36,7 @@ pub async fn handle(aws: &Aws, event: SqsEvent) -> Result<SqsBatchResponse, lamb
         let dead_letter =
             message.event_source_arn.as_deref() == Some(aws.settings.dead_batch_queue_arn.as_str());
         if let Err(err) = process(aws, message, dead_letter).await {
-            error!(message_id = %id, error = %err, "batch failed; it will be retried");
+            error!(message_id = %id, error = %Redacted(&err), "batch failed; it will be retried");
             blocked_groups.extend(group);
             retry.push(id);
         }
@@ -113,9 +114,8 @@ async fn memberships(aws: &Aws, tenant_id: &str) -> anyhow::Result<Memberships> 
         .ok_or_else(|| anyhow::anyhow!("tenant {tenant_id} has no membership configuration"))
 }
 
+#[instrument(name = "batch", skip_all, fields(tenant = %batch.tenant_id, job = %batch.job_id, batch = batch.number))]
 async fn settle<R: Apply>(aws: &Aws, batch: Batch<R>, dead_letter: bool) -> anyhow::Result<()> {
-    let span = tracing::info_span!("batch", tenant = %batch.tenant_id, job = %batch.job_id, batch = batch.number);
-    let _enter = span.enter();
     // A batch only ever belongs to a job the splitter created; anything else
     // is refused, and after its retries it goes to the dead-letter queue,
     // where it is logged and dropped: it names no job to report to.

@@ -20,6 +20,7 @@ use shared::membership::file_name::{FileName, Scope};
 use shared::membership::order::{self, Placed, Turn};
 use shared::outcome::RowOutcome;
 use shared::points::PreviewRow;
+use shared::redact::{self, Redacted};
 use shared::smile::Mode;
 use shared::split::{
     self, split, split_cards, split_tier_changes, SplitError, SplitRequest, SplitSink, SplitSummary,
@@ -38,7 +39,7 @@ pub async fn handle(
     for delivery in deliveries {
         for object in &delivery.objects {
             if let Err(err) = import_object(aws, object).await {
-                tracing::error!(key = %object.key, error = %err, "splitting failed; the event will be retried");
+                tracing::error!(key = %redact::object_key(&object.key), error = %Redacted(&err), "splitting failed; the event will be retried");
                 match &delivery.message_id {
                     Some(id) => retry.push(id.clone()),
                     None => return Err(err.into()),
@@ -61,23 +62,32 @@ pub enum SplitterError {
 }
 
 /// Starts (or resumes) the import of one uploaded object.
-#[instrument(skip_all, fields(key = %object.key))]
+#[instrument(skip_all, fields(key = %redact::object_key(&object.key)))]
 pub async fn import_object(aws: &Aws, object: &ObjectCreated) -> Result<(), SplitterError> {
     let Some(incoming) = keys::parse_incoming(&object.key) else {
         warn!("not under incoming/<tenant>/: ignored");
         return Ok(());
     };
     let Some(tenant) = aws.tables.tenant(incoming.tenant).await? else {
-        warn!(tenant = incoming.tenant, "no such tenant: ignored");
+        warn!(tenant = %redact::object_key(incoming.tenant), "no such tenant: ignored");
         return Ok(());
     };
     let Some(job) = job_for(aws, object, &tenant, incoming).await? else {
         return Ok(());
     };
-    let span = tracing::info_span!("job", tenant = %job.tenant_id, job = %job.job_id);
-    let _enter = span.enter();
+    split_job(aws, object, &tenant, job).await
+}
+
+/// Splits the object as this job's file, unless it was split before.
+#[instrument(name = "job", skip_all, fields(tenant = %job.tenant_id, job = %job.job_id))]
+async fn split_job(
+    aws: &Aws,
+    object: &ObjectCreated,
+    tenant: &Tenant,
+    job: Job,
+) -> Result<(), SplitterError> {
     let job = match job.status {
-        JobStatus::Waiting => match take_turn(aws, &tenant, job).await? {
+        JobStatus::Waiting => match take_turn(aws, tenant, job).await? {
             Some(started) => started,
             None => return Ok(()),
         },
@@ -102,7 +112,7 @@ pub async fn import_object(aws: &Aws, object: &ObjectCreated) -> Result<(), Spli
         );
         return reject(aws, &job, &why).await;
     }
-    run_split(aws, &tenant, job).await
+    run_split(aws, tenant, job).await
 }
 
 /// The job this object version belongs to (new, or started before), or
@@ -209,7 +219,7 @@ async fn job_for(
 }
 
 async fn reject(aws: &Aws, job: &Job, why: &str) -> Result<(), SplitterError> {
-    info!(why, "file rejected");
+    info!(why = %Redacted(why), "file rejected");
     if aws
         .tables
         .reject_job(&job.tenant_id, &job.job_id, why)
@@ -285,7 +295,7 @@ async fn take_turn(aws: &Aws, tenant: &Tenant, job: Job) -> Result<Option<Job>, 
             if job.waiting_for.as_deref() != Some(why.as_str()) {
                 aws.tables.set_waiting_for(&job, &why).await?;
             }
-            info!(why, "membership file waits for its turn");
+            info!(why = %Redacted(&why), "membership file waits for its turn");
             Ok(None)
         }
         Turn::Go => {

@@ -352,7 +352,7 @@ impl Runner {
                 .map(|f| f.item_identifier)
                 .collect(),
             Err(err) => {
-                warn!(?function, error = %err, "the function failed; every message will be retried");
+                warn!(?function, error = %shared::redact::Redacted(&err), "the function failed; every message will be retried");
                 messages
                     .iter()
                     .filter_map(|m| m.message_id.clone())

@@ -148,6 +148,22 @@ impl Harness {
             .expect("api call")
     }
 
+    /// Creates a points import through the API without uploading its file:
+    /// the ticket (job id, presigned upload).
+    pub async fn create_import(
+        &self,
+        tenant: &TestTenant,
+        filename: &str,
+        size_bytes: u64,
+    ) -> serde_json::Value {
+        let body = json!({
+            "kind": "points", "reason": "r", "filename": filename, "size_bytes": size_bytes,
+        });
+        let created = self.api(tenant, Method::POST, "/imports", Some(body)).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+        created.json().expect("json")
+    }
+
     /// Creates an import through the API and uploads `content` to its presigned URL.
     pub async fn api_import(
         &self,

@@ -90,6 +90,10 @@ class Stack:
             time.sleep(0.5)
         else:
             sys.exit(f"stack {STACK} did not finish creating ({status})")
+        self.load()
+
+    def load(self):
+        """Reads the physical ids of the stack's resources."""
         for r in self.cfn.describe_stack_resources(StackName=STACK)["StackResources"]:
             # Resources the emulator skipped are listed without ids.
             if r.get("LogicalResourceId") and r.get("PhysicalResourceId"):

@@ -15,6 +15,7 @@ use crate::capacity::WriteCost;
 use aws_sdk_dynamodb::config::interceptors::{
     BeforeDeserializationInterceptorContextMut, BeforeDeserializationInterceptorContextRef,
     BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
+    BeforeTransmitInterceptorContextRef,
 };
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -22,6 +23,7 @@ use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +57,8 @@ struct State {
     calls: Vec<String>,
     /// The write units of the DynamoDB requests sent.
     cost: WriteCost,
+    /// The IAM actions the requests signed so far needed, on what.
+    accesses: BTreeSet<String>,
     rule: Rule,
     fired: Vec<String>,
 }
@@ -96,6 +100,7 @@ impl FaultPlan {
             state: Arc::new(Mutex::new(State {
                 calls: Vec::new(),
                 cost: WriteCost::default(),
+                accesses: BTreeSet::new(),
                 rule,
                 fired: Vec::new(),
             })),
@@ -142,6 +147,12 @@ impl FaultPlan {
     /// The DynamoDB write units of the requests sent so far.
     pub fn write_cost(&self) -> WriteCost {
         self.lock().cost.clone()
+    }
+
+    /// The IAM actions the calls so far needed, and on what
+    /// ([`crate::access`]), presigned requests included.
+    pub fn accesses(&self) -> BTreeSet<String> {
+        self.lock().accesses.clone()
     }
 
     /// The faults injected so far, described.
@@ -233,6 +244,27 @@ impl Intercept for FaultPlan {
                 Ok(())
             }
         }
+    }
+
+    // Before signing, not before sending: presigned requests stop after
+    // signing, and what they will do needs the signer's permission too.
+    fn read_before_signing(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(meta) = cfg.load::<Metadata>() {
+            let request = context.request();
+            let accesses = crate::access::of_request(
+                meta.service(),
+                meta.name(),
+                request.uri(),
+                request.body().bytes(),
+            );
+            self.lock().accesses.extend(accesses);
+        }
+        Ok(())
     }
 
     fn modify_before_transmit(

@@ -5,6 +5,7 @@
 //! emulator). The adapters translate between the domain's types and S3, SQS,
 //! DynamoDB and SES; no function talks to an SDK client directly.
 
+pub mod access;
 pub mod capacity;
 pub mod clients;
 pub mod faults;

@@ -1,0 +1,194 @@
+//! Each function's role in `infra/template.yaml` allows every call the
+//! function makes, and no function needs another's grants: the functions
+//! run every kind of import on the emulator, each through clients that
+//! record the IAM action and resource of every request they sign
+//! (presigned URLs included, `loyalty_aws::access`), and
+//! `infra/local/check_access.py` checks each access against the function's
+//! own role, resolved against the provisioned stack.
+
+use lambda_http::http::{Method, StatusCode};
+use local_stack::console;
+use local_stack::runner::{Function, Runner};
+use loyalty_aws::faults::FaultPlan;
+use loyalty_aws::objects::Presigned;
+use loyalty_aws::Aws;
+use pipeline_tests::Harness;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+const CONFIG: &str = include_str!("../../infra/local/sample/memberships.json");
+const CARDS: &str = include_str!("../../infra/local/sample/demoshop_cardcode_customers_20260110.csv");
+const TIERS: &str = include_str!("../../infra/local/sample/demoshop_tierchange_customers_20260110.csv");
+
+struct Recorded {
+    plan: FaultPlan,
+    aws: Aws,
+}
+
+async fn recorded(h: &Harness) -> Recorded {
+    let plan = FaultPlan::counting();
+    let aws = Aws::with_faults(h.aws.settings.clone(), plan.clone()).await;
+    Recorded { plan, aws }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_functions_role_allows_every_call_it_makes() {
+    let h = Harness::start().await;
+    let (splitter, processor, finalizer, api) = (
+        recorded(&h).await,
+        recorded(&h).await,
+        recorded(&h).await,
+        recorded(&h).await,
+    );
+    let runner = Runner::new(h.aws.clone())
+        .expect("runner")
+        .with_clients_for(Function::Splitter, splitter.aws.clone())
+        .with_clients_for(Function::Processor, processor.aws.clone())
+        .with_clients_for(Function::DeadBatches, processor.aws.clone())
+        .with_clients_for(Function::Finalizer, finalizer.aws.clone());
+    let t = h.tenant().await;
+    console::configure_memberships(&h.aws, t.id(), CONFIG)
+        .await
+        .expect("membership configuration");
+
+    // Through the API: an import, and a dry run.
+    for (filename, dry_run) in [("api.csv", false), ("dry.csv", true)] {
+        let content = format!("email,amount\napi-{filename}@example.com,10\n");
+        let created = console::api(
+            &api.aws,
+            Method::POST,
+            "/imports",
+            Some(&t.api_key),
+            Some(json!({"kind": "points", "reason": "r", "filename": filename,
+                        "size_bytes": content.len(), "dry_run": dry_run})),
+        )
+        .await
+        .unwrap();
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+        let upload: Presigned =
+            serde_json::from_value(created.json().unwrap()["upload"].clone()).unwrap();
+        console::upload(&upload, content.into_bytes()).await.unwrap();
+    }
+    // Console drops: points with expiry, a debit, a rejected header, the
+    // same content again, a Smile.io export, a card code file and its tier
+    // changes.
+    let drops: [(&str, &str); 7] = [
+        ("expiry.csv", "email,amount,operation,expire_in_days\nx@example.com,50,CR,30\nx@example.com,20,DR,\nnot-an-email,5,CR,30\n"),
+        ("rejected.csv", "email,amount,colour\nx@example.com,1,red\n"),
+        ("again.csv", "email,amount\napi-api.csv@example.com,10\n"),
+        ("again-2.csv", "email,amount\napi-api.csv@example.com,10\n"),
+        ("smile.csv", "email,points\nann@example.com,5\n"),
+        ("memberships/demoshop_cardcode_customers_20260110.csv", CARDS),
+        ("memberships/demoshop_tierchange_customers_20260110.csv", TIERS),
+    ];
+    for (path, content) in drops {
+        h.drop_file(&t, path, content, None).await;
+    }
+    runner
+        .run_until_idle(Some(t.id()), Duration::from_secs(90))
+        .await
+        .expect("the pipeline settles");
+    // The finished jobs through the API (a presigned download each), and the
+    // finalizer's watchdog.
+    let jobs = h.jobs(&t).await;
+    assert_eq!(jobs.len(), 9);
+    for job in &jobs {
+        let status = console::api(
+            &api.aws,
+            Method::GET,
+            &format!("/imports/{}", job.job_id),
+            Some(&t.api_key),
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(status.status, StatusCode::OK);
+    }
+    finalizer::watchdog::sweep(&finalizer.aws).await.unwrap();
+
+    // A batch whose writes always fail: set aside from its dead-letter queue.
+    let failing_plan = FaultPlan::fail_always("DynamoDB:TransactWriteItems");
+    let failing = Recorded {
+        aws: Aws::with_faults(h.aws.settings.clone(), failing_plan.clone()).await,
+        plan: failing_plan,
+    };
+    h.drop_file(&t, "fails.csv", "email,amount\nfail@example.com,3\n", None)
+        .await;
+    Runner::new(h.aws.clone())
+        .expect("runner")
+        .with_clients_for(Function::Splitter, splitter.aws.clone())
+        .with_clients_for(Function::Processor, failing.aws.clone())
+        .with_clients_for(Function::DeadBatches, processor.aws.clone())
+        .with_clients_for(Function::Finalizer, finalizer.aws.clone())
+        .run_until_idle(Some(t.id()), Duration::from_secs(90))
+        .await
+        .expect("the pipeline settles");
+
+    // A job whose batch was lost: closed by the watchdog.
+    h.drop_file(&t, "lost.csv", "email,amount\nlost@example.com,4\n", None)
+        .await;
+    runner.pump_function(Function::Splitter).await.unwrap();
+    let sqs = h.aws.queues.client();
+    let batches = runner.queue_url(Function::Processor);
+    let received = sqs
+        .receive_message()
+        .queue_url(batches)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    for message in received.messages() {
+        sqs.delete_message()
+            .queue_url(batches)
+            .receipt_handle(message.receipt_handle().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut impatient = finalizer.aws.settings.clone();
+    impatient.stall_seconds = 1;
+    let watchdog = Recorded {
+        aws: Aws::with_faults(impatient, finalizer.plan.clone()).await,
+        plan: finalizer.plan.clone(),
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    finalizer::watchdog::sweep(&watchdog.aws).await.unwrap();
+    runner
+        .run_until_idle(Some(t.id()), Duration::from_secs(90))
+        .await
+        .expect("the pipeline settles");
+    let jobs = h.jobs(&t).await;
+    assert_eq!(jobs.len(), 11);
+    assert!(jobs.iter().all(|j| j.email_sent_at.is_some()), "{jobs:#?}");
+
+    let mut accesses: BTreeMap<&str, Vec<String>> = [
+        ("SplitterFunction", &splitter),
+        ("ProcessorFunction", &processor),
+        ("FinalizerFunction", &finalizer),
+        ("ApiFunction", &api),
+    ]
+    .into_iter()
+    .map(|(function, r)| (function, r.plan.accesses().into_iter().collect()))
+    .collect();
+    accesses
+        .get_mut("ProcessorFunction")
+        .unwrap()
+        .extend(failing.plan.accesses());
+    for (function, list) in &accesses {
+        assert!(!list.is_empty(), "{function} made no call");
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let file = std::env::temp_dir().join(format!("accesses-{}.json", t.id()));
+    std::fs::write(&file, serde_json::to_vec_pretty(&accesses).unwrap()).unwrap();
+    let checked = std::process::Command::new(root.join(".local/venv/bin/python"))
+        .arg(root.join("infra/local/check_access.py"))
+        .arg(root.join("infra/template.yaml"))
+        .arg(&file)
+        .output()
+        .expect("check_access.py runs");
+    let report = String::from_utf8_lossy(&checked.stdout);
+    println!("{report}{}", String::from_utf8_lossy(&checked.stderr));
+    assert!(checked.status.success(), "a call its role does not allow:\n{report}");
+}

@@ -138,6 +138,14 @@ pub struct Job {
     pub finished_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_sent_at: Option<DateTime<Utc>>,
+    /// The secret part of the emailed download link
+    /// (`downloads/<tenant>/<job>/<token>`): set once, when the job finishes,
+    /// so that an email sent again carries the same link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_token: Option<String>,
+    /// Until when the emailed link downloads the processed file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_until: Option<DateTime<Utc>>,
     /// When the job last moved (split, a batch counted); the watchdog
     /// measures stalls from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -191,10 +199,23 @@ impl Job {
             processed_key: None,
             finished_at: None,
             email_sent_at: None,
+            download_token: None,
+            download_until: None,
             progress_at: None,
             stalled_at: None,
             allow_duplicate: false,
         }
+    }
+
+    /// The processed file's key, if the emailed link `token` may download it
+    /// at `now`: the job's own token (compared in constant time), before the
+    /// link expires.
+    pub fn download(&self, token: &str, now: DateTime<Utc>) -> Option<&str> {
+        let own = self.download_token.as_deref()?;
+        let until = self.download_until?;
+        (crate::tenant::constant_time_eq(own.as_bytes(), token.as_bytes()) && now < until)
+            .then_some(self.processed_key.as_deref())
+            .flatten()
     }
 
     /// All batches are applied: the finalizer may run.
@@ -370,6 +391,11 @@ pub mod keys {
     }
 
     /// `processed/<tenant>/<job>/<file stem>.processed.csv`.
+    /// The API path of a job's emailed download link.
+    pub fn download_path(tenant: &str, job_id: &str, token: &str) -> String {
+        format!("downloads/{tenant}/{job_id}/{token}")
+    }
+
     pub fn processed(tenant: &str, job_id: &str, filename: &str) -> String {
         let stem = filename
             .strip_suffix(".csv")
@@ -422,6 +448,24 @@ fn filename_of(key: &str) -> &str {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn a_download_needs_the_jobs_token_before_the_link_expires() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 24, 9, 30, 0).unwrap();
+        let mut job = Job::new("acme", "J", "incoming/acme/x.csv", "r", at);
+        assert_eq!(job.download("", at), None);
+        job.download_token = Some("a1b2".into());
+        job.download_until = Some(at + chrono::Duration::hours(72));
+        assert_eq!(job.download("a1b2", at), None, "no processed file yet");
+        job.processed_key = Some("processed/acme/J/x.processed.csv".into());
+        assert_eq!(
+            job.download("a1b2", at),
+            Some("processed/acme/J/x.processed.csv")
+        );
+        assert_eq!(job.download("a1b3", at), None);
+        assert_eq!(job.download("a1b", at), None);
+        assert_eq!(job.download("a1b2", at + chrono::Duration::hours(72)), None);
+    }
 
     #[test]
     fn job_ids_are_deterministic_and_time_ordered() {

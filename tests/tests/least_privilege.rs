@@ -19,8 +19,10 @@ use std::path::Path;
 use std::time::Duration;
 
 const CONFIG: &str = include_str!("../../infra/local/sample/memberships.json");
-const CARDS: &str = include_str!("../../infra/local/sample/demoshop_cardcode_customers_20260110.csv");
-const TIERS: &str = include_str!("../../infra/local/sample/demoshop_tierchange_customers_20260110.csv");
+const CARDS: &str =
+    include_str!("../../infra/local/sample/demoshop_cardcode_customers_20260110.csv");
+const TIERS: &str =
+    include_str!("../../infra/local/sample/demoshop_tierchange_customers_20260110.csv");
 
 struct Recorded {
     plan: FaultPlan,
@@ -61,15 +63,19 @@ async fn each_functions_role_allows_every_call_it_makes() {
             Method::POST,
             "/imports",
             Some(&t.api_key),
-            Some(json!({"kind": "points", "reason": "r", "filename": filename,
-                        "size_bytes": content.len(), "dry_run": dry_run})),
+            Some(
+                json!({"kind": "points", "reason": "r", "filename": filename,
+                        "size_bytes": content.len(), "dry_run": dry_run}),
+            ),
         )
         .await
         .unwrap();
         assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
         let upload: Presigned =
             serde_json::from_value(created.json().unwrap()["upload"].clone()).unwrap();
-        console::upload(&upload, content.into_bytes()).await.unwrap();
+        console::upload(&upload, content.into_bytes())
+            .await
+            .unwrap();
     }
     // Console drops: points with expiry, a debit, a rejected header, the
     // same content again, a Smile.io export, a card code file and its tier
@@ -190,5 +196,8 @@ async fn each_functions_role_allows_every_call_it_makes() {
         .expect("check_access.py runs");
     let report = String::from_utf8_lossy(&checked.stdout);
     println!("{report}{}", String::from_utf8_lossy(&checked.stderr));
-    assert!(checked.status.success(), "a call its role does not allow:\n{report}");
+    assert!(
+        checked.status.success(),
+        "a call its role does not allow:\n{report}"
+    );
 }

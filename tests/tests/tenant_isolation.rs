@@ -5,10 +5,13 @@
 //! minutes, and an object under A's prefix changes A's data only, whatever
 //! its key, metadata or content names.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::presigning::PresigningConfig;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::Body;
 use local_stack::console;
+use local_stack::runner::{Function, Runner};
+use loyalty_aws::Aws;
 use pipeline_tests::{Harness, TestTenant};
 use serde_json::{json, Value};
 use shared::job::JobStatus;
@@ -413,4 +416,96 @@ async fn emails_go_to_the_registered_admin_whatever_the_file_or_request_says() {
     // The API has no field for a recipient.
     let (status, _) = post(&h, &t.api_key, json!({"kind": "points", "reason": "r", "filename": "x.csv", "size_bytes": 10, "notify": "thief@example.com"})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+/// `GET path` without a key: the status and the `location` header.
+async fn follow(h: &Harness, path: &str) -> (StatusCode, Option<String>) {
+    let request = lambda_http::http::Request::builder()
+        .method(Method::GET)
+        .uri(path)
+        .body(Body::Empty)
+        .unwrap();
+    let response = api::handle(&h.aws, request).await.unwrap();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (response.status(), location)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_emailed_link_downloads_its_own_processed_file_until_it_expires() {
+    let h = Harness::start().await;
+    let a = h.tenant().await;
+    let b = h.tenant().await;
+    // The finalizer as deployed: it knows the API's address.
+    let mut settings = h.aws.settings.clone();
+    settings.api_url = Some("https://api.example/".into());
+    let runner = Runner::new(h.aws.clone())
+        .unwrap()
+        .with_clients_for(Function::Finalizer, Aws::new(settings).await);
+    h.drop_file(&a, "linked.csv", "email,amount\nlee@example.com,8\n", None)
+        .await;
+    runner
+        .run_until_idle(Some(a.id()), Duration::from_secs(90))
+        .await
+        .unwrap();
+    let job = h.only_job(&a).await;
+    let email = &h.emails_about(&job.job_id).await[0];
+    let link = email
+        .body
+        .split_whitespace()
+        .find(|w| w.starts_with("https://api.example/"))
+        .unwrap_or_else(|| panic!("no link: {}", email.body));
+    let path = link.trim_start_matches("https://api.example");
+    let token = path.rsplit('/').next().unwrap();
+    assert_eq!(
+        path,
+        format!("/downloads/{}/{}/{token}", a.id(), job.job_id)
+    );
+    assert_eq!(token.len(), 64);
+
+    // The link redirects to a fresh S3 link of the processed file, without
+    // an API key.
+    let (status, location) = follow(&h, path).await;
+    assert_eq!(status, StatusCode::FOUND);
+    let location = location.unwrap();
+    assert!(location.contains("X-Amz-Expires=300"), "{location}");
+    let file = reqwest::get(&location).await.unwrap().text().await.unwrap();
+    assert_eq!(file, h.processed_file(&job).await);
+
+    // Another token, another tenant, another job: not found, alike.
+    let wrong_token = format!("{}0", &token[..63]);
+    for other in [
+        format!("/downloads/{}/{}/{wrong_token}", a.id(), job.job_id),
+        format!("/downloads/{}/{}/{token}", b.id(), job.job_id),
+        format!("/downloads/{}/20260101000000-000000000000/{token}", a.id()),
+        format!("/downloads/{}/{}/", a.id(), job.job_id),
+    ] {
+        assert_ne!(follow(&h, &other).await.0, StatusCode::FOUND, "{other}");
+    }
+
+    // Past its lifetime, the link is gone; the API still signs a fresh one.
+    h.aws
+        .tables
+        .client()
+        .update_item()
+        .table_name(&h.aws.settings.jobs_table)
+        .key("tenant_id", AttributeValue::S(a.id().to_owned()))
+        .key("sk", AttributeValue::S(format!("JOB#{}", job.job_id)))
+        .update_expression("SET download_until = :past")
+        .expression_attribute_values(
+            ":past",
+            AttributeValue::S("2026-01-01T00:00:00+00:00".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(follow(&h, path).await.0, StatusCode::NOT_FOUND);
+    let (status, fresh) = get_job(&h, &a.api_key, &job.job_id).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(fresh["processed_file"]
+        .as_str()
+        .unwrap()
+        .contains("X-Amz-Signature="));
 }

@@ -7,6 +7,7 @@
 //! | POST   | `/imports`          | creates an import, returns a presigned upload |
 //! | GET    | `/imports/{job_id}` | status, counts, progress, preview, result link |
 //! | GET    | `/templates/{kind}` | the sample CSV of a kind: `points`, `points_with_expiry`, `smile`, `cardcode`, `tierchange` |
+//! | GET    | `/downloads/{tenant}/{job_id}/{token}` | the emailed link (no key: its token is the secret): a redirect to the processed file |
 
 use chrono::Utc;
 use lambda_http::http::{Method, StatusCode};
@@ -60,11 +61,15 @@ async fn route(aws: &Aws, request: &Request) -> Result<Response<Body>, ApiError>
     // function URL puts before them.
     let route = match segments
         .iter()
-        .rposition(|s| *s == "imports" || *s == "templates")
+        .rposition(|s| matches!(*s, "imports" | "templates" | "downloads"))
     {
         Some(i) => &segments[i..],
         None => &[][..],
     };
+    // The emailed link carries its own secret: no API key.
+    if let (&Method::GET, ["downloads", tenant_id, job_id, token]) = (request.method(), route) {
+        return download(aws, tenant_id, job_id, token).await;
+    }
     let tenant = authenticate(aws, request).await?;
     match (request.method(), route) {
         (&Method::POST, ["imports"]) => create_import(aws, &tenant, request).await,
@@ -245,6 +250,45 @@ async fn job_status(aws: &Aws, tenant: &Tenant, job_id: &str) -> Result<Response
         }),
     ))
 }
+
+/// The emailed link: a redirect to a freshly signed S3 link of the job's
+/// processed file, for as long as the link is valid. A wrong tenant, job or
+/// token and an expired link are all the same 404.
+async fn download(
+    aws: &Aws,
+    tenant_id: &str,
+    job_id: &str,
+    token: &str,
+) -> Result<Response<Body>, ApiError> {
+    let gone = || {
+        status(
+            StatusCode::NOT_FOUND,
+            "no such download, or its link has expired: GET /imports/{job_id} with your API key gives a fresh one",
+        )
+    };
+    if shared::tenant::validate_tenant_id(tenant_id).is_err() {
+        return Err(gone());
+    }
+    let job = aws.tables.job(tenant_id, job_id).await?.ok_or_else(gone)?;
+    let key = job.download(token, Utc::now()).ok_or_else(gone)?;
+    let url = aws
+        .objects
+        .presign_download(key, Duration::from_secs(DOWNLOAD_REDIRECT_SECONDS))
+        .await?;
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = StatusCode::FOUND;
+    let location = lambda_http::http::HeaderValue::from_str(&url)
+        .map_err(|e| AwsError::new("s3:presign", e))?;
+    response.headers_mut().insert("location", location);
+    response.headers_mut().insert(
+        "cache-control",
+        lambda_http::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
+}
+
+/// A download redirect's S3 link is followed at once.
+const DOWNLOAD_REDIRECT_SECONDS: u64 = 300;
 
 fn template(kind: &str) -> Result<Response<Body>, ApiError> {
     let kind: ImportKind = kind

@@ -24,6 +24,12 @@ pub struct Settings {
     pub upload_url_seconds: u64,
     /// How long the processed-file link in the email stays valid.
     pub link_hours: u64,
+    /// The HTTP API's base URL (ending in `/`): the emailed link is the
+    /// API's `downloads/…` route, which signs a fresh S3 link at each click.
+    /// Without it (the local emulator has no API Gateway) the email carries
+    /// a presigned S3 link, which lasts only as long as the credentials that
+    /// signed it.
+    pub api_url: Option<String>,
     /// How long a finalizer run holds a job before another may take over;
     /// longer than a run may take (the function's timeout).
     pub finalize_lease_seconds: i64,
@@ -76,6 +82,10 @@ impl Settings {
             max_upload_bytes: number("LOYALTY_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)?,
             upload_url_seconds: number("LOYALTY_UPLOAD_URL_SECONDS", 900)?,
             link_hours: number("LOYALTY_LINK_HOURS", 72)?,
+            api_url: env::var("LOYALTY_API_URL")
+                .ok()
+                .filter(|u| !u.trim().is_empty())
+                .map(|u| format!("{}/", u.trim().trim_end_matches('/'))),
             finalize_lease_seconds: number("LOYALTY_FINALIZE_LEASE_SECONDS", 120)?,
             dead_batch_queue_arn: required("LOYALTY_DEAD_BATCH_QUEUE_ARN")?,
             stall_seconds: number("LOYALTY_STALL_SECONDS", 3600)?,

@@ -656,18 +656,24 @@ impl Tables {
     }
 
     /// Records the final status and totals once the processed file is written.
+    /// Records the job's end, and the emailed link's token and expiry
+    /// unless an earlier run set them (its email may have gone out).
     pub async fn finish_job(
         &self,
         job: &Job,
         status: JobStatus,
         tally: &Tally,
         processed_key: &str,
+        download: (&str, DateTime<Utc>),
     ) -> Result<(), AwsError> {
+        let (token, until) = download;
         self.update_job(
             &job.tenant_id,
             &job.job_id,
             "SET #status = :status, applied = :applied, failed = :failed, skipped = :skipped, \
-             credited = :credited, debited = :debited, processed_key = :key, finished_at = :now",
+             credited = :credited, debited = :debited, processed_key = :key, finished_at = :now, \
+             download_token = if_not_exists(download_token, :token), \
+             download_until = if_not_exists(download_until, :until)",
             None,
             &[("#status", "status")],
             vec![
@@ -679,6 +685,8 @@ impl Tables {
                 (":debited", n(tally.debited)),
                 (":key", s(processed_key)),
                 (":now", s(Utc::now().to_rfc3339())),
+                (":token", s(token)),
+                (":until", s(until.to_rfc3339())),
             ],
         )
         .await?;

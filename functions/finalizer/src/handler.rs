@@ -6,6 +6,7 @@
 //! (`crate::watchdog`).
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use chrono::Utc;
 use loyalty_aws::mail::MailError;
 use loyalty_aws::queues::FinalizeRequest;
 use loyalty_aws::tables::JobOutcomes;
@@ -104,10 +105,23 @@ pub async fn finalize(aws: &Aws, request: &FinalizeRequest) -> anyhow::Result<()
                 info!(sealed, "rows never processed are reported as not applied");
             }
             let (key, tally) = write_processed_file(aws, &job).await?;
+            let token = download_token()?;
+            let until = Utc::now() + chrono::Duration::hours(aws.settings.link_hours as i64);
             aws.tables
-                .finish_job(&job, JobStatus::finished(&tally), &tally, &key)
+                .finish_job(
+                    &job,
+                    JobStatus::finished(&tally),
+                    &tally,
+                    &key,
+                    (&token, until),
+                )
                 .await?;
-            let link = download_link(aws, &key).await?;
+            let finished = aws
+                .tables
+                .job(&job.tenant_id, &job.job_id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("the job is gone"))?;
+            let link = download_link(aws, &finished, &key).await?;
             completion_email(&tenant, &job, &tally, &link, aws.settings.link_hours)
         }
         // Finished before, but the email was not sent: send it now.
@@ -116,7 +130,7 @@ pub async fn finalize(aws: &Aws, request: &FinalizeRequest) -> anyhow::Result<()
                 .processed_key
                 .clone()
                 .unwrap_or_else(|| keys::processed(&job.tenant_id, &job.job_id, &job.filename));
-            let link = download_link(aws, &key).await?;
+            let link = download_link(aws, &job, &key).await?;
             completion_email(&tenant, &job, &job.tally(), &link, aws.settings.link_hours)
         }
     };
@@ -206,11 +220,27 @@ async fn seal_unprocessed(aws: &Aws, job: &Job) -> Result<u64, AwsError> {
     }
 }
 
-async fn download_link(aws: &Aws, key: &str) -> Result<String, AwsError> {
+/// The emailed link: the API's download route, which signs a fresh S3 link
+/// at each click for as long as the job's `download_until`; without an API
+/// (the local emulator), a presigned S3 link.
+async fn download_link(aws: &Aws, job: &Job, key: &str) -> Result<String, AwsError> {
+    if let (Some(api), Some(token)) = (&aws.settings.api_url, &job.download_token) {
+        return Ok(format!(
+            "{api}{}",
+            keys::download_path(&job.tenant_id, &job.job_id, token)
+        ));
+    }
     let hours = aws.settings.link_hours;
     aws.objects
         .presign_download(key, Duration::from_secs(hours * 3600))
         .await
+}
+
+/// 256 random bits, hex: the secret of a download link.
+fn download_token() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    Ok(hex::encode(bytes))
 }
 
 /// Streams the original file and the job's outcomes (both in row order)

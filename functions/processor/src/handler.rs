@@ -48,11 +48,32 @@ pub async fn handle(aws: &Aws, event: SqsEvent) -> Result<SqsBatchResponse, lamb
 async fn process(aws: &Aws, message: &SqsMessage, dead_letter: bool) -> anyhow::Result<()> {
     let body = message.body.as_deref().unwrap_or_default();
     let head: BatchHead = serde_json::from_str(body)?;
+    // Boxed: the nested futures of a batch's commit are deep enough that
+    // an optimised build overflows the compiler's layout query depth.
     match head.rows_kind {
-        RowKind::Points => settle::<PointsRow>(aws, serde_json::from_str(body)?, dead_letter).await,
-        RowKind::Cards => settle::<CardRow>(aws, serde_json::from_str(body)?, dead_letter).await,
+        RowKind::Points => {
+            Box::pin(settle::<PointsRow>(
+                aws,
+                serde_json::from_str(body)?,
+                dead_letter,
+            ))
+            .await
+        }
+        RowKind::Cards => {
+            Box::pin(settle::<CardRow>(
+                aws,
+                serde_json::from_str(body)?,
+                dead_letter,
+            ))
+            .await
+        }
         RowKind::TierChanges => {
-            settle::<TierChangeRow>(aws, serde_json::from_str(body)?, dead_letter).await
+            Box::pin(settle::<TierChangeRow>(
+                aws,
+                serde_json::from_str(body)?,
+                dead_letter,
+            ))
+            .await
         }
     }
 }

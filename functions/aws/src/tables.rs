@@ -655,9 +655,9 @@ impl Tables {
         Ok(claimed.is_some())
     }
 
-    /// Records the final status and totals once the processed file is written.
-    /// Records the job's end, and the emailed link's token and expiry
-    /// unless an earlier run set them (its email may have gone out).
+    /// Records the final status and totals once the processed file is
+    /// written, and the emailed link's token and expiry unless an earlier
+    /// run set them (its email may have gone out). Returns the job as stored.
     pub async fn finish_job(
         &self,
         job: &Job,
@@ -665,32 +665,34 @@ impl Tables {
         tally: &Tally,
         processed_key: &str,
         download: (&str, DateTime<Utc>),
-    ) -> Result<(), AwsError> {
+    ) -> Result<Job, AwsError> {
         let (token, until) = download;
-        self.update_job(
-            &job.tenant_id,
-            &job.job_id,
-            "SET #status = :status, applied = :applied, failed = :failed, skipped = :skipped, \
+        let finished = self
+            .update_job(
+                &job.tenant_id,
+                &job.job_id,
+                "SET #status = :status, applied = :applied, failed = :failed, skipped = :skipped, \
              credited = :credited, debited = :debited, processed_key = :key, finished_at = :now, \
              download_token = if_not_exists(download_token, :token), \
              download_until = if_not_exists(download_until, :until)",
-            None,
-            &[("#status", "status")],
-            vec![
-                (":status", s(status.as_str())),
-                (":applied", n(tally.applied)),
-                (":failed", n(tally.failed)),
-                (":skipped", n(tally.skipped)),
-                (":credited", n(tally.credited)),
-                (":debited", n(tally.debited)),
-                (":key", s(processed_key)),
-                (":now", s(Utc::now().to_rfc3339())),
-                (":token", s(token)),
-                (":until", s(until.to_rfc3339())),
-            ],
-        )
-        .await?;
-        Ok(())
+                None,
+                &[("#status", "status")],
+                vec![
+                    (":status", s(status.as_str())),
+                    (":applied", n(tally.applied)),
+                    (":failed", n(tally.failed)),
+                    (":skipped", n(tally.skipped)),
+                    (":credited", n(tally.credited)),
+                    (":debited", n(tally.debited)),
+                    (":key", s(processed_key)),
+                    (":now", s(Utc::now().to_rfc3339())),
+                    (":token", s(token)),
+                    (":until", s(until.to_rfc3339())),
+                ],
+            )
+            .await?;
+        // Unconditional: the update always returns the item.
+        finished.ok_or_else(|| AwsError::new("dynamodb:UpdateItem", "the job is gone"))
     }
 
     pub async fn mark_email_sent(&self, job: &Job) -> Result<(), AwsError> {

@@ -107,7 +107,8 @@ pub async fn finalize(aws: &Aws, request: &FinalizeRequest) -> anyhow::Result<()
             let (key, tally) = write_processed_file(aws, &job).await?;
             let token = download_token()?;
             let until = Utc::now() + chrono::Duration::hours(aws.settings.link_hours as i64);
-            aws.tables
+            let finished = aws
+                .tables
                 .finish_job(
                     &job,
                     JobStatus::finished(&tally),
@@ -116,11 +117,6 @@ pub async fn finalize(aws: &Aws, request: &FinalizeRequest) -> anyhow::Result<()
                     (&token, until),
                 )
                 .await?;
-            let finished = aws
-                .tables
-                .job(&job.tenant_id, &job.job_id)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("the job is gone"))?;
             let link = download_link(aws, &finished, &key).await?;
             completion_email(&tenant, &job, &tally, &link, aws.settings.link_hours)
         }

@@ -48,34 +48,18 @@ pub async fn handle(aws: &Aws, event: SqsEvent) -> Result<SqsBatchResponse, lamb
 async fn process(aws: &Aws, message: &SqsMessage, dead_letter: bool) -> anyhow::Result<()> {
     let body = message.body.as_deref().unwrap_or_default();
     let head: BatchHead = serde_json::from_str(body)?;
-    // Boxed: the nested futures of a batch's commit are deep enough that
-    // an optimised build overflows the compiler's layout query depth.
     match head.rows_kind {
-        RowKind::Points => {
-            Box::pin(settle::<PointsRow>(
-                aws,
-                serde_json::from_str(body)?,
-                dead_letter,
-            ))
-            .await
-        }
-        RowKind::Cards => {
-            Box::pin(settle::<CardRow>(
-                aws,
-                serde_json::from_str(body)?,
-                dead_letter,
-            ))
-            .await
-        }
-        RowKind::TierChanges => {
-            Box::pin(settle::<TierChangeRow>(
-                aws,
-                serde_json::from_str(body)?,
-                dead_letter,
-            ))
-            .await
-        }
+        RowKind::Points => settle_message::<PointsRow>(aws, body, dead_letter).await,
+        RowKind::Cards => settle_message::<CardRow>(aws, body, dead_letter).await,
+        RowKind::TierChanges => settle_message::<TierChangeRow>(aws, body, dead_letter).await,
     }
+}
+
+/// Reads a batch of `R` rows and settles it. Boxed: the nested futures of a
+/// batch's commit are deep enough that an optimised build overflows the
+/// compiler's layout query depth.
+async fn settle_message<R: Apply>(aws: &Aws, body: &str, dead_letter: bool) -> anyhow::Result<()> {
+    Box::pin(settle::<R>(aws, serde_json::from_str(body)?, dead_letter)).await
 }
 
 /// Rows the processor knows how to apply, and to give up on.

@@ -386,3 +386,50 @@ async fn a_job_whose_batch_was_lost_is_closed_by_the_watchdog_and_the_lost_rows_
         Vec::<String>::new()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_that_is_not_a_batch_is_dead_lettered_then_dropped_not_retried_for_ever() {
+    let h = Harness::start().await;
+    let bodies = [
+        "not a batch".to_owned(),
+        // Reads as a batch's head, not as a batch.
+        r#"{"rows_kind":"points","tenant_id":"t"}"#.to_owned(),
+    ];
+    let messages: Vec<aws_sdk_sqs::types::Message> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            aws_sdk_sqs::types::Message::builder()
+                .message_id(format!("junk-{i}"))
+                .body(body)
+                .build()
+        })
+        .collect();
+    // From the batch queue it is refused, so that it is retried and then
+    // dead-lettered; from the dead-letter queue it is let go.
+    for (function, refused) in [(Function::Processor, 2), (Function::DeadBatches, 0)] {
+        let url = h.runner.queue_url(function);
+        let event: SqsEvent = serde_json::from_value(sqs_event(url, &messages)).unwrap();
+        let response = processor::handle(&h.aws, event).await.unwrap();
+        assert_eq!(response.batch_item_failures.len(), refused, "{function:?}");
+    }
+    // Through the queues: five refusals, the dead-letter queue, and the
+    // queues drain instead of handing the message round until its retention
+    // ends.
+    let sqs = h.aws.queues.client();
+    let group = pipeline_tests::unique("junk");
+    for (i, body) in bodies.iter().enumerate() {
+        sqs.send_message()
+            .queue_url(h.runner.queue_url(Function::Processor))
+            .message_group_id(&group)
+            .message_deduplication_id(format!("{group}-{i}"))
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    h.runner
+        .run_until_idle(Some(&group), Duration::from_secs(60))
+        .await
+        .unwrap();
+}

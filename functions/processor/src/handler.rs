@@ -47,7 +47,10 @@ pub async fn handle(aws: &Aws, event: SqsEvent) -> Result<SqsBatchResponse, lamb
 #[instrument(skip_all, fields(message_id = message.message_id.as_deref().unwrap_or("")))]
 async fn process(aws: &Aws, message: &SqsMessage, dead_letter: bool) -> anyhow::Result<()> {
     let body = message.body.as_deref().unwrap_or_default();
-    let head: BatchHead = serde_json::from_str(body)?;
+    let head: BatchHead = match serde_json::from_str(body) {
+        Ok(head) => head,
+        Err(err) => return unreadable(err, dead_letter),
+    };
     match head.rows_kind {
         RowKind::Points => settle_message::<PointsRow>(aws, body, dead_letter).await,
         RowKind::Cards => settle_message::<CardRow>(aws, body, dead_letter).await,
@@ -59,7 +62,24 @@ async fn process(aws: &Aws, message: &SqsMessage, dead_letter: bool) -> anyhow::
 /// batch's commit are deep enough that an optimised build overflows the
 /// compiler's layout query depth.
 async fn settle_message<R: Apply>(aws: &Aws, body: &str, dead_letter: bool) -> anyhow::Result<()> {
-    Box::pin(settle::<R>(aws, serde_json::from_str(body)?, dead_letter)).await
+    match serde_json::from_str(body) {
+        Ok(batch) => Box::pin(settle::<R>(aws, batch, dead_letter)).await,
+        Err(err) => unreadable(err, dead_letter),
+    }
+}
+
+/// A message that is not a batch can never be applied. From the batch queue
+/// it is refused, so that its retries take it to the dead-letter queue; there
+/// it is logged and dropped, not retried until the queue's retention ends: it
+/// names no job to report to, and a job that lost a batch this way is closed
+/// by the watchdog, the batch's rows reported as `not_processed`.
+fn unreadable(err: serde_json::Error, dead_letter: bool) -> anyhow::Result<()> {
+    if dead_letter {
+        error!(error = %Redacted(&err), "a dead message is not a batch: dropped");
+        Ok(())
+    } else {
+        Err(anyhow::Error::new(err).context("the message is not a batch"))
+    }
 }
 
 /// Rows the processor knows how to apply, and to give up on.

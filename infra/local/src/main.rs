@@ -1,6 +1,8 @@
-//! `loyalty-local`: the developer's commands against the local stack.
+//! `loyalty-local`: the developer's commands against the local stack, and
+//! the operator's against a deployed one (`--stack-env`, first).
 //!
 //! ```text
+//! loyalty-local --stack-env <file> (tenant | wallet | card | drop) ...
 //! loyalty-local tenant create <id> --admin-email <email> [--country FR]
 //! loyalty-local tenant memberships <id> <config.json>
 //! loyalty-local wallet <tenant> (--email <e> | --mobile <m> | --customer-id <id>)
@@ -25,6 +27,7 @@ use shared::split::{self, SplitError, SplitRequest};
 use std::time::Duration;
 
 const USAGE: &str = "usage:
+  loyalty-local --stack-env <file> (tenant | wallet | card | drop) ...
   loyalty-local tenant create <id> --admin-email <email> [--country <ISO code>]
   loyalty-local tenant memberships <id> <config.json>
   loyalty-local wallet <tenant> (--email <e> | --mobile <m> | --customer-id <id>)
@@ -37,14 +40,35 @@ const USAGE: &str = "usage:
   loyalty-local throughput [--rows <n>,<n>...]
   loyalty-local demo";
 
+/// What works on a deployed stack: what reads or writes the tenants, the
+/// wallets, the cards and the bucket. The rest would consume its queues, or
+/// needs the emulator.
+const DEPLOYED_COMMANDS: [&str; 4] = ["tenant", "wallet", "card", "drop"];
+
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("preview") {
         // A file on disk, read as the splitter would: no stack needed.
         let file = args.get(1).ok_or_else(|| anyhow::anyhow!("{USAGE}"))?;
         return print_preview(file, &args);
     }
-    env::load()?;
+    if args.first().map(String::as_str) == Some("--stack-env") {
+        let file = args
+            .get(1)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("--stack-env needs a file\n{USAGE}"))?;
+        args.drain(..2);
+        let command = args.first().map(String::as_str).unwrap_or_default();
+        if !DEPLOYED_COMMANDS.contains(&command) {
+            anyhow::bail!(
+                "with --stack-env only {} work; `{command}` is for the local stack",
+                DEPLOYED_COMMANDS.join(", ")
+            );
+        }
+        env::load_from(std::path::Path::new(&file))?;
+    } else {
+        env::load()?;
+    }
     loyalty_aws::logging::init();
     tokio::runtime::Runtime::new()?.block_on(run(args))
 }

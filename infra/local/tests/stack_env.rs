@@ -1,0 +1,126 @@
+//! `loyalty-local --stack-env <file>`: the operator's commands against a
+//! stack named by a file instead of `.local/stack.env`. Here the stack is the
+//! emulator, described the way a deployed one is: a function's variables as
+//! the AWS CLI prints them (a JSON object), plus the emulator's endpoint and
+//! credentials. The command runs with nothing else in its environment.
+
+use loyalty_aws::Aws;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const CLI: &str = env!("CARGO_BIN_EXE_loyalty-local");
+
+/// The stack's variables (`dev test` and `dev up` export them), as JSON.
+fn stack_env_json() -> PathBuf {
+    let vars: serde_json::Map<String, serde_json::Value> = std::env::vars()
+        .filter(|(name, _)| name.starts_with("LOYALTY_") || name.starts_with("AWS_"))
+        .map(|(name, value)| (name, value.into()))
+        .collect();
+    assert!(
+        vars.contains_key("LOYALTY_TENANTS_TABLE"),
+        "run with the stack's environment: bash infra/local/dev up; set -a; . .local/stack.env"
+    );
+    let mut bytes = [0u8; 6];
+    getrandom::getrandom(&mut bytes).unwrap();
+    let name: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let path = std::env::temp_dir().join(format!("stack-env-{name}.json"));
+    std::fs::write(&path, serde_json::to_vec_pretty(&vars).unwrap()).unwrap();
+    path
+}
+
+/// Runs the CLI with only the stack file (and PATH) to go by.
+fn cli(stack: &PathBuf, args: &[&str]) -> Output {
+    Command::new(CLI)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("RUST_LOG", "error")
+        .arg("--stack-env")
+        .arg(stack)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[tokio::test]
+async fn an_operator_registers_a_tenant_and_its_programs_on_a_stack_named_by_a_file() {
+    let stack = stack_env_json();
+    let mut bytes = [0u8; 4];
+    getrandom::getrandom(&mut bytes).unwrap();
+    let id = format!("ops-{}", u32::from_le_bytes(bytes));
+    let created = cli(
+        &stack,
+        &[
+            "tenant",
+            "create",
+            &id,
+            "--admin-email",
+            "Admin@Shop.Example",
+            "--country",
+            "BE",
+        ],
+    );
+    assert!(created.status.success(), "{}", text(&created));
+    let out = text(&created);
+    assert!(
+        out.contains(&format!("API key (shown once, keep it safe): {id}.")),
+        "{out}"
+    );
+
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/sample/memberships.json");
+    let configured = cli(&stack, &["tenant", "memberships", &id, sample]);
+    assert!(configured.status.success(), "{}", text(&configured));
+
+    let aws = Aws::from_env().await.unwrap();
+    let tenant = aws.tables.tenant(&id).await.unwrap().expect("the tenant");
+    assert_eq!(tenant.admin_email, "admin@shop.example");
+    assert_eq!(tenant.default_country, "BE");
+    assert!(tenant.memberships.is_some());
+
+    // The same tenant twice is refused, and says so.
+    let again = cli(
+        &stack,
+        &["tenant", "create", &id, "--admin-email", "a@b.example"],
+    );
+    assert!(!again.status.success());
+    assert!(text(&again).contains("exists already"), "{}", text(&again));
+    std::fs::remove_file(&stack).unwrap();
+}
+
+#[test]
+fn commands_that_would_consume_a_stacks_queues_are_refused() {
+    let stack = stack_env_json();
+    for command in ["run", "demo", "emails", "costs", "throughput"] {
+        let out = cli(&stack, &[command]);
+        assert!(!out.status.success(), "{command}");
+        assert!(
+            text(&out).contains(&format!("`{command}` is for the local stack")),
+            "{command}: {}",
+            text(&out)
+        );
+    }
+    let missing = Command::new(CLI)
+        .env_clear()
+        .args([
+            "--stack-env",
+            "/nonexistent/stack.json",
+            "tenant",
+            "create",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        text(&missing).contains("/nonexistent/stack.json"),
+        "{}",
+        text(&missing)
+    );
+    std::fs::remove_file(&stack).unwrap();
+}

@@ -15,15 +15,8 @@ pub fn stack_env_file() -> PathBuf {
 /// Loads `.local/stack.env` into the process environment, without
 /// overriding variables already set. Call before any thread starts.
 pub fn load() -> anyhow::Result<()> {
-    let path = stack_env_file();
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: {e}. Start the local stack first: bash infra/local/dev up",
-            path.display()
-        )
-    })?;
-    set_missing(parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?);
-    Ok(())
+    load_from(&stack_env_file())
+        .map_err(|e| anyhow::anyhow!("{e}. Start the local stack first: bash infra/local/dev up"))
 }
 
 /// Loads another stack's environment, as [`load`] does: a deployed stack's
@@ -32,7 +25,13 @@ pub fn load() -> anyhow::Result<()> {
 pub fn load_from(path: &Path) -> anyhow::Result<()> {
     let text =
         std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    set_missing(parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?);
+    let vars = parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    for (name, value) in vars {
+        if std::env::var_os(&name).is_none() {
+            // Single-threaded at this point: nothing reads the environment concurrently.
+            std::env::set_var(name, value);
+        }
+    }
     Ok(())
 }
 
@@ -55,15 +54,6 @@ pub fn parse(text: &str) -> anyhow::Result<Vec<(String, String)>> {
                 .ok_or_else(|| anyhow::anyhow!("line {number} is not NAME=value: {line:?}"))
         })
         .collect()
-}
-
-fn set_missing(vars: Vec<(String, String)>) {
-    for (name, value) in vars {
-        if std::env::var_os(&name).is_none() {
-            // Single-threaded at this point: nothing reads the environment concurrently.
-            std::env::set_var(name, value);
-        }
-    }
 }
 
 pub fn var(name: &str) -> anyhow::Result<String> {

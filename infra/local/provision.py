@@ -249,7 +249,8 @@ def apply_skipped(stack):
 
 def environment(stack):
     """The functions' environment, and which queue feeds each function
-    (`LOCAL_QUEUE_<FUNCTION>_<EVENT>`, from the functions' SQS events)."""
+    (`LOCAL_QUEUE_<FUNCTION>_<EVENT>`, from the functions' SQS events) with
+    how many messages at a time (`LOCAL_BATCH_SIZE_<FUNCTION>_<EVENT>`)."""
     variables = stack.resolve(stack.template["Globals"]["Function"]["Environment"]["Variables"])
     for logical, resource in stack.resources():
         if resource["Type"] != "AWS::Serverless::Function":
@@ -259,6 +260,9 @@ def environment(stack):
             if event["Type"] == "SQS":
                 queue_logical = event["Properties"]["Queue"]["Fn::GetAtt"][0]
                 variables[f"LOCAL_QUEUE_{function}_{name.upper()}"] = stack.queue_url(queue_logical)
+                # Lambda's default for an SQS event source is 10.
+                batch_size = event["Properties"].get("BatchSize", 10)
+                variables[f"LOCAL_BATCH_SIZE_{function}_{name.upper()}"] = str(batch_size)
     return variables
 
 

@@ -324,6 +324,69 @@ async fn a_batch_that_always_fails_goes_to_the_dead_letter_queue_and_its_rows_ar
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn one_batch_that_always_fails_takes_no_other_batch_of_its_group_with_it() {
+    // 30 batches of 4 rows in one message group (one shard): ten customers,
+    // each row a credit of one point, so a customer's k-th applied row
+    // leaves a balance of k exactly when the rows were applied in file order.
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    let mut file = String::from("email,amount\n");
+    for row in 0..120 {
+        file.push_str(&format!("c{}@x.test,1\n", row % 10));
+    }
+    // Every commit of batch 1 fails: its pages' transactions carry the
+    // condition on its marker, `JOB#<job>#BATCH#1`.
+    let plan = FaultPlan::fail_always_containing("DynamoDB:TransactWriteItems", "#BATCH#1\"");
+    let mut faulty = h.faulty_clients(plan.clone()).await;
+    let mut settings = h.aws.settings.clone();
+    for settings in [&mut faulty.settings, &mut settings] {
+        settings.shards = 1;
+        settings.rows_per_batch = 4;
+    }
+    let runner = Runner::new(loyalty_aws::Aws::new(settings).await)
+        .expect("runner")
+        .with_clients_for(Function::Processor, faulty);
+    h.drop_file(&t, "one-bad-batch.csv", &file, None).await;
+    runner
+        .run_until_idle(Some(t.id()), Duration::from_secs(120))
+        .await
+        .expect("the pipeline settles");
+
+    let job = h.only_job(&t).await;
+    assert_eq!(job.batches_total, 30);
+    assert_eq!((job.applied, job.failed), (116, 4));
+    let mut applied = [0i64; 10];
+    for (i, (status, code, balance)) in outcomes(&h.processed_file(&job).await)
+        .into_iter()
+        .enumerate()
+    {
+        let customer = i % 10;
+        if i < 4 {
+            assert_eq!(
+                (status.as_str(), code.as_str()),
+                ("failed", "processing_failed"),
+                "row {}",
+                i + 1
+            );
+        } else {
+            applied[customer] += 1;
+            assert_eq!(
+                (status.as_str(), balance),
+                ("applied", applied[customer].to_string()),
+                "row {}",
+                i + 1
+            );
+        }
+    }
+    for customer in 0..10 {
+        let id = format!("email:c{customer}@x.test");
+        let expected = if customer < 4 { 11 } else { 12 };
+        assert_eq!(h.balance(&t, &id).await, expected, "{id}");
+    }
+    assert!(plan.fired().len() >= 5, "{:?}", plan.fired());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_job_whose_batch_was_lost_is_closed_by_the_watchdog_and_the_lost_rows_stay_unapplied() {
     let h = Harness::start().await;
     let t = h.tenant().await;

@@ -45,6 +45,9 @@ enum Rule {
     Throttle { call: usize, attempts: u32 },
     /// Every call of this operation fails before it is sent.
     Always { operation: String },
+    /// Every call of this operation whose request body holds `text` fails
+    /// before it is sent (one batch's writes, say).
+    AlwaysContaining { operation: String, text: String },
     /// Each call fails with this probability, at a random timing.
     Random {
         rng: fastrand::Rng,
@@ -130,6 +133,16 @@ impl FaultPlan {
         })
     }
 
+    /// Fails every call of `operation` whose request body contains `text`,
+    /// for ever: the writes of one batch that always fails, say, among
+    /// others that succeed.
+    pub fn fail_always_containing(operation: &str, text: &str) -> Self {
+        Self::with(Rule::AlwaysContaining {
+            operation: operation.to_owned(),
+            text: text.to_owned(),
+        })
+    }
+
     /// Fails each call with `probability`, before or after it takes effect,
     /// drawn from `seed` (the same seed and the same calls fail the same way).
     pub fn random(seed: u64, probability: f64) -> Self {
@@ -189,6 +202,19 @@ impl State {
                 }
             }
             _ => Verdict::Pass,
+        }
+    }
+
+    /// Whether the rule fails this call for what its request body holds.
+    fn matches_body(&self, call: &str, body: &[u8]) -> bool {
+        match &self.rule {
+            Rule::AlwaysContaining { operation, text } => {
+                operation == call
+                    && body
+                        .windows(text.len().max(1))
+                        .any(|w| w == text.as_bytes())
+            }
+            _ => false,
         }
     }
 
@@ -273,6 +299,20 @@ impl Intercept for FaultPlan {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        if let Some(meta) = cfg.load::<Metadata>() {
+            let call = format!("{}:{}", meta.service(), meta.name());
+            let body = context.request().body().bytes().unwrap_or_default();
+            let mut state = self.lock();
+            if state.matches_body(&call, body) {
+                let n = state.calls.len();
+                state
+                    .fired
+                    .push(format!("call {n} ({call}), its body matched"));
+                return Err(
+                    format!("injected fault before call {n} ({call}): its body matched").into(),
+                );
+            }
+        }
         if cfg.load::<Throttled>().is_some() && self.lock().take_throttle() {
             // A throttled request is refused before the table sees it.
             let request = context.request_mut();

@@ -1,7 +1,8 @@
 //! Delivers queue messages to the same handler code the Lambdas run.
 //!
-//! Like an SQS event source mapping, the runner receives up to ten messages,
-//! hands them to the function as one SQS event, deletes the ones the function
+//! Like an SQS event source mapping, the runner receives as many messages as
+//! the template's `BatchSize` for that event (`LOCAL_BATCH_SIZE_*`, written
+//! by `provision.py`), hands them to the function as one SQS event, deletes the ones the function
 //! did not report as failed, and makes failed ones visible again for retry
 //! after a second (instead of the queue's visibility timeout, so local runs
 //! do not wait minutes). After five receives the emulator moves a message to
@@ -31,20 +32,46 @@ pub enum Function {
 }
 
 impl Function {
-    /// The variable `provision.py` writes the feeding queue's URL to.
-    fn queue_variable(self) -> &'static str {
+    /// The suffix of the variables `provision.py` writes for the function's
+    /// SQS event: `LOCAL_QUEUE_<suffix>` (the queue's URL) and
+    /// `LOCAL_BATCH_SIZE_<suffix>` (messages per invocation).
+    fn event_variable(self) -> &'static str {
         match self {
-            Function::Splitter => "LOCAL_QUEUE_SPLITTER_UPLOADS",
-            Function::Processor => "LOCAL_QUEUE_PROCESSOR_BATCHES",
-            Function::DeadBatches => "LOCAL_QUEUE_PROCESSOR_DEADBATCHES",
-            Function::Finalizer => "LOCAL_QUEUE_FINALIZER_FINALIZE",
+            Function::Splitter => "SPLITTER_UPLOADS",
+            Function::Processor => "PROCESSOR_BATCHES",
+            Function::DeadBatches => "PROCESSOR_DEADBATCHES",
+            Function::Finalizer => "FINALIZER_FINALIZE",
         }
+    }
+}
+
+/// A queue and the function it feeds, as an event source mapping sees them.
+struct Feed {
+    function: Function,
+    url: String,
+    /// Messages handed to one invocation at most (SQS: 1 to 10).
+    batch_size: i32,
+}
+
+impl Feed {
+    fn from_env(function: Function) -> anyhow::Result<Feed> {
+        let suffix = function.event_variable();
+        let url = env::var(&format!("LOCAL_QUEUE_{suffix}"))?;
+        let batch_size = env::var(&format!("LOCAL_BATCH_SIZE_{suffix}"))
+            .ok()
+            .and_then(|size| size.parse().ok())
+            .unwrap_or(10);
+        Ok(Feed {
+            function,
+            url,
+            batch_size,
+        })
     }
 }
 
 pub struct Runner {
     aws: Aws,
-    queues: Vec<(Function, String)>,
+    queues: Vec<Feed>,
     /// Clients used for one function instead of `aws` (fault injection).
     overrides: Vec<(Function, Aws)>,
     chaos: Option<Chaos>,
@@ -144,15 +171,15 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 const SWEEP_EVERY_WHILE_WAITING: Duration = Duration::from_secs(1);
 
 impl Runner {
-    /// Reads the queue of each function (`LOCAL_QUEUE_*`) from the environment.
+    /// Reads the queue of each function (`LOCAL_QUEUE_*`) and its batch
+    /// size (`LOCAL_BATCH_SIZE_*`) from the environment.
     pub fn new(aws: Aws) -> anyhow::Result<Self> {
-        let queue = |f: Function| env::var(f.queue_variable()).map(|url| (f, url));
         Ok(Runner {
             queues: vec![
-                queue(Function::Splitter)?,
-                queue(Function::Processor)?,
-                queue(Function::DeadBatches)?,
-                queue(Function::Finalizer)?,
+                Feed::from_env(Function::Splitter)?,
+                Feed::from_env(Function::Processor)?,
+                Feed::from_env(Function::DeadBatches)?,
+                Feed::from_env(Function::Finalizer)?,
             ],
             aws,
             overrides: Vec::new(),
@@ -193,8 +220,8 @@ impl Runner {
     /// One receive from every queue, delivered; returns how many messages were handled.
     pub async fn pump(&self) -> anyhow::Result<usize> {
         let mut handled = 0;
-        for (function, url) in &self.queues {
-            handled += self.deliver(*function, url).await?;
+        for feed in &self.queues {
+            handled += self.deliver(feed).await?;
         }
         Ok(handled)
     }
@@ -264,7 +291,7 @@ impl Runner {
     }
 
     async fn queues_empty(&self) -> anyhow::Result<bool> {
-        for (_, url) in &self.queues {
+        for Feed { url, .. } in &self.queues {
             let out = self
                 .aws
                 .queues
@@ -292,24 +319,30 @@ impl Runner {
 
     /// One receive from one function's queue, delivered.
     pub async fn pump_function(&self, function: Function) -> anyhow::Result<usize> {
-        self.deliver(function, self.queue_url(function)).await
+        match self.feed(function) {
+            Some(feed) => self.deliver(feed).await,
+            None => Ok(0),
+        }
+    }
+
+    fn feed(&self, function: Function) -> Option<&Feed> {
+        self.queues.iter().find(|feed| feed.function == function)
     }
 
     /// The queue that feeds a function.
     pub fn queue_url(&self, function: Function) -> &str {
-        self.queues
-            .iter()
-            .find(|(f, _)| *f == function)
-            .map(|(_, url)| url.as_str())
+        self.feed(function)
+            .map(|feed| feed.url.as_str())
             .unwrap_or_default()
     }
 
-    async fn deliver(&self, function: Function, url: &str) -> anyhow::Result<usize> {
+    async fn deliver(&self, feed: &Feed) -> anyhow::Result<usize> {
+        let (function, url) = (feed.function, feed.url.as_str());
         let sqs = self.aws.queues.client();
         let out = sqs
             .receive_message()
             .queue_url(url)
-            .max_number_of_messages(10)
+            .max_number_of_messages(feed.batch_size)
             .visibility_timeout(LOCAL_VISIBILITY_SECONDS)
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .send()

@@ -110,6 +110,37 @@ async fn a_request_needs_a_valid_key_of_its_own_tenant() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_id_naming_another_item_of_the_jobs_table_is_not_found() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    let job = h
+        .api_import(
+            &t,
+            "points",
+            "t.csv",
+            "email,amount\nann@example.com,7\n",
+            false,
+        )
+        .await;
+    h.settle(&t).await;
+    // A batch marker and a content claim live beside the job, under keys
+    // that continue its own: none is a job.
+    let long = "9".repeat(2_000);
+    for id in [
+        format!("{job}%23BATCH%231"),
+        format!("{job}%23CONTENT%230"),
+        "%23".to_owned(),
+        long,
+        "%00".to_owned(),
+        "%E9t%E9".to_owned(),
+    ] {
+        let (status, body) = get_job(&h, &t.api_key, &id).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{id}: {body}");
+        assert!(body.get("status").is_none(), "{id}: {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn another_tenants_jobs_previews_and_processed_files_are_not_found() {
     let h = Harness::start().await;
     let a = h.tenant().await;

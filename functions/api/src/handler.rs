@@ -13,6 +13,7 @@ use chrono::Utc;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use loyalty_aws::{Aws, AwsError};
+use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shared::job::{self, keys, Job, JobStatus};
@@ -51,12 +52,17 @@ fn status(code: StatusCode, message: impl Into<String>) -> ApiError {
 }
 
 async fn route(aws: &Aws, request: &Request) -> Result<Response<Body>, ApiError> {
-    let segments: Vec<&str> = request
+    // Each segment decoded, whether the platform decoded the path (an HTTP
+    // API does) or not (a function URL, the local console): the same id
+    // reaches the routes either way.
+    let decoded: Vec<String> = request
         .uri()
         .path()
         .split('/')
         .filter(|s| !s.is_empty())
+        .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
         .collect();
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     // Match on the route's own segments, whatever prefix a stage or a local
     // function URL puts before them.
     let route = match segments

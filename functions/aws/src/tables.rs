@@ -112,6 +112,10 @@ fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
+/// Longer than any job id (`<yyyymmddhhmmss>-<12 hex>`, `shared::job::job_id`),
+/// far below DynamoDB's 1,024-byte sort key.
+const MAX_JOB_ID_BYTES: usize = 64;
+
 fn to_item<T: Serialize>(call: &'static str, value: &T) -> Result<Item, AwsError> {
     serde_dynamo::to_item(value).map_err(|e| AwsError::new(call, e))
 }
@@ -368,6 +372,12 @@ impl Tables {
     }
 
     pub async fn job(&self, tenant_id: &str, job_id: &str) -> Result<Option<Job>, AwsError> {
+        // `#` separates the parts of the jobs table's sort keys: an id
+        // holding one would name a batch marker or a claim, never a job.
+        // And a sort key is at most 1 KB: DynamoDB refuses a longer one.
+        if job_id.contains('#') || job_id.len() > MAX_JOB_ID_BYTES {
+            return Ok(None);
+        }
         let out = self
             .client
             .get_item()

@@ -1,4 +1,4 @@
-"""Runs moto server for the local stack, with four fixes to moto itself.
+"""Runs moto server for the local stack, with six fixes to moto itself.
 
 1. Moto records every model instance it ever creates (each S3 object version,
    SQS message, DynamoDB item...) for its dashboard and `/moto-api/data.json`.
@@ -19,9 +19,28 @@
    before the first, out of order. Here a receive first ends the in-flight
    state of every message whose visibility timeout is over, and SQS requests
    run one at a time (the stack never long-polls, so none waits inside).
+5. DynamoDB refuses an item over 400 KiB (409,600 bytes) by its own measure:
+   each attribute's UTF-8 name plus its value; a string its UTF-8 bytes, a
+   binary its raw bytes, a number 1 byte per two significant digits plus 1,
+   a boolean or null 1, a set its members, a list or map 3 bytes plus 1 per
+   element plus the elements (and a map's names). Moto measured otherwise (a
+   number by its characters, a binary by its base64, no list or map overhead,
+   a replaced attribute twice) against 405,000, attribute by attribute: it
+   stored items DynamoDB refuses and refused some it takes. Here a PutItem,
+   a BatchWriteItem with such a put, and a transaction with such a Put are
+   refused whole, before any write ("Item size has exceeded the maximum
+   allowed size"). An update is measured on the item it would leave: an
+   UpdateItem is refused ("Item size to update has exceeded the maximum
+   allowed size") and leaves the item as it was; in a transaction, the
+   transaction is cancelled with that message as the update's ValidationError.
+6. A transaction's items may total at most 4 MiB, counted as: a Put its item,
+   an Update its key and ExpressionAttributeValues (what it can write), a
+   Delete or ConditionCheck its key. Moto had no such limit. A larger one is
+   refused whole, before any write, with a ValidationException.
 
 Usage: the same arguments as moto_server (infra/local/dev starts it).
 """
+import base64
 import copy
 import functools
 import sys
@@ -30,6 +49,8 @@ import threading
 from moto.core import common_models
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
+    ItemSizeTooLarge,
+    ItemSizeToUpdateTooLarge,
     MockValidationException,
     MultipleTransactionsException,
     TooManyTransactionsException,
@@ -37,7 +58,9 @@ from moto.dynamodb.exceptions import (
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType, LimitedSizeDict
 from moto.dynamodb.comparisons import get_filter_expression
+from moto.dynamodb.responses import DynamoHandler
 from moto.sqs.models import SQSBackend
 
 
@@ -51,20 +74,133 @@ def _new(cls, *args, **kwargs):
 common_models.BaseModel.__new__ = _new
 
 
+MAX_ITEM_BYTES = 400 * 1024
+MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
+
+
+def item_size(attributes):
+    """An item's size by DynamoDB's rules (see 5.), from request JSON or moto's DynamoTypes."""
+    return sum(len(name.encode()) + value_size(value) for name, value in attributes.items())
+
+
+def value_size(value):
+    kind, v = (value.type, value.value) if isinstance(value, DynamoType) else next(iter(value.items()))
+    if kind == "S":
+        return len(v.encode())
+    if kind == "N":
+        return _number_size(v)
+    if kind == "B":
+        return _binary_size(v)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "SS":
+        return sum(len(s.encode()) for s in v)
+    if kind == "NS":
+        return sum(_number_size(n) for n in v)
+    if kind == "BS":
+        return sum(_binary_size(b) for b in v)
+    if kind == "L":
+        return 3 + sum(1 + value_size(e) for e in v)
+    if kind == "M":
+        return 3 + sum(1 + len(name.encode()) + value_size(e) for name, e in v.items())
+    raise ValueError(f"Unknown attribute type {kind}")
+
+
+def _number_size(text):
+    significant = text.lstrip("+-").lower().split("e")[0].replace(".", "").strip("0")
+    return (len(significant) + 1) // 2 + 1
+
+
+def _binary_size(value):
+    # Moto keeps a binary as given: its bytes, or the request's base64.
+    return len(value) if isinstance(value, bytes) else len(base64.b64decode(value))
+
+
+def _transaction_bytes(op_type, op):
+    """What an action of a transaction counts towards its 4 MiB (see 6.)."""
+    if op_type == "Put":
+        return item_size(op.get("Item", {}))
+    size = item_size(op.get("Key", {}))
+    if op_type == "Update":
+        size += sum(value_size(v) for v in (op.get("ExpressionAttributeValues") or {}).values())
+    return size
+
+
+# Moto's own size check (see 5.) is replaced by the checks below.
+LimitedSizeDict.__setitem__ = dict.__setitem__
+
+
+def _restore(backend, table_name, key, before):
+    """Puts back the item as it was before a write (None: there was none).
+
+    The copy itself goes back: rebuilding it from its JSON would turn a
+    binary's bytes into base64 text, which no longer equals the same bytes.
+    """
+    table = backend.get_table(table_name)
+    if before is None:
+        backend.delete_item(table_name, key)
+    elif before.range_key is None:
+        table.items[before.hash_key] = before
+    else:
+        table.items[before.hash_key][before.range_key] = before
+
+
+_put_item = DynamoDBBackend.put_item
+_update_item = DynamoDBBackend.update_item
+_batch_write_item = DynamoHandler.batch_write_item
+
+
+def put_item(self, table_name, item_attrs, *args, **kwargs):
+    if item_size(item_attrs) > MAX_ITEM_BYTES:
+        raise ItemSizeTooLarge()
+    return _put_item(self, table_name, item_attrs, *args, **kwargs)
+
+
+def update_item(self, table_name, key, *args, **kwargs):
+    """moto's update_item, refusing (and undoing) an update that leaves the item too large."""
+    before = copy.deepcopy(self.get_item(table_name, key))
+    try:
+        item = _update_item(self, table_name, key, *args, **kwargs)
+        if item_size(item.attrs) > MAX_ITEM_BYTES:
+            raise ItemSizeToUpdateTooLarge()
+        return item
+    except Exception:
+        # moto updates the stored item in place, and creates it first when
+        # there is none: a refused update must leave nothing of that behind.
+        _restore(self, table_name, key, before)
+        raise
+
+
+def batch_write_item(self):
+    for requests in self.body["RequestItems"].values():
+        for request in requests:
+            put = request.get("PutRequest")
+            if put is not None and item_size(put["Item"]) > MAX_ITEM_BYTES:
+                raise ItemSizeTooLarge()
+    return _batch_write_item(self)
+
+
+DynamoDBBackend.put_item = put_item
+DynamoDBBackend.update_item = update_item
+DynamoHandler.batch_write_item = batch_write_item
+
+
 def transact_write_items(self, transact_items):
     """moto's transact_write_items, undoing only the items written when it is cancelled."""
     if len(transact_items) > 100:
         raise TooManyTransactionsException()
+    actions = [action for entry in transact_items for action in entry.items()]
+    if any(op_type == "Put" and item_size(op.get("Item", {})) > MAX_ITEM_BYTES for op_type, op in actions):
+        raise ItemSizeTooLarge()
+    if sum(_transaction_bytes(op_type, op) for op_type, op in actions) > MAX_TRANSACTION_BYTES:
+        raise MockValidationException("Transaction request cannot be larger than 4 MB")
     written = []  # (table, key, item before), in order
     targets = set()
     errors = []
 
     def undo():
         for table_name, key, before in reversed(written):
-            if before is None:
-                self.delete_item(table_name, key)
-            else:
-                self.put_item(table_name, before.to_json()["Attributes"])
+            _restore(self, table_name, key, before)
 
     for entry in transact_items:
         if len(entry) > 1:
@@ -110,6 +246,8 @@ def transact_write_items(self, transact_items):
                                  expression_attribute_names=names,
                                  expression_attribute_values=values)
             errors.append((None, None, None))
+        except ItemSizeToUpdateTooLarge as e:
+            errors.append(("ValidationError", e.exception_msg, None))
         except (MultipleTransactionsException, MockValidationException):
             undo()
             raise

@@ -30,10 +30,21 @@ pub struct IdentifierError {
 
 const MAX_CUSTOMER_ID_LEN: usize = 128;
 
+/// An address mail can reach: a bare `local@domain.tld`. The crate's
+/// defaults also take a display name (`Alice <alice@example.com>`), an IP
+/// literal (`carl@[127.0.0.1]`) and a domain without a dot
+/// (`bob@localhost`); each would become a wallet or an admin nobody reaches.
+const EMAIL_RULES: email_address::Options = email_address::Options {
+    minimum_sub_domains: 2,
+    allow_domain_literal: false,
+    allow_display_text: false,
+    allow_long_local_parts: false,
+};
+
 impl CustomerRef {
     pub fn email(raw: &str) -> Result<Self, IdentifierError> {
         let value = raw.trim();
-        match email_address::EmailAddress::from_str(value) {
+        match email_address::EmailAddress::parse_with_options(value, EMAIL_RULES) {
             Ok(_) => Ok(CustomerRef::Email(value.to_lowercase())),
             Err(e) => Err(IdentifierError {
                 code: ErrorCode::InvalidEmail,
@@ -157,6 +168,25 @@ mod tests {
             CustomerRef::email("  Alice@Example.COM ").unwrap(),
             CustomerRef::Email("alice@example.com".into())
         );
+    }
+
+    #[test]
+    fn only_a_bare_address_with_a_dotted_domain_is_an_email() {
+        for value in [
+            "Alice <alice@example.com>",
+            "bob@localhost",
+            "carl@[127.0.0.1]",
+            "dan@[IPv6:::1]",
+        ] {
+            let err = CustomerRef::email(value).unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidEmail, "{value}");
+            assert!(
+                err.message.contains(&format!("'{value}'")),
+                "{}",
+                err.message
+            );
+        }
+        assert!(CustomerRef::email("eve@mail.example.co.uk").is_ok());
     }
 
     #[test]

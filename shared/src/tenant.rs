@@ -109,6 +109,23 @@ mod tests {
     }
 
     #[test]
+    fn an_admin_email_mail_cannot_reach_is_refused() {
+        for admin in [
+            "Admin <admin@acme.test>",
+            "admin@localhost",
+            "admin@[10.0.0.1]",
+        ] {
+            assert!(
+                matches!(
+                    Tenant::register("acme", admin, "FR", [7; 32]),
+                    Err(TenantError::InvalidAdminEmail(a)) if a == admin
+                ),
+                "{admin}"
+            );
+        }
+    }
+
+    #[test]
     fn tenant_ids_are_restricted() {
         assert!(validate_tenant_id("acme-shop-2").is_ok());
         assert!(validate_tenant_id("Acme").is_err());

@@ -497,28 +497,47 @@ async fn conflicting<S: LedgerStore>(
             customer: other.clone(),
             ..account.clone()
         };
-        let wallet = store
-            .wallet(&other_account)
-            .await
-            .map_err(ApplyError::Store)?;
-        if wallet.version > 0 {
-            let err = RowError::new(
-                row.row,
-                Some(column),
-                ErrorCode::ConflictingIdentifiers,
-                format!(
-                    "'{}' has a wallet of its own ({} points), apart from the wallet of '{}': \
-                     the row may name two customers, so nothing is applied; give one identifier, \
-                     the one whose wallet should change",
-                    other.value(),
-                    wallet.balance_at(now),
-                    row.customer.value()
-                ),
-            );
-            return Ok(Some(RowOutcome::from(&err)));
-        }
+        let Some(wallet) = existing_wallet(store, &other_account).await? else {
+            continue;
+        };
+        let err = RowError::new(
+            row.row,
+            Some(column),
+            ErrorCode::ConflictingIdentifiers,
+            format!(
+                "'{}' has a wallet of its own ({} points), apart from the wallet of '{}': \
+                 the row may name two customers, so nothing is applied; give one identifier, \
+                 the one whose wallet should change",
+                other.value(),
+                wallet.balance_at(now),
+                row.customer.value()
+            ),
+        );
+        return Ok(Some(RowOutcome::from(&err)));
     }
     Ok(None)
+}
+
+/// The account's wallet if the customer has one. A dry run's copy not yet
+/// written reads as version 0 although the live wallet it starts from
+/// exists: the customer has a wallet then too, as the real run would find.
+async fn existing_wallet<S: LedgerStore>(
+    store: &S,
+    account: &Account,
+) -> Result<Option<Wallet>, ApplyError<S::Error>> {
+    let wallet = store.wallet(account).await.map_err(ApplyError::Store)?;
+    if wallet.version > 0 {
+        return Ok(Some(wallet));
+    }
+    if account.dry_run_of.is_none() {
+        return Ok(None);
+    }
+    let live = Account {
+        dry_run_of: None,
+        ..account.clone()
+    };
+    let stored = store.wallet(&live).await.map_err(ApplyError::Store)?;
+    Ok((stored.version > 0).then_some(wallet))
 }
 
 /// The movement a row asks of the wallet as read: its own, or for a row
@@ -1009,6 +1028,27 @@ mod tests {
         assert_eq!(first, again);
         assert_eq!(live_balance(&store, "a@x.io"), 50);
         assert_eq!(store.entries.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_dry_run_finds_a_conflict_as_the_real_run_does() {
+        let store = MemoryLedger::default();
+        let mobile = CustomerRef::Mobile("+33612345678".into());
+        let mut first = batch("J0", false, &[(1, "x", Operation::Credit, 30)]);
+        first.rows[0].customer = mobile.clone();
+        block_on(apply_batch(&store, &first, now())).unwrap();
+        let rows = [
+            (1, "a@x.io", Operation::Credit, 10),
+            (2, "a@x.io", Operation::Credit, 5),
+        ];
+        let outcomes = |dry_run| {
+            let mut b = batch(if dry_run { "DRY" } else { "REAL" }, dry_run, &rows);
+            b.rows[0].also = vec![("mobile".into(), mobile.clone())];
+            block_on(apply_batch(&store, &b, now())).unwrap().outcomes
+        };
+        let dry = outcomes(true);
+        assert_eq!(dry[0].error_code, Some(ErrorCode::ConflictingIdentifiers));
+        assert_eq!(dry, outcomes(false));
     }
 
     #[test]

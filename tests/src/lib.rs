@@ -170,9 +170,10 @@ impl Harness {
         tenant: &TestTenant,
         kind: &str,
         filename: &str,
-        content: &str,
+        content: impl AsRef<[u8]>,
         dry_run: bool,
     ) -> String {
+        let content = content.as_ref();
         let request = json!({
             "kind": kind, "reason": "test campaign", "filename": filename,
             "size_bytes": content.len(), "dry_run": dry_run,
@@ -185,7 +186,7 @@ impl Harness {
         &self,
         tenant: &TestTenant,
         request: serde_json::Value,
-        content: &str,
+        content: impl AsRef<[u8]>,
     ) -> String {
         let created = self
             .api(tenant, Method::POST, "/imports", Some(request))
@@ -194,7 +195,7 @@ impl Harness {
         let ticket = created.json().expect("json");
         let presigned: Presigned =
             serde_json::from_value(ticket["upload"].clone()).expect("upload");
-        let status = console::upload(&presigned, content.as_bytes().to_vec())
+        let status = console::upload(&presigned, content.as_ref().to_vec())
             .await
             .expect("upload");
         assert!(status.is_success(), "upload refused: {status}");

@@ -646,6 +646,88 @@ async fn a_dry_run_reports_outcomes_and_changes_no_wallet() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_decides_every_row_as_the_real_run_then_does() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    // Before: ann has 10 points, and the mobile 06 12 34 56 78 a wallet of its own.
+    h.drop_file(
+        &t,
+        "before.csv",
+        "email,mobile,amount\nann@x.test,,10\n,0612345678,30\n",
+        None,
+    )
+    .await;
+    h.settle(&t).await;
+    let long_id = "C".repeat(200);
+    let mut file = format!(
+        "email,mobile,customer_id,amount,operation,expire_in_days\n\
+         ,,,5,CR,10\n\
+         ann.x.test,,,5,CR,10\n\
+         ,123,,5,CR,10\n\
+         ,,{long_id},5,CR,10\n\
+         ann@x.test,,,,CR,10\n\
+         ann@x.test,,,1.5,CR,10\n\
+         ann@x.test,,,20000000,CR,10\n\
+         ann@x.test,,,5,XX,10\n\
+         ann@x.test,,,5,CR,\n\
+         ann@x.test,,,5,CR,0\n\
+         ann@x.test,,,5,CR,10,extra\n\
+         ann@x.test,,,50,DR,\n\
+         new@x.test,0612345678,,5,CR,10\n\
+         ann@x.test,,,4,DR,\n\
+         new@x.test,,,5,CR,10\n"
+    )
+    .into_bytes();
+    // A byte Windows-1252 has no character for (the file is not UTF-8).
+    file.extend_from_slice(b"n\x81@x.test,,,5,CR,10\n");
+
+    let dry = h
+        .api_import(&t, "points_with_expiry", "all-errors.csv", &file, true)
+        .await;
+    h.settle(&t).await;
+    let real = h
+        .api_import(&t, "points_with_expiry", "all-errors.csv", &file, false)
+        .await;
+    h.settle(&t).await;
+    let processed = |job_id: String| {
+        let h = &h;
+        let t = &t;
+        async move {
+            let job = h.aws.tables.job(t.id(), &job_id).await.unwrap().unwrap();
+            h.processed_file(&job).await
+        }
+    };
+    let (dry, real) = (processed(dry).await, processed(real).await);
+    let codes: Vec<String> = outcomes(&dry)
+        .into_iter()
+        .map(|(_, code, _)| code)
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "missing_identifier",
+            "invalid_email",
+            "invalid_mobile",
+            "invalid_customer_id",
+            "missing_amount",
+            "invalid_amount",
+            "amount_too_large",
+            "invalid_operation",
+            "missing_expiry",
+            "invalid_expiry",
+            "too_many_fields",
+            "insufficient_balance",
+            "conflicting_identifiers",
+            "",
+            "",
+            "invalid_encoding",
+        ]
+    );
+    assert_eq!(dry, real);
+    assert_eq!(h.balance(&t, "email:ann@x.test").await, 6);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_api_serves_a_template_for_each_kind() {
     let h = Harness::start().await;
     let t = h.tenant().await;

@@ -636,6 +636,40 @@ async fn a_tier_change_that_arrives_before_its_card_code_file_waits_for_it() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_tier_change_waiting_for_a_card_code_file_that_is_rejected_goes_at_once() {
+    // The template's wait (a quarter of an hour): only the rejection can
+    // let the tier changes go within the test's time.
+    let h = Harness::start().await;
+    let t = member_tenant(&h, true).await;
+    import(
+        &h,
+        &t,
+        "demoshop_cardcode_s_20260109.csv",
+        &format!("{CARD_HEADER}\nR-1;rae@example.com;1;;;;\n"),
+    )
+    .await;
+    let tiers = "demoshop_tierchange_s_20260110.csv";
+    drop_membership(
+        &h,
+        &t,
+        tiers,
+        &format!("{TIER_HEADER}\nR-1;Gold;;2026-01-10;\n"),
+    )
+    .await;
+    for _ in 0..3 {
+        h.runner.pump().await.unwrap();
+    }
+    assert_eq!(job_named(&h, &t, tiers).await.status, JobStatus::Waiting);
+    let cards = "demoshop_cardcode_s_20260110.csv";
+    drop_membership(&h, &t, cards, "card_code;colour\nR-1;red\n").await;
+    h.settle(&t).await;
+    assert_eq!(job_named(&h, &t, cards).await.status, JobStatus::Rejected);
+    let job = job_named(&h, &t, tiers).await;
+    assert_eq!(job.status, JobStatus::Completed, "{job:?}");
+    assert_eq!(card(&h, &t, "R-1").await.unwrap().id_tier, 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn files_are_applied_by_date_then_card_codes_before_tier_changes() {
     let h = Harness::start().await;
     let t = member_tenant(&h, true).await;

@@ -65,7 +65,9 @@ pub fn turn(me: &Placed, others: &[Placed], now: DateTime<Utc>, grace_seconds: i
             scope: Scope::CardCode,
             ..me.position
         };
-        let arrived = others().any(|o| o.position == partner && o.status != JobStatus::Rejected);
+        // A card code file rejected has arrived and finished too: it
+        // changed no card, so there is nothing more to wait for.
+        let arrived = others().any(|o| o.position == partner);
         let until = me.arrived_at + chrono::Duration::seconds(grace_seconds);
         if !arrived && now < until {
             return Turn::Wait(format!(
@@ -176,12 +178,13 @@ mod tests {
             turn(&tiers, &[], at(0) + chrono::Duration::hours(1), 3600),
             Turn::Go
         );
-        // A rejected card code file is as good as none.
+    }
+
+    #[test]
+    fn a_tier_change_goes_at_once_after_its_card_code_file_was_rejected() {
+        let tiers = placed("T", "u_tierchange_s_20261125.csv", JobStatus::Waiting, 0);
         let rejected = placed("C", "u_cardcode_s_20261125.csv", JobStatus::Rejected, 1);
-        assert!(matches!(
-            turn(&tiers, &[rejected], at(5), 3600),
-            Turn::Wait(_)
-        ));
+        assert_eq!(turn(&tiers, &[rejected], at(5), 3600), Turn::Go);
     }
 
     #[test]

@@ -21,12 +21,13 @@
    run one at a time (the stack never long-polls, so none waits inside).
 5. DynamoDB refuses an item over 400 KiB (409,600 bytes) by its own measure:
    each attribute's UTF-8 name plus its value; a string its UTF-8 bytes, a
-   binary its raw bytes, a number 1 byte per two significant digits plus 1,
-   a boolean or null 1, a set its members, a list or map 3 bytes plus 1 per
-   element plus the elements (and a map's names). Moto measured otherwise (a
-   number by its characters, a binary by its base64, no list or map overhead,
-   a replaced attribute twice) against 405,000, attribute by attribute: it
-   stored items DynamoDB refuses and refused some it takes. Here a PutItem,
+   binary its bytes, a number 1 byte per two significant digits plus 1, a
+   boolean or null 1, a set its members, a list or map 3 bytes plus 1 per
+   element plus the elements (and a map's names). Moto checked only when a
+   top-level attribute was set, against 405,000, counting a number by its
+   characters, no list or map overhead and a replaced attribute twice: it
+   stored items DynamoDB refuses (one grown through a nested path) and
+   refused updates DynamoDB takes. Here a PutItem,
    a BatchWriteItem with such a put, and a transaction with such a Put are
    refused whole, before any write ("Item size has exceeded the maximum
    allowed size"). An update is measured on the item it would leave: an
@@ -84,7 +85,10 @@ def item_size(attributes):
 
 
 def value_size(value):
-    kind, v = (value.type, value.value) if isinstance(value, DynamoType) else next(iter(value.items()))
+    if isinstance(value, DynamoType):
+        kind, v = value.type, value.value
+    else:
+        kind, v = next(iter(value.items()), (None, None))
     if kind == "S":
         return len(v.encode())
     if kind == "N":
@@ -103,7 +107,7 @@ def value_size(value):
         return 3 + sum(1 + value_size(e) for e in v)
     if kind == "M":
         return 3 + sum(1 + len(name.encode()) + value_size(e) for name, e in v.items())
-    raise ValueError(f"Unknown attribute type {kind}")
+    return 0  # not a value: moto answers for that
 
 
 def _number_size(text):
@@ -131,18 +135,11 @@ LimitedSizeDict.__setitem__ = dict.__setitem__
 
 
 def _restore(backend, table_name, key, before):
-    """Puts back the item as it was before a write (None: there was none).
-
-    The copy itself goes back: rebuilding it from its JSON would turn a
-    binary's bytes into base64 text, which no longer equals the same bytes.
-    """
-    table = backend.get_table(table_name)
+    """Puts back the item as it was before a write (None: there was none)."""
     if before is None:
         backend.delete_item(table_name, key)
-    elif before.range_key is None:
-        table.items[before.hash_key] = before
     else:
-        table.items[before.hash_key][before.range_key] = before
+        backend.put_item(table_name, before.to_json()["Attributes"])
 
 
 _put_item = DynamoDBBackend.put_item
@@ -190,8 +187,10 @@ def transact_write_items(self, transact_items):
     if len(transact_items) > 100:
         raise TooManyTransactionsException()
     actions = [action for entry in transact_items for action in entry.items()]
-    if any(op_type == "Put" and item_size(op.get("Item", {})) > MAX_ITEM_BYTES for op_type, op in actions):
-        raise ItemSizeTooLarge()
+    # Both limits are known from the request alone: refused before any write.
+    for op_type, op in actions:
+        if op_type == "Put" and item_size(op.get("Item", {})) > MAX_ITEM_BYTES:
+            raise ItemSizeTooLarge()
     if sum(_transaction_bytes(op_type, op) for op_type, op in actions) > MAX_TRANSACTION_BYTES:
         raise MockValidationException("Transaction request cannot be larger than 4 MB")
     written = []  # (table, key, item before), in order

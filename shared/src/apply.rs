@@ -56,6 +56,14 @@ pub const PAGE_ROWS: usize = 49;
 /// The most a commit may hold: DynamoDB's limit for one transaction.
 pub const MAX_COMMIT_ITEMS: usize = 100;
 
+/// The most expiring lots the wallets of one commit may carry. A stored lot
+/// takes at most 10 bytes (`loyalty_aws::tables::lots`), so the wallets stay
+/// under 3 MB and the commit, with its entries (each under 10 KB: a debit
+/// names at most `MAX_CONSUMED_DETAIL` lots) and its page, under DynamoDB's
+/// 4 MB per transaction. A wallet alone holds at most `ledger::MAX_LOTS`:
+/// it always fits.
+pub const MAX_COMMIT_LOTS: usize = 300_000;
+
 /// Where the outcomes of up to [`PAGE_ROWS`] consecutive rows of a batch are
 /// kept.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -357,7 +365,9 @@ fn account_of(batch: &Batch, customer: &CustomerRef) -> Account {
 }
 
 /// The page's pending rows in one commit, each decided on its wallet as
-/// known (every pending row's wallet is), and the wallets after them.
+/// known (every pending row's wallet is), and the wallets after them. The
+/// commit takes the rows in order until its wallets would carry more than
+/// [`MAX_COMMIT_LOTS`]; the rest wait for the next commit.
 fn group(
     batch: &Batch,
     page: &Page,
@@ -370,7 +380,19 @@ fn group(
     // Per wallet in the commit: its place in `commit.wallets`, and its state
     // after the rows decided so far.
     let mut touched: HashMap<&CustomerRef, (usize, Wallet)> = HashMap::new();
+    // The lots the commit's wallets may carry: as read, plus one a row.
+    let mut lots = 0;
     for row in pending {
+        let joining = !touched.contains_key(&row.customer);
+        let more = 1 + if joining {
+            known[&row.customer].lots.len()
+        } else {
+            0
+        };
+        if !commit.rows.is_empty() && lots + more > MAX_COMMIT_LOTS {
+            break;
+        }
+        lots += more;
         let (place, wallet) = match touched.get(&row.customer) {
             Some((place, wallet)) => (*place, wallet.clone()),
             None => {
@@ -589,7 +611,7 @@ fn decide(
         return (unchanged, None);
     };
     let entry_id = format!("{}#{}", batch.job_id, row.row);
-    match wallet.apply(&movement, &entry_id, now) {
+    match wallet.apply(&movement, now) {
         Ok(applied) => {
             let points = match movement.operation {
                 Operation::Credit => movement.amount,
@@ -1028,6 +1050,58 @@ mod tests {
         assert_eq!(first, again);
         assert_eq!(live_balance(&store, "a@x.io"), 50);
         assert_eq!(store.entries.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_commit_takes_no_more_lots_than_a_transaction_can_carry() {
+        // 49 customers whose wallets hold 10,000 lots each: their rows are
+        // committed 29 at a time (29 × 10,001 lots, under the bound).
+        let who: Vec<String> = (0..49).map(|n| format!("c{n}@x.io")).collect();
+        let rows: Vec<(u64, &str, Operation, i64)> = who
+            .iter()
+            .enumerate()
+            .map(|(n, w)| (n as u64 + 1, w.as_str(), Operation::Credit, 1))
+            .collect();
+        let b = batch("J1", false, &rows);
+        let page = Page::of(&b).next().unwrap().0;
+        let lots: Vec<crate::ledger::Lot> = (1..=10_000)
+            .map(|d| crate::ledger::Lot {
+                expires_on: now().date_naive() + chrono::Duration::days(d),
+                remaining: 1,
+            })
+            .collect();
+        let known: HashMap<CustomerRef, Wallet> = b
+            .rows
+            .iter()
+            .map(|r| {
+                let mut wallet = Wallet::empty(r.customer.clone());
+                wallet.lots = lots.clone();
+                wallet.version = 1;
+                (r.customer.clone(), wallet)
+            })
+            .collect();
+        let pending: Vec<&PointsRow> = b.rows.iter().collect();
+        let (commit, _) = group(&b, &page, &pending, &known, &HashMap::new(), now());
+        assert_eq!(commit.rows.len(), 29);
+        let carried: usize = commit
+            .wallets
+            .iter()
+            .filter_map(|w| w.after.as_ref())
+            .map(|(w, _)| w.lots.len())
+            .sum();
+        assert!(carried <= MAX_COMMIT_LOTS, "{carried}");
+        // The rest, committed after, all apply.
+        let store = MemoryLedger::default();
+        for wallet in known.values() {
+            let account = account_of(&b, &wallet.customer);
+            store
+                .wallets
+                .lock()
+                .unwrap()
+                .insert(account, wallet.clone());
+        }
+        let report = block_on(apply_batch(&store, &b, now())).unwrap();
+        assert_eq!(report.tally.applied, 49);
     }
 
     #[test]

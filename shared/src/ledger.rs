@@ -1,23 +1,54 @@
 //! The points ledger rules (SPEC §5).
 //!
 //! A wallet holds points that never expire plus lots of expiring points. A
-//! credit with an expiry adds a lot; a debit consumes the soonest-expiring lot
-//! first, then points without expiry, and never takes the balance below zero.
-//! Expired lots are neither spendable nor counted. Every applied row becomes
-//! one immutable [`LedgerEntry`].
+//! credit with an expiry adds to the lot of its expiry day; a debit consumes
+//! the soonest-expiring lot first, then points without expiry, and never
+//! takes the balance below zero. Expired lots are neither spendable nor
+//! counted. Every applied row becomes one immutable [`LedgerEntry`].
+//!
+//! Bounds, whatever the history: expiry is in whole days of at most
+//! [`MAX_EXPIRY_DAYS`], and credits expiring on the same (UTC) day share one
+//! lot, so a wallet holds at most [`MAX_LOTS`] unexpired lots; a debit's
+//! entry details at most [`MAX_CONSUMED_DETAIL`] lots, then sums the rest.
 
 use crate::identifier::CustomerRef;
-use crate::points::Operation;
-use chrono::{DateTime, Duration, Utc};
+use crate::points::{Operation, MAX_EXPIRY_DAYS};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-/// A batch of points that expires at a given instant.
+/// The most unexpired lots a wallet can hold: one per day from tomorrow to
+/// the furthest expiry a row may ask for.
+pub const MAX_LOTS: usize = MAX_EXPIRY_DAYS as usize + 1;
+
+/// The lots a debit's entry names one by one; the rest it consumed are one
+/// summed record, so an entry stays small however many lots it empties.
+pub const MAX_CONSUMED_DETAIL: usize = 100;
+
+/// The points of every credit whose expiry falls on one UTC day.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lot {
-    pub expires_at: DateTime<Utc>,
+    /// The points can be spent until the end of this day (UTC).
+    pub expires_on: NaiveDate,
     pub remaining: i64,
-    /// The ledger entry that credited these points.
-    pub entry_id: String,
+}
+
+impl Lot {
+    /// The instant the lot's points stop counting: midnight UTC after its day.
+    pub fn expires_at(&self) -> DateTime<Utc> {
+        end_of(self.expires_on)
+    }
+
+    /// How a debit's entry names the lot.
+    fn name(&self) -> String {
+        format!("lot:{}", self.expires_on)
+    }
+}
+
+fn end_of(day: NaiveDate) -> DateTime<Utc> {
+    (day + Duration::days(1))
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc())
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// A customer's points wallet within one tenant.
@@ -26,7 +57,7 @@ pub struct Wallet {
     pub customer: CustomerRef,
     /// Points without expiry.
     pub permanent: i64,
-    /// Expiring points, soonest first.
+    /// Expiring points, soonest first, one lot per expiry day.
     pub lots: Vec<Lot>,
     /// Incremented by every applied row; 0 means the wallet is not stored yet.
     pub version: u64,
@@ -44,6 +75,7 @@ pub struct LedgerEntry {
     pub operation: Operation,
     pub amount: i64,
     pub reason: String,
+    /// A credit's expiry: the end of its lot's day.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
     pub balance_after: i64,
@@ -52,7 +84,9 @@ pub struct LedgerEntry {
     #[serde(default)]
     pub sequence: u64,
     pub applied_at: DateTime<Utc>,
-    /// For debits: the points taken from each lot (`permanent` for points without expiry).
+    /// For debits: the points taken from each lot (`lot:<day>`; past
+    /// [`MAX_CONSUMED_DETAIL`] lots one `lots:<first>..<last>` record sums
+    /// the rest), then `permanent` for points without expiry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub consumed: Vec<Consumed>,
 }
@@ -104,36 +138,38 @@ impl Wallet {
     }
 
     pub fn unexpired_lots(&self, now: DateTime<Utc>) -> impl Iterator<Item = &Lot> {
-        self.lots.iter().filter(move |l| l.expires_at > now)
+        self.lots.iter().filter(move |l| l.expires_at() > now)
     }
 
-    /// Applies a movement at `now`, recorded under `entry_id`. The wallet
-    /// itself is unchanged; the caller stores the returned one.
+    /// Applies a movement at `now`. The wallet itself is unchanged; the
+    /// caller stores the returned one.
     pub fn apply(
         &self,
         movement: &Movement,
-        entry_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Applied, InsufficientBalance> {
         let mut next = self.clone();
-        next.lots.retain(|l| l.expires_at > now && l.remaining > 0);
+        next.lots
+            .retain(|l| l.expires_at() > now && l.remaining > 0);
         next.version += 1;
         let mut consumed = Vec::new();
         let mut expires_at = None;
         match movement.operation {
             Operation::Credit => match movement.expire_in_days {
                 Some(days) => {
-                    let at = now + Duration::days(i64::from(days));
-                    let position = next.lots.partition_point(|l| l.expires_at <= at);
-                    next.lots.insert(
-                        position,
-                        Lot {
-                            expires_at: at,
-                            remaining: movement.amount,
-                            entry_id: entry_id.to_owned(),
-                        },
-                    );
-                    expires_at = Some(at);
+                    let day = (now + Duration::days(i64::from(days))).date_naive();
+                    let position = next.lots.partition_point(|l| l.expires_on < day);
+                    match next.lots.get_mut(position) {
+                        Some(lot) if lot.expires_on == day => lot.remaining += movement.amount,
+                        _ => next.lots.insert(
+                            position,
+                            Lot {
+                                expires_on: day,
+                                remaining: movement.amount,
+                            },
+                        ),
+                    }
+                    expires_at = Some(end_of(day));
                 }
                 None => next.permanent += movement.amount,
             },
@@ -146,6 +182,7 @@ impl Wallet {
                     });
                 }
                 let mut due = movement.amount;
+                let mut summed: Option<(NaiveDate, NaiveDate, i64)> = None;
                 for lot in next.lots.iter_mut() {
                     if due == 0 {
                         break;
@@ -153,9 +190,21 @@ impl Wallet {
                     let take = due.min(lot.remaining);
                     lot.remaining -= take;
                     due -= take;
+                    if consumed.len() < MAX_CONSUMED_DETAIL {
+                        consumed.push(Consumed {
+                            from: lot.name(),
+                            points: take,
+                        });
+                    } else {
+                        let (first, _, points) =
+                            summed.unwrap_or((lot.expires_on, lot.expires_on, 0));
+                        summed = Some((first, lot.expires_on, points + take));
+                    }
+                }
+                if let Some((first, last, points)) = summed {
                     consumed.push(Consumed {
-                        from: lot.entry_id.clone(),
-                        points: take,
+                        from: format!("lots:{first}..{last}"),
+                        points,
                     });
                 }
                 next.lots.retain(|l| l.remaining > 0);
@@ -208,19 +257,16 @@ mod tests {
 
     #[test]
     fn a_credit_adds_to_the_balance_and_bumps_the_version() {
-        let applied = wallet().apply(&credit(100, None), "j#1", t(1)).unwrap();
+        let applied = wallet().apply(&credit(100, None), t(1)).unwrap();
         assert_eq!(applied.balance_after, 100);
         assert_eq!(applied.wallet.version, 1);
     }
 
     #[test]
     fn a_debit_over_the_balance_is_refused() {
-        let w = wallet()
-            .apply(&credit(50, None), "j#1", t(1))
-            .unwrap()
-            .wallet;
+        let w = wallet().apply(&credit(50, None), t(1)).unwrap().wallet;
         assert_eq!(
-            w.apply(&debit(60), "j#2", t(1)).unwrap_err(),
+            w.apply(&debit(60), t(1)).unwrap_err(),
             InsufficientBalance {
                 requested: 60,
                 available: 50
@@ -231,19 +277,19 @@ mod tests {
     #[test]
     fn debits_consume_the_soonest_expiring_points_first() {
         let w = wallet();
-        let w = w.apply(&credit(100, None), "j#1", t(1)).unwrap().wallet;
-        let w = w.apply(&credit(30, Some(20)), "j#2", t(1)).unwrap().wallet;
-        let w = w.apply(&credit(40, Some(5)), "j#3", t(1)).unwrap().wallet;
-        let applied = w.apply(&debit(50), "j#4", t(2)).unwrap();
+        let w = w.apply(&credit(100, None), t(1)).unwrap().wallet;
+        let w = w.apply(&credit(30, Some(20)), t(1)).unwrap().wallet;
+        let w = w.apply(&credit(40, Some(5)), t(1)).unwrap().wallet;
+        let applied = w.apply(&debit(50), t(2)).unwrap();
         assert_eq!(
             applied.consumed,
             [
                 Consumed {
-                    from: "j#3".into(),
+                    from: "lot:2026-01-06".into(),
                     points: 40
                 },
                 Consumed {
-                    from: "j#2".into(),
+                    from: "lot:2026-01-21".into(),
                     points: 10
                 }
             ]
@@ -254,19 +300,72 @@ mod tests {
 
     #[test]
     fn expired_points_are_neither_counted_nor_spendable() {
-        let w = wallet()
-            .apply(&credit(40, Some(1)), "j#1", t(1))
-            .unwrap()
-            .wallet;
+        let w = wallet().apply(&credit(40, Some(1)), t(1)).unwrap().wallet;
         assert_eq!(w.balance_at(t(1)), 40);
         assert_eq!(w.balance_at(t(3)), 0);
-        let refused = w.apply(&debit(10), "j#2", t(3)).unwrap_err();
+        let refused = w.apply(&debit(10), t(3)).unwrap_err();
         assert_eq!(refused.available, 0);
     }
 
     #[test]
-    fn points_expire_the_given_number_of_days_after_the_row_is_applied() {
-        let applied = wallet().apply(&credit(10, Some(7)), "j#1", t(1)).unwrap();
-        assert_eq!(applied.expires_at, Some(t(8)));
+    fn points_expire_at_the_end_of_the_day_the_given_number_of_days_after_the_row() {
+        let applied = wallet().apply(&credit(10, Some(7)), t(1)).unwrap();
+        assert_eq!(
+            applied.expires_at,
+            Some(Utc.with_ymd_and_hms(2026, 1, 9, 0, 0, 0).unwrap())
+        );
+        assert_eq!(applied.wallet.balance_at(t(8)), 10);
+    }
+
+    #[test]
+    fn credits_expiring_the_same_day_share_one_lot() {
+        let mut w = wallet();
+        for days in [7, 30, 7, 7, 30] {
+            w = w.apply(&credit(10, Some(days)), t(1)).unwrap().wallet;
+        }
+        let lots: Vec<(String, i64)> = w
+            .lots
+            .iter()
+            .map(|l| (l.expires_on.to_string(), l.remaining))
+            .collect();
+        assert_eq!(lots, [("2026-01-08".into(), 30), ("2026-01-31".into(), 20)]);
+    }
+
+    #[test]
+    fn a_wallet_never_holds_more_lots_than_days_an_expiry_may_reach() {
+        // A lot on every day from today to the furthest expiry: full.
+        let today = t(1).date_naive();
+        let mut w = wallet();
+        w.lots = (0..MAX_LOTS as i64)
+            .map(|d| Lot {
+                expires_on: today + Duration::days(d),
+                remaining: 1,
+            })
+            .collect();
+        // Another credit of the furthest expiry joins the last lot; a day
+        // later today's lot has expired and the next day's credit takes its place.
+        for (now, lots) in [(t(1), MAX_LOTS), (t(2), MAX_LOTS)] {
+            w = w
+                .apply(&credit(1, Some(MAX_EXPIRY_DAYS)), now)
+                .unwrap()
+                .wallet;
+            assert_eq!(w.lots.len(), lots);
+        }
+        assert!(w.lots.windows(2).all(|p| p[0].expires_on < p[1].expires_on));
+    }
+
+    #[test]
+    fn a_debit_that_empties_many_lots_names_the_first_and_sums_the_rest() {
+        let mut w = wallet();
+        for days in 1..=1_000 {
+            w = w.apply(&credit(2, Some(days)), t(1)).unwrap().wallet;
+        }
+        let applied = w.apply(&debit(1_999), t(1)).unwrap();
+        assert_eq!(applied.consumed.len(), MAX_CONSUMED_DETAIL + 1);
+        let summed = applied.consumed.last().unwrap();
+        assert_eq!(summed.from, "lots:2026-04-12..2028-09-27");
+        assert_eq!(summed.points, 1_999 - 2 * MAX_CONSUMED_DETAIL as i64);
+        assert_eq!(applied.balance_after, 1);
+        assert_eq!(applied.wallet.lots.len(), 1);
     }
 }

@@ -3,6 +3,7 @@
 //! the local runner, and the assertions read wallets, processed files and
 //! emails back through the AWS SDK.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{Duration, Utc};
 use lambda_http::http::{Method, StatusCode};
 use pipeline_tests::{outcomes, processed_rows, Harness};
@@ -98,6 +99,62 @@ async fn debits_consume_expiring_points_before_permanent_ones() {
         [10, 20]
     );
     assert_eq!(h.balance(&t, "email:dan@example.com").await, 120);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_thousand_expiring_credits_to_one_customer_keep_a_small_wallet() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    // 10,000 credits of one point, expiring on ten different days.
+    let mut file = String::from("email,amount,operation,expire_in_days\n");
+    for n in 0..10_000 {
+        file.push_str(&format!("big@x.test,1,CR,{}\n", 30 + n % 10));
+    }
+    h.drop_file(&t, "credits.csv", &file, None).await;
+    h.settle(&t).await;
+    let job = h.only_job(&t).await;
+    assert_eq!((job.applied, job.failed), (10_000, 0));
+    h.drop_file(
+        &t,
+        "debits.csv",
+        "email,amount,operation\nbig@x.test,5000,DR\nbig@x.test,4000,DR\n",
+        None,
+    )
+    .await;
+    h.settle(&t).await;
+    assert_eq!(h.balance(&t, "email:big@x.test").await, 1_000);
+
+    let customer: shared::identifier::CustomerRef = "email:big@x.test".parse().unwrap();
+    let view = h.aws.tables.wallet_view(t.id(), &customer).await.unwrap();
+    // The soonest-expiring nine days went first: the last day's lot is left.
+    let wallet = view.wallet.unwrap();
+    let last_day = (Utc::now() + Duration::days(39)).date_naive();
+    let lots: Vec<_> = wallet
+        .lots
+        .iter()
+        .map(|l| (l.expires_on, l.remaining))
+        .collect();
+    assert_eq!(lots, [(last_day, 1_000)]);
+    let debit = view.entries.iter().find(|e| e.amount == 4000).unwrap();
+    assert_eq!(debit.consumed.len(), 4, "{:?}", debit.consumed);
+
+    // The wallet item as stored, by DynamoDB's size rules.
+    let item = h
+        .aws
+        .tables
+        .client()
+        .get_item()
+        .table_name(&h.aws.settings.wallets_table)
+        .key("pk", AttributeValue::S(format!("{}#{customer}", t.id())))
+        .key("sk", AttributeValue::S("WALLET".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let size = loyalty_aws::capacity::stored_item_size(&item);
+    println!("wallet item after 10,000 expiring credits: {size} bytes");
+    assert!(size < 1_024, "{size} bytes");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -559,10 +616,11 @@ async fn a_console_drop_with_an_expiry_column_is_an_import_with_expiry() {
         .wallet
         .unwrap();
     assert_eq!(wallet.lots.len(), 1);
-    let days = (wallet.lots[0].expires_at - Utc::now()).num_hours();
+    // At the end of the day ten days from now (UTC).
+    let hours = (wallet.lots[0].expires_at() - Utc::now()).num_hours();
     assert!(
-        (239..=240).contains(&days),
-        "expires in 10 days, not {days} hours"
+        (239..=264).contains(&hours),
+        "expires at the end of the tenth day from now, not in {hours} hours"
     );
 }
 

@@ -4,7 +4,7 @@
 //! |----------|---------------------------------------|-----------------------------------------|
 //! | tenants  | `tenant_id`                           | one per tenant                          |
 //! | jobs     | `tenant_id`, `sk` = `JOB#<job>`       | the job; `JOB#<job>#BATCH#<n>` markers; `CONTENT#<sha256>` claims; `MEMBERSHIP#<date>#<seq>#<scope>` places (`order`) |
-//! | wallets  | `pk` = `<tenant>#<customer>`, `sk`    | `WALLET`, and `ENTRY#<job>#<row>` ledger entries |
+//! | wallets  | `pk` = `<tenant>#<customer>`, `sk`    | `WALLET` (its lots packed: `lots`), and `ENTRY#<job>#<row>` ledger entries |
 //! | outcomes | `job_id`, `row`                       | one per row decided alone; pages of a batch's rows (`pages`) |
 //! | subscriptions | `pk`, `sk`                       | cards and active-card claims (`cards`)  |
 //!
@@ -39,6 +39,7 @@ type Item = HashMap<String, AttributeValue>;
 const SCRATCH_TTL_DAYS: i64 = 30;
 /// Row outcomes are kept this long after the import (the processed file stays).
 mod cards;
+mod lots;
 mod order;
 mod pages;
 
@@ -70,6 +71,8 @@ struct WalletItem {
     tenant_id: String,
     customer: CustomerRef,
     permanent: i64,
+    /// One binary attribute: the item's size stays bounded (`lots`).
+    #[serde(with = "lots")]
     lots: Vec<Lot>,
     version: u64,
     /// The balance when last written (expiry may have lowered it since).

@@ -185,10 +185,8 @@ pub async fn wallet_report(
     for lot in lots {
         writeln!(
             out,
-            "    {:>8} points expire {} (from {})",
-            lot.remaining,
-            lot.expires_at.format("%Y-%m-%d %H:%M UTC"),
-            lot.entry_id
+            "    {:>8} points expire at the end of {} (UTC)",
+            lot.remaining, lot.expires_on
         )?;
     }
     writeln!(out, "  ledger entries: {}", view.entries.len())?;

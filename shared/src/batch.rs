@@ -31,6 +31,30 @@ pub trait BatchRow: Clone + Serialize + DeserializeOwned + Send + 'static {
     /// Rows with the same key are applied in file order; `None`: all rows
     /// of the file are.
     fn order_key(&self) -> Option<String>;
+    /// At least the bytes the row takes in a batch message (its JSON):
+    /// batches are cut by bytes too, so no message outgrows the queue's.
+    fn json_bytes(&self) -> usize;
+}
+
+/// The bytes of a batch's rows, at most: with the batch's other fields (a
+/// reason of at most a few KB), a message stays under SQS's 256 KiB.
+pub const MAX_ROWS_JSON_BYTES: usize = 200_000;
+
+/// Room for a row's field names, numbers, dates and punctuation, besides
+/// its text values.
+const ROW_JSON_OVERHEAD: usize = 400;
+
+/// The length of `text` as a JSON string: quotes, and escapes for quotes,
+/// backslashes and control characters (`\u00XX` at worst).
+fn json_str_len(text: &str) -> usize {
+    2 + text
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
 }
 
 impl BatchRow for PointsRow {
@@ -40,6 +64,14 @@ impl BatchRow for PointsRow {
     }
     fn order_key(&self) -> Option<String> {
         Some(self.customer.to_string())
+    }
+    fn json_bytes(&self) -> usize {
+        let also: usize = self
+            .also
+            .iter()
+            .map(|(column, who)| json_str_len(column) + json_str_len(&who.to_string()) + 8)
+            .sum();
+        ROW_JSON_OVERHEAD + json_str_len(&self.customer.to_string()) + also
     }
 }
 
@@ -51,6 +83,15 @@ impl BatchRow for CardRow {
     fn order_key(&self) -> Option<String> {
         None
     }
+    fn json_bytes(&self) -> usize {
+        let text = |v: &Option<String>| v.as_deref().map_or(4, json_str_len);
+        let custom: usize = self
+            .custom
+            .iter()
+            .map(|(name, value)| json_str_len(name) + text(value) + 4)
+            .sum();
+        ROW_JSON_OVERHEAD + text(&self.card_code) + text(&self.customer_key) + custom
+    }
 }
 
 impl BatchRow for TierChangeRow {
@@ -60,6 +101,12 @@ impl BatchRow for TierChangeRow {
     }
     fn order_key(&self) -> Option<String> {
         None
+    }
+    fn json_bytes(&self) -> usize {
+        ROW_JSON_OVERHEAD
+            + json_str_len(&self.card_code)
+            + json_str_len(&self.tier_name)
+            + self.context.as_deref().map_or(4, json_str_len)
     }
 }
 
@@ -110,30 +157,45 @@ pub struct BatchPlan {
 }
 
 /// Cuts validated rows into batches, holding at most one batch per shard.
+/// A batch closes at `rows_per_batch` rows, or before a row that would take
+/// its rows past [`MAX_ROWS_JSON_BYTES`].
 pub struct Batcher<R> {
     plan: BatchPlan,
     shards: Vec<Vec<R>>,
+    /// The JSON bytes of each shard's rows, at most.
+    bytes: Vec<usize>,
     cut: u64,
 }
 
 impl<R: BatchRow> Batcher<R> {
     pub fn new(plan: BatchPlan) -> Self {
-        let shards = (0..plan.shards.max(1)).map(|_| Vec::new()).collect();
+        let shards: Vec<Vec<R>> = (0..plan.shards.max(1)).map(|_| Vec::new()).collect();
         Batcher {
             plan,
+            bytes: vec![0; shards.len()],
             shards,
             cut: 0,
         }
     }
 
-    /// Adds a row; returns a batch when the row's shard is full.
+    /// Adds a row; returns a batch when the row's shard is full (by rows),
+    /// or the shard's batch so far when the row does not fit in it (by
+    /// bytes: the row then starts the next one).
     pub fn push(&mut self, row: R) -> Option<Batch<R>> {
         let shard = row
             .order_key()
             .map_or(0, |key| shard_of(&key, self.shards.len() as u32));
-        let rows = &mut self.shards[shard as usize];
-        rows.push(row);
-        (rows.len() >= self.plan.rows_per_batch).then(|| self.cut(shard))
+        let size = row.json_bytes();
+        let at = shard as usize;
+        let full = self.shards[at].len() >= self.plan.rows_per_batch
+            || self.bytes[at] + size > MAX_ROWS_JSON_BYTES;
+        let before = (full && !self.shards[at].is_empty()).then(|| self.cut(shard));
+        self.shards[at].push(row);
+        self.bytes[at] += size;
+        match before {
+            Some(batch) => Some(batch),
+            None => (self.shards[at].len() >= self.plan.rows_per_batch).then(|| self.cut(shard)),
+        }
     }
 
     /// The remaining partial batches, by shard.
@@ -146,6 +208,7 @@ impl<R: BatchRow> Batcher<R> {
 
     fn cut(&mut self, shard: u32) -> Batch<R> {
         self.cut += 1;
+        self.bytes[shard as usize] = 0;
         let capacity = self.plan.rows_per_batch;
         Batch {
             tenant_id: self.plan.tenant_id.clone(),
@@ -242,5 +305,64 @@ mod tests {
                 .collect::<Vec<_>>(),
             [1]
         );
+    }
+
+    /// A card row as long as a file can make one: every text at its
+    /// column's limit, made of the character JSON escapes the longest.
+    fn longest_card_row(n: u64) -> CardRow {
+        use crate::membership::{self, programs::MAX_CUSTOM_FIELDS};
+        let worst = |chars: usize| Some("\u{1}".repeat(chars));
+        CardRow {
+            row: n,
+            card_code: worst(membership::MAX_CARD_CODE_CHARS),
+            customer_key: worst(membership::MAX_CUSTOMER_KEY_CHARS),
+            id_program: Some(u64::MAX),
+            join_date: Some(chrono::DateTime::<chrono::Utc>::MAX_UTC),
+            expiration_date: Some(chrono::DateTime::<chrono::Utc>::MAX_UTC),
+            birthday: Some(chrono::NaiveDate::MAX),
+            id_tier: Some(u64::MAX),
+            custom: (0..MAX_CUSTOM_FIELDS)
+                .map(|f| {
+                    (
+                        format!("field_{f:0>30}"),
+                        worst(membership::MAX_CUSTOM_FIELD_CHARS),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_batch_message_stays_under_the_queues_limit_whatever_its_rows_hold() {
+        let mut batcher = Batcher::new(BatchPlan {
+            reason: "r".repeat(2_000),
+            ..plan(196, 1)
+        });
+        let mut batches = Vec::new();
+        for n in 1..=100 {
+            batches.extend(batcher.push(longest_card_row(n)));
+        }
+        batches.extend(batcher.finish());
+        assert!(batches.len() > 1);
+        for batch in &batches {
+            let bytes = serde_json::to_vec(batch).unwrap().len();
+            assert!(bytes < 256 * 1024, "batch {}: {bytes} bytes", batch.number);
+            let estimate: usize = batch.rows.iter().map(BatchRow::json_bytes).sum();
+            assert!(estimate <= MAX_ROWS_JSON_BYTES);
+        }
+        // Every row once, in file order.
+        let rows: Vec<u64> = batches
+            .iter()
+            .flat_map(|b| b.rows.iter().map(|r| r.row))
+            .collect();
+        assert_eq!(rows, (1..=100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_rows_estimate_is_never_below_its_json() {
+        let card = longest_card_row(1);
+        assert!(card.json_bytes() >= serde_json::to_vec(&card).unwrap().len());
+        let points = row(1, "a\"b\\c\u{7}");
+        assert!(points.json_bytes() >= serde_json::to_vec(&points).unwrap().len());
     }
 }

@@ -54,6 +54,7 @@ pub enum ErrorCode {
     MissingValueDate,
     InvalidDate,
     InvalidNumber,
+    ValueTooLong,
     ProcessingFailed,
     NotProcessed,
 }
@@ -89,6 +90,7 @@ impl ErrorCode {
             ErrorCode::MissingValueDate => "missing_value_date",
             ErrorCode::InvalidDate => "invalid_date",
             ErrorCode::InvalidNumber => "invalid_number",
+            ErrorCode::ValueTooLong => "value_too_long",
             ErrorCode::ProcessingFailed => "processing_failed",
             ErrorCode::NotProcessed => "not_processed",
         }

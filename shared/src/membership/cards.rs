@@ -184,8 +184,13 @@ impl CardColumns {
         };
         // Cells are read in file order, so a row's first bad cell is the
         // one reported.
-        let card_code = text(0)?;
-        let customer_key = text(1)?;
+        let limited = |i: usize, max: usize| -> Result<Option<String>, RowError> {
+            text(i)?
+                .map(|v| super::within_length(row, CARD_COLUMNS[i], v, max))
+                .transpose()
+        };
+        let card_code = limited(0, super::MAX_CARD_CODE_CHARS)?;
+        let customer_key = limited(1, super::MAX_CUSTOMER_KEY_CHARS)?;
         let id_program = number(2)?;
         let join_date = date(3)?;
         let expiration_date = date(4)?;
@@ -196,6 +201,7 @@ impl CardColumns {
         let mut custom = Vec::with_capacity(self.custom.len());
         for (i, name) in &self.custom {
             let value = cells.text(Some(*i), name)?;
+            let value = super::within_length(row, name, value, super::MAX_CUSTOM_FIELD_CHARS)?;
             custom.push((name.clone(), (!value.is_empty()).then_some(value)));
         }
         Ok(CardRow {

@@ -48,7 +48,14 @@ pub enum ConfigError {
         "custom field '{0}' must be lower-case letters, digits and '_', and not a standard column"
     )]
     CustomField(String),
+    #[error("{0} custom fields: a card file may carry at most {MAX_CUSTOM_FIELDS}")]
+    TooManyCustomFields(usize),
 }
+
+/// The most custom fields a tenant's card files may carry: with each value
+/// at most `MAX_CUSTOM_FIELD_CHARS`, a card row stays well inside a batch
+/// message (SQS: 256 KiB) and a card inside its item (400 KB).
+pub const MAX_CUSTOM_FIELDS: usize = 20;
 
 /// The columns every card code file starts with, in this order.
 pub const CARD_COLUMNS: [&str; 7] = [
@@ -107,6 +114,9 @@ impl Memberships {
                 }
             }
         }
+        if self.custom_fields.len() > MAX_CUSTOM_FIELDS {
+            return Err(ConfigError::TooManyCustomFields(self.custom_fields.len()));
+        }
         for field in &self.custom_fields {
             let lower = field.bytes().all(|b| !b.is_ascii_uppercase());
             if !name_ok(field, b'_') || !lower || CARD_COLUMNS.contains(&field.as_str()) {
@@ -141,7 +151,7 @@ impl Program {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn sample() -> Memberships {
@@ -203,6 +213,12 @@ mod tests {
         assert_eq!(
             config.validate(),
             Err(ConfigError::CustomField("id_tier".into()))
+        );
+        let mut config = sample();
+        config.custom_fields = (0..=MAX_CUSTOM_FIELDS).map(|n| format!("f{n}")).collect();
+        assert_eq!(
+            config.validate(),
+            Err(ConfigError::TooManyCustomFields(MAX_CUSTOM_FIELDS + 1))
         );
         let mut config = sample();
         config.programs[0].tiers[1].rank = 3;

@@ -115,11 +115,20 @@ impl TierChangeColumns {
                 "the value date is empty",
             )
         })?;
+        let limited = |slot: usize, value: String, max: usize| {
+            super::within_length(row, TIER_CHANGE_COLUMNS[slot], value, max)
+                .map_err(|e| RowOutcome::from(&e))
+        };
+        let card_code = limited(0, card_code, super::MAX_CARD_CODE_CHARS)?;
+        let tier_name = limited(1, tier_name, super::MAX_TIER_NAME_CHARS)?;
+        let context = text(2)?
+            .map(|v| limited(2, v, super::MAX_CONTEXT_CHARS))
+            .transpose()?;
         Ok(TierChangeRow {
             row,
             card_code,
             tier_name,
-            context: text(2)?,
+            context,
             value_date,
             last_downgrade_check: date(4)?,
         })

@@ -138,3 +138,109 @@ fn formula_payloads_come_out_neutralised_in_the_processed_file() {
         );
     }
 }
+
+/// A card code or tier change file split as the splitter does, with the
+/// sample programs (custom field `store`).
+fn run_membership(file: &[u8], cards: bool) -> (u64, Vec<RowOutcome>, Vec<Vec<u64>>, Vec<usize>) {
+    use crate::batch::Batch;
+    use crate::membership::programs::tests::sample;
+    fn out<R: crate::batch::BatchRow>(
+        summary: Result<super::SplitSummary, SplitError<Infallible>>,
+        sink: Collect<R>,
+    ) -> (u64, Vec<RowOutcome>, Vec<Vec<u64>>, Vec<usize>) {
+        let summary = summary.expect("the file is split");
+        let bytes = |b: &Batch<R>| serde_json::to_vec(b).unwrap().len();
+        (
+            summary.total_rows,
+            sink.failed.clone(),
+            sink.batches
+                .iter()
+                .map(|b| b.rows.iter().map(|r| r.row()).collect())
+                .collect(),
+            sink.batches.iter().map(bytes).collect(),
+        )
+    }
+    if cards {
+        let mut sink = Collect::default();
+        let summary = super::split_cards(file, &sample(), &request(), &mut sink);
+        out(summary, sink)
+    } else {
+        let mut sink = Collect::default();
+        let summary = super::split_tier_changes(file, &request(), &mut sink);
+        out(summary, sink)
+    }
+}
+
+const CARD_HEADER: &str =
+    "card_code;customer_key;id_program;join_date;expiration_date;birthday;id_tier;store\n";
+
+#[test]
+fn a_card_code_or_customer_key_too_long_for_a_key_fails_its_row_only() {
+    let file = format!(
+        "{CARD_HEADER}A-1;ann@x.io;1;;;;;\n{};bob@x.io;1;;;;;\nC-3;{};1;;;;;\nD-4;dan@x.io;1;;;;;\n",
+        "C".repeat(2_100),
+        "k".repeat(2_100)
+    );
+    let (rows, failed, batches, _) = run_membership(file.as_bytes(), true);
+    assert_eq!(rows, 4);
+    let failed: Vec<(u64, Option<ErrorCode>)> =
+        failed.iter().map(|o| (o.row, o.error_code)).collect();
+    assert_eq!(
+        failed,
+        [
+            (2, Some(ErrorCode::ValueTooLong)),
+            (3, Some(ErrorCode::ValueTooLong))
+        ]
+    );
+    assert_eq!(batches.concat(), [1, 4]);
+}
+
+#[test]
+fn an_open_quote_swallowing_the_file_into_a_custom_field_fails_one_row_and_no_message_outgrows_the_queue(
+) {
+    // The quote opened in row 2's store is never closed: the rest of the
+    // file, 300 KB of it, is that one cell.
+    let mut file = format!("{CARD_HEADER}A-1;ann@x.io;1;;;;;Lyon\nB-2;bob@x.io;1;;;;;\"Paris\n");
+    for n in 3..=6_000 {
+        file.push_str(&format!("C-{n};c{n}@x.io;1;;;;;Nice\n"));
+    }
+    let (rows, failed, batches, bytes) = run_membership(file.as_bytes(), true);
+    assert_eq!(rows, 2);
+    assert_eq!(batches.concat(), [1]);
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].error_code, Some(ErrorCode::ValueTooLong));
+    let message = failed[0].error_message.as_deref().unwrap_or_default();
+    assert!(
+        message.contains("column store") || message.contains("store"),
+        "{message}"
+    );
+    assert!(message.len() <= MESSAGE_LIMIT);
+    assert!(bytes.iter().all(|&b| b < 256 * 1024), "{bytes:?}");
+}
+
+#[test]
+fn a_tier_change_context_or_name_too_long_fails_its_row_only() {
+    let file = format!(
+        "card_code;tier_name;context;value_date;last_downgrade_check\n\
+         A-1;Gold;{};2026-01-10;\n\
+         B-2;{};;2026-01-10;\n\
+         {};Gold;;2026-01-10;\n\
+         D-4;Gold;fine;2026-01-10;\n",
+        "c".repeat(501),
+        "T".repeat(129),
+        "C".repeat(129)
+    );
+    let (rows, failed, batches, _) = run_membership(file.as_bytes(), false);
+    assert_eq!(rows, 4);
+    let codes: Vec<(u64, Option<ErrorCode>)> =
+        failed.iter().map(|o| (o.row, o.error_code)).collect();
+    assert_eq!(
+        codes,
+        [
+            (1, Some(ErrorCode::ValueTooLong)),
+            (2, Some(ErrorCode::ValueTooLong)),
+            (3, Some(ErrorCode::ValueTooLong))
+        ]
+    );
+    assert_eq!(batches.concat(), [4]);
+}

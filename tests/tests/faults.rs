@@ -5,6 +5,7 @@
 //! a throttled table, a batch that always fails, a message that is lost.
 
 use aws_lambda_events::event::sqs::SqsEvent;
+use aws_sdk_dynamodb::types::AttributeValue;
 use local_stack::runner::sqs_event;
 use local_stack::runner::Function;
 use local_stack::Runner;
@@ -391,43 +392,10 @@ async fn a_job_whose_batch_was_lost_is_closed_by_the_watchdog_and_the_lost_rows_
     let h = Harness::start().await;
     let t = h.tenant().await;
     h.drop_file(&t, "lost.csv", FILE, None).await;
-    h.runner.pump_function(Function::Splitter).await.unwrap();
+    split_only(&h, &t, 1).await;
     let job = h.only_job(&t).await;
-    // Lose one batch of the job: take it off the queue, never process it.
     let url = h.runner.queue_url(Function::Processor).to_owned();
-    let sqs = h.aws.queues.client();
-    let lost = loop {
-        let out = sqs
-            .receive_message()
-            .queue_url(&url)
-            .max_number_of_messages(1)
-            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-            .send()
-            .await
-            .unwrap();
-        let message = out
-            .messages
-            .unwrap_or_default()
-            .pop()
-            .expect("a batch of the job");
-        let handle = message.receipt_handle().unwrap().to_owned();
-        if message.body().unwrap_or_default().contains(&job.job_id) {
-            sqs.delete_message()
-                .queue_url(&url)
-                .receipt_handle(&handle)
-                .send()
-                .await
-                .unwrap();
-            break message;
-        }
-        sqs.change_message_visibility()
-            .queue_url(&url)
-            .receipt_handle(&handle)
-            .visibility_timeout(0)
-            .send()
-            .await
-            .unwrap();
-    };
+    let lost = lose_one_batch(&h, &job).await;
     let batch: Batch = serde_json::from_str(lost.body().unwrap()).unwrap();
     let lost_rows: Vec<u64> = batch.rows.iter().map(|r| r.row).collect();
     let watched = local_stack::Runner::new(h.impatient_clients(1).await).unwrap();
@@ -493,6 +461,135 @@ async fn a_message_that_is_not_a_batch_is_dead_lettered_then_dropped_not_retried
     }
     h.runner
         .run_until_idle(Some(&group), Duration::from_secs(60))
+        .await
+        .unwrap();
+}
+
+/// Runs the splitter alone until the tenant has `jobs` jobs split (its
+/// upload's event may take a moment to reach the queue).
+async fn split_only(h: &Harness, t: &TestTenant, jobs: usize) {
+    for _ in 0..50 {
+        h.runner.pump_function(Function::Splitter).await.unwrap();
+        let split = h.jobs(t).await;
+        if split.len() == jobs && split.iter().all(|j| j.splitting_done) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the splitter did not split the tenant's files");
+}
+
+/// Takes one batch of the job off the batch queue, never to be processed.
+async fn lose_one_batch(h: &Harness, job: &shared::job::Job) -> aws_sdk_sqs::types::Message {
+    let url = h.runner.queue_url(Function::Processor).to_owned();
+    let sqs = h.aws.queues.client();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(1)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await
+            .unwrap();
+        let message = out
+            .messages
+            .unwrap_or_default()
+            .pop()
+            .expect("a batch of the job");
+        let handle = message.receipt_handle().unwrap().to_owned();
+        if message.body().unwrap_or_default().contains(&job.job_id) {
+            sqs.delete_message()
+                .queue_url(&url)
+                .receipt_handle(&handle)
+                .send()
+                .await
+                .unwrap();
+            return message;
+        }
+        sqs.change_message_visibility()
+            .queue_url(&url)
+            .receipt_handle(&handle)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_watchdog_reads_only_unfinished_jobs_and_one_unreadable_job_stops_no_other() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    h.drop_file(&t, "done.csv", FILE, None).await;
+    h.settle(&t).await;
+    let done = h.only_job(&t).await;
+    h.drop_file(&t, "lost.csv", FILE.replace("ann", "amy"), None)
+        .await;
+    split_only(&h, &t, 2).await;
+    let stuck = h
+        .jobs(&t)
+        .await
+        .into_iter()
+        .find(|j| j.job_id != done.job_id)
+        .unwrap();
+    lose_one_batch(&h, &stuck).await;
+    // A job item no version of the code can read, unfinished.
+    h.aws
+        .tables
+        .client()
+        .put_item()
+        .table_name(&h.aws.settings.jobs_table)
+        .item("tenant_id", AttributeValue::S(t.id().to_owned()))
+        .item("sk", AttributeValue::S("JOB#unreadable".into()))
+        .item("unfinished", AttributeValue::S("open".into()))
+        .item("status", AttributeValue::S("no-such-status".into()))
+        .send()
+        .await
+        .unwrap();
+
+    let unfinished: Vec<String> = h
+        .aws
+        .tables
+        .unfinished_jobs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.job_id)
+        .collect();
+    assert!(unfinished.contains(&stuck.job_id));
+    assert!(!unfinished.contains(&done.job_id));
+
+    // The rest of the stuck job's batches are applied, then it stops moving.
+    while h.runner.pump_function(Function::Processor).await.unwrap() > 0 {}
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let plan = FaultPlan::counting();
+    let mut settings = h.aws.settings.clone();
+    settings.stall_seconds = 1;
+    let watchdog = loyalty_aws::Aws::with_faults(settings, plan.clone()).await;
+    let sweep = finalizer::watchdog::sweep(&watchdog).await.unwrap();
+    let name = format!("{}/{}", t.id(), stuck.job_id);
+    assert!(sweep.stalled.contains(&name), "{sweep:?}");
+    let calls = plan.calls();
+    assert!(calls.contains(&"DynamoDB:Query".to_owned()), "{calls:?}");
+    assert!(!calls.iter().any(|c| c == "DynamoDB:Scan"), "{calls:?}");
+    h.settle(&t).await;
+    let closed = h
+        .aws
+        .tables
+        .job(t.id(), &stuck.job_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(closed.email_sent_at.is_some());
+    h.aws
+        .tables
+        .client()
+        .delete_item()
+        .table_name(&h.aws.settings.jobs_table)
+        .key("tenant_id", AttributeValue::S(t.id().to_owned()))
+        .key("sk", AttributeValue::S("JOB#unreadable".into()))
+        .send()
         .await
         .unwrap();
 }

@@ -75,7 +75,14 @@ fn dynamodb(operation: &str, body: &Value) -> Vec<String> {
             .flat_map(|items| items.keys())
             .map(|name| format!("dynamodb:{operation} table/{name}"))
             .collect(),
-        _ => vec![format!("dynamodb:{operation} table/{}", table(body))],
+        // A query of an index needs the action on the index.
+        _ => match body["IndexName"].as_str() {
+            Some(index) => vec![format!(
+                "dynamodb:{operation} table/{}/index/{index}",
+                table(body)
+            )],
+            None => vec![format!("dynamodb:{operation} table/{}", table(body))],
+        },
     }
 }
 

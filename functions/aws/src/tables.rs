@@ -62,7 +62,16 @@ struct JobItem {
     sk: String,
     #[serde(flatten)]
     job: Job,
+    /// [`UNFINISHED`] from the upload to the email, then removed: the key of
+    /// the sparse index the watchdog sweeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unfinished: Option<String>,
 }
+
+/// The jobs table's sparse index of jobs between upload and email.
+const UNFINISHED_INDEX: &str = "Unfinished";
+/// Its one key value: every unfinished job of every tenant.
+const UNFINISHED: &str = "open";
 
 #[derive(Serialize, Deserialize)]
 struct WalletItem {
@@ -369,6 +378,8 @@ impl Tables {
         let item = JobItem {
             sk: job_sk(&job.job_id),
             job: job.clone(),
+            // An API job awaiting its upload is not in flight yet.
+            unfinished: (job.status != JobStatus::AwaitingUpload).then(|| UNFINISHED.to_owned()),
         };
         self.put_new(&self.jobs, to_item("dynamodb:PutItem", &item)?, "sk")
             .await
@@ -448,8 +459,10 @@ impl Tables {
         version: Option<&str>,
         etag: Option<&str>,
     ) -> Result<Option<Job>, AwsError> {
-        let mut update = String::from("SET #status = :next, progress_at = :now");
+        let mut update =
+            String::from("SET #status = :next, progress_at = :now, unfinished = :open");
         let mut values = vec![
+            (":open", s(UNFINISHED)),
             (":next", s(next.as_str())),
             (":awaiting", s(JobStatus::AwaitingUpload.as_str())),
             (":now", s(Utc::now().to_rfc3339())),
@@ -712,7 +725,7 @@ impl Tables {
         self.update_job(
             &job.tenant_id,
             &job.job_id,
-            "SET email_sent_at = :now REMOVE lease_until",
+            "SET email_sent_at = :now REMOVE lease_until, unfinished",
             None,
             &[],
             vec![(":now", s(Utc::now().to_rfc3339()))],
@@ -759,32 +772,32 @@ impl Tables {
 
     /// Jobs whose pipeline has not finished, across tenants (the local runner
     /// waits for none to be left). A final job still owing its email counts.
+    /// Read from the sparse index: no finished job, claim or marker is read,
+    /// so a sweep's cost follows the jobs in flight, not the table's size.
     pub async fn unfinished_jobs(&self) -> Result<Vec<Job>, AwsError> {
+        let call = "dynamodb:Query";
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.jobs)
+            .index_name(UNFINISHED_INDEX)
+            .key_condition_expression("unfinished = :open")
+            .expression_attribute_values(":open", s(UNFINISHED))
+            .into_paginator()
+            .items()
+            .send();
         let mut jobs = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .scan()
-                .table_name(&self.jobs)
-                .consistent_read(true)
-                .filter_expression("begins_with(sk, :job) AND NOT contains(sk, :batch) AND attribute_not_exists(email_sent_at) AND #status <> :awaiting")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":job", s("JOB#"))
-                .expression_attribute_values(":batch", s("#BATCH#"))
-                .expression_attribute_values(":awaiting", s(JobStatus::AwaitingUpload.as_str()))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| AwsError::sdk("dynamodb:Scan", e))?;
-            for item in out.items.unwrap_or_default() {
-                jobs.push(from_item::<JobItem>("dynamodb:Scan", item)?.job);
-            }
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(jobs),
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|e| AwsError::sdk(call, e))?;
+            // One job that cannot be read must not hide the others.
+            match from_item::<JobItem>(call, item) {
+                Ok(item) => jobs.push(item.job),
+                Err(err) => {
+                    tracing::error!(error = %err, "an unfinished job cannot be read: skipped")
+                }
             }
         }
+        Ok(jobs)
     }
 
     // ----- outcomes -----

@@ -7,12 +7,13 @@
 //! splitter again, which looks at its turn anew (the file it waited for may
 //! be done, or its wait for a card code file over).
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use loyalty_aws::queues::FinalizeRequest;
 use loyalty_aws::{Aws, AwsError};
 use serde::Serialize;
-use shared::job::Watch;
-use tracing::{info, instrument, warn};
+use shared::job::{Job, Watch};
+use shared::redact::Redacted;
+use tracing::{error, info, instrument, warn};
 
 /// What one sweep found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -27,6 +28,9 @@ pub struct Sweep {
     pub split_stalled: Vec<String>,
     /// Waiting membership files handed to the splitter again.
     pub waiting: Vec<String>,
+    /// Jobs whose handling failed this time (logged; the next sweep tries
+    /// again, and the others were handled regardless).
+    pub failed: Vec<String>,
 }
 
 #[instrument(skip_all)]
@@ -39,35 +43,51 @@ pub async fn sweep(aws: &Aws) -> Result<Sweep, AwsError> {
     };
     for job in jobs {
         let name = format!("{}/{}", job.tenant_id, job.job_id);
-        match job.watch(now, aws.settings.stall_seconds) {
-            Watch::Fine => {}
-            Watch::Stalled => {
-                if let Some(job) = aws.tables.mark_stalled(&job).await? {
-                    warn!(tenant = %job.tenant_id, job = %job.job_id, batches_done = job.batches_done,
-                        batches_total = job.batches_total, "the job stalled: it is closed with its unprocessed rows reported");
-                    aws.queues
-                        .request_finalize(&FinalizeRequest::of(&job))
-                        .await?;
-                    sweep.stalled.push(name);
-                }
-            }
-            Watch::FinalizeAgain => {
-                info!(tenant = %job.tenant_id, job = %job.job_id, "finalizing asked for again");
-                aws.queues
-                    .request_finalize(&FinalizeRequest::of(&job))
-                    .await?;
-                sweep.finalize_again.push(name);
-            }
-            Watch::Waiting => {
-                aws.queues.resubmit(&job).await?;
-                sweep.waiting.push(name);
-            }
-            Watch::SplitStalled => {
-                warn!(tenant = %job.tenant_id, job = %job.job_id,
-                    "the split stopped; its upload event is retried by the ingest queue, then kept in its dead-letter queue");
-                sweep.split_stalled.push(name);
-            }
+        if let Err(err) = watch(aws, &job, now, &name, &mut sweep).await {
+            error!(tenant = %job.tenant_id, job = %job.job_id, error = %Redacted(&err),
+                "the watchdog could not handle this job; the next sweep tries again");
+            sweep.failed.push(name);
         }
     }
     Ok(sweep)
+}
+
+/// Looks at one unfinished job and does what it needs.
+async fn watch(
+    aws: &Aws,
+    job: &Job,
+    now: DateTime<Utc>,
+    name: &str,
+    sweep: &mut Sweep,
+) -> Result<(), AwsError> {
+    match job.watch(now, aws.settings.stall_seconds) {
+        Watch::Fine => {}
+        Watch::Stalled => {
+            if let Some(job) = aws.tables.mark_stalled(job).await? {
+                warn!(tenant = %job.tenant_id, job = %job.job_id, batches_done = job.batches_done,
+                    batches_total = job.batches_total, "the job stalled: it is closed with its unprocessed rows reported");
+                aws.queues
+                    .request_finalize(&FinalizeRequest::of(&job))
+                    .await?;
+                sweep.stalled.push(name.to_owned());
+            }
+        }
+        Watch::FinalizeAgain => {
+            info!(tenant = %job.tenant_id, job = %job.job_id, "finalizing asked for again");
+            aws.queues
+                .request_finalize(&FinalizeRequest::of(job))
+                .await?;
+            sweep.finalize_again.push(name.to_owned());
+        }
+        Watch::Waiting => {
+            aws.queues.resubmit(job).await?;
+            sweep.waiting.push(name.to_owned());
+        }
+        Watch::SplitStalled => {
+            warn!(tenant = %job.tenant_id, job = %job.job_id,
+                "the split stopped; its upload event is retried by the ingest queue, then kept in its dead-letter queue");
+            sweep.split_stalled.push(name.to_owned());
+        }
+    }
+    Ok(())
 }

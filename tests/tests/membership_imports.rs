@@ -589,6 +589,59 @@ async fn a_tier_change_goes_into_the_cards_history_with_its_context_and_dates() 
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_card_keeps_its_latest_tier_changes_and_every_change_is_kept_as_its_own_item() {
+    let h = Harness::start().await;
+    let t = member_tenant(&h, true).await;
+    import(
+        &h,
+        &t,
+        "demoshop_cardcode_s_20260110.csv",
+        &format!("{CARD_HEADER}\nH-1;hal@example.com;1;;;;\n"),
+    )
+    .await;
+    let total = shared::membership::tier_changes::MAX_TIER_HISTORY + 10;
+    let file: String = (0..total)
+        .map(|n| format!("H-1;{};change {n};2026-04-01;\n", ["Gold", "Silver"][n % 2]))
+        .collect();
+    let (job, rows) = import(
+        &h,
+        &t,
+        "demoshop_tierchange_s_20260111.csv",
+        &format!("{TIER_HEADER}\n{file}"),
+    )
+    .await;
+    assert!(rows.iter().all(|r| r.get("status") == "applied"));
+    let hal = card(&h, &t, "H-1").await.unwrap();
+    assert_eq!(
+        hal.tier_history.len(),
+        shared::membership::tier_changes::MAX_TIER_HISTORY
+    );
+    assert_eq!(
+        hal.tier_history.last().unwrap().source,
+        format!("{}#{total}", job.job_id)
+    );
+    let kept = h
+        .aws
+        .tables
+        .client()
+        .query()
+        .table_name(&h.aws.settings.subscriptions_table)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :tier)")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("{}#CARD#H-1", t.id())),
+        )
+        .expression_attribute_values(
+            ":tier",
+            aws_sdk_dynamodb::types::AttributeValue::S("TIER#".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.count(), total as i32);
+}
+
 // ---------- file names and order ----------
 
 #[tokio::test(flavor = "multi_thread")]

@@ -265,7 +265,12 @@ pub async fn card_report(aws: &Aws, tenant: &Tenant, card_code: &str) -> anyhow:
     for (name, value) in &card.custom {
         writeln!(out, "  {name}: {value}")?;
     }
-    writeln!(out, "  tier history: {}", card.tier_history.len())?;
+    writeln!(
+        out,
+        "  tier history (the card keeps its latest {}): {}",
+        shared::membership::tier_changes::MAX_TIER_HISTORY,
+        card.tier_history.len()
+    )?;
     for change in &card.tier_history {
         writeln!(
             out,

@@ -6,7 +6,7 @@
 //! active card in the program. A redelivered or racing row finds its outcome
 //! and reuses it; a row that lost a race is decided again.
 
-use super::cards::{Card, CardChange, CardRow, Known};
+use super::cards::{Card, CardChange, CardRow, Known, TierHistoryEntry};
 use super::ean13;
 use super::programs::Memberships;
 use super::tier_changes::TierChangeRow;
@@ -37,6 +37,9 @@ pub struct CardDecision {
     /// `(program, contact)` whose active card the card was before the row
     /// and no longer is (its contact changed, or it expired).
     pub release: Option<(u64, String)>,
+    /// A tier change the row made, kept for ever as an item of its own (the
+    /// card keeps only its latest `MAX_TIER_HISTORY`).
+    pub history: Option<TierHistoryEntry>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +180,10 @@ impl CardJob<'_> {
                         ),
                         Err(refused) => (refused, None),
                     };
+                let history = write
+                    .as_ref()
+                    .and_then(|card| card.tier_history.iter().find(|h| h.source == source))
+                    .cloned();
                 let decision = CardDecision {
                     tenant_id: self.tenant_id.to_owned(),
                     job_id: self.job_id.to_owned(),
@@ -185,6 +192,7 @@ impl CardJob<'_> {
                     write,
                     claim: None,
                     release: None,
+                    history,
                 };
                 if let Some(outcome) = self.commit(store, decision, now).await? {
                     done = Some(outcome);
@@ -266,6 +274,7 @@ impl CardJob<'_> {
                 write,
                 claim,
                 release,
+                history: None,
             };
             if let Some(outcome) = self.commit(store, decision, now).await? {
                 return Ok(outcome);
@@ -350,6 +359,8 @@ pub mod memory {
         /// `(tenant, code)` → card.
         pub cards: Mutex<HashMap<(String, String), StoredCard>>,
         pub outcomes: Mutex<HashMap<(String, u64), RowOutcome>>,
+        /// `(tenant, code)` → every tier change, in the order committed.
+        pub history: Mutex<HashMap<(String, String), Vec<TierHistoryEntry>>>,
     }
 
     impl CardStore for MemoryCards {
@@ -421,6 +432,15 @@ pub mod memory {
                 });
                 if taken {
                     return Ok(CardCommit::Changed);
+                }
+            }
+            if let (Some(change), Some(card)) = (&d.history, &d.write) {
+                let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+                let kept = history
+                    .entry((d.tenant_id.clone(), card.card_code.clone()))
+                    .or_default();
+                if !kept.iter().any(|h| h.source == change.source) {
+                    kept.push(change.clone());
                 }
             }
             if let Some(card) = &d.write {
@@ -623,5 +643,41 @@ mod tests {
             ),
             (4, 1, 2)
         );
+    }
+
+    #[test]
+    fn a_card_keeps_its_latest_tier_changes_and_every_change_is_kept_apart() {
+        let config = config(false);
+        let store = MemoryCards::default();
+        let cards = CardJob {
+            tenant_id: "acme",
+            job_id: "C1",
+            config: &config,
+        };
+        block_on(cards.apply_cards(&store, &card_rows("A1;a@x.io;1;;;;\n", &config), now()))
+            .unwrap();
+        let total = super::super::tier_changes::MAX_TIER_HISTORY + 10;
+        let file: String = (0..total)
+            .map(|n| format!("A1;{};change {n};2026-11-20;\n", ["Gold", "Bronze"][n % 2]))
+            .collect();
+        let changes = CardJob {
+            job_id: "T1",
+            ..cards
+        };
+        let applied =
+            block_on(changes.apply_tier_changes(&store, &tier_rows(&file), now())).unwrap();
+        assert!(applied.iter().all(|o| o.status == RowStatus::Applied));
+        let card = block_on(store.card("acme", "A1")).unwrap().unwrap().card;
+        assert_eq!(
+            card.tier_history.len(),
+            super::super::tier_changes::MAX_TIER_HISTORY
+        );
+        assert_eq!(
+            card.tier_history.last().unwrap().context.as_deref(),
+            Some(format!("change {}", total - 1).as_str())
+        );
+        let kept = store.history.lock().unwrap()[&("acme".to_owned(), "A1".to_owned())].clone();
+        assert_eq!(kept.len(), total);
+        assert_eq!(kept[0].context.as_deref(), Some("change 0"));
     }
 }

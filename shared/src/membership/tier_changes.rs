@@ -135,6 +135,10 @@ impl TierChangeColumns {
     }
 }
 
+/// The tier changes a card item keeps, latest last: with a context of at
+/// most `MAX_CONTEXT_CHARS`, under 120 KB of the card's 400 KB.
+pub const MAX_TIER_HISTORY: usize = 50;
+
 /// One row of a tier change file, read and checked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TierChangeRow {
@@ -200,6 +204,10 @@ impl TierChangeRow {
             value_date: self.value_date,
             source: source.to_owned(),
         });
+        // The card keeps its latest changes; every change is also kept as
+        // an item of its own (`CardDecision::history`).
+        let over = next.tier_history.len().saturating_sub(MAX_TIER_HISTORY);
+        next.tier_history.drain(..over);
         if self.last_downgrade_check.is_some() {
             next.last_downgrade_check = self.last_downgrade_check;
         }

@@ -2,6 +2,9 @@
 //! `shared::membership::apply`.
 //!
 //! - `pk = <tenant>#CARD#<code>`, `sk = CARD`: the card, with `version`.
+//! - `pk = <tenant>#CARD#<code>`, `sk = TIER#<job>#<row>`: one tier change
+//!   of the card, kept for ever (the card item keeps only its latest
+//!   `MAX_TIER_HISTORY`, so it stays bounded however often its tier changes).
 //! - `pk = <tenant>#ACTIVE#<program>#<contact>`, `sk = CLAIM`: which card is
 //!   the contact's active one in the program, and until when (`expires_at`,
 //!   epoch seconds; absent = no end). A claim that has expired is free.
@@ -18,9 +21,19 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::apply::LedgerStore;
 use shared::membership::apply::{CardCommit, CardDecision, CardStore, StoredCard};
-use shared::membership::cards::Card;
+use shared::membership::cards::{Card, TierHistoryEntry};
 use shared::outcome::RowOutcome;
 use std::collections::HashMap;
+
+#[derive(Serialize, Deserialize)]
+struct TierChangeItem {
+    pk: String,
+    sk: String,
+    tenant_id: String,
+    card_code: String,
+    #[serde(flatten)]
+    change: TierHistoryEntry,
+}
 
 #[derive(Serialize, Deserialize)]
 struct CardItem {
@@ -143,6 +156,27 @@ impl CardStore for Tables {
             };
             items.push(item.build());
         }
+        if let (Some(change), Some(card)) = (&d.history, &d.write) {
+            // Unconditional: the same row always writes the same change.
+            let item = TierChangeItem {
+                pk: card_pk(&d.tenant_id, &card.card_code),
+                sk: format!("TIER#{}", change.source),
+                tenant_id: d.tenant_id.clone(),
+                card_code: card.card_code.clone(),
+                change: change.clone(),
+            };
+            items.push(
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(&self.subscriptions)
+                            .set_item(Some(to_item(CALL, &item)?))
+                            .build()
+                            .map_err(|e| AwsError::new(CALL, e))?,
+                    )
+                    .build(),
+            );
+        }
         if let (Some((program, contact)), Some(card)) = (&d.claim, &d.write) {
             let mut claim = HashMap::from([
                 (
@@ -210,5 +244,57 @@ impl CardStore for Tables {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::membership::programs::MAX_CUSTOM_FIELDS;
+    use shared::membership::tier_changes::MAX_TIER_HISTORY;
+    use shared::membership::{
+        MAX_CARD_CODE_CHARS, MAX_CONTEXT_CHARS, MAX_CUSTOMER_KEY_CHARS, MAX_CUSTOM_FIELD_CHARS,
+        MAX_TIER_NAME_CHARS,
+    };
+
+    #[test]
+    fn the_largest_card_a_file_can_make_fits_its_item() {
+        // Every text at its limit, in four-byte characters (DynamoDB counts
+        // UTF-8 bytes), and a full tier history.
+        let text = |chars: usize| "😀".repeat(chars);
+        let at = DateTime::<Utc>::MAX_UTC;
+        let card = Card {
+            card_code: text(MAX_CARD_CODE_CHARS),
+            customer_key: Some(text(MAX_CUSTOMER_KEY_CHARS)),
+            id_program: u64::MAX,
+            id_tier: u64::MAX,
+            join_date: at,
+            expiration_date: Some(at),
+            birthday: Some(chrono::NaiveDate::MAX),
+            custom: (0..MAX_CUSTOM_FIELDS)
+                .map(|n| (format!("field_{n:0>40}"), text(MAX_CUSTOM_FIELD_CHARS)))
+                .collect(),
+            tier_history: (0..MAX_TIER_HISTORY)
+                .map(|n| TierHistoryEntry {
+                    id_tier: u64::MAX,
+                    tier_name: text(MAX_TIER_NAME_CHARS),
+                    context: Some(text(MAX_CONTEXT_CHARS)),
+                    value_date: at,
+                    source: format!("20261203105951-40cae05c688a#{n:0>12}"),
+                })
+                .collect(),
+            last_downgrade_check: Some(at),
+        };
+        let item = CardItem {
+            pk: card_pk(&"t".repeat(40), &card.card_code),
+            sk: "CARD".into(),
+            tenant_id: "t".repeat(40),
+            version: u64::MAX,
+            card,
+        };
+        let item = serde_dynamo::to_item(&item).unwrap();
+        let size = crate::capacity::stored_item_size(&item);
+        assert!(size < 400 * 1024, "{size} bytes");
+        println!("the largest card item: {size} bytes");
     }
 }

@@ -57,10 +57,12 @@ impl From<csv::Error> for FileError {
 
 /// A CSV file opened for streaming: its header, then one record at a time.
 pub struct CsvInput<R: Read> {
-    reader: csv::Reader<Sniffed<Utf8Text<Sniffed<R>>>>,
+    reader: csv::Reader<Tap<Sniffed<Utf8Text<Sniffed<R>>>>>,
     header: Header,
     record: ByteRecord,
     row: u64,
+    /// Where in the file (as uploaded) the stream the reader reads begins.
+    base: u64,
 }
 
 const SNIFF_BYTES: usize = 64 * 1024;
@@ -72,11 +74,7 @@ impl<R: Read> CsvInput<R> {
         let encoding = TextEncoding::detect(head(&raw));
         let text = sniff(Utf8Text::new(raw, encoding))?;
         let delimiter = detect_delimiter(head(&text));
-        let mut reader = csv::ReaderBuilder::new()
-            .delimiter(delimiter)
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(text);
+        let mut reader = reader(delimiter, Tap::new(text, encoding));
         let mut raw = ByteRecord::new();
         loop {
             if !reader.read_byte_record(&mut raw)? {
@@ -117,7 +115,46 @@ impl<R: Read> CsvInput<R> {
             },
             record: ByteRecord::new(),
             row: 0,
+            base: 0,
         })
+    }
+
+    /// Goes on reading a file whose rows up to `row` were read before:
+    /// `rest` is the file from `offset` on (a [`CsvInput::resume_offset`]),
+    /// `header` the file's header as [`CsvInput::open`] read it.
+    pub fn resume(rest: R, header: Header, offset: u64, row: u64) -> Self {
+        let text = io::Cursor::new(Vec::new()).chain(Utf8Text::resumed(
+            io::Cursor::new(Vec::new()).chain(rest),
+            header.encoding,
+        ));
+        CsvInput {
+            reader: reader(header.delimiter, Tap::new(text, header.encoding)),
+            header,
+            record: ByteRecord::new(),
+            row,
+            base: offset,
+        }
+    }
+
+    /// The offset in the file as uploaded (not as decoded) where the row
+    /// after the current one starts: reading can resume there.
+    pub fn resume_offset(&self) -> u64 {
+        let decoded = self.reader.position().byte();
+        let units = self.reader.get_ref().units_before(decoded);
+        self.base
+            + match self.header.encoding {
+                TextEncoding::Utf8 | TextEncoding::Windows1252 => units,
+                // Two bytes a unit, after the byte order mark that a
+                // UTF-16 file starts with (a resumed stream has none).
+                TextEncoding::Utf16Le | TextEncoding::Utf16Be => {
+                    2 * units + if self.base == 0 { 2 } else { 0 }
+                }
+            }
+    }
+
+    /// The number of the current row.
+    pub fn row(&self) -> u64 {
+        self.row
     }
 
     pub fn header(&self) -> &Header {
@@ -154,8 +191,121 @@ impl<R: Read> CsvInput<R> {
     }
 }
 
+fn reader<R: Read>(delimiter: u8, input: R) -> csv::Reader<R> {
+    csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(input)
+}
+
 /// A stream whose first bytes were read ahead to look at.
 type Sniffed<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
+
+/// The decoded text on its way to the CSV reader, counted so that a
+/// position in it (the reader's) can be told as a position in the file as
+/// uploaded: in units of the file's encoding (a byte of UTF-8 or
+/// Windows-1252, a 16-bit unit of UTF-16). The reader reads ahead of its
+/// position by at most its buffer; the last [`Tap::KEPT`] bytes passed are
+/// kept to count back from.
+struct Tap<R> {
+    inner: R,
+    encoding: TextEncoding,
+    /// Decoded bytes passed so far; the last of them may end in part of a
+    /// character (`partial` bytes), whose units are counted with the rest.
+    passed: u64,
+    partial: usize,
+    /// The units of the bytes passed but the partial character.
+    units: u64,
+    kept: std::collections::VecDeque<u8>,
+}
+
+impl<R> Tap<R> {
+    const KEPT: usize = 256 * 1024;
+
+    fn new(inner: R, encoding: TextEncoding) -> Self {
+        Tap {
+            inner,
+            encoding,
+            passed: 0,
+            partial: 0,
+            units: 0,
+            kept: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// The units that the first `decoded` bytes passed stand for (a
+    /// character boundary, at most [`Tap::KEPT`] bytes back).
+    fn units_before(&self, decoded: u64) -> u64 {
+        if self.encoding == TextEncoding::Utf8 {
+            return decoded;
+        }
+        let counted = self.kept.len() - self.partial;
+        let after = (self.passed - self.partial as u64).saturating_sub(decoded) as usize;
+        let tail: Vec<u8> = self
+            .kept
+            .range(counted.saturating_sub(after)..counted)
+            .copied()
+            .collect();
+        self.units - units_of(&tail, self.encoding)
+    }
+}
+
+/// The units of the file's encoding that decoded text stands for: a
+/// Windows-1252 byte is one character (an undefined byte passes through
+/// alone), a UTF-16 unit is half a character above U+FFFF.
+fn units_of(decoded: &[u8], encoding: TextEncoding) -> u64 {
+    let mut units = 0u64;
+    for chunk in decoded.utf8_chunks() {
+        units += match encoding {
+            TextEncoding::Utf16Le | TextEncoding::Utf16Be => chunk
+                .valid()
+                .chars()
+                .map(|c| c.len_utf16() as u64)
+                .sum::<u64>(),
+            _ => chunk.valid().chars().count() as u64,
+        };
+        units += chunk.invalid().len() as u64;
+    }
+    units
+}
+
+/// How many bytes at the end of `bytes` are the start of a character whose
+/// other bytes are still to come.
+fn partial_tail(bytes: &[u8]) -> usize {
+    for back in 1..=bytes.len().min(3) {
+        let lead = bytes[bytes.len() - back];
+        if lead & 0xC0 == 0x80 {
+            continue;
+        }
+        let needs = match lead {
+            0xC0..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF7 => 4,
+            _ => 1,
+        };
+        return if needs > back { back } else { 0 };
+    }
+    0
+}
+
+impl<R: Read> Read for Tap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.passed += n as u64;
+        if self.encoding != TextEncoding::Utf8 {
+            self.kept.extend(&buf[..n]);
+            let start = self.kept.len() - self.partial - n;
+            let fresh: Vec<u8> = self.kept.range(start..).copied().collect();
+            // At the end of the stream a partial character is what it is.
+            self.partial = if n == 0 { 0 } else { partial_tail(&fresh) };
+            self.units += units_of(&fresh[..fresh.len() - self.partial], self.encoding);
+            let over = self.kept.len().saturating_sub(Self::KEPT);
+            self.kept.drain(..over);
+        }
+        Ok(n)
+    }
+}
 
 /// Reads up to `SNIFF_BYTES` ahead (however many reads that takes), and
 /// gives them back with the rest of the stream.
@@ -344,5 +494,74 @@ mod tests {
         );
         assert_eq!(header.names, ["email", "amount"]);
         assert_eq!(rows[0].1, ["zoë@x.io", "5"]);
+    }
+
+    /// Every row's cells, read whole, and read again resuming after many a
+    /// row: the same.
+    fn resumes_everywhere(file: &[u8]) {
+        let (header, all) = rows_of(file);
+        let mut input = CsvInput::open(file).unwrap();
+        while let Some(row) = input.next_row().unwrap() {
+            // Every row near the start and the end, every 97th between.
+            if row > 20 && row + 20 < all.len() as u64 && row % 97 != 0 {
+                continue;
+            }
+            let offset = input.resume_offset();
+            let mut rest = CsvInput::resume(&file[offset as usize..], header.clone(), offset, row);
+            let mut read = Vec::new();
+            while let Some(n) = rest.next_row().unwrap() {
+                let cells = rest
+                    .record()
+                    .iter()
+                    .map(|c| String::from_utf8_lossy(c).into_owned())
+                    .collect();
+                read.push((n, cells));
+            }
+            assert_eq!(read, all[row as usize..], "resumed after row {row} at byte {offset}");
+        }
+    }
+
+    fn sample_text(rows: usize) -> String {
+        let mut text = String::from("email;name;note\r\n");
+        for n in 0..rows {
+            let name = ["Zoë", "€uro", "Ann", "Jörg \"J\""][n % 4];
+            let note = if n % 7 == 0 { "\"two\nlines; quoted\"" } else { "plain" };
+            text.push_str(&format!("r{n}@x.io;{name};{note}\r\n"));
+            if n % 11 == 0 {
+                text.push_str("\r\n");
+            }
+        }
+        text
+    }
+
+    #[test]
+    fn a_utf8_file_resumes_at_any_row() {
+        let mut file = BOM.to_vec();
+        file.extend(sample_text(3_000).as_bytes());
+        file.extend("r;😀;last".as_bytes());
+        resumes_everywhere(&file);
+    }
+
+    #[test]
+    fn a_windows_1252_file_resumes_at_any_row() {
+        let text = sample_text(3_000);
+        let (bytes, _, _) = encoding_rs::WINDOWS_1252.encode(&text);
+        let mut file = bytes.into_owned();
+        // An undefined byte, passed through to fail its row only.
+        file.extend(b"r\x81@x.io;a;b\r\nlast@x.io;\xe9;\x80\r\n");
+        resumes_everywhere(&file);
+    }
+
+    #[test]
+    fn a_utf16_file_resumes_at_any_row() {
+        let text = sample_text(1_500).replace(';', "\t") + "r\t😀\tlast\r\n";
+        let mut le = vec![0xFF, 0xFE];
+        let mut be = vec![0xFE, 0xFF];
+        for unit in text.encode_utf16() {
+            le.extend(unit.to_le_bytes());
+            be.extend(unit.to_be_bytes());
+        }
+        resumes_everywhere(&le);
+        resumes_everywhere(&be);
     }
 }

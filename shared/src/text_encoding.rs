@@ -105,6 +105,18 @@ impl<R: Read> Utf8Text<R> {
     }
 
     /// Decodes the next chunk of input into `output`; false at the end.
+    /// Decodes a file read from the middle (a row's start): a byte order
+    /// mark can only be at the file's start, so none is looked for.
+    pub fn resumed(inner: R, encoding: TextEncoding) -> Self {
+        let mut text = Self::new(inner, encoding);
+        text.decoding = match encoding {
+            TextEncoding::Utf16Le => Decoding::Utf16(UTF_16LE.new_decoder_without_bom_handling()),
+            TextEncoding::Utf16Be => Decoding::Utf16(UTF_16BE.new_decoder_without_bom_handling()),
+            _ => text.decoding,
+        };
+        text
+    }
+
     fn refill(&mut self) -> io::Result<bool> {
         self.output.clear();
         self.at = 0;

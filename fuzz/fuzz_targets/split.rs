@@ -114,6 +114,8 @@ fuzz_target!(|data: &[u8]| {
         default_country: "FR".into(),
         rows_per_batch: 7,
         shards: 3,
+        // Checkpoints often: their flushes must lose no row either.
+        checkpoint_rows: 5,
     };
     let mut rows = Rows::default();
     let result: Result<SplitSummary, SplitError<Infallible>> = match kind {

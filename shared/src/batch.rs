@@ -198,12 +198,31 @@ impl<R: BatchRow> Batcher<R> {
         }
     }
 
-    /// The remaining partial batches, by shard.
-    pub fn finish(mut self) -> Vec<Batch<R>> {
+    /// Goes on numbering batches after the `cut` batches cut before (a
+    /// split going on from a checkpoint, where every batch was cut).
+    pub fn resume(plan: BatchPlan, cut: u64) -> Self {
+        Batcher {
+            cut,
+            ..Self::new(plan)
+        }
+    }
+
+    /// The batches cut so far.
+    pub fn cut_so_far(&self) -> u64 {
+        self.cut
+    }
+
+    /// Every shard's partial batch, cut now, by shard.
+    pub fn flush(&mut self) -> Vec<Batch<R>> {
         let pending: Vec<u32> = (0..self.shards.len() as u32)
             .filter(|&s| !self.shards[s as usize].is_empty())
             .collect();
         pending.into_iter().map(|s| self.cut(s)).collect()
+    }
+
+    /// The remaining partial batches, by shard.
+    pub fn finish(mut self) -> Vec<Batch<R>> {
+        self.flush()
     }
 
     fn cut(&mut self, shard: u32) -> Batch<R> {

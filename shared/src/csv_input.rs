@@ -517,7 +517,11 @@ mod tests {
                     .collect();
                 read.push((n, cells));
             }
-            assert_eq!(read, all[row as usize..], "resumed after row {row} at byte {offset}");
+            assert_eq!(
+                read,
+                all[row as usize..],
+                "resumed after row {row} at byte {offset}"
+            );
         }
     }
 
@@ -525,7 +529,11 @@ mod tests {
         let mut text = String::from("email;name;note\r\n");
         for n in 0..rows {
             let name = ["Zoë", "€uro", "Ann", "Jörg \"J\""][n % 4];
-            let note = if n % 7 == 0 { "\"two\nlines; quoted\"" } else { "plain" };
+            let note = if n % 7 == 0 {
+                "\"two\nlines; quoted\""
+            } else {
+                "plain"
+            };
             text.push_str(&format!("r{n}@x.io;{name};{note}\r\n"));
             if n % 11 == 0 {
                 text.push_str("\r\n");

@@ -107,6 +107,9 @@ pub struct Job {
     pub rejection: Option<String>,
     #[serde(default)]
     pub splitting_done: bool,
+    /// Where the split stands, while it is split over several runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_checkpoint: Option<crate::split::Checkpoint>,
     #[serde(default)]
     pub total_rows: u64,
     #[serde(default)]
@@ -184,6 +187,7 @@ impl Job {
             created_at: now,
             rejection: None,
             splitting_done: false,
+            split_checkpoint: None,
             total_rows: 0,
             invalid_rows: 0,
             batches_total: 0,

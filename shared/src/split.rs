@@ -17,6 +17,32 @@ use std::io::Read;
 
 /// Rows shown in a job's preview.
 pub const PREVIEW_ROWS: usize = 50;
+/// Rows between two checkpoints. At each, the split sends what it holds
+/// (every shard's partial batch, the failed rows), so the rows after it are
+/// batched the same whether the split goes on or stops there and is taken
+/// up again: batches never depend on how often a split was interrupted.
+pub const CHECKPOINT_ROWS: u64 = 20_000;
+
+/// Where a split can go on from: everything before is sent.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    /// Where the next row starts, in the file as uploaded.
+    pub offset: u64,
+    /// Rows read so far.
+    pub row: u64,
+    pub invalid_rows: u64,
+    /// Batches cut so far.
+    pub batches: u64,
+}
+
+/// What the sink wants after a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Go,
+    /// Stop here (the function's time is running out): the split is taken
+    /// up again from the checkpoint.
+    Stop,
+}
 /// Failed rows handed to the sink at a time.
 pub const FAILED_CHUNK: usize = 100;
 
@@ -33,6 +59,9 @@ pub struct SplitRequest {
     pub default_country: String,
     pub rows_per_batch: usize,
     pub shards: u32,
+    /// Rows between checkpoints ([`CHECKPOINT_ROWS`], unless a test asks
+    /// for more of them).
+    pub checkpoint_rows: u64,
 }
 
 /// Where the splitter's results go (the queue and tables, in production).
@@ -44,9 +73,14 @@ pub trait SplitSink<R> {
     /// Rows that failed validation, in file order.
     fn failed(&mut self, outcomes: &[RowOutcome]) -> Result<(), Self::Error>;
     fn batch(&mut self, batch: Batch<R>) -> Result<(), Self::Error>;
+    /// Everything up to `at` has been handed over: whether to go on.
+    fn checkpoint(&mut self, at: &Checkpoint) -> Result<Flow, Self::Error> {
+        let _ = at;
+        Ok(Flow::Go)
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SplitSummary {
     pub kind: ImportKind,
     pub total_rows: u64,
@@ -54,6 +88,9 @@ pub struct SplitSummary {
     pub batches: u64,
     /// The shards the batches were spread over.
     pub shards: u32,
+    /// Set when the split stopped at a checkpoint, to be taken up from it;
+    /// the counts are then those up to it.
+    pub stopped: Option<Checkpoint>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -188,7 +225,17 @@ pub fn split<R: Read, S: SplitSink<PointsRow>>(
     request: &SplitRequest,
     sink: &mut S,
 ) -> Result<SplitSummary, SplitError<S::Error>> {
-    let input = open(input)?;
+    split_input(open(input)?, None, request, sink)
+}
+
+/// Splits a points file opened already, from its start or going on `from`
+/// a checkpoint (the input resumed there).
+pub fn split_input<R: Read, S: SplitSink<PointsRow>>(
+    input: CsvInput<R>,
+    from: Option<&Checkpoint>,
+    request: &SplitRequest,
+    sink: &mut S,
+) -> Result<SplitSummary, SplitError<S::Error>> {
     let header = input.header();
     let smile = |columns| SmileFormat {
         columns,
@@ -201,20 +248,20 @@ pub fn split<R: Read, S: SplitSink<PointsRow>>(
     match request.kind {
         Some(ImportKind::Smile) => {
             let columns = header_checked(header, SmileColumns::from_header)?;
-            split_rows(input, &smile(columns), request, sink)
+            split_rows(input, &smile(columns), from, request, sink)
         }
         Some(kind) => {
             let columns = header_checked(header, |h| PointsColumns::from_header(h, kind.points()))?;
-            split_rows(input, &native(columns), request, sink)
+            split_rows(input, &native(columns), from, request, sink)
         }
         None if SmileColumns::is_template(header) => {
             let columns = header_checked(header, SmileColumns::from_header)?;
-            split_rows(input, &smile(columns), request, sink)
+            split_rows(input, &smile(columns), from, request, sink)
         }
         None => match PointsColumns::from_header(header, None) {
-            Ok(columns) => split_rows(input, &native(columns), request, sink),
+            Ok(columns) => split_rows(input, &native(columns), from, request, sink),
             Err(native_error) => match SmileColumns::from_header(header) {
-                Ok(columns) => split_rows(input, &smile(columns), request, sink),
+                Ok(columns) => split_rows(input, &smile(columns), from, request, sink),
                 Err(_) => Err(SplitError::Rejected(bounded(native_error.to_string()))),
             },
         },
@@ -260,9 +307,19 @@ pub fn split_cards<R: Read, S: SplitSink<CardRow>>(
     request: &SplitRequest,
     sink: &mut S,
 ) -> Result<SplitSummary, SplitError<S::Error>> {
-    let input = open(input)?;
+    split_cards_input(open(input)?, None, config, request, sink)
+}
+
+/// [`split_cards`] of a file opened already, perhaps going on `from` a checkpoint.
+pub fn split_cards_input<R: Read, S: SplitSink<CardRow>>(
+    input: CsvInput<R>,
+    from: Option<&Checkpoint>,
+    config: &Memberships,
+    request: &SplitRequest,
+    sink: &mut S,
+) -> Result<SplitSummary, SplitError<S::Error>> {
     let columns = header_checked(input.header(), |h| CardColumns::from_header(h, config))?;
-    split_rows(input, &columns, request, sink)
+    split_rows(input, &columns, from, request, sink)
 }
 
 /// Splits a tier change file.
@@ -271,35 +328,55 @@ pub fn split_tier_changes<R: Read, S: SplitSink<TierChangeRow>>(
     request: &SplitRequest,
     sink: &mut S,
 ) -> Result<SplitSummary, SplitError<S::Error>> {
-    let input = open(input)?;
+    split_tier_changes_input(open(input)?, None, request, sink)
+}
+
+/// [`split_tier_changes`] of a file opened already, perhaps going on `from` a checkpoint.
+pub fn split_tier_changes_input<R: Read, S: SplitSink<TierChangeRow>>(
+    input: CsvInput<R>,
+    from: Option<&Checkpoint>,
+    request: &SplitRequest,
+    sink: &mut S,
+) -> Result<SplitSummary, SplitError<S::Error>> {
     let columns = header_checked(input.header(), TierChangeColumns::from_header)?;
-    split_rows(input, &columns, request, sink)
+    split_rows(input, &columns, from, request, sink)
+}
+
+/// Opens a file for splitting; a header the file cannot be read by rejects it.
+pub fn open_input<R: Read, E>(input: R) -> Result<CsvInput<R>, SplitError<E>> {
+    open(input)
 }
 
 fn split_rows<R: Read, F: RowFormat, S: SplitSink<F::Row>>(
     mut input: CsvInput<R>,
     format: &F,
+    from: Option<&Checkpoint>,
     request: &SplitRequest,
     sink: &mut S,
 ) -> Result<SplitSummary, SplitError<S::Error>> {
     let kind = format.kind();
-    let mut batcher = Batcher::new(BatchPlan {
-        tenant_id: request.tenant_id.clone(),
-        job_id: request.job_id.clone(),
-        reason: request.reason.clone(),
-        dry_run: request.dry_run,
-        rows_per_batch: request.rows_per_batch,
-        shards: request.shards,
-    });
+    let mut batcher = Batcher::resume(
+        BatchPlan {
+            tenant_id: request.tenant_id.clone(),
+            job_id: request.job_id.clone(),
+            reason: request.reason.clone(),
+            dry_run: request.dry_run,
+            rows_per_batch: request.rows_per_batch,
+            shards: request.shards,
+        },
+        from.map_or(0, |c| c.batches),
+    );
     let mut preview = Vec::with_capacity(PREVIEW_ROWS);
-    let mut preview_sent = false;
+    // The preview's rows come before the first checkpoint.
+    let mut preview_sent = from.is_some();
     let mut failed = Vec::with_capacity(FAILED_CHUNK);
     let mut summary = SplitSummary {
         kind,
-        total_rows: 0,
-        invalid_rows: 0,
-        batches: 0,
+        total_rows: from.map_or(0, |c| c.row),
+        invalid_rows: from.map_or(0, |c| c.invalid_rows),
+        batches: from.map_or(0, |c| c.batches),
         shards: request.shards,
+        stopped: None,
     };
     while let Some(row) = input
         .next_row()
@@ -333,6 +410,15 @@ fn split_rows<R: Read, F: RowFormat, S: SplitSink<F::Row>>(
                 }
             }
         }
+        if row.is_multiple_of(request.checkpoint_rows.max(1)) {
+            // An interval closes: hand everything over, and go on only if
+            // the sink wants to.
+            let at = checkpoint(&input, &mut batcher, &mut failed, &mut summary, sink)?;
+            if sink.checkpoint(&at).map_err(SplitError::Sink)? == Flow::Stop {
+                summary.stopped = Some(at);
+                return Ok(summary);
+            }
+        }
     }
     if !preview_sent {
         sink.preview(kind, &preview).map_err(SplitError::Sink)?;
@@ -345,6 +431,31 @@ fn split_rows<R: Read, F: RowFormat, S: SplitSink<F::Row>>(
         sink.batch(batch).map_err(SplitError::Sink)?;
     }
     Ok(summary)
+}
+
+/// Hands over every partial batch and the failed rows, and tells where
+/// the split stands: after the current row.
+fn checkpoint<R: Read, Row: BatchRow, S: SplitSink<Row>>(
+    input: &CsvInput<R>,
+    batcher: &mut Batcher<Row>,
+    failed: &mut Vec<RowOutcome>,
+    summary: &mut SplitSummary,
+    sink: &mut S,
+) -> Result<Checkpoint, SplitError<S::Error>> {
+    for batch in batcher.flush() {
+        summary.batches += 1;
+        sink.batch(batch).map_err(SplitError::Sink)?;
+    }
+    if !failed.is_empty() {
+        sink.failed(failed).map_err(SplitError::Sink)?;
+        failed.clear();
+    }
+    Ok(Checkpoint {
+        offset: input.resume_offset(),
+        row: input.row(),
+        invalid_rows: summary.invalid_rows,
+        batches: summary.batches,
+    })
 }
 
 #[cfg(test)]
@@ -403,6 +514,7 @@ mod tests {
             default_country: "FR".into(),
             rows_per_batch: 4,
             shards: 2,
+            checkpoint_rows: CHECKPOINT_ROWS,
         }
     }
 
@@ -436,6 +548,82 @@ mod tests {
             .all(|o| o.error_code == Some(ErrorCode::InvalidAmount)));
         assert_eq!(sink.preview.len(), PREVIEW_ROWS);
         assert_eq!(sink.preview[9].result, "row 10, column amount: '10.5' is not a whole number of points: use digits only, with no sign, separators, decimals or exponent");
+    }
+
+    /// Collects like `Collect`, and stops at the checkpoints asked.
+    struct StopAt {
+        inner: Collect<PointsRow>,
+        stop: fn(u64) -> bool,
+    }
+
+    impl SplitSink<PointsRow> for StopAt {
+        type Error = Infallible;
+        fn preview(&mut self, kind: ImportKind, rows: &[PreviewRow]) -> Result<(), Infallible> {
+            self.inner.preview(kind, rows)
+        }
+        fn failed(&mut self, outcomes: &[RowOutcome]) -> Result<(), Infallible> {
+            self.inner.failed(outcomes)
+        }
+        fn batch(&mut self, batch: Batch<PointsRow>) -> Result<(), Infallible> {
+            self.inner.batch(batch)
+        }
+        fn checkpoint(&mut self, at: &Checkpoint) -> Result<Flow, Infallible> {
+            Ok(if (self.stop)(at.row) {
+                Flow::Stop
+            } else {
+                Flow::Go
+            })
+        }
+    }
+
+    /// Splits `file` whole, taking the split up again from each checkpoint
+    /// the sink stopped at, as the splitter does.
+    fn split_with_stops(file: &[u8], stop: fn(u64) -> bool) -> (SplitSummary, StopAt, usize) {
+        let mut sink = StopAt {
+            inner: Collect::default(),
+            stop,
+        };
+        let mut summary = split(file, &request(), &mut sink).unwrap();
+        let mut runs = 1;
+        while let Some(at) = summary.stopped.clone() {
+            let header = CsvInput::open(file).unwrap().header().clone();
+            let rest = CsvInput::resume(&file[at.offset as usize..], header, at.offset, at.row);
+            summary = split_input(rest, Some(&at), &request(), &mut sink).unwrap();
+            runs += 1;
+        }
+        (summary, sink, runs)
+    }
+
+    #[test]
+    fn a_split_taken_up_at_its_checkpoints_sends_what_one_run_sends() {
+        let rows = 3 * CHECKPOINT_ROWS + 123;
+        let mut file = String::from("email,amount,operation\n");
+        for n in 1..=rows {
+            let amount = if n % 17 == 0 {
+                "x".to_string()
+            } else {
+                (n % 90 + 1).to_string()
+            };
+            file.push_str(&format!("c{}@x.io,{amount},CR\n", n % 1_000));
+            if n % 5_000 == 0 {
+                file.push('\n');
+            }
+        }
+        let (whole, once, runs) = split_with_stops(file.as_bytes(), |_| false);
+        assert_eq!(runs, 1);
+        for stop in [(|_| true) as fn(u64) -> bool, |row| {
+            row == 2 * CHECKPOINT_ROWS
+        }] {
+            let (summary, resumed, runs) = split_with_stops(file.as_bytes(), stop);
+            assert!(runs > 1);
+            assert_eq!(summary, whole);
+            assert_eq!(resumed.inner.batches, once.inner.batches);
+            assert_eq!(resumed.inner.failed, once.inner.failed);
+            assert_eq!(resumed.inner.preview, once.inner.preview);
+        }
+        assert_eq!(whole.total_rows, rows);
+        let batched: usize = once.inner.batches.iter().map(|b| b.rows.len()).sum();
+        assert_eq!(batched as u64 + whole.invalid_rows, rows);
     }
 
     #[test]

@@ -21,6 +21,16 @@ pub mod tables;
 pub use clients::Aws;
 pub use settings::Settings;
 
+/// The instant an invocation must be over by, from the Lambda context's
+/// deadline (milliseconds since the Unix epoch).
+pub fn deadline_of(epoch_millis: u64) -> std::time::Instant {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let left = std::time::Duration::from_millis(epoch_millis).saturating_sub(now);
+    std::time::Instant::now() + left
+}
+
 /// An error talking to AWS, with the call that failed.
 #[derive(Debug, thiserror::Error)]
 #[error("{call}: {message}")]

@@ -95,12 +95,14 @@ impl Objects {
         key: &str,
         version: Option<&str>,
         if_match: Option<&str>,
-    ) -> Result<impl std::io::Read + Send + 'static, AwsError> {
-        let out = self
+        from: u64,
+    ) -> Result<Box<dyn std::io::Read + Send + 'static>, AwsError> {
+        let result = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(key)
+            .set_range((from > 0).then(|| format!("bytes={from}-")))
             .set_version_id(version.map(str::to_owned))
             .set_if_match(if version.is_none() {
                 if_match.map(str::to_owned)
@@ -108,11 +110,22 @@ impl Objects {
                 None
             })
             .send()
-            .await
-            .map_err(|e| AwsError::sdk("s3:GetObject", e))?;
-        Ok(tokio_util::io::SyncIoBridge::new(
-            out.body.into_async_read(),
-        ))
+            .await;
+        match result {
+            Ok(out) => Ok(Box::new(tokio_util::io::SyncIoBridge::new(
+                out.body.into_async_read(),
+            ))),
+            // A range that starts at the object's end: nothing is left.
+            Err(err)
+                if from > 0
+                    && err
+                        .raw_response()
+                        .is_some_and(|r| r.status().as_u16() == 416) =>
+            {
+                Ok(Box::new(std::io::empty()))
+            }
+            Err(err) => Err(AwsError::sdk("s3:GetObject", err)),
+        }
     }
 
     /// Opens the upload a job reads: the version it pinned, or its content
@@ -120,11 +133,21 @@ impl Objects {
     pub async fn open_source(
         &self,
         job: &shared::job::Job,
-    ) -> Result<impl std::io::Read + Send + 'static, AwsError> {
+    ) -> Result<Box<dyn std::io::Read + Send + 'static>, AwsError> {
+        self.open_source_from(job, 0).await
+    }
+
+    /// The job's upload from byte `from` on (where a split goes on).
+    pub async fn open_source_from(
+        &self,
+        job: &shared::job::Job,
+        from: u64,
+    ) -> Result<Box<dyn std::io::Read + Send + 'static>, AwsError> {
         self.open(
             &job.source_key,
             job.source_version.as_deref(),
             job.source_etag.as_deref(),
+            from,
         )
         .await
     }

@@ -19,6 +19,8 @@ pub struct Settings {
     /// transaction (`shared::apply::PAGE_ROWS`).
     pub rows_per_batch: usize,
     pub shards: u32,
+    /// Rows between a split's checkpoints (`shared::split::CHECKPOINT_ROWS`).
+    pub split_checkpoint_rows: u64,
     /// Largest file an API upload may declare.
     pub max_upload_bytes: u64,
     pub upload_url_seconds: u64,
@@ -79,6 +81,10 @@ impl Settings {
             sender: required("LOYALTY_SENDER")?,
             rows_per_batch: number("LOYALTY_ROWS_PER_BATCH", 196)?,
             shards: number("LOYALTY_SHARDS", 8)?,
+            split_checkpoint_rows: number(
+                "LOYALTY_SPLIT_CHECKPOINT_ROWS",
+                shared::split::CHECKPOINT_ROWS,
+            )?,
             max_upload_bytes: number("LOYALTY_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)?,
             upload_url_seconds: number("LOYALTY_UPLOAD_URL_SECONDS", 900)?,
             link_hours: number("LOYALTY_LINK_HOURS", 72)?,

@@ -537,6 +537,37 @@ impl Tables {
         .await
     }
 
+    /// Records where a split stands, unless another run of it has got
+    /// further: `false` then (this run stops, the other goes on).
+    pub async fn save_checkpoint(
+        &self,
+        job: &Job,
+        at: &shared::split::Checkpoint,
+    ) -> Result<bool, AwsError> {
+        let call = "dynamodb:UpdateItem";
+        let checkpoint =
+            serde_dynamo::to_attribute_value(at).map_err(|e| AwsError::new(call, e))?;
+        Ok(self
+            .update_job(
+                &job.tenant_id,
+                &job.job_id,
+                "SET split_checkpoint = :at, progress_at = :now",
+                Some(
+                    "#status = :splitting AND (attribute_not_exists(split_checkpoint) \
+                     OR split_checkpoint.#row < :row)",
+                ),
+                &[("#status", "status"), ("#row", "row")],
+                vec![
+                    (":at", checkpoint),
+                    (":now", s(Utc::now().to_rfc3339())),
+                    (":splitting", s(JobStatus::Splitting.as_str())),
+                    (":row", n(at.row)),
+                ],
+            )
+            .await?
+            .is_some())
+    }
+
     /// The file is refused as a whole.
     pub async fn reject_job(
         &self,

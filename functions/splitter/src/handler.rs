@@ -14,6 +14,7 @@ use loyalty_aws::queues::FinalizeRequest;
 use loyalty_aws::s3_event::{self, ObjectCreated};
 use loyalty_aws::{Aws, AwsError};
 use shared::batch::{Batch, BatchRow};
+use shared::csv_input::CsvInput;
 use shared::job::{self, keys, Job, JobStatus};
 use shared::kind::ImportKind;
 use shared::membership::file_name::{FileName, Scope};
@@ -23,22 +24,41 @@ use shared::points::PreviewRow;
 use shared::redact::{self, Redacted};
 use shared::smile::Mode;
 use shared::split::{
-    self, split, split_cards, split_tier_changes, SplitError, SplitRequest, SplitSink, SplitSummary,
+    self, split_cards_input, split_input, split_tier_changes_input, Checkpoint, Flow, SplitError,
+    SplitRequest, SplitSink, SplitSummary,
 };
 use shared::tenant::Tenant;
+use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
+
+/// The upload as the split reads it.
+type Source = Box<dyn std::io::Read + Send + 'static>;
 use tracing::{info, instrument, warn};
 
-/// Handles an SQS event carrying S3 notifications, or a plain S3 event.
+/// The splitter's time limit in the template: what [`handle`] assumes.
+pub const TIME_LIMIT: Duration = Duration::from_secs(60);
+
+/// Handles an SQS event carrying S3 notifications, or a plain S3 event,
+/// within the template's time limit from now.
 pub async fn handle(
     aws: &Aws,
     event: serde_json::Value,
+) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+    handle_until(aws, event, Instant::now() + TIME_LIMIT).await
+}
+
+/// Handles the event; a split that would run past `deadline` stops at a
+/// checkpoint before it and hands itself the rest (`Queues::resubmit`).
+pub async fn handle_until(
+    aws: &Aws,
+    event: serde_json::Value,
+    deadline: Instant,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let deliveries = s3_event::deliveries(&event)?;
     let mut retry = Vec::new();
     for delivery in deliveries {
         for object in &delivery.objects {
-            if let Err(err) = import_object(aws, object).await {
+            if let Err(err) = import_object(aws, object, deadline).await {
                 tracing::error!(key = %redact::object_key(&object.key), error = %Redacted(&err), "splitting failed; the event will be retried");
                 match &delivery.message_id {
                     Some(id) => retry.push(id.clone()),
@@ -63,7 +83,11 @@ pub enum SplitterError {
 
 /// Starts (or resumes) the import of one uploaded object.
 #[instrument(skip_all, fields(key = %redact::object_key(&object.key)))]
-pub async fn import_object(aws: &Aws, object: &ObjectCreated) -> Result<(), SplitterError> {
+pub async fn import_object(
+    aws: &Aws,
+    object: &ObjectCreated,
+    deadline: Instant,
+) -> Result<(), SplitterError> {
     let Some(incoming) = keys::parse_incoming(&object.key) else {
         warn!("not under incoming/<tenant>/: ignored");
         return Ok(());
@@ -75,7 +99,7 @@ pub async fn import_object(aws: &Aws, object: &ObjectCreated) -> Result<(), Spli
     let Some(job) = job_for(aws, object, &tenant, incoming).await? else {
         return Ok(());
     };
-    split_job(aws, object, &tenant, job).await
+    split_job(aws, object, &tenant, job, deadline).await
 }
 
 /// Splits the object as this job's file, unless it was split before.
@@ -85,6 +109,7 @@ async fn split_job(
     object: &ObjectCreated,
     tenant: &Tenant,
     job: Job,
+    deadline: Instant,
 ) -> Result<(), SplitterError> {
     let job = match job.status {
         JobStatus::Waiting => match take_turn(aws, tenant, job).await? {
@@ -112,7 +137,7 @@ async fn split_job(
         );
         return reject(aws, &job, &why).await;
     }
-    run_split(aws, tenant, job).await
+    run_split(aws, tenant, job, deadline).await
 }
 
 /// The job this object version belongs to (new, or started before), or
@@ -365,7 +390,12 @@ async fn refused_before_split(aws: &Aws, job: &Job) -> Result<Option<String>, Sp
     duplicate_of_earlier(aws, job, &survey.sha256).await
 }
 
-async fn run_split(aws: &Aws, tenant: &Tenant, job: Job) -> Result<(), SplitterError> {
+async fn run_split(
+    aws: &Aws,
+    tenant: &Tenant,
+    job: Job,
+    deadline: Instant,
+) -> Result<(), SplitterError> {
     let request = SplitRequest {
         tenant_id: job.tenant_id.clone(),
         job_id: job.job_id.clone(),
@@ -376,22 +406,33 @@ async fn run_split(aws: &Aws, tenant: &Tenant, job: Job) -> Result<(), SplitterE
         default_country: tenant.default_country.clone(),
         rows_per_batch: aws.settings.rows_per_batch,
         shards: aws.settings.shards,
+        checkpoint_rows: aws.settings.split_checkpoint_rows,
     };
-    // A points file's preview is written before the whole file is read to
-    // check it (its hash): the merchant sees the first rows as soon as the
-    // upload arrived. (A dry run is not checked: its split starts at once.)
+    let from = job.split_checkpoint.clone();
     let previewed = job.kind.and_then(ImportKind::scope).is_none() && !job.dry_run;
-    if previewed {
-        preview_now(aws, &job, &request).await?;
+    if from.is_none() {
+        // A points file's preview is written before the whole file is read
+        // to check it (its hash): the merchant sees the first rows as soon
+        // as the upload arrived. (A dry run is not checked: its split
+        // starts at once.)
+        if previewed {
+            preview_now(aws, &job, &request).await?;
+        }
+        if let Some(why) = refused_before_split(aws, &job).await? {
+            return reject(aws, &job, &why).await;
+        }
+    } else {
+        info!(
+            row = from.as_ref().map(|c| c.row),
+            "the split goes on from its checkpoint"
+        );
     }
-    if let Some(why) = refused_before_split(aws, &job).await? {
-        return reject(aws, &job, &why).await;
-    }
-    let reader = aws.objects.open_source(&job).await?;
+    let input = open_input(aws, &job, from.as_ref()).await?;
     let result = match job.kind.and_then(ImportKind::scope) {
         None => {
-            split_off(aws, &job, previewed, move |sink| {
-                split(reader, &request, sink)
+            split_off(JobSink::new(aws, &job, previewed, deadline), move |sink| {
+                let input = input.map_err(SplitError::Rejected)?;
+                split_input(input, from.as_ref(), &request, sink)
             })
             .await?
         }
@@ -399,20 +440,34 @@ async fn run_split(aws: &Aws, tenant: &Tenant, job: Job) -> Result<(), SplitterE
             let Some(config) = tenant.memberships.clone() else {
                 return reject(aws, &job, "this account has no membership programs set up").await;
             };
-            split_off(aws, &job, false, move |sink| {
-                split_cards(reader, &config, &request, sink)
+            split_off(JobSink::new(aws, &job, previewed, deadline), move |sink| {
+                let input = input.map_err(SplitError::Rejected)?;
+                split_cards_input(input, from.as_ref(), &config, &request, sink)
             })
             .await?
         }
         Some(Scope::TierChange) => {
-            split_off(aws, &job, false, move |sink| {
-                split_tier_changes(reader, &request, sink)
+            split_off(JobSink::new(aws, &job, previewed, deadline), move |sink| {
+                let input = input.map_err(SplitError::Rejected)?;
+                split_tier_changes_input(input, from.as_ref(), &request, sink)
             })
             .await?
         }
     };
     match result {
-        Ok(summary) => {
+        Ok((summary, _)) if summary.stopped.is_some() => {
+            let at = summary.stopped.as_ref().map(|c| c.row);
+            info!(
+                row = at,
+                "the split stops at a checkpoint before its deadline and hands itself the rest"
+            );
+            Ok(aws.queues.resubmit(&job).await?)
+        }
+        Ok((_, true)) => {
+            info!("another run of this split has got further: this one stops");
+            Ok(())
+        }
+        Ok((summary, _)) => {
             info!(
                 rows = summary.total_rows,
                 invalid = summary.invalid_rows,
@@ -436,6 +491,36 @@ async fn run_split(aws: &Aws, tenant: &Tenant, job: Job) -> Result<(), SplitterE
     }
 }
 
+/// The file to split, opened (its header read), from its start or, for a
+/// split going on, from its checkpoint; or why its header is refused.
+async fn open_input(
+    aws: &Aws,
+    job: &Job,
+    from: Option<&Checkpoint>,
+) -> Result<Result<CsvInput<Source>, String>, SplitterError> {
+    let head = aws.objects.open_source(job).await?;
+    let rest = match from {
+        Some(at) => Some(aws.objects.open_source_from(job, at.offset).await?),
+        None => None,
+    };
+    let from = from.cloned();
+    tokio::task::spawn_blocking(move || {
+        let input = match split::open_input::<_, AwsError>(head) {
+            Ok(input) => input,
+            Err(SplitError::Rejected(why)) => return Ok(Err(why)),
+            Err(e) => return Err(SplitterError::Read(format!("{e}"))),
+        };
+        Ok(Ok(match (rest, from) {
+            (Some(rest), Some(at)) => {
+                CsvInput::resume(rest, input.header().clone(), at.offset, at.row)
+            }
+            _ => input,
+        }))
+    })
+    .await
+    .map_err(|e| SplitterError::Task(e.to_string()))?
+}
+
 /// Writes a points file's preview (and kind) on its job, reading only its
 /// first rows. A file whose header is refused gets none: the split rejects it.
 async fn preview_now(aws: &Aws, job: &Job, request: &SplitRequest) -> Result<(), SplitterError> {
@@ -457,42 +542,57 @@ async fn preview_now(aws: &Aws, job: &Job, request: &SplitRequest) -> Result<(),
 /// Runs a split (the CSV reader is blocking) off the async threads; it calls
 /// back into the runtime for each write, and its last batches are sent
 /// before it returns.
+/// Returns the summary, and whether another run of the split got further.
 async fn split_off<R, F>(
-    aws: &Aws,
-    job: &Job,
-    previewed: bool,
+    mut sink: JobSink<R>,
     split: F,
-) -> Result<Result<SplitSummary, SplitError<AwsError>>, SplitterError>
+) -> Result<Result<(SplitSummary, bool), SplitError<AwsError>>, SplitterError>
 where
     R: BatchRow,
     F: FnOnce(&mut JobSink<R>) -> Result<SplitSummary, SplitError<AwsError>> + Send + 'static,
 {
-    let mut sink = JobSink {
-        aws: aws.clone(),
-        runtime: Handle::current(),
-        tenant_id: job.tenant_id.clone(),
-        job_id: job.job_id.clone(),
-        previewed,
-        pending: Vec::new(),
-    };
     tokio::task::spawn_blocking(move || {
         let summary = split(&mut sink)?;
         sink.flush().map_err(SplitError::Sink)?;
-        Ok(summary)
+        Ok((summary, sink.overtaken))
     })
     .await
     .map_err(|e| SplitterError::Task(e.to_string()))
 }
 
-/// Sends the split's results to the tables and the batch queue.
+/// Sends the split's results to the tables and the batch queue, and keeps
+/// its checkpoints on the job.
 struct JobSink<R> {
     aws: Aws,
     runtime: Handle,
-    tenant_id: String,
-    job_id: String,
+    job: Job,
     /// The preview is on the job already (`preview_now`).
     previewed: bool,
     pending: Vec<Batch<R>>,
+    deadline: Instant,
+    /// When the last checkpoint (or the run) began.
+    since: Instant,
+    /// Another run of the split recorded a later checkpoint.
+    overtaken: bool,
+}
+
+/// Time kept in hand after a checkpoint, besides twice the last interval's
+/// length: to send the rest of the split to the queue and return.
+const SAFETY: Duration = Duration::from_millis(500);
+
+impl<R: BatchRow> JobSink<R> {
+    fn new(aws: &Aws, job: &Job, previewed: bool, deadline: Instant) -> Self {
+        JobSink {
+            aws: aws.clone(),
+            runtime: Handle::current(),
+            job: job.clone(),
+            previewed,
+            pending: Vec::new(),
+            deadline,
+            since: Instant::now(),
+            overtaken: false,
+        }
+    }
 }
 
 /// Batches sent per SendMessageBatch call.
@@ -517,8 +617,8 @@ impl<R: BatchRow> SplitSink<R> for JobSink<R> {
             return Ok(());
         }
         self.runtime.block_on(self.aws.tables.set_preview(
-            &self.tenant_id,
-            &self.job_id,
+            &self.job.tenant_id,
+            &self.job.job_id,
             kind,
             rows,
         ))
@@ -526,7 +626,27 @@ impl<R: BatchRow> SplitSink<R> for JobSink<R> {
 
     fn failed(&mut self, outcomes: &[RowOutcome]) -> Result<(), AwsError> {
         self.runtime
-            .block_on(self.aws.tables.put_outcomes(&self.job_id, outcomes))
+            .block_on(self.aws.tables.put_outcomes(&self.job.job_id, outcomes))
+    }
+
+    fn checkpoint(&mut self, at: &Checkpoint) -> Result<Flow, AwsError> {
+        self.flush()?;
+        if !self
+            .runtime
+            .block_on(self.aws.tables.save_checkpoint(&self.job, at))?
+        {
+            self.overtaken = true;
+            return Ok(Flow::Stop);
+        }
+        // Go on only if another interval surely fits before the deadline.
+        let interval = self.since.elapsed();
+        self.since = Instant::now();
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        Ok(if left < interval * 2 + SAFETY {
+            Flow::Stop
+        } else {
+            Flow::Go
+        })
     }
 
     fn batch(&mut self, batch: Batch<R>) -> Result<(), AwsError> {

@@ -3,4 +3,4 @@
 
 pub mod handler;
 
-pub use handler::handle;
+pub use handler::{handle, handle_until};

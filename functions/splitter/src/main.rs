@@ -6,7 +6,8 @@ async fn main() -> Result<(), Error> {
     loyalty_aws::logging::init();
     let aws = Aws::from_env().await?;
     run(service_fn(|event: LambdaEvent<serde_json::Value>| {
-        splitter::handle(&aws, event.payload)
+        let deadline = loyalty_aws::deadline_of(event.context.deadline);
+        splitter::handle_until(&aws, event.payload, deadline)
     }))
     .await
 }

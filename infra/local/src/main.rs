@@ -9,7 +9,7 @@
 //! loyalty-local card <tenant> <card_code>
 //! loyalty-local drop <tenant> <file> [--reason <text>] [--as <name>]
 //! loyalty-local preview <file> [--kind <kind>] [--mode add|set_balance] [--country <ISO code>]
-//! loyalty-local run [--until-idle] [--timeout <seconds>]
+//! loyalty-local run [--until-idle] [--timeout <seconds>] [--function-timeout <seconds>]
 //! loyalty-local emails
 //! loyalty-local costs [--rows <n>]
 //! loyalty-local throughput [--rows <n>,<n>...]
@@ -34,7 +34,7 @@ const USAGE: &str = "usage:
   loyalty-local card <tenant> <card_code>
   loyalty-local drop <tenant> <file> [--reason <text>] [--as <name>]
   loyalty-local preview <file> [--kind <kind>] [--mode add|set_balance] [--country <ISO code>]
-  loyalty-local run [--until-idle] [--timeout <seconds>]
+  loyalty-local run [--until-idle] [--timeout <seconds>] [--function-timeout <seconds>]
   loyalty-local emails
   loyalty-local costs [--rows <n>]
   loyalty-local throughput [--rows <n>,<n>...]
@@ -97,6 +97,7 @@ fn print_preview(file: &str, args: &[String]) -> anyhow::Result<()> {
         default_country: option(args, "--country").unwrap_or("FR").to_owned(),
         rows_per_batch: 100,
         shards: 1,
+        checkpoint_rows: shared::split::CHECKPOINT_ROWS,
     };
     let input = std::fs::File::open(file).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
     let (kind, rows) = match split::preview(input, &request) {
@@ -240,7 +241,16 @@ async fn run(args: Vec<String>) -> anyhow::Result<()> {
             println!("dropped {file} at s3://{}/{key}", aws.objects.bucket());
         }
         ["run", ..] => {
-            let runner = Runner::new(aws)?;
+            // Each invocation's time limit: the template's by default; a
+            // short one makes a long split go on over many invocations.
+            let function_timeout = option(&args, "--function-timeout")
+                .map(str::parse::<f64>)
+                .transpose()?
+                .map_or(
+                    local_stack::runner::FUNCTION_TIMEOUT,
+                    Duration::from_secs_f64,
+                );
+            let runner = Runner::new(aws)?.with_function_timeout(function_timeout);
             if args.iter().any(|a| a == "--until-idle") {
                 let secs = option(&args, "--timeout")
                     .map(str::parse)

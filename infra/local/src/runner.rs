@@ -75,6 +75,9 @@ pub struct Runner {
     /// Clients used for one function instead of `aws` (fault injection).
     overrides: Vec<(Function, Aws)>,
     chaos: Option<Chaos>,
+    /// Each function's time limit: an invocation still running then is
+    /// cut off and fails, as Lambda's is.
+    timeouts: Vec<(Function, Duration)>,
 }
 
 /// Deliveries that go wrong on purpose, drawn from a seed: functions run on
@@ -157,10 +160,11 @@ fn receive_count(message: &Message) -> u32 {
 /// How long a received message stays hidden from other receivers: the
 /// template's six times the functions' time limit.
 const LOCAL_VISIBILITY_SECONDS: i32 = 360;
-/// The functions' time limit (the template's `Timeout`). An invocation cut
-/// off fails, as Lambda's does: no handler outlives its messages'
-/// visibility and keeps applying a batch that was handed out again.
-const LOCAL_HANDLER_TIMEOUT: Duration = Duration::from_secs(60);
+/// The functions' time limit (the template's `Timeout`), unless set
+/// otherwise ([`Runner::with_function_timeout`]). An invocation cut off
+/// fails, as Lambda's does: no handler outlives its messages' visibility
+/// and keeps applying a batch that was handed out again.
+pub const FUNCTION_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a failed message waits before it is delivered again locally.
 const LOCAL_RETRY_SECONDS: i32 = 1;
 /// The watchdog's schedule (the template's is longer; locally a stalled job
@@ -184,7 +188,37 @@ impl Runner {
             aws,
             overrides: Vec::new(),
             chaos: None,
+            timeouts: Vec::new(),
         })
+    }
+
+    /// Every function's time limit is `timeout` (the splitter stops at a
+    /// checkpoint before it and goes on in the next invocation).
+    pub fn with_function_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts = [
+            Function::Splitter,
+            Function::Processor,
+            Function::DeadBatches,
+            Function::Finalizer,
+        ]
+        .into_iter()
+        .map(|f| (f, timeout))
+        .collect();
+        self
+    }
+
+    /// One function's time limit is `timeout`.
+    pub fn with_timeout_for(mut self, function: Function, timeout: Duration) -> Self {
+        self.timeouts.retain(|(f, _)| *f != function);
+        self.timeouts.push((function, timeout));
+        self
+    }
+
+    fn timeout_for(&self, function: Function) -> Duration {
+        self.timeouts
+            .iter()
+            .find(|(f, _)| *f == function)
+            .map_or(FUNCTION_TIMEOUT, |(_, t)| *t)
     }
 
     /// Delivers with `chaos` from now on.
@@ -360,9 +394,11 @@ impl Runner {
         }
         let event = sqs_event(url, &messages);
         debug!(?function, count = messages.len(), "delivering");
+        let timeout = self.timeout_for(function);
+        let deadline = Instant::now() + timeout;
         let invocation = async {
             match function {
-                Function::Splitter => splitter::handle(aws, event).await,
+                Function::Splitter => splitter::handle_until(aws, event, deadline).await,
                 Function::Processor | Function::DeadBatches => {
                     processor::handle(aws, serde_json::from_value::<SqsEvent>(event)?).await
                 }
@@ -371,11 +407,9 @@ impl Runner {
                 }
             }
         };
-        let result = tokio::time::timeout(LOCAL_HANDLER_TIMEOUT, invocation)
+        let result = tokio::time::timeout(timeout, invocation)
             .await
-            .unwrap_or_else(|_| {
-                Err(format!("the invocation timed out after {LOCAL_HANDLER_TIMEOUT:?}").into())
-            });
+            .unwrap_or_else(|_| Err(format!("the invocation timed out after {timeout:?}").into()));
         let failed: HashSet<String> = match result {
             Ok(SqsBatchResponse {
                 batch_item_failures,

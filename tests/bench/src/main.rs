@@ -230,6 +230,7 @@ fn split_file(path: &Path) -> anyhow::Result<SplitSummary> {
         default_country: "FR".into(),
         rows_per_batch: 100,
         shards: 8,
+        checkpoint_rows: shared::split::CHECKPOINT_ROWS,
     };
     let mut sink = Serialised::default();
     let summary =

@@ -1,0 +1,185 @@
+//! Splits longer than one invocation: the splitter stops at a checkpoint
+//! before its deadline and hands itself the rest, again and again, and
+//! every row is still applied exactly once, batched as one uninterrupted
+//! split would batch it, with one processed file and one email.
+//!
+//! The splitter runs here with a time limit of 0.4 s and a checkpoint
+//! every few hundred rows, so a file of some thousands of rows is split in
+//! tens of invocations, as a file of millions is at the template's settings.
+
+use local_stack::runner::Function;
+use local_stack::{console, Runner};
+use loyalty_aws::faults::FaultPlan;
+use loyalty_aws::Aws;
+use pipeline_tests::{outcomes, processed_rows, Harness, TestTenant};
+use shared::job::{Job, JobStatus};
+use shared::kind::ImportKind;
+use shared::points::{PointsRow, PreviewRow};
+use std::collections::HashMap;
+use std::time::Duration;
+
+const TIME_LIMIT: Duration = Duration::from_millis(400);
+
+/// A runner whose splitter checkpoints every `rows` rows within
+/// [`TIME_LIMIT`], and a count of the splitter's calls.
+async fn hurried_runner(h: &Harness, rows: u64) -> (Runner, FaultPlan) {
+    let mut settings = h.aws.settings.clone();
+    settings.split_checkpoint_rows = rows;
+    let plan = FaultPlan::counting();
+    let splitter = Aws::with_faults(settings.clone(), plan.clone()).await;
+    let runner = Runner::new(Aws::new(settings).await)
+        .expect("runner")
+        .with_clients_for(Function::Splitter, splitter)
+        .with_timeout_for(Function::Splitter, TIME_LIMIT);
+    (runner, plan)
+}
+
+/// How often the splitter handed itself the rest of a split.
+fn resumptions(plan: &FaultPlan) -> usize {
+    // Its only single sends: the rest of a split to the ingest queue, and
+    // one finalize request.
+    plan.calls()
+        .iter()
+        .filter(|c| *c == "SQS:SendMessage")
+        .count()
+        - 1
+}
+
+/// Counts the batches of a split.
+struct Batches(u64);
+
+impl shared::split::SplitSink<PointsRow> for Batches {
+    type Error = std::convert::Infallible;
+    fn preview(&mut self, _: ImportKind, _: &[PreviewRow]) -> Result<(), Self::Error> {
+        Ok(())
+    }
+    fn failed(&mut self, _: &[shared::outcome::RowOutcome]) -> Result<(), Self::Error> {
+        Ok(())
+    }
+    fn batch(&mut self, _: shared::batch::Batch<PointsRow>) -> Result<(), Self::Error> {
+        self.0 += 1;
+        Ok(())
+    }
+}
+
+async fn only_job_settled(h: &Harness, runner: &Runner, t: &TestTenant) -> Job {
+    runner
+        .run_until_idle(Some(t.id()), Duration::from_secs(600))
+        .await
+        .expect("the pipeline settles");
+    let job = h.only_job(t).await;
+    assert_eq!(h.processed_keys(t).await.len(), 1);
+    assert_eq!(h.emails_about(&job.job_id).await.len(), 1);
+    job
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_points_file_split_over_many_invocations_applies_every_row_once() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    let rows = 12_000u64;
+    let mut file = String::from("email,amount\n");
+    let mut expected: HashMap<String, i64> = HashMap::new();
+    for n in 1..=rows {
+        let who = format!("c{}@x.test", n % 700);
+        if n.is_multiple_of(50) {
+            file.push_str(&format!("{who},1.5\n"));
+        } else {
+            let amount = (n % 9 + 1) as i64;
+            *expected.entry(who.clone()).or_default() += amount;
+            file.push_str(&format!("{who},{amount}\n"));
+        }
+    }
+    let (runner, plan) = hurried_runner(&h, 500).await;
+    h.drop_file(&t, "long.csv", &file, None).await;
+    let job = only_job_settled(&h, &runner, &t).await;
+
+    let resumed = resumptions(&plan);
+    assert!(resumed >= 10, "{resumed} resumptions");
+    println!("{rows} rows split in {} invocations", resumed + 1);
+    assert_eq!(job.status, JobStatus::CompletedWithErrors);
+    assert_eq!((job.total_rows, job.invalid_rows), (rows, rows / 50));
+    assert_eq!((job.applied, job.failed), (rows - rows / 50, rows / 50));
+    assert_eq!(job.credited as i64, expected.values().sum::<i64>());
+
+    // The batches are those of one uninterrupted split.
+    let mut whole = Batches(0);
+    let request = shared::split::SplitRequest {
+        tenant_id: t.id().to_owned(),
+        job_id: job.job_id.clone(),
+        kind: None,
+        reason: job.reason.clone(),
+        dry_run: false,
+        smile_mode: shared::smile::Mode::Add,
+        default_country: "FR".into(),
+        rows_per_batch: h.aws.settings.rows_per_batch,
+        shards: h.aws.settings.shards,
+        checkpoint_rows: 500,
+    };
+    let summary = shared::split::split(file.as_bytes(), &request, &mut whole).unwrap();
+    assert_eq!(
+        (job.batches_total, whole.0),
+        (summary.batches, summary.batches)
+    );
+
+    // Each row once, in file order per customer: its balance after is the
+    // running sum of that customer's credits.
+    let mut running: HashMap<String, i64> = HashMap::new();
+    let processed = h.processed_file(&job).await;
+    let rows_read = processed_rows(&processed);
+    assert_eq!(rows_read.len() as u64, rows);
+    for (n, row) in rows_read.iter().enumerate() {
+        let n = n as u64 + 1;
+        if n.is_multiple_of(50) {
+            assert_eq!(row.get("error_code"), "invalid_amount", "row {n}");
+            continue;
+        }
+        let balance = running.entry(row.get("email").to_owned()).or_default();
+        *balance += (n % 9 + 1) as i64;
+        assert_eq!(row.get("balance_after"), balance.to_string(), "row {n}");
+    }
+    for who in ["c1@x.test", "c2@x.test", "c699@x.test"] {
+        let customer = format!("email:{who}");
+        assert_eq!(h.balance(&t, &customer).await, expected[who], "{who}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_card_code_file_split_over_many_invocations_creates_every_card_once() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    let config = include_str!("../../infra/local/sample/memberships.json");
+    console::configure_memberships(&h.aws, t.id(), config)
+        .await
+        .expect("membership configuration");
+    let rows = 2_000u64;
+    let mut file = String::from(
+        "card_code;customer_key;id_program;join_date;expiration_date;birthday;id_tier\n",
+    );
+    for n in 1..=rows {
+        file.push_str(&format!("L-{n};l{n}@x.test;1;;;;\n"));
+    }
+    let (runner, plan) = hurried_runner(&h, 100).await;
+    h.drop_file(
+        &t,
+        "memberships/demoshop_cardcode_long_20260110.csv",
+        &file,
+        None,
+    )
+    .await;
+    let job = only_job_settled(&h, &runner, &t).await;
+    let resumed = resumptions(&plan);
+    assert!(resumed >= 10, "{resumed} resumptions");
+    assert_eq!(job.status, JobStatus::Completed, "{job:?}");
+    assert_eq!((job.total_rows, job.applied), (rows, rows));
+    let processed = h.processed_file(&job).await;
+    assert!(outcomes(&processed)
+        .iter()
+        .all(|(status, _, _)| status == "applied"));
+    let codes: Vec<String> = processed_rows(&processed)
+        .iter()
+        .map(|r| r.get("applied_card_code").to_owned())
+        .collect();
+    let expected: Vec<String> = (1..=rows).map(|n| format!("L-{n}")).collect();
+    assert_eq!(codes, expected);
+}

@@ -109,6 +109,10 @@ fn s3(operation: &str, uri: &str) -> Vec<String> {
         "ListObjectsV2" | "ListObjects" | "ListObjectVersions" => {
             vec![format!("s3:ListBucket bucket/{bucket}")]
         }
+        // A multipart upload is written with the permission to put the object.
+        "CreateMultipartUpload" | "UploadPart" | "CompleteMultipartUpload" => {
+            vec![format!("s3:PutObject {object}")]
+        }
         other => vec![format!("s3:{other} {object}")],
     }
 }

@@ -4,10 +4,11 @@ use crate::settings::Settings;
 use crate::AwsError;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::Duration;
+use tokio::runtime::Handle;
 
 #[derive(Clone)]
 pub struct Objects {
@@ -152,25 +153,20 @@ impl Objects {
         .await
     }
 
-    pub async fn put_file(
-        &self,
-        key: &str,
-        path: &Path,
-        content_type: &str,
-    ) -> Result<(), AwsError> {
-        let body = ByteStream::from_path(path)
-            .await
-            .map_err(|e| AwsError::new("s3:PutObject", e))?;
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(content_type)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| AwsError::sdk("s3:PutObject", e))?;
-        Ok(())
+    /// A writer that uploads what it is given to `key` as it goes (a
+    /// multipart upload of [`PART_BYTES`] parts): memory holds one part,
+    /// nothing is staged on disk, and an object of any size up to S3's
+    /// 10,000 parts (80 GB) can be written. For use off the async threads.
+    pub fn writer(&self, runtime: Handle, key: &str, content_type: &str) -> ObjectWriter {
+        ObjectWriter {
+            objects: self.clone(),
+            runtime,
+            key: key.to_owned(),
+            content_type: content_type.to_owned(),
+            upload_id: None,
+            parts: Vec::new(),
+            buffer: Vec::with_capacity(PART_BYTES),
+        }
     }
 
     pub async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, AwsError> {
@@ -243,5 +239,129 @@ impl Objects {
             .await
             .map_err(|e| AwsError::sdk("s3:presign GetObject", e))?;
         Ok(request.uri().to_owned())
+    }
+}
+
+/// The size of each part of an [`ObjectWriter`]'s upload but the last (S3:
+/// at least 5 MiB, at most 10,000 parts).
+pub const PART_BYTES: usize = 8 * 1024 * 1024;
+
+/// Writes an object part by part as it is written to (see
+/// [`Objects::writer`]); [`ObjectWriter::finish`] completes it. An object
+/// smaller than one part is put in one request.
+pub struct ObjectWriter {
+    objects: Objects,
+    runtime: Handle,
+    key: String,
+    content_type: String,
+    upload_id: Option<String>,
+    parts: Vec<CompletedPart>,
+    buffer: Vec<u8>,
+}
+
+impl ObjectWriter {
+    fn upload_part(&mut self) -> Result<(), AwsError> {
+        let client = &self.objects.client;
+        let upload_id = match &self.upload_id {
+            Some(id) => id.clone(),
+            None => {
+                let call = "s3:CreateMultipartUpload";
+                let created = self
+                    .runtime
+                    .block_on(
+                        client
+                            .create_multipart_upload()
+                            .bucket(&self.objects.bucket)
+                            .key(&self.key)
+                            .content_type(&self.content_type)
+                            .send(),
+                    )
+                    .map_err(|e| AwsError::sdk(call, e))?;
+                let id = created
+                    .upload_id()
+                    .ok_or_else(|| AwsError::new(call, "no upload id"))?
+                    .to_owned();
+                self.upload_id = Some(id.clone());
+                id
+            }
+        };
+        let number = self.parts.len() as i32 + 1;
+        let body = std::mem::replace(&mut self.buffer, Vec::with_capacity(PART_BYTES));
+        let uploaded = self
+            .runtime
+            .block_on(
+                client
+                    .upload_part()
+                    .bucket(&self.objects.bucket)
+                    .key(&self.key)
+                    .upload_id(&upload_id)
+                    .part_number(number)
+                    .body(ByteStream::from(body))
+                    .send(),
+            )
+            .map_err(|e| AwsError::sdk("s3:UploadPart", e))?;
+        self.parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(uploaded.e_tag().map(str::to_owned))
+                .build(),
+        );
+        Ok(())
+    }
+
+    /// Uploads what is left and completes the object.
+    pub fn finish(mut self) -> Result<(), AwsError> {
+        let client = self.objects.client.clone();
+        if self.upload_id.is_none() {
+            let body = std::mem::take(&mut self.buffer);
+            self.runtime
+                .block_on(
+                    client
+                        .put_object()
+                        .bucket(&self.objects.bucket)
+                        .key(&self.key)
+                        .content_type(&self.content_type)
+                        .body(ByteStream::from(body))
+                        .send(),
+                )
+                .map_err(|e| AwsError::sdk("s3:PutObject", e))?;
+            return Ok(());
+        }
+        if !self.buffer.is_empty() {
+            self.upload_part()?;
+        }
+        let parts = std::mem::take(&mut self.parts);
+        self.runtime
+            .block_on(
+                client
+                    .complete_multipart_upload()
+                    .bucket(&self.objects.bucket)
+                    .key(&self.key)
+                    .set_upload_id(self.upload_id.clone())
+                    .multipart_upload(
+                        CompletedMultipartUpload::builder()
+                            .set_parts(Some(parts))
+                            .build(),
+                    )
+                    .send(),
+            )
+            .map_err(|e| AwsError::sdk("s3:CompleteMultipartUpload", e))?;
+        Ok(())
+    }
+}
+
+impl std::io::Write for ObjectWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let room = PART_BYTES - self.buffer.len();
+        let taken = bytes.len().min(room);
+        self.buffer.extend_from_slice(&bytes[..taken]);
+        if self.buffer.len() == PART_BYTES {
+            self.upload_part().map_err(std::io::Error::other)?;
+        }
+        Ok(taken)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

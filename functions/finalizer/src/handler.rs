@@ -240,27 +240,25 @@ fn download_token() -> anyhow::Result<String> {
 }
 
 /// Streams the original file and the job's outcomes (both in row order)
-/// into a temporary file, then uploads it.
+/// into the processed file, uploaded part by part as it is written: memory
+/// holds one part, whatever the file's size, and nothing is staged on disk.
 async fn write_processed_file(aws: &Aws, job: &Job) -> anyhow::Result<(String, Tally)> {
     let key = keys::processed(&job.tenant_id, &job.job_id, &job.filename);
     let reader = aws.objects.open_source(job).await?;
-    let path = std::env::temp_dir().join(format!("{}.processed.csv", job.job_id));
     let outcomes = Outcomes {
         stream: aws.tables.job_outcomes(job),
         runtime: Handle::current(),
     };
-    let out_path = path.clone();
+    let mut out = aws
+        .objects
+        .writer(Handle::current(), &key, "text/csv; charset=utf-8");
     let detail = Detail::of(job.kind);
     let tally = tokio::task::spawn_blocking(move || -> anyhow::Result<Tally> {
-        let file = std::io::BufWriter::new(std::fs::File::create(&out_path)?);
-        Ok(write_processed(reader, outcomes, file, detail)?)
+        let tally = write_processed(reader, outcomes, &mut out, detail)?;
+        out.finish()?;
+        Ok(tally)
     })
     .await??;
-    aws.objects
-        .put_file(&key, &path, "text/csv; charset=utf-8")
-        .await?;
-    // The temporary copy is only a staging area; failing to remove it is harmless.
-    let _ = std::fs::remove_file(&path);
     Ok((key, tally))
 }
 

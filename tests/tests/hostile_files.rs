@@ -46,3 +46,40 @@ async fn a_header_of_a_million_columns_is_rejected_with_a_short_email() {
     let emails = h.emails_about(&job.job_id).await;
     assert_eq!(emails.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_larger_than_any_file_may_be_is_rejected_before_anything_is_applied() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    // The limit (1 GiB in the template) lowered to 100 bytes for the test.
+    let mut settings = h.aws.settings.clone();
+    settings.max_file_bytes = 100;
+    let runner = local_stack::Runner::new(loyalty_aws::Aws::new(settings).await).unwrap();
+    let mut file = String::from("email,amount\n");
+    for n in 0..10 {
+        file.push_str(&format!("big{n}@x.io,5\n"));
+    }
+    h.drop_file(&t, "big.csv", &file, None).await;
+    runner
+        .run_until_idle(Some(t.id()), std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    let job = h.only_job(&t).await;
+    assert_eq!(job.status, JobStatus::Rejected);
+    let why = job.rejection.clone().unwrap_or_default();
+    assert!(
+        why.contains(&format!(
+            "the file is {} bytes, more than the 100 bytes",
+            file.len()
+        )),
+        "{why}"
+    );
+    assert_eq!(h.balance(&t, "email:big0@x.io").await, 0);
+    let emails = h.emails_about(&job.job_id).await;
+    assert_eq!(emails.len(), 1);
+    assert!(
+        emails[0].body.contains("split it into several files"),
+        "{}",
+        emails[0].body
+    );
+}

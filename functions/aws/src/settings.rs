@@ -23,6 +23,9 @@ pub struct Settings {
     pub split_checkpoint_rows: u64,
     /// Largest file an API upload may declare.
     pub max_upload_bytes: u64,
+    /// Largest file imported at all (a console drop has no declared size):
+    /// a larger one is rejected before anything of it is read.
+    pub max_file_bytes: u64,
     pub upload_url_seconds: u64,
     /// How long the processed-file link in the email stays valid.
     pub link_hours: u64,
@@ -46,6 +49,9 @@ pub struct Settings {
     /// day and sequence before it is applied without it.
     pub membership_wait_seconds: i64,
 }
+
+/// The largest file imported, by default: 1 GiB (README, "Limits").
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -86,6 +92,7 @@ impl Settings {
                 shared::split::CHECKPOINT_ROWS,
             )?,
             max_upload_bytes: number("LOYALTY_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)?,
+            max_file_bytes: number("LOYALTY_MAX_FILE_BYTES", MAX_FILE_BYTES)?,
             upload_url_seconds: number("LOYALTY_UPLOAD_URL_SECONDS", 900)?,
             link_hours: number("LOYALTY_LINK_HOURS", 72)?,
             api_url: env::var("LOYALTY_API_URL")

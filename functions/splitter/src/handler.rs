@@ -127,17 +127,45 @@ async fn split_job(
         info!(status = job.status.as_str(), "already split");
         return Ok(());
     }
-    if let Some(limit) = job
-        .max_bytes
-        .filter(|&limit| object.size.is_some_and(|size| size > limit))
-    {
-        let why = format!(
-            "the file is {} bytes, more than the {limit} bytes declared for this upload",
-            object.size.unwrap_or_default()
-        );
-        return reject(aws, &job, &why).await;
+    if job.split_checkpoint.is_none() {
+        if let Some(why) = too_large(aws, object, &job).await? {
+            return reject(aws, &job, &why).await;
+        }
     }
     run_split(aws, tenant, job, deadline).await
+}
+
+/// Why the file is too large to import, if it is: larger than its upload
+/// declared, or than any file may be.
+async fn too_large(
+    aws: &Aws,
+    object: &ObjectCreated,
+    job: &Job,
+) -> Result<Option<String>, SplitterError> {
+    let size = match object.size {
+        Some(size) => size,
+        None => match aws
+            .objects
+            .head(&job.source_key, job.source_version.as_deref())
+            .await?
+        {
+            Some(info) => info.size,
+            None => return Ok(None),
+        },
+    };
+    if let Some(limit) = job.max_bytes.filter(|&limit| size > limit) {
+        return Ok(Some(format!(
+            "the file is {size} bytes, more than the {limit} bytes declared for this upload"
+        )));
+    }
+    let limit = aws.settings.max_file_bytes;
+    Ok((size > limit).then(|| {
+        format!(
+            "the file is {size} bytes, more than the {limit} bytes ({:.1} GiB) a file may \
+             have: split it into several files and upload each",
+            limit as f64 / (1024.0 * 1024.0 * 1024.0)
+        )
+    }))
 }
 
 /// The job this object version belongs to (new, or started before), or

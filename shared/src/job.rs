@@ -110,6 +110,14 @@ pub struct Job {
     /// Where the split stands, while it is split over several runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split_checkpoint: Option<crate::split::Checkpoint>,
+    /// The highest batch number the split may have sent: raised before
+    /// each send, so no batch beyond it was ever sent.
+    #[serde(default)]
+    pub batches_sent: u64,
+    /// Why the split was given up before the end of the file (it failed
+    /// on every delivery): the rows it never reached are not applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_abandoned: Option<String>,
     #[serde(default)]
     pub total_rows: u64,
     #[serde(default)]
@@ -188,6 +196,8 @@ impl Job {
             rejection: None,
             splitting_done: false,
             split_checkpoint: None,
+            batches_sent: 0,
+            split_abandoned: None,
             total_rows: 0,
             invalid_rows: 0,
             batches_total: 0,

@@ -60,11 +60,24 @@ pub fn completion_email(
             skipped = tally.skipped,
         ),
     };
+    let given_up = job
+        .split_abandoned
+        .as_deref()
+        .map(|why| {
+            format!(
+                "\nNot every row could be applied: {why}.\n\
+                 To import the rows marked not_processed, upload a file of just those rows, with \
+                 the same header. Uploading this file again would be refused as a duplicate (and \
+                 with allow_duplicate it would apply its applied rows a second time).\n"
+            )
+        })
+        .unwrap_or_default();
     let text = format!(
         "Your {lower} of {file} is {verdict}{dry}.\n\
          \n\
          Job: {job_id}\n\
          {details}\
+         {given_up}\
          \n\
          The processed file lists every row with its outcome. Download it within {link_hours} hours:\n\
          {link}\n",
@@ -145,6 +158,18 @@ mod tests {
         let email = completion_email(&tenant(), &job, &tally, "https://link", 72);
         assert_eq!(email.subject, "Points import completed with errors: x.csv");
         assert!(email.text.contains("Rows: 3\n") && email.text.contains("https://link"));
+    }
+
+    #[test]
+    fn a_split_given_up_says_which_rows_were_not_applied_and_how_to_import_them() {
+        let mut job = Job::new("acme", "J1", "incoming/acme/x.csv", "spring", Utc::now());
+        job.split_abandoned = Some("the file could not be read to its end".into());
+        let email = completion_email(&tenant(), &job, &Tally::default(), "https://link", 72);
+        assert!(email.text.contains("the file could not be read to its end"));
+        assert!(email.text.contains("upload a file of just those rows"));
+        let fine = Job::new("acme", "J2", "incoming/acme/x.csv", "spring", Utc::now());
+        let email = completion_email(&tenant(), &fine, &Tally::default(), "https://link", 72);
+        assert!(!email.text.contains("not_processed"));
     }
 
     #[test]

@@ -593,3 +593,69 @@ async fn the_watchdog_reads_only_unfinished_jobs_and_one_unreadable_job_stops_no
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_split_that_fails_on_every_delivery_is_given_up_and_its_job_still_reports_every_row() {
+    // The split's second send of batches (11 to 20) always fails: the
+    // upload's event goes to the ingest dead-letter queue, and the split is
+    // given up there. Batches 1 to 10 (rows 1 to 40) are applied; the rest
+    // is reported not applied, with how to import it.
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    let plan = FaultPlan::fail_always_containing("SQS:SendMessageBatch", "-b15\"");
+    let mut faulty = h.faulty_clients(plan.clone()).await;
+    let mut settings = h.aws.settings.clone();
+    settings.stall_seconds = 2;
+    for settings in [&mut faulty.settings, &mut settings] {
+        settings.shards = 1;
+        settings.rows_per_batch = 4;
+    }
+    let runner = Runner::new(loyalty_aws::Aws::new(settings).await)
+        .expect("runner")
+        .with_clients_for(Function::Splitter, faulty);
+    let mut file = String::from("email,amount\n");
+    for n in 1..=200 {
+        file.push_str(&format!("c{}@x.test,1\n", n % 10));
+    }
+    h.drop_file(&t, "unsplittable.csv", &file, None).await;
+    runner
+        .run_until_idle(Some(t.id()), Duration::from_secs(120))
+        .await
+        .expect("the pipeline settles");
+    assert!(plan.fired().len() >= 5, "{:?}", plan.fired());
+
+    let job = h.only_job(&t).await;
+    assert!(job.split_abandoned.is_some(), "{job:?}");
+    assert_eq!(job.status, JobStatus::CompletedWithErrors);
+    assert_eq!((job.applied, job.failed), (40, 160));
+    let processed = outcomes(&h.processed_file(&job).await);
+    assert_eq!(processed.len(), 200);
+    for (i, (status, code, _)) in processed.iter().enumerate() {
+        let expected = if i < 40 {
+            ("applied", "")
+        } else {
+            ("failed", "not_processed")
+        };
+        assert_eq!((status.as_str(), code.as_str()), expected, "row {}", i + 1);
+    }
+    assert_eq!(h.balance(&t, "email:c1@x.test").await, 4);
+    let emails = h.emails_about(&job.job_id).await;
+    assert_eq!(emails.len(), 1);
+    assert!(
+        emails[0].body.contains("upload a file of just those rows"),
+        "{}",
+        emails[0].body
+    );
+
+    // The same file again is a duplicate: nothing of it is applied twice.
+    h.drop_file(&t, "unsplittable-again.csv", &file, None).await;
+    h.settle(&t).await;
+    let again = h
+        .jobs(&t)
+        .await
+        .into_iter()
+        .find(|j| j.job_id != job.job_id)
+        .unwrap();
+    assert_eq!(again.status, JobStatus::Rejected);
+    assert_eq!(h.balance(&t, "email:c1@x.test").await, 4);
+}

@@ -26,6 +26,8 @@ pub struct ObjectCreated {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub message_id: Option<String>,
+    /// The queue the message came from (`eventSourceARN`), for SQS events.
+    pub source_arn: Option<String>,
     pub objects: Vec<ObjectCreated>,
 }
 
@@ -81,6 +83,7 @@ pub fn deliveries(event: &serde_json::Value) -> Result<Vec<Delivery>, EventError
     if !is_sqs {
         return Ok(vec![Delivery {
             message_id: None,
+            source_arn: None,
             objects: objects_of(event)?,
         }]);
     }
@@ -100,6 +103,10 @@ pub fn deliveries(event: &serde_json::Value) -> Result<Vec<Delivery>, EventError
                 serde_json::from_str(body).map_err(|e| EventError(format!("message body: {e}")))?;
             Ok(Delivery {
                 message_id,
+                source_arn: record
+                    .get("eventSourceARN")
+                    .and_then(|a| a.as_str())
+                    .map(str::to_owned),
                 objects: objects_of(&inner)?,
             })
         })

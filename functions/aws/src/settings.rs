@@ -41,6 +41,9 @@ pub struct Settings {
     /// The batch queue's dead-letter queue: batches that arrive from it have
     /// failed on every delivery and are given up.
     pub dead_batch_queue_arn: String,
+    /// The ingest queue's dead-letter queue: an upload event from it is one
+    /// whose split failed on every delivery, and is given up.
+    pub dead_upload_queue_arn: Option<String>,
     /// A job with no progress for this long is closed by the watchdog, its
     /// unprocessed rows reported. Longer than a batch can take to reach the
     /// dead-letter queue (visibility timeout times receives).
@@ -101,6 +104,7 @@ impl Settings {
                 .map(|u| format!("{}/", u.trim().trim_end_matches('/'))),
             finalize_lease_seconds: number("LOYALTY_FINALIZE_LEASE_SECONDS", 120)?,
             dead_batch_queue_arn: required("LOYALTY_DEAD_BATCH_QUEUE_ARN")?,
+            dead_upload_queue_arn: env::var("LOYALTY_DEAD_UPLOAD_QUEUE_ARN").ok(),
             stall_seconds: number("LOYALTY_STALL_SECONDS", 3600)?,
             membership_wait_seconds: number("LOYALTY_MEMBERSHIP_WAIT_SECONDS", 900)?,
         })

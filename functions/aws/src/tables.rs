@@ -568,6 +568,59 @@ impl Tables {
             .is_some())
     }
 
+    /// Raises the highest batch number the split may send, before it sends
+    /// up to it (never lowers it).
+    pub async fn raise_batches_sent(&self, job: &Job, up_to: u64) -> Result<(), AwsError> {
+        self.update_job(
+            &job.tenant_id,
+            &job.job_id,
+            "SET batches_sent = :n",
+            Some("attribute_not_exists(batches_sent) OR batches_sent < :n"),
+            &[],
+            vec![(":n", n(up_to))],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Gives up a split that failed on every delivery: the job goes on as
+    /// split, with the batches it may have sent (applied as usual) and the
+    /// rows read up to its last checkpoint; the rows it never reached have
+    /// no outcome and are reported not processed. `None` if the job was not
+    /// splitting (done, or given up, already).
+    pub async fn abandon_split(
+        &self,
+        job: &Job,
+        shards: u32,
+        why: &str,
+    ) -> Result<Option<Job>, AwsError> {
+        let at = job.split_checkpoint.as_ref();
+        self.update_job(
+            &job.tenant_id,
+            &job.job_id,
+            "SET #status = :processing, splitting_done = :true, split_abandoned = :why, \
+             total_rows = :rows, invalid_rows = :invalid, batches_total = :batches, \
+             shards = :shards, progress_at = :now",
+            Some("#status = :splitting"),
+            &[("#status", "status")],
+            vec![
+                (":processing", s(JobStatus::Processing.as_str())),
+                (":splitting", s(JobStatus::Splitting.as_str())),
+                (":true", AttributeValue::Bool(true)),
+                (":why", s(why)),
+                (":rows", n(at.map_or(0, |c| c.row))),
+                (":invalid", n(at.map_or(0, |c| c.invalid_rows))),
+                (
+                    ":batches",
+                    n(job.batches_sent.max(at.map_or(0, |c| c.batches))),
+                ),
+                (":shards", n(shards)),
+                (":now", s(Utc::now().to_rfc3339())),
+            ],
+        )
+        .await
+    }
+
     /// The file is refused as a whole.
     pub async fn reject_job(
         &self,

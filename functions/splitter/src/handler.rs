@@ -57,8 +57,15 @@ pub async fn handle_until(
     let deliveries = s3_event::deliveries(&event)?;
     let mut retry = Vec::new();
     for delivery in deliveries {
+        let dead = delivery.source_arn.is_some()
+            && delivery.source_arn.as_deref() == aws.settings.dead_upload_queue_arn.as_deref();
         for object in &delivery.objects {
-            if let Err(err) = import_object(aws, object, deadline).await {
+            let result = if dead {
+                give_up_object(aws, object).await
+            } else {
+                import_object(aws, object, deadline).await
+            };
+            if let Err(err) = result {
                 tracing::error!(key = %redact::object_key(&object.key), error = %Redacted(&err), "splitting failed; the event will be retried");
                 match &delivery.message_id {
                     Some(id) => retry.push(id.clone()),
@@ -100,6 +107,53 @@ pub async fn import_object(
         return Ok(());
     };
     split_job(aws, object, &tenant, job, deadline).await
+}
+
+/// An upload whose split failed on every delivery (its event came from
+/// the ingest dead-letter queue): its job goes on without the rows the split
+/// never reached, reported as not applied, and the admin is told how to
+/// import them.
+#[instrument(skip_all, fields(key = %redact::object_key(&object.key)))]
+pub async fn give_up_object(aws: &Aws, object: &ObjectCreated) -> Result<(), SplitterError> {
+    let Some(incoming) = keys::parse_incoming(&object.key) else {
+        return Ok(());
+    };
+    let Some(tenant) = aws.tables.tenant(incoming.tenant).await? else {
+        return Ok(());
+    };
+    let Some(job) = job_for(aws, object, &tenant, incoming).await? else {
+        return Ok(());
+    };
+    give_up_split(aws, job).await
+}
+
+#[instrument(name = "job", skip_all, fields(tenant = %job.tenant_id, job = %job.job_id))]
+async fn give_up_split(aws: &Aws, job: Job) -> Result<(), SplitterError> {
+    if job.status != JobStatus::Splitting {
+        // A membership file still waiting has its event sent again by the
+        // watchdog; any other job got past its split.
+        info!(
+            status = job.status.as_str(),
+            "a dead upload event for a job not splitting: nothing to give up"
+        );
+        return Ok(());
+    }
+    let read = job.split_checkpoint.as_ref().map_or(0, |c| c.row);
+    let why = format!(
+        "the file could not be read to its end (its split failed on every attempt): the rows \
+         after row {read} that were not applied are reported not_processed"
+    );
+    warn!(rows_read = read, "the split is given up");
+    if let Some(after) = aws
+        .tables
+        .abandon_split(&job, aws.settings.shards, &why)
+        .await?
+    {
+        if after.ready_to_finalize() {
+            request_finalize(aws, &after).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Splits the object as this job's file, unless it was split before.
@@ -632,8 +686,13 @@ impl<R: BatchRow> JobSink<R> {
             return Ok(());
         }
         let batches = std::mem::take(&mut self.pending);
-        self.runtime
-            .block_on(self.aws.queues.send_batches(&batches))
+        // Recorded first: a split given up later closes every batch it may
+        // have sent, and no other (`Tables::abandon_split`).
+        let last = batches.iter().map(|b| b.number).max().unwrap_or_default();
+        self.runtime.block_on(async {
+            self.aws.tables.raise_batches_sent(&self.job, last).await?;
+            self.aws.queues.send_batches(&batches).await
+        })
     }
 }
 

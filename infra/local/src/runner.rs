@@ -25,6 +25,8 @@ use tracing::{debug, warn};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Function {
     Splitter,
+    /// The splitter, fed by the ingest queue's dead-letter queue.
+    DeadUploads,
     Processor,
     /// The processor, fed by the batch queue's dead-letter queue.
     DeadBatches,
@@ -38,6 +40,7 @@ impl Function {
     fn event_variable(self) -> &'static str {
         match self {
             Function::Splitter => "SPLITTER_UPLOADS",
+            Function::DeadUploads => "SPLITTER_DEADUPLOADS",
             Function::Processor => "PROCESSOR_BATCHES",
             Function::DeadBatches => "PROCESSOR_DEADBATCHES",
             Function::Finalizer => "FINALIZER_FINALIZE",
@@ -181,6 +184,7 @@ impl Runner {
         Ok(Runner {
             queues: vec![
                 Feed::from_env(Function::Splitter)?,
+                Feed::from_env(Function::DeadUploads)?,
                 Feed::from_env(Function::Processor)?,
                 Feed::from_env(Function::DeadBatches)?,
                 Feed::from_env(Function::Finalizer)?,
@@ -197,6 +201,7 @@ impl Runner {
     pub fn with_function_timeout(mut self, timeout: Duration) -> Self {
         self.timeouts = [
             Function::Splitter,
+            Function::DeadUploads,
             Function::Processor,
             Function::DeadBatches,
             Function::Finalizer,
@@ -398,7 +403,9 @@ impl Runner {
         let deadline = Instant::now() + timeout;
         let invocation = async {
             match function {
-                Function::Splitter => splitter::handle_until(aws, event, deadline).await,
+                Function::Splitter | Function::DeadUploads => {
+                    splitter::handle_until(aws, event, deadline).await
+                }
                 Function::Processor | Function::DeadBatches => {
                     processor::handle(aws, serde_json::from_value::<SqsEvent>(event)?).await
                 }

@@ -659,3 +659,37 @@ async fn a_split_that_fails_on_every_delivery_is_given_up_and_its_job_still_repo
     assert_eq!(again.status, JobStatus::Rejected);
     assert_eq!(h.balance(&t, "email:c1@x.test").await, 4);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_finalizer_too_near_its_deadline_does_not_start_the_email_and_its_retry_sends_one() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    let mut settings = h.aws.settings.clone();
+    settings.finalize_lease_seconds = 1;
+    let aws = loyalty_aws::Aws::new(settings).await;
+    // Half a second per invocation: less than the email's margin.
+    let hurried = Runner::new(aws.clone())
+        .expect("runner")
+        .with_timeout_for(Function::Finalizer, Duration::from_millis(500));
+    h.drop_file(&t, "near-deadline.csv", FILE, None).await;
+    let mut finished = false;
+    for _ in 0..200 {
+        hurried.pump().await.unwrap();
+        let jobs = h.jobs(&t).await;
+        if jobs.first().is_some_and(|j| j.processed_key.is_some()) {
+            finished = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(finished, "the job never reached its email");
+    let job = h.only_job(&t).await;
+    assert!(job.email_sent_at.is_none());
+    assert!(h.emails_about(&job.job_id).await.is_empty());
+    Runner::new(aws)
+        .expect("runner")
+        .run_until_idle(Some(t.id()), Duration::from_secs(60))
+        .await
+        .expect("the pipeline settles");
+    assert_eq!(violations(&h, &t).await, Vec::<String>::new());
+}

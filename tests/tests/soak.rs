@@ -29,6 +29,10 @@ const CUSTOMERS: usize = 6;
 const FAULT_RATE: f64 = 0.02;
 /// Chance that a handled message is delivered again.
 const REDELIVERY_RATE: f64 = 0.05;
+/// How often the splitter or the finalizer gets a time limit of a few
+/// milliseconds: a split stops at a checkpoint (or is cut off between two),
+/// a finalizer is cut off mid-run.
+const HURRY_RATE: f64 = 0.1;
 
 struct Import {
     tenant: usize,
@@ -131,20 +135,18 @@ async fn imports_under_random_faults_redeliveries_and_reorderings_keep_every_pro
     settings.rows_per_batch = 3;
     settings.shards = 4;
     settings.finalize_lease_seconds = 2;
+    // Checkpoints every few rows, so a hurried split stops at one and goes on.
+    settings.split_checkpoint_rows = 4;
     let clean = Aws::new(settings.clone()).await;
     let plan = FaultPlan::random(seed, FAULT_RATE);
     let faulty = Aws::with_faults(settings, plan.clone()).await;
     let runners = [
-        Runner::new(clean.clone()).unwrap().with_chaos(Chaos::new(
-            seed ^ 0xa,
-            faulty.clone(),
-            REDELIVERY_RATE,
-        )),
-        Runner::new(clean.clone()).unwrap().with_chaos(Chaos::new(
-            seed ^ 0xb,
-            faulty,
-            REDELIVERY_RATE,
-        )),
+        Runner::new(clean.clone()).unwrap().with_chaos(
+            Chaos::new(seed ^ 0xa, faulty.clone(), REDELIVERY_RATE).with_hurry(HURRY_RATE),
+        ),
+        Runner::new(clean.clone())
+            .unwrap()
+            .with_chaos(Chaos::new(seed ^ 0xb, faulty, REDELIVERY_RATE).with_hurry(HURRY_RATE)),
     ];
 
     let mut tenants: Vec<TestTenant> = Vec::new();
@@ -182,9 +184,13 @@ async fn imports_under_random_faults_redeliveries_and_reorderings_keep_every_pro
         .iter()
         .filter_map(|r| r.chaos().map(Chaos::redelivered))
         .sum();
+    let hurried: u64 = runners
+        .iter()
+        .filter_map(|r| r.chaos().map(Chaos::hurried))
+        .sum();
     println!(
         "soak seed {seed}: {} imports, {rows_total} rows ({applied_rows} applied), {} injected faults, \
-         {redelivered} redeliveries, {} violations",
+         {redelivered} redeliveries, {hurried} hurried invocations, {} violations",
         all.len(),
         plan.fired().len(),
         violations.len()

@@ -20,7 +20,7 @@ use shared::notification::{completion_email, rejection_email};
 use shared::outcome::{RowOutcome, Tally};
 use shared::processed::{write_processed, Detail};
 use shared::redact::Redacted;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 use tracing::{error, info, instrument};
 
@@ -36,12 +36,33 @@ pub enum FinalizerEvent {
     },
 }
 
+/// The finalizer's time limit in the template: what [`handle`] and
+/// [`handle_event`] assume.
+pub const TIME_LIMIT: Duration = Duration::from_secs(60);
+
+/// Time kept in hand to send the email (SES answers in well under a
+/// second): a send never starts with less left, so the function's deadline
+/// never cuts one off half done (SES would have it, and no record of it
+/// would say so).
+const EMAIL_MARGIN: Duration = Duration::from_secs(1);
+
 pub async fn handle_event(
     aws: &Aws,
     event: FinalizerEvent,
 ) -> Result<serde_json::Value, lambda_runtime::Error> {
+    handle_event_until(aws, event, Instant::now() + TIME_LIMIT).await
+}
+
+/// As [`handle_event`], for an invocation that must be over by `deadline`.
+pub async fn handle_event_until(
+    aws: &Aws,
+    event: FinalizerEvent,
+    deadline: Instant,
+) -> Result<serde_json::Value, lambda_runtime::Error> {
     Ok(match event {
-        FinalizerEvent::Queue(event) => serde_json::to_value(handle(aws, event).await?)?,
+        FinalizerEvent::Queue(event) => {
+            serde_json::to_value(handle_until(aws, event, deadline).await?)?
+        }
         FinalizerEvent::Schedule { detail_type } => {
             info!(detail_type, "watchdog sweep");
             serde_json::to_value(crate::watchdog::sweep(aws).await?)?
@@ -50,12 +71,21 @@ pub async fn handle_event(
 }
 
 pub async fn handle(aws: &Aws, event: SqsEvent) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+    handle_until(aws, event, Instant::now() + TIME_LIMIT).await
+}
+
+/// Finalizes the requested jobs, within `deadline`.
+pub async fn handle_until(
+    aws: &Aws,
+    event: SqsEvent,
+    deadline: Instant,
+) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let mut retry = Vec::new();
     for message in &event.records {
         let result = match serde_json::from_str::<FinalizeRequest>(
             message.body.as_deref().unwrap_or_default(),
         ) {
-            Ok(request) => finalize(aws, &request).await,
+            Ok(request) => finalize_until(aws, &request, deadline).await,
             Err(e) => Err(anyhow::anyhow!("not a finalize request: {e}")),
         };
         if let Err(err) = result {
@@ -68,6 +98,14 @@ pub async fn handle(aws: &Aws, event: SqsEvent) -> Result<SqsBatchResponse, lamb
 
 #[instrument(skip_all, fields(tenant = %request.tenant_id, job = %request.job_id))]
 pub async fn finalize(aws: &Aws, request: &FinalizeRequest) -> anyhow::Result<()> {
+    finalize_until(aws, request, Instant::now() + TIME_LIMIT).await
+}
+
+async fn finalize_until(
+    aws: &Aws,
+    request: &FinalizeRequest,
+    deadline: Instant,
+) -> anyhow::Result<()> {
     let Some(job) = aws.tables.job(&request.tenant_id, &request.job_id).await? else {
         info!("no such job: nothing to finalize");
         return Ok(());
@@ -130,6 +168,11 @@ pub async fn finalize(aws: &Aws, request: &FinalizeRequest) -> anyhow::Result<()
             completion_email(&tenant, &job, &job.tally(), &link, aws.settings.link_hours)
         }
     };
+    if deadline.saturating_duration_since(Instant::now()) < EMAIL_MARGIN {
+        // Everything before the email is done and kept; the retried request
+        // (its lease lapsed) sends it with time to spare.
+        anyhow::bail!("too little time left to send the email safely; the request is retried");
+    }
     match aws.mailer.send(&email).await {
         Ok(message_id) => info!(ses_message_id = %message_id, "job finalized and admin emailed"),
         // Nothing went out: the retried request sends it.

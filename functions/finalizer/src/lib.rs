@@ -4,4 +4,4 @@
 pub mod handler;
 pub mod watchdog;
 
-pub use handler::{handle, handle_event, FinalizerEvent};
+pub use handler::{handle, handle_event, handle_event_until, handle_until, FinalizerEvent};

@@ -7,7 +7,8 @@ async fn main() -> Result<(), Error> {
     let aws = Aws::from_env().await?;
     run(service_fn(
         |event: LambdaEvent<finalizer::FinalizerEvent>| {
-            finalizer::handle_event(&aws, event.payload)
+            let deadline = loyalty_aws::deadline_of(event.context.deadline);
+            finalizer::handle_event_until(&aws, event.payload, deadline)
         },
     ))
     .await

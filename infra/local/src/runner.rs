@@ -87,13 +87,18 @@ pub struct Runner {
 /// clients that fail at random (until a message's third receive, so faults
 /// stay transient and nothing reaches a dead-letter queue for them alone),
 /// the messages of one receive are handed over shuffled (a FIFO group's own
-/// order kept, as SQS keeps it), and handled messages are sometimes
-/// delivered again instead of deleted.
+/// order kept, as SQS keeps it), handled messages are sometimes delivered
+/// again instead of deleted, and the splitter and the finalizer are
+/// sometimes given a time limit of a few milliseconds (a split stops at a
+/// checkpoint or is cut off, a finalizer is cut off mid-run).
 pub struct Chaos {
     faulty: Aws,
     redeliver: f64,
+    /// The chance that an invocation gets a time limit of 1 to 50 ms.
+    hurry: f64,
     rng: Mutex<fastrand::Rng>,
     redelivered: AtomicU64,
+    hurried: AtomicU64,
 }
 
 impl Chaos {
@@ -101,14 +106,40 @@ impl Chaos {
         Chaos {
             faulty,
             redeliver,
+            hurry: 0.0,
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
             redelivered: AtomicU64::new(0),
+            hurried: AtomicU64::new(0),
         }
+    }
+
+    /// Gives the splitter and the finalizer a time limit of 1 to 50 ms with
+    /// this chance, at each invocation.
+    pub fn with_hurry(mut self, chance: f64) -> Self {
+        self.hurry = chance;
+        self
     }
 
     /// Handled messages delivered again so far.
     pub fn redelivered(&self) -> u64 {
         self.redelivered.load(Ordering::Relaxed)
+    }
+
+    /// Invocations given a time limit of a few milliseconds so far.
+    pub fn hurried(&self) -> u64 {
+        self.hurried.load(Ordering::Relaxed)
+    }
+
+    fn time_limit(&self, function: Function) -> Option<Duration> {
+        if !matches!(function, Function::Splitter | Function::Finalizer) {
+            return None;
+        }
+        let mut rng = self.rng();
+        if rng.f64() >= self.hurry {
+            return None;
+        }
+        self.hurried.fetch_add(1, Ordering::Relaxed);
+        Some(Duration::from_millis(rng.u64(1..=50)))
     }
 
     fn rng(&self) -> std::sync::MutexGuard<'_, fastrand::Rng> {
@@ -399,7 +430,11 @@ impl Runner {
         }
         let event = sqs_event(url, &messages);
         debug!(?function, count = messages.len(), "delivering");
-        let timeout = self.timeout_for(function);
+        let timeout = self
+            .chaos
+            .as_ref()
+            .and_then(|chaos| chaos.time_limit(function))
+            .unwrap_or_else(|| self.timeout_for(function));
         let deadline = Instant::now() + timeout;
         let invocation = async {
             match function {
@@ -410,7 +445,8 @@ impl Runner {
                     processor::handle(aws, serde_json::from_value::<SqsEvent>(event)?).await
                 }
                 Function::Finalizer => {
-                    finalizer::handle(aws, serde_json::from_value::<SqsEvent>(event)?).await
+                    let event = serde_json::from_value::<SqsEvent>(event)?;
+                    finalizer::handle_until(aws, event, deadline).await
                 }
             }
         };

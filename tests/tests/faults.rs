@@ -693,3 +693,46 @@ async fn a_finalizer_too_near_its_deadline_does_not_start_the_email_and_its_retr
         .expect("the pipeline settles");
     assert_eq!(violations(&h, &t).await, Vec::<String>::new());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_jobs_unprocessed_rows_are_sealed_a_hundred_at_a_time() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    // 250 rows in one shard's one batch, lost.
+    let mut settings = h.aws.settings.clone();
+    settings.shards = 1;
+    settings.rows_per_batch = 250;
+    settings.stall_seconds = 1;
+    let mut file = String::from("email,amount\n");
+    for n in 1..=250 {
+        file.push_str(&format!("s{n}@x.test,1\n"));
+    }
+    h.drop_file(&t, "sealed.csv", &file, None).await;
+    let splitter = Runner::new(loyalty_aws::Aws::new(settings.clone()).await).unwrap();
+    for _ in 0..50 {
+        splitter.pump_function(Function::Splitter).await.unwrap();
+        if h.jobs(&t).await.iter().any(|j| j.splitting_done) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let job = h.only_job(&t).await;
+    lose_one_batch(&h, &job).await;
+    let plan = FaultPlan::counting();
+    let finalizer = loyalty_aws::Aws::with_faults(settings.clone(), plan.clone()).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    Runner::new(loyalty_aws::Aws::new(settings).await)
+        .unwrap()
+        .with_clients_for(Function::Finalizer, finalizer)
+        .run_until_idle(Some(t.id()), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let job = h.only_job(&t).await;
+    assert_eq!((job.applied, job.failed), (0, 250));
+    let processed = outcomes(&h.processed_file(&job).await);
+    assert!(processed.iter().all(|(_, code, _)| code == "not_processed"));
+    let calls = plan.calls();
+    let count = |call: &str| calls.iter().filter(|c| *c == call).count();
+    assert_eq!(count("DynamoDB:TransactWriteItems"), 3, "{calls:?}");
+    assert_eq!(count("DynamoDB:PutItem"), 0, "{calls:?}");
+}

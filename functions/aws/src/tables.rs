@@ -1143,6 +1143,72 @@ async fn backoff(attempt: u32, again: bool) {
 }
 
 /// The per-item cancellation codes of a cancelled transaction.
+impl Tables {
+    /// Records refusals for rows no delivery has decided, up to 100 in one
+    /// transaction (each `attribute_not_exists`): a row decided meanwhile
+    /// keeps its outcome and drops out, and the rest are written again.
+    /// Returns how many were recorded.
+    pub async fn seal_many(&self, job_id: &str, outcomes: &[RowOutcome]) -> Result<u64, AwsError> {
+        let call = "dynamodb:TransactWriteItems";
+        let ttl = epoch_in_days(OUTCOME_TTL_DAYS);
+        let mut sealed = 0;
+        for chunk in outcomes.chunks(shared::apply::MAX_COMMIT_ITEMS) {
+            let mut pending: Vec<&RowOutcome> = chunk.iter().collect();
+            while !pending.is_empty() {
+                let items = pending
+                    .iter()
+                    .map(|outcome| {
+                        let item = OutcomeItem {
+                            job_id: job_id.to_owned(),
+                            outcome: (*outcome).clone(),
+                            ttl,
+                        };
+                        Ok(TransactWriteItem::builder()
+                            .put(
+                                Put::builder()
+                                    .table_name(&self.outcomes)
+                                    .set_item(Some(to_item(call, &item)?))
+                                    .condition_expression("attribute_not_exists(job_id)")
+                                    .build()
+                                    .map_err(|e| AwsError::new(call, e))?,
+                            )
+                            .build())
+                    })
+                    .collect::<Result<Vec<_>, AwsError>>()?;
+                match self
+                    .client
+                    .transact_write_items()
+                    .set_transact_items(Some(items))
+                    .send()
+                    .await
+                {
+                    Ok(_) => {
+                        sealed += pending.len() as u64;
+                        pending.clear();
+                    }
+                    Err(err) => {
+                        let codes = cancellation_codes(&err);
+                        let decided: Vec<bool> = codes
+                            .iter()
+                            .map(|c| c == "ConditionalCheckFailed")
+                            .collect();
+                        if !decided.iter().any(|&d| d) {
+                            return Err(AwsError::sdk(call, err));
+                        }
+                        pending = pending
+                            .into_iter()
+                            .zip(decided)
+                            .filter(|(_, decided)| !decided)
+                            .map(|(outcome, _)| outcome)
+                            .collect();
+                    }
+                }
+            }
+        }
+        Ok(sealed)
+    }
+}
+
 fn cancellation_codes<R>(
     err: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>,
 ) -> Vec<String> {

@@ -12,7 +12,6 @@ use loyalty_aws::queues::FinalizeRequest;
 use loyalty_aws::tables::JobOutcomes;
 use loyalty_aws::{Aws, AwsError};
 use serde::Deserialize;
-use shared::apply::LedgerStore;
 use shared::job::{keys, Job, JobStatus};
 use shared::kind::ImportKind;
 use shared::membership::file_name::FileName;
@@ -239,25 +238,28 @@ async fn seal_unprocessed(aws: &Aws, job: &Job) -> Result<u64, AwsError> {
     aws.tables.close_batches(job).await?;
     let mut sealed = 0;
     let mut next_row = 1;
+    let mut unsealed = Vec::with_capacity(SEAL_AT_ONCE);
     let mut outcomes = aws.tables.job_outcomes(job);
     loop {
         let decided = outcomes.next().await?;
         let until = decided.as_ref().map_or(job.total_rows + 1, |o| o.row);
         for row in next_row..until {
-            if aws
-                .tables
-                .seal(&job.job_id, &RowOutcome::never_processed(row))
-                .await?
-            {
-                sealed += 1;
+            unsealed.push(RowOutcome::never_processed(row));
+            if unsealed.len() == SEAL_AT_ONCE {
+                sealed += aws.tables.seal_many(&job.job_id, &unsealed).await?;
+                unsealed.clear();
             }
         }
         next_row = until + 1;
         if decided.is_none() {
+            sealed += aws.tables.seal_many(&job.job_id, &unsealed).await?;
             return Ok(sealed);
         }
     }
 }
+
+/// Rows sealed in one transaction (DynamoDB: 100 items).
+const SEAL_AT_ONCE: usize = shared::apply::MAX_COMMIT_ITEMS;
 
 /// The emailed link: the API's download route, which signs a fresh S3 link
 /// at each click for as long as the job's `download_until`; without an API

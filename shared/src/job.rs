@@ -110,6 +110,11 @@ pub struct Job {
     /// Where the split stands, while it is split over several runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split_checkpoint: Option<crate::split::Checkpoint>,
+    /// How far the content's identity has been read, while it is read over
+    /// several runs (before the split: it decides whether the file is a
+    /// duplicate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hashing: Option<ContentHash>,
     /// The highest batch number the split may have sent: raised before
     /// each send, so no batch beyond it was ever sent.
     #[serde(default)]
@@ -196,6 +201,7 @@ impl Job {
             rejection: None,
             splitting_done: false,
             split_checkpoint: None,
+            hashing: None,
             batches_sent: 0,
             split_abandoned: None,
             total_rows: 0,
@@ -298,52 +304,85 @@ impl Job {
     }
 }
 
-/// What one read of a whole file tells before anything of it is imported.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Survey {
-    /// The SHA-256 of the content, hex: two uploads of the same bytes are
-    /// the same file, whatever their names.
-    pub sha256: String,
-    /// The data rows (blank lines are not rows), when asked for and the file
-    /// reads as CSV; a file that does not is refused by the split itself.
-    pub rows: Option<u64>,
+/// The identity of a file's content, read in blocks of [`HASH_BLOCK`] so
+/// that the read can stop at a block and be taken up there in another
+/// invocation: each block's SHA-256 is chained into the one before
+/// (`chain = SHA-256(chain ‖ SHA-256(block))`, from 32 zero bytes). Two
+/// uploads of the same bytes have the same identity, whatever their names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContentHash {
+    /// The bytes hashed so far (a whole number of blocks until the end).
+    pub offset: u64,
+    /// The chain so far, hex.
+    pub chain: String,
 }
 
-/// Reads a file once, hashing it and, if `count_rows`, counting its rows.
-pub fn survey<R: std::io::Read>(input: R, count_rows: bool) -> std::io::Result<Survey> {
-    let mut hashing = Hashing {
-        inner: input,
-        hasher: Sha256::new(),
-    };
-    let mut rows = None;
-    if count_rows {
-        if let Ok(mut csv) = CsvInput::open(&mut hashing) {
-            let mut count = 0;
-            while let Ok(Some(row)) = csv.next_row() {
-                count = row;
-            }
-            rows = Some(count);
+/// The bytes of one hashed block.
+pub const HASH_BLOCK: u64 = 8 * 1024 * 1024;
+
+impl Default for ContentHash {
+    fn default() -> Self {
+        ContentHash {
+            offset: 0,
+            chain: hex::encode([0u8; 32]),
         }
     }
-    std::io::copy(&mut hashing, &mut std::io::sink())?;
-    Ok(Survey {
-        sha256: hex::encode(hashing.hasher.finalize()),
-        rows,
-    })
 }
 
-/// Hashes what is read through it.
-struct Hashing<R> {
-    inner: R,
-    hasher: Sha256,
-}
-
-impl<R: std::io::Read> std::io::Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let read = self.inner.read(buf)?;
-        self.hasher.update(&buf[..read]);
-        Ok(read)
+impl ContentHash {
+    /// Hashes `input` (the file from `self.offset` on) a block at a time,
+    /// asking `go_on` after each whether to read another; returns whether
+    /// the end of the file was reached (the identity is then `chain`).
+    pub fn read_from<R: std::io::Read>(
+        &mut self,
+        mut input: R,
+        mut go_on: impl FnMut(&ContentHash) -> bool,
+    ) -> std::io::Result<bool> {
+        let mut chain = hex::decode(&self.chain).map_err(std::io::Error::other)?;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let mut block = Sha256::new();
+            let mut taken = 0u64;
+            while taken < HASH_BLOCK {
+                let want = (HASH_BLOCK - taken).min(buf.len() as u64) as usize;
+                let read = input.read(&mut buf[..want])?;
+                if read == 0 {
+                    break;
+                }
+                block.update(&buf[..read]);
+                taken += read as u64;
+            }
+            if taken > 0 {
+                let mut next = Sha256::new();
+                next.update(&chain);
+                next.update(block.finalize());
+                chain = next.finalize().to_vec();
+                self.offset += taken;
+                self.chain = hex::encode(&chain);
+            }
+            if taken < HASH_BLOCK {
+                return Ok(true);
+            }
+            if !go_on(self) {
+                return Ok(false);
+            }
+        }
     }
+}
+
+/// The data rows of a file (blank lines are not rows), counted up to
+/// `limit + 1` at most; `None` if it does not read as CSV (the split then
+/// refuses it).
+pub fn count_rows<R: std::io::Read>(input: R, limit: u64) -> Option<u64> {
+    let mut csv = CsvInput::open(input).ok()?;
+    let mut count = 0;
+    while let Ok(Some(row)) = csv.next_row() {
+        count = row;
+        if count > limit {
+            break;
+        }
+    }
+    Some(count)
 }
 
 /// Why a file whose content was imported before is not imported again.
@@ -526,13 +565,36 @@ mod tests {
     }
 
     #[test]
-    fn a_survey_hashes_the_bytes_and_counts_rows_not_lines() {
-        let file = "a;b\n1;\"two\nlines\"\n\n3;4\n";
-        let counted = survey(file.as_bytes(), true).unwrap();
-        assert_eq!(counted.rows, Some(2));
-        let plain = survey(file.as_bytes(), false).unwrap();
-        assert_eq!((plain.rows, &plain.sha256), (None, &counted.sha256));
-        assert_eq!(counted.sha256, hex::encode(Sha256::digest(file.as_bytes())));
+    fn rows_are_counted_not_lines_and_no_further_than_asked() {
+        let file = "a;b\n1;\"two\nlines\"\n\n3;4\n5;6\n";
+        assert_eq!(count_rows(file.as_bytes(), 10), Some(3));
+        assert_eq!(count_rows(file.as_bytes(), 1), Some(2));
+    }
+
+    #[test]
+    fn a_content_hash_taken_up_where_it_stopped_is_the_hash_read_at_once() {
+        let len = 3 * HASH_BLOCK as usize + 12_345;
+        let file: Vec<u8> = (0..len).map(|i| (i * 7 % 256) as u8).collect();
+        let mut once = ContentHash::default();
+        assert!(once.read_from(&file[..], |_| true).unwrap());
+        assert_eq!(once.offset, len as u64);
+        // A block a run, each taken up at its offset.
+        let mut stepped = ContentHash::default();
+        let mut runs = 0;
+        while !stepped
+            .read_from(&file[stepped.offset as usize..], |_| false)
+            .unwrap()
+        {
+            runs += 1;
+        }
+        assert_eq!((runs, &stepped), (3, &once));
+        // Another content, another identity; an empty file has one too.
+        let mut other = ContentHash::default();
+        other.read_from(&file[1..], |_| true).unwrap();
+        assert_ne!(other.chain, once.chain);
+        let mut empty = ContentHash::default();
+        assert!(empty.read_from(&[][..], |_| true).unwrap());
+        assert_eq!(empty, ContentHash::default());
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! every row is still applied exactly once, batched as one uninterrupted
 //! split would batch it, with one processed file and one email.
 //!
-//! The splitter runs here with a time limit of 0.4 s and a checkpoint
+//! The splitter runs here with a time limit of a second and a checkpoint
 //! every few hundred rows, so a file of some thousands of rows is split in
-//! tens of invocations, as a file of millions is at the template's settings.
+//! many invocations, as a file of millions is at the template's settings.
 
 use local_stack::runner::Function;
 use local_stack::{console, Runner};
@@ -18,11 +18,11 @@ use shared::points::{PointsRow, PreviewRow};
 use std::collections::HashMap;
 use std::time::Duration;
 
-const TIME_LIMIT: Duration = Duration::from_millis(400);
+const TIME_LIMIT: Duration = Duration::from_secs(1);
 
-/// A runner whose splitter checkpoints every `rows` rows within
-/// [`TIME_LIMIT`], and a count of the splitter's calls.
-async fn hurried_runner(h: &Harness, rows: u64) -> (Runner, FaultPlan) {
+/// A runner whose splitter checkpoints every `rows` rows within `limit`,
+/// and a count of the splitter's calls.
+async fn hurried_runner(h: &Harness, rows: u64, limit: Duration) -> (Runner, FaultPlan) {
     let mut settings = h.aws.settings.clone();
     settings.split_checkpoint_rows = rows;
     let plan = FaultPlan::counting();
@@ -30,19 +30,16 @@ async fn hurried_runner(h: &Harness, rows: u64) -> (Runner, FaultPlan) {
     let runner = Runner::new(Aws::new(settings).await)
         .expect("runner")
         .with_clients_for(Function::Splitter, splitter)
-        .with_timeout_for(Function::Splitter, TIME_LIMIT);
+        .with_timeout_for(Function::Splitter, limit);
     (runner, plan)
 }
 
-/// How often the splitter handed itself the rest of a split.
-fn resumptions(plan: &FaultPlan) -> usize {
-    // Its only single sends: the rest of a split to the ingest queue, and
-    // one finalize request.
-    plan.calls()
-        .iter()
-        .filter(|c| *c == "SQS:SendMessage")
-        .count()
-        - 1
+/// How many times the splitter took the file up: each invocation opens it
+/// (the first three times: its preview, its hash, its split; a later one
+/// twice: its header, and the rest from the checkpoint). An invocation cut
+/// off by its time limit counts too: its retry goes on from the checkpoint.
+fn invocations(plan: &FaultPlan) -> usize {
+    plan.calls().iter().filter(|c| *c == "S3:GetObject").count() / 2
 }
 
 /// Counts the batches of a split.
@@ -90,13 +87,13 @@ async fn a_points_file_split_over_many_invocations_applies_every_row_once() {
             file.push_str(&format!("{who},{amount}\n"));
         }
     }
-    let (runner, plan) = hurried_runner(&h, 500).await;
+    let (runner, plan) = hurried_runner(&h, 200, TIME_LIMIT).await;
     h.drop_file(&t, "long.csv", &file, None).await;
     let job = only_job_settled(&h, &runner, &t).await;
 
-    let resumed = resumptions(&plan);
-    assert!(resumed >= 10, "{resumed} resumptions");
-    println!("{rows} rows split in {} invocations", resumed + 1);
+    let invoked = invocations(&plan);
+    assert!(invoked >= 10, "{invoked} invocations");
+    println!("{rows} rows split in about {invoked} invocations");
     assert_eq!(job.status, JobStatus::CompletedWithErrors);
     assert_eq!((job.total_rows, job.invalid_rows), (rows, rows / 50));
     assert_eq!((job.applied, job.failed), (rows - rows / 50, rows / 50));
@@ -114,7 +111,7 @@ async fn a_points_file_split_over_many_invocations_applies_every_row_once() {
         default_country: "FR".into(),
         rows_per_batch: h.aws.settings.rows_per_batch,
         shards: h.aws.settings.shards,
-        checkpoint_rows: 500,
+        checkpoint_rows: 200,
     };
     let summary = shared::split::split(file.as_bytes(), &request, &mut whole).unwrap();
     assert_eq!(
@@ -159,7 +156,9 @@ async fn a_card_code_file_split_over_many_invocations_creates_every_card_once() 
     for n in 1..=rows {
         file.push_str(&format!("L-{n};l{n}@x.test;1;;;;\n"));
     }
-    let (runner, plan) = hurried_runner(&h, 100).await;
+    // Card rows split fast: a shorter limit, so that each invocation
+    // splits a few checkpoints' worth only.
+    let (runner, plan) = hurried_runner(&h, 20, Duration::from_millis(600)).await;
     h.drop_file(
         &t,
         "memberships/demoshop_cardcode_long_20260110.csv",
@@ -168,8 +167,8 @@ async fn a_card_code_file_split_over_many_invocations_creates_every_card_once() 
     )
     .await;
     let job = only_job_settled(&h, &runner, &t).await;
-    let resumed = resumptions(&plan);
-    assert!(resumed >= 10, "{resumed} resumptions");
+    let invoked = invocations(&plan);
+    assert!(invoked >= 10, "{invoked} invocations");
     assert_eq!(job.status, JobStatus::Completed, "{job:?}");
     assert_eq!((job.total_rows, job.applied), (rows, rows));
     let processed = h.processed_file(&job).await;
@@ -182,4 +181,46 @@ async fn a_card_code_file_split_over_many_invocations_creates_every_card_once() 
         .collect();
     let expected: Vec<String> = (1..=rows).map(|n| format!("L-{n}")).collect();
     assert_eq!(codes, expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_files_content_read_over_several_invocations_is_known_as_the_same_file() {
+    // 20 MiB in 30 rows (each an 700 KB cell that is no email): reading
+    // it for its identity takes the hurried splitter several invocations.
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    let mut file = String::from("email,amount\n");
+    for n in 0..30 {
+        file.push_str(&"x".repeat(700 * 1024));
+        file.push_str(&format!("{n}@x.test,5\n"));
+    }
+    let (runner, plan) = hurried_runner(&h, 200, TIME_LIMIT).await;
+    h.drop_file(&t, "wide-cells.csv", &file, None).await;
+    let job = only_job_settled(&h, &runner, &t).await;
+    assert_eq!((job.total_rows, job.failed), (30, 30));
+    let stops = plan
+        .calls()
+        .iter()
+        .filter(|c| *c == "SQS:SendMessage")
+        .count()
+        - 1;
+    assert!(stops >= 1, "the read never stopped");
+    // The same bytes read at once, under another name: a duplicate.
+    h.drop_file(&t, "wide-cells-again.csv", &file, None).await;
+    h.settle(&t).await;
+    let again = h
+        .jobs(&t)
+        .await
+        .into_iter()
+        .find(|j| j.job_id != job.job_id)
+        .unwrap();
+    assert_eq!(again.status, JobStatus::Rejected);
+    assert!(
+        again
+            .rejection
+            .as_deref()
+            .unwrap_or_default()
+            .contains("duplicate"),
+        "{again:?}"
+    );
 }

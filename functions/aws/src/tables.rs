@@ -568,6 +568,36 @@ impl Tables {
             .is_some())
     }
 
+    /// Records how far the content's identity has been read, unless another
+    /// run has read further: `false` then.
+    pub async fn save_hashing(
+        &self,
+        job: &Job,
+        at: &shared::job::ContentHash,
+    ) -> Result<bool, AwsError> {
+        let call = "dynamodb:UpdateItem";
+        let value = serde_dynamo::to_attribute_value(at).map_err(|e| AwsError::new(call, e))?;
+        Ok(self
+            .update_job(
+                &job.tenant_id,
+                &job.job_id,
+                "SET hashing = :at, progress_at = :now",
+                Some(
+                    "#status = :splitting AND (attribute_not_exists(hashing) \
+                     OR hashing.#offset < :offset)",
+                ),
+                &[("#status", "status"), ("#offset", "offset")],
+                vec![
+                    (":at", value),
+                    (":now", s(Utc::now().to_rfc3339())),
+                    (":splitting", s(JobStatus::Splitting.as_str())),
+                    (":offset", n(at.offset)),
+                ],
+            )
+            .await?
+            .is_some())
+    }
+
     /// Raises the highest batch number the split may send, before it sends
     /// up to it (never lowers it).
     pub async fn raise_batches_sent(&self, job: &Job, up_to: u64) -> Result<(), AwsError> {

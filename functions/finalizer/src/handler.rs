@@ -95,11 +95,11 @@ pub async fn handle_until(
     Ok(loyalty_aws::sqs::retry_only(retry))
 }
 
-#[instrument(skip_all, fields(tenant = %request.tenant_id, job = %request.job_id))]
 pub async fn finalize(aws: &Aws, request: &FinalizeRequest) -> anyhow::Result<()> {
     finalize_until(aws, request, Instant::now() + TIME_LIMIT).await
 }
 
+#[instrument(skip_all, fields(tenant = %request.tenant_id, job = %request.job_id))]
 async fn finalize_until(
     aws: &Aws,
     request: &FinalizeRequest,

@@ -442,34 +442,88 @@ async fn duplicate_of_earlier(
     }
 }
 
-/// Why the whole file must not be imported, found by reading it once before
-/// anything of it is: the same content imported before (dry runs change
-/// nothing, so they are never duplicates nor make a later upload one), or a
-/// membership file longer than allowed.
-async fn refused_before_split(aws: &Aws, job: &Job) -> Result<Option<String>, SplitterError> {
+/// What reading the whole file before its split decided.
+enum BeforeSplit {
+    /// The split may start.
+    Go,
+    /// The file is not imported, and why.
+    Refused(String),
+    /// The read stopped before the deadline; it goes on in the next
+    /// invocation (the event is sent again).
+    Stopped,
+}
+
+/// Why the whole file must not be imported, found by reading it before
+/// anything of it is: a membership file longer than allowed (its rows
+/// counted, no further than one past the limit), or the same content
+/// imported before (dry runs change nothing, so they are never duplicates
+/// nor make a later upload one). The content is read in blocks; a read that
+/// would run past the deadline stops at one, recorded on the job, and goes
+/// on from there next time.
+async fn refused_before_split(
+    aws: &Aws,
+    job: &Job,
+    deadline: Instant,
+) -> Result<BeforeSplit, SplitterError> {
     let membership = job.kind.and_then(ImportKind::scope).is_some();
-    if job.dry_run && !membership {
-        return Ok(None);
-    }
-    let reader = aws.objects.open_source(job).await?;
-    let survey = tokio::task::spawn_blocking(move || job::survey(reader, membership))
-        .await
-        .map_err(|e| SplitterError::Task(e.to_string()))?
-        .map_err(|e| SplitterError::Read(e.to_string()))?;
-    if let Some(rows) = survey
-        .rows
-        .filter(|&rows| membership && rows > shared::membership::MAX_ROWS)
-    {
-        return Ok(Some(format!(
-            "the file has {rows} rows, more than the {} a membership file may have: split it \
-             into several files of the same day with sequence numbers (…_<YYYYMMDD>_2.csv, …_3.csv)",
-            shared::membership::MAX_ROWS
-        )));
+    if membership && job.hashing.is_none() {
+        let reader = aws.objects.open_source(job).await?;
+        let limit = shared::membership::MAX_ROWS;
+        let rows = tokio::task::spawn_blocking(move || job::count_rows(reader, limit))
+            .await
+            .map_err(|e| SplitterError::Task(e.to_string()))?;
+        if let Some(rows) = rows.filter(|&rows| rows > limit) {
+            return Ok(BeforeSplit::Refused(format!(
+                "the file has at least {rows} rows, more than the {limit} a membership file may \
+                 have: split it into several files of the same day with sequence numbers \
+                 (…_<YYYYMMDD>_2.csv, …_3.csv)"
+            )));
+        }
     }
     if job.dry_run {
-        return Ok(None);
+        return Ok(BeforeSplit::Go);
     }
-    duplicate_of_earlier(aws, job, &survey.sha256).await
+    let mut hash = job.hashing.clone().unwrap_or_default();
+    let reader = aws.objects.open_source_from(job, hash.offset).await?;
+    let (aws2, job2) = (aws.clone(), job.clone());
+    let runtime = Handle::current();
+    let (hash, done, overtaken) = tokio::task::spawn_blocking(move || {
+        let mut since = Instant::now();
+        let mut overtaken = false;
+        let done = hash.read_from(reader, |at| {
+            // Every block: go on only if another surely fits before the
+            // deadline; else keep where the read stands.
+            let block = since.elapsed();
+            since = Instant::now();
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left >= block * 2 + SAFETY {
+                return true;
+            }
+            match runtime.block_on(aws2.tables.save_hashing(&job2, at)) {
+                Ok(saved) => overtaken = !saved,
+                Err(e) => warn!(error = %e, "the content's read could not be recorded"),
+            }
+            false
+        });
+        (hash, done, overtaken)
+    })
+    .await
+    .map_err(|e| SplitterError::Task(e.to_string()))?;
+    let done = done.map_err(|e| SplitterError::Read(e.to_string()))?;
+    if !done {
+        if !overtaken {
+            info!(
+                offset = hash.offset,
+                "the content's read stops before the deadline and goes on next time"
+            );
+            aws.queues.resubmit(job).await?;
+        }
+        return Ok(BeforeSplit::Stopped);
+    }
+    Ok(match duplicate_of_earlier(aws, job, &hash.chain).await? {
+        Some(why) => BeforeSplit::Refused(why),
+        None => BeforeSplit::Go,
+    })
 }
 
 async fn run_split(
@@ -497,11 +551,13 @@ async fn run_split(
         // to check it (its hash): the merchant sees the first rows as soon
         // as the upload arrived. (A dry run is not checked: its split
         // starts at once.)
-        if previewed {
+        if previewed && job.hashing.is_none() {
             preview_now(aws, &job, &request).await?;
         }
-        if let Some(why) = refused_before_split(aws, &job).await? {
-            return reject(aws, &job, &why).await;
+        match refused_before_split(aws, &job, deadline).await? {
+            BeforeSplit::Go => {}
+            BeforeSplit::Refused(why) => return reject(aws, &job, &why).await,
+            BeforeSplit::Stopped => return Ok(()),
         }
     } else {
         info!(

@@ -476,7 +476,17 @@ impl Runner {
             let failed = failed.contains(id);
             let again = !failed && self.chaos.as_ref().is_some_and(Chaos::redeliver_now);
             if failed || again {
-                let delay = if failed { LOCAL_RETRY_SECONDS } else { 0 };
+                let delay = match (failed, function) {
+                    (false, _) => 0,
+                    // As on AWS, where the queue's visibility timeout (six
+                    // times the function's) outlasts the finalize lease: a
+                    // retry does not find the lease of the run that failed
+                    // still held, and spend a receive on it. (Up to 10 s:
+                    // the tests that crash finalizers shorten the lease.)
+                    (true, Function::Finalizer) => (aws.settings.finalize_lease_seconds as i32 + 1)
+                        .clamp(LOCAL_RETRY_SECONDS, 10),
+                    (true, _) => LOCAL_RETRY_SECONDS,
+                };
                 sqs.change_message_visibility()
                     .queue_url(url)
                     .receipt_handle(receipt)

@@ -392,7 +392,7 @@ async fn a_job_whose_batch_was_lost_is_closed_by_the_watchdog_and_the_lost_rows_
     let h = Harness::start().await;
     let t = h.tenant().await;
     h.drop_file(&t, "lost.csv", FILE, None).await;
-    split_only(&h, &t, 1).await;
+    split_only(&h, &h.runner, &t, 1).await;
     let job = h.only_job(&t).await;
     let url = h.runner.queue_url(Function::Processor).to_owned();
     let lost = lose_one_batch(&h, &job).await;
@@ -467,9 +467,9 @@ async fn a_message_that_is_not_a_batch_is_dead_lettered_then_dropped_not_retried
 
 /// Runs the splitter alone until the tenant has `jobs` jobs split (its
 /// upload's event may take a moment to reach the queue).
-async fn split_only(h: &Harness, t: &TestTenant, jobs: usize) {
+async fn split_only(h: &Harness, runner: &Runner, t: &TestTenant, jobs: usize) {
     for _ in 0..50 {
-        h.runner.pump_function(Function::Splitter).await.unwrap();
+        runner.pump_function(Function::Splitter).await.unwrap();
         let split = h.jobs(t).await;
         if split.len() == jobs && split.iter().all(|j| j.splitting_done) {
             return;
@@ -526,7 +526,7 @@ async fn the_watchdog_reads_only_unfinished_jobs_and_one_unreadable_job_stops_no
     let done = h.only_job(&t).await;
     h.drop_file(&t, "lost.csv", FILE.replace("ann", "amy"), None)
         .await;
-    split_only(&h, &t, 2).await;
+    split_only(&h, &h.runner, &t, 2).await;
     let stuck = h
         .jobs(&t)
         .await
@@ -709,13 +709,7 @@ async fn a_stalled_jobs_unprocessed_rows_are_sealed_a_hundred_at_a_time() {
     }
     h.drop_file(&t, "sealed.csv", &file, None).await;
     let splitter = Runner::new(loyalty_aws::Aws::new(settings.clone()).await).unwrap();
-    for _ in 0..50 {
-        splitter.pump_function(Function::Splitter).await.unwrap();
-        if h.jobs(&t).await.iter().any(|j| j.splitting_done) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    split_only(&h, &splitter, &t, 1).await;
     let job = h.only_job(&t).await;
     lose_one_batch(&h, &job).await;
     let plan = FaultPlan::counting();

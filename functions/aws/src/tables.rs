@@ -544,28 +544,8 @@ impl Tables {
         job: &Job,
         at: &shared::split::Checkpoint,
     ) -> Result<bool, AwsError> {
-        let call = "dynamodb:UpdateItem";
-        let checkpoint =
-            serde_dynamo::to_attribute_value(at).map_err(|e| AwsError::new(call, e))?;
-        Ok(self
-            .update_job(
-                &job.tenant_id,
-                &job.job_id,
-                "SET split_checkpoint = :at, progress_at = :now",
-                Some(
-                    "#status = :splitting AND (attribute_not_exists(split_checkpoint) \
-                     OR split_checkpoint.#row < :row)",
-                ),
-                &[("#status", "status"), ("#row", "row")],
-                vec![
-                    (":at", checkpoint),
-                    (":now", s(Utc::now().to_rfc3339())),
-                    (":splitting", s(JobStatus::Splitting.as_str())),
-                    (":row", n(at.row)),
-                ],
-            )
-            .await?
-            .is_some())
+        self.save_progress(job, "split_checkpoint", at, "row", at.row)
+            .await
     }
 
     /// Records how far the content's identity has been read, unless another
@@ -575,23 +555,38 @@ impl Tables {
         job: &Job,
         at: &shared::job::ContentHash,
     ) -> Result<bool, AwsError> {
+        self.save_progress(job, "hashing", at, "offset", at.offset)
+            .await
+    }
+
+    /// Sets `attribute` to `value` on a job still splitting, unless the
+    /// attribute holds a later one already (its `field` at `position` or
+    /// past it): `false` then.
+    async fn save_progress<T: Serialize>(
+        &self,
+        job: &Job,
+        attribute: &str,
+        value: &T,
+        field: &str,
+        position: u64,
+    ) -> Result<bool, AwsError> {
         let call = "dynamodb:UpdateItem";
-        let value = serde_dynamo::to_attribute_value(at).map_err(|e| AwsError::new(call, e))?;
+        let value = serde_dynamo::to_attribute_value(value).map_err(|e| AwsError::new(call, e))?;
         Ok(self
             .update_job(
                 &job.tenant_id,
                 &job.job_id,
-                "SET hashing = :at, progress_at = :now",
-                Some(
-                    "#status = :splitting AND (attribute_not_exists(hashing) \
-                     OR hashing.#offset < :offset)",
-                ),
-                &[("#status", "status"), ("#offset", "offset")],
+                &format!("SET {attribute} = :at, progress_at = :now"),
+                Some(&format!(
+                    "#status = :splitting AND (attribute_not_exists({attribute}) \
+                     OR {attribute}.#field < :position)"
+                )),
+                &[("#status", "status"), ("#field", field)],
                 vec![
                     (":at", value),
                     (":now", s(Utc::now().to_rfc3339())),
                     (":splitting", s(JobStatus::Splitting.as_str())),
-                    (":offset", n(at.offset)),
+                    (":position", n(position)),
                 ],
             )
             .await?

@@ -317,8 +317,10 @@ pub struct ContentHash {
     pub chain: String,
 }
 
-/// The bytes of one hashed block.
-pub const HASH_BLOCK: u64 = 8 * 1024 * 1024;
+/// The bytes of one hashed block: the most read between two looks at the
+/// deadline (a few milliseconds of hashing), at one 32-byte chain step per
+/// block.
+pub const HASH_BLOCK: u64 = 1024 * 1024;
 
 impl Default for ContentHash {
     fn default() -> Self {

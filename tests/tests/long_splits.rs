@@ -185,19 +185,19 @@ async fn a_card_code_file_split_over_many_invocations_creates_every_card_once() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_files_content_read_over_several_invocations_is_known_as_the_same_file() {
-    // 20 MiB in 30 rows (each an 700 KB cell that is no email): reading
-    // it for its identity takes the hurried splitter several invocations.
+    // 24 MiB in 300 rows (each a 80 KB cell that is no email): reading it
+    // for its identity takes the hurried splitter several invocations.
     let h = Harness::start().await;
     let t = h.tenant().await;
     let mut file = String::from("email,amount\n");
-    for n in 0..30 {
-        file.push_str(&"x".repeat(700 * 1024));
+    for n in 0..300 {
+        file.push_str(&"x".repeat(80 * 1024));
         file.push_str(&format!("{n}@x.test,5\n"));
     }
     let (runner, plan) = hurried_runner(&h, 200, TIME_LIMIT).await;
     h.drop_file(&t, "wide-cells.csv", &file, None).await;
     let job = only_job_settled(&h, &runner, &t).await;
-    assert_eq!((job.total_rows, job.failed), (30, 30));
+    assert_eq!((job.total_rows, job.failed), (300, 300));
     let stops = plan
         .calls()
         .iter()

@@ -207,11 +207,6 @@ impl<R: BatchRow> Batcher<R> {
         }
     }
 
-    /// The batches cut so far.
-    pub fn cut_so_far(&self) -> u64 {
-        self.cut
-    }
-
     /// Every shard's partial batch, cut now, by shard.
     pub fn flush(&mut self) -> Vec<Batch<R>> {
         let pending: Vec<u32> = (0..self.shards.len() as u32)

@@ -181,7 +181,8 @@ async fn split_job(
         info!(status = job.status.as_str(), "already split");
         return Ok(());
     }
-    if job.split_checkpoint.is_none() {
+    // Checked once, on the first run: a split or a read going on passed it.
+    if job.split_checkpoint.is_none() && job.hashing.is_none() {
         if let Some(why) = too_large(aws, object, &job).await? {
             return reject(aws, &job, &why).await;
         }

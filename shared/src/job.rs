@@ -123,6 +123,10 @@ pub struct Job {
     /// on every delivery): the rows it never reached are not applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split_abandoned: Option<String>,
+    /// Where the processed file's writing stands, while it is written over
+    /// several runs of the finalizer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finalize_checkpoint: Option<FinalizeCheckpoint>,
     #[serde(default)]
     pub total_rows: u64,
     #[serde(default)]
@@ -204,6 +208,7 @@ impl Job {
             hashing: None,
             batches_sent: 0,
             split_abandoned: None,
+            finalize_checkpoint: None,
             total_rows: 0,
             invalid_rows: 0,
             batches_total: 0,
@@ -302,6 +307,26 @@ impl Job {
             debited: self.debited,
         }
     }
+}
+
+/// Where a processed file's writing can go on from, kept on its job
+/// between runs of the finalizer: the rows written, the upload they went
+/// to, and where the job's outcomes were being read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalizeCheckpoint {
+    pub at: crate::processed::Resume,
+    /// The object's multipart upload, once one was begun.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_id: Option<String>,
+    /// Parts uploaded to it.
+    pub parts: u32,
+    /// The object holding what was written after the last part (less than
+    /// a part), if anything was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carry: Option<String>,
+    /// Where each range of the job's outcomes was being read (one number
+    /// per range: the bound of the job's shards).
+    pub outcomes_from: Vec<u64>,
 }
 
 /// The identity of a file's content, read in blocks of [`HASH_BLOCK`] so
@@ -457,6 +482,13 @@ pub mod keys {
             .or_else(|| filename.strip_suffix(".CSV"))
             .unwrap_or(filename);
         format!("processed/{tenant}/{job_id}/{stem}.processed.csv")
+    }
+
+    /// What a run of the finalizer wrote after its last uploaded part, kept
+    /// for the next run: one object per checkpoint (`row` rows written,
+    /// `lease` the run's hold on the job), deleted once taken over.
+    pub fn finalize_carry(tenant: &str, job_id: &str, row: u64, lease: i64) -> String {
+        format!("processed/{tenant}/{job_id}/resume/{row}-{lease}.part")
     }
 
     /// What an object key under `incoming/` says about its import.

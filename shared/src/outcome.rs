@@ -226,6 +226,15 @@ impl RowOutcome {
     }
 
     /// A row the import never reached before it was closed as stalled.
+    /// A row the processed file found no outcome for.
+    pub fn not_recorded(row: u64) -> Self {
+        RowOutcome::failed(
+            row,
+            ErrorCode::NotProcessed,
+            format!("row {row}: no outcome was recorded for this row; it was not applied"),
+        )
+    }
+
     pub fn never_processed(row: u64) -> Self {
         RowOutcome::failed(
             row,

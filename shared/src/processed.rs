@@ -10,9 +10,9 @@
 
 use crate::csv_input::{CsvInput, FileError};
 use crate::outcome::{ErrorCode, RowOutcome, Tally};
+use crate::split::Flow;
 use std::borrow::Cow;
 use std::io::{Read, Write};
-use std::iter::Peekable;
 
 pub const OUTCOME_COLUMNS: [&str; 3] = ["status", "error_code", "error_message"];
 
@@ -60,13 +60,15 @@ pub enum ProcessedError<E> {
     Output(#[from] csv::Error),
     #[error("reading row outcomes failed: {0}")]
     Outcomes(E),
+    #[error("keeping the processed file's progress failed: {0}")]
+    Progress(String),
 }
 
 /// Merges the original file with its outcomes (sorted by row) into `out`,
 /// returning the totals. A row without an outcome is reported as not processed.
 pub fn write_processed<R, W, E, I>(
     input: R,
-    outcomes: I,
+    mut outcomes: I,
     out: W,
     detail: Detail,
 ) -> Result<Tally, ProcessedError<E>>
@@ -75,76 +77,199 @@ where
     W: Write,
     I: Iterator<Item = Result<RowOutcome, E>>,
 {
-    let mut input = CsvInput::open(input)?;
-    let header = input.header().clone();
-    let width = header.names.len();
-    let mut writer = csv::WriterBuilder::new()
-        .delimiter(header.delimiter)
-        .flexible(true)
-        .from_writer(out);
-    let mut names: Vec<Cow<[u8]>> = header.raw.iter().take(width).map(neutralise).collect();
-    names.extend(OUTCOME_COLUMNS.iter().map(|c| Cow::Borrowed(c.as_bytes())));
-    names.push(Cow::Borrowed(detail.name().as_bytes()));
-    writer.write_record(&names)?;
-
-    let mut outcomes: Peekable<I> = outcomes.peekable();
-    let mut tally = Tally::default();
-    while let Some(row) = input.next_row()? {
-        let outcome = next_outcome(&mut outcomes, row)?;
-        tally.add(&outcome);
-        let record = input.record();
-        let mut cells: Vec<Cow<[u8]>> = Vec::with_capacity(width + OUTCOME_COLUMNS.len() + 1);
-        cells.extend((0..width).map(|i| neutralise(record.get(i).unwrap_or_default())));
-        cells.push(Cow::Borrowed(outcome.status.as_str().as_bytes()));
-        cells.push(Cow::Borrowed(
-            outcome
-                .error_code
-                .map(ErrorCode::as_str)
-                .unwrap_or("")
-                .as_bytes(),
-        ));
-        cells.push(
-            neutralise(outcome.error_message.as_deref().unwrap_or("").as_bytes())
-                .into_owned()
-                .into(),
-        );
-        cells.push(Cow::Owned(detail.value(&outcome)));
-        writer.write_record(&cells)?;
+    let input = CsvInput::open(input)?;
+    let mut out = Whole(out);
+    match write_processed_from(input, None, &mut outcomes, &mut out, detail, BOUNDARY_ROWS)? {
+        Written::Done(tally) => Ok(tally),
+        Written::Stopped(_) => unreachable!("a whole file is written in one go"),
     }
-    writer.flush().map_err(csv::Error::from)?;
-    Ok(tally)
 }
 
-fn next_outcome<E, I: Iterator<Item = Result<RowOutcome, E>>>(
-    outcomes: &mut Peekable<I>,
-    row: u64,
-) -> Result<RowOutcome, ProcessedError<E>> {
-    // Outcomes for rows the file no longer has are skipped, not shifted.
-    while let Some(Ok(o)) = outcomes.peek() {
-        if o.row >= row {
-            break;
-        }
-        outcomes.next();
+/// Rows written between two [`ProcessedOut::boundary`] calls, unless the
+/// caller asks for another number.
+pub const BOUNDARY_ROWS: u64 = 1000;
+
+/// Where the writing of a processed file can go on from: every row before
+/// `row + 1` is written, and the next starts at `offset` of the original
+/// file (as uploaded).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Resume {
+    pub offset: u64,
+    /// Rows written so far.
+    pub row: u64,
+    /// Their totals.
+    pub tally: Tally,
+}
+
+/// Where a processed file goes: bytes, and now and then (every so many
+/// rows, [`BOUNDARY_ROWS`] by default, each time after a whole row) where the writing
+/// stands, with the outcomes being read. The output may keep that as a
+/// checkpoint, and says whether to go on.
+pub trait ProcessedOut<I>: Write {
+    type Error: std::fmt::Display;
+
+    fn boundary(&mut self, at: &Resume, outcomes: &I) -> Result<Flow, Self::Error>;
+
+    /// How a row no outcome was recorded for is reported (the output may
+    /// record it too, before the boundary that follows it).
+    fn not_processed(&mut self, row: u64) -> Result<RowOutcome, Self::Error> {
+        Ok(RowOutcome::not_recorded(row))
     }
-    match outcomes.peek() {
-        Some(Ok(o)) if o.row == row => {}
-        Some(Err(_)) => {
-            return match outcomes.next() {
-                Some(Err(e)) => Err(ProcessedError::Outcomes(e)),
-                _ => unreachable!("peeked an error"),
+}
+
+/// What a call of [`write_processed_from`] got to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// Every row is written: the file's totals.
+    Done(Tally),
+    /// The output asked to stop: the writing goes on from here.
+    Stopped(Resume),
+}
+
+/// Any writer, written to in one go.
+struct Whole<W>(W);
+
+impl<W: Write> Write for Whole<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.write(bytes)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<W: Write, I> ProcessedOut<I> for Whole<W> {
+    type Error = std::convert::Infallible;
+
+    fn boundary(&mut self, _: &Resume, _: &I) -> Result<Flow, Self::Error> {
+        Ok(Flow::Go)
+    }
+}
+
+/// Writes the processed file from its start (`from` is `None`: the header
+/// first), or goes on from where an earlier call stopped (`input` then
+/// resumed at `from.offset`, `outcomes` reading from at most `from.row`
+/// on), until the file is written or `out` asks to stop at a boundary (one
+/// every `every` rows).
+pub fn write_processed_from<R, O, E, I>(
+    mut input: CsvInput<R>,
+    from: Option<&Resume>,
+    outcomes: &mut I,
+    out: &mut O,
+    detail: Detail,
+    every: u64,
+) -> Result<Written, ProcessedError<E>>
+where
+    R: Read,
+    O: ProcessedOut<I>,
+    I: Iterator<Item = Result<RowOutcome, E>>,
+{
+    let header = input.header().clone();
+    let width = header.names.len();
+    let builder = {
+        let mut builder = csv::WriterBuilder::new();
+        builder.delimiter(header.delimiter).flexible(true);
+        builder
+    };
+    let mut at = from.copied().unwrap_or_default();
+    let progress = |e: O::Error| ProcessedError::Progress(e.to_string());
+    // Rows are formatted into `chunk`, then handed to `out` whole, a
+    // boundary's worth at a time.
+    let mut chunk = Vec::new();
+    if from.is_none() {
+        let mut names: Vec<Cow<[u8]>> = header.raw.iter().take(width).map(neutralise).collect();
+        names.extend(OUTCOME_COLUMNS.iter().map(|c| Cow::Borrowed(c.as_bytes())));
+        names.push(Cow::Borrowed(detail.name().as_bytes()));
+        let mut writer = builder.from_writer(chunk);
+        writer.write_record(&names)?;
+        chunk = writer
+            .into_inner()
+            .map_err(|e| csv::Error::from(e.into_error()))?;
+    }
+    let mut peeked = None;
+    loop {
+        let mut writer = builder.from_writer(chunk);
+        let mut ended = true;
+        while let Some(row) = input.next_row()? {
+            let outcome = match next_outcome(outcomes, &mut peeked, row)? {
+                Some(outcome) => outcome,
+                None => out.not_processed(row).map_err(progress)?,
+            };
+            at.tally.add(&outcome);
+            write_row(&mut writer, input.record(), width, &outcome, detail)?;
+            if row % every.max(1) == 0 {
+                ended = false;
+                break;
             }
         }
-        _ => {
-            return Ok(RowOutcome::failed(
-                row,
-                ErrorCode::NotProcessed,
-                format!("row {row}: no outcome was recorded for this row; it was not applied"),
-            ))
+        chunk = writer
+            .into_inner()
+            .map_err(|e| csv::Error::from(e.into_error()))?;
+        out.write_all(&chunk).map_err(csv::Error::from)?;
+        chunk.clear();
+        if ended {
+            out.flush().map_err(csv::Error::from)?;
+            return Ok(Written::Done(at.tally));
+        }
+        at.row = input.row();
+        at.offset = input.resume_offset();
+        if out.boundary(&at, outcomes).map_err(progress)? == Flow::Stop {
+            return Ok(Written::Stopped(at));
         }
     }
-    match outcomes.next() {
-        Some(Ok(o)) => Ok(o),
-        _ => unreachable!("peeked an outcome"),
+}
+
+fn write_row<W: Write>(
+    writer: &mut csv::Writer<W>,
+    record: &csv::ByteRecord,
+    width: usize,
+    outcome: &RowOutcome,
+    detail: Detail,
+) -> Result<(), csv::Error> {
+    let mut cells: Vec<Cow<[u8]>> = Vec::with_capacity(width + OUTCOME_COLUMNS.len() + 1);
+    cells.extend((0..width).map(|i| neutralise(record.get(i).unwrap_or_default())));
+    cells.push(Cow::Borrowed(outcome.status.as_str().as_bytes()));
+    cells.push(Cow::Borrowed(
+        outcome
+            .error_code
+            .map(ErrorCode::as_str)
+            .unwrap_or("")
+            .as_bytes(),
+    ));
+    cells.push(
+        neutralise(outcome.error_message.as_deref().unwrap_or("").as_bytes())
+            .into_owned()
+            .into(),
+    );
+    cells.push(Cow::Owned(detail.value(outcome)));
+    writer.write_record(&cells)
+}
+
+/// The outcome recorded for `row`, if any. Outcomes come in row order;
+/// those of rows the file no longer has are skipped, not shifted, and the
+/// first one past `row` is kept in `peeked` for the rows after.
+fn next_outcome<E, I: Iterator<Item = Result<RowOutcome, E>>>(
+    outcomes: &mut I,
+    peeked: &mut Option<RowOutcome>,
+    row: u64,
+) -> Result<Option<RowOutcome>, ProcessedError<E>> {
+    loop {
+        let next = match peeked.take() {
+            Some(outcome) => outcome,
+            None => match outcomes.next() {
+                None => return Ok(None),
+                Some(Err(e)) => return Err(ProcessedError::Outcomes(e)),
+                Some(Ok(outcome)) => outcome,
+            },
+        };
+        if next.row == row {
+            return Ok(Some(next));
+        }
+        if next.row > row {
+            *peeked = Some(next);
+            return Ok(None);
+        }
     }
 }
 
@@ -187,6 +312,80 @@ mod tests {
         )
         .unwrap();
         (String::from_utf8(out).unwrap(), tally)
+    }
+
+    /// Stops at every boundary and keeps the bytes it was given.
+    struct Stopping(Vec<u8>);
+
+    impl Write for Stopping {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.write(bytes)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<I> ProcessedOut<I> for Stopping {
+        type Error = Infallible;
+
+        fn boundary(&mut self, _: &Resume, _: &I) -> Result<Flow, Infallible> {
+            Ok(Flow::Stop)
+        }
+    }
+
+    #[test]
+    fn a_file_written_in_many_calls_is_the_file_written_in_one() {
+        let mut file = String::from("email;amount\n");
+        let mut outcomes = Vec::new();
+        for row in 1..=3_500u64 {
+            file.push_str(&format!("c{row}@x.io;{row}\n"));
+            if row % 7 != 0 {
+                outcomes.push(RowOutcome::applied(row, row as i64, row as i64));
+            }
+        }
+        let (whole, tally) = processed(&file, outcomes.clone());
+        let utf16: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain(file.encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        for bytes in [file.as_bytes().to_vec(), utf16] {
+            let mut out = Stopping(Vec::new());
+            let mut from: Option<Resume> = None;
+            let mut calls = 0;
+            let done = loop {
+                calls += 1;
+                let input = CsvInput::open(&bytes[..]).unwrap();
+                let input = match &from {
+                    Some(at) => CsvInput::resume(
+                        &bytes[at.offset as usize..],
+                        input.header().clone(),
+                        at.offset,
+                        at.row,
+                    ),
+                    None => input,
+                };
+                let mut rest = outcomes.clone().into_iter().map(Ok::<_, Infallible>);
+                match write_processed_from(
+                    input,
+                    from.as_ref(),
+                    &mut rest,
+                    &mut out,
+                    Detail::BalanceAfter,
+                    BOUNDARY_ROWS,
+                )
+                .unwrap()
+                {
+                    Written::Done(tally) => break tally,
+                    Written::Stopped(at) => from = Some(at),
+                }
+            };
+            assert_eq!(calls, 4);
+            assert_eq!(done, tally);
+            assert_eq!(String::from_utf8(out.0).unwrap(), whole);
+        }
+        assert_eq!((tally.applied, tally.failed), (3_000, 500));
     }
 
     #[test]

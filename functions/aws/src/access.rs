@@ -113,6 +113,7 @@ fn s3(operation: &str, uri: &str) -> Vec<String> {
         "CreateMultipartUpload" | "UploadPart" | "CompleteMultipartUpload" => {
             vec![format!("s3:PutObject {object}")]
         }
+        "ListParts" => vec![format!("s3:ListMultipartUploadParts {object}")],
         other => vec![format!("s3:{other} {object}")],
     }
 }

@@ -169,6 +169,91 @@ impl Objects {
         }
     }
 
+    /// A writer going on with an upload an earlier writer began (see
+    /// [`ObjectWriter::upload_id`]): `parts` parts of `upload_id` (if any)
+    /// are kept, a part uploaded after them is uploaded again, and
+    /// `pending` was written after them. `None` if that upload is gone
+    /// (completed or aborted since): the object must be written anew.
+    pub async fn writer_resumed(
+        &self,
+        runtime: Handle,
+        key: &str,
+        content_type: &str,
+        upload_id: Option<&str>,
+        parts: u32,
+        pending: Vec<u8>,
+    ) -> Result<Option<ObjectWriter>, AwsError> {
+        let mut writer = self.writer(runtime, key, content_type);
+        writer.buffer = pending;
+        writer
+            .buffer
+            .reserve(PART_BYTES.saturating_sub(writer.buffer.len()));
+        let Some(upload_id) = upload_id else {
+            return Ok((parts == 0).then_some(writer));
+        };
+        let call = "s3:ListParts";
+        let mut pages = self
+            .client
+            .list_parts()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = match page {
+                Ok(page) => page,
+                Err(err)
+                    if err
+                        .raw_response()
+                        .is_some_and(|r| r.status().as_u16() == 404) =>
+                {
+                    return Ok(None)
+                }
+                Err(err) => return Err(AwsError::sdk(call, err)),
+            };
+            for part in page.parts() {
+                if part.part_number().is_some_and(|n| n as u32 <= parts) {
+                    writer.parts.push(
+                        CompletedPart::builder()
+                            .set_part_number(part.part_number())
+                            .set_e_tag(part.e_tag().map(str::to_owned))
+                            .build(),
+                    );
+                }
+            }
+        }
+        if writer.parts.len() != parts as usize {
+            return Ok(None);
+        }
+        writer.upload_id = Some(upload_id.to_owned());
+        Ok(Some(writer))
+    }
+
+    /// Puts a small object in one request.
+    pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), AwsError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("s3:PutObject", e))?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), AwsError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("s3:DeleteObject", e))?;
+        Ok(())
+    }
+
     pub async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, AwsError> {
         let out = self
             .client
@@ -260,6 +345,21 @@ pub struct ObjectWriter {
 }
 
 impl ObjectWriter {
+    /// The multipart upload, once a first part was uploaded.
+    pub fn upload_id(&self) -> Option<&str> {
+        self.upload_id.as_deref()
+    }
+
+    /// Parts uploaded so far.
+    pub fn parts(&self) -> u32 {
+        self.parts.len() as u32
+    }
+
+    /// What was written after the last part (less than a part).
+    pub fn pending(&self) -> &[u8] {
+        &self.buffer
+    }
+
     fn upload_part(&mut self) -> Result<(), AwsError> {
         let client = &self.objects.client;
         let upload_id = match &self.upload_id {

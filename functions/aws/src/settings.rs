@@ -21,6 +21,10 @@ pub struct Settings {
     pub shards: u32,
     /// Rows between a split's checkpoints (`shared::split::CHECKPOINT_ROWS`).
     pub split_checkpoint_rows: u64,
+    /// Rows between the times the finalizer looks at its deadline (and
+    /// checkpoints, if a part was uploaded or it stops): see
+    /// `shared::processed::BOUNDARY_ROWS`.
+    pub finalize_boundary_rows: u64,
     /// Largest file an API upload may declare.
     pub max_upload_bytes: u64,
     /// Largest file imported at all (a console drop has no declared size):
@@ -93,6 +97,10 @@ impl Settings {
             split_checkpoint_rows: number(
                 "LOYALTY_SPLIT_CHECKPOINT_ROWS",
                 shared::split::CHECKPOINT_ROWS,
+            )?,
+            finalize_boundary_rows: number(
+                "LOYALTY_FINALIZE_BOUNDARY_ROWS",
+                shared::processed::BOUNDARY_ROWS,
             )?,
             max_upload_bytes: number("LOYALTY_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)?,
             max_file_bytes: number("LOYALTY_MAX_FILE_BYTES", MAX_FILE_BYTES)?,

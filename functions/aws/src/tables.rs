@@ -756,19 +756,20 @@ impl Tables {
         .await
     }
 
-    /// Takes the right to finalize a job for `lease_seconds`, if the job is
-    /// still as observed and nobody else holds it. A `processing` job moves
-    /// to `finalizing`.
+    /// Takes the job for finalizing, for `lease_seconds`, unless another
+    /// run holds it. Returns the lease's end, which names this run's hold
+    /// ([`Self::save_finalize_checkpoint`]), or `None`.
     pub async fn claim_finalization(
         &self,
         job: &Job,
         lease_seconds: i64,
-    ) -> Result<bool, AwsError> {
+    ) -> Result<Option<i64>, AwsError> {
         let now = Utc::now().timestamp();
         let next = match job.status {
             JobStatus::Processing => JobStatus::Finalizing,
             other => other,
         };
+        let until = now + lease_seconds;
         let claimed = self
             .update_job(
                 &job.tenant_id,
@@ -782,12 +783,64 @@ impl Tables {
                 vec![
                     (":next", s(next.as_str())),
                     (":seen", s(job.status.as_str())),
-                    (":until", n(now + lease_seconds)),
+                    (":until", n(until)),
                     (":now", n(now)),
                 ],
             )
             .await?;
-        Ok(claimed.is_some())
+        Ok(claimed.map(|_| until))
+    }
+
+    /// Records where the processed file's writing stands, if the run holding
+    /// the lease `held` still holds it (a lease outlasts its run: the
+    /// finalizer's lease is longer than its time limit). A run that stops
+    /// gives the lease up with it, so that the next takes over at once.
+    /// `false` if another run has the job now.
+    pub async fn save_finalize_checkpoint(
+        &self,
+        job: &Job,
+        held: i64,
+        stopping: bool,
+        at: &shared::job::FinalizeCheckpoint,
+    ) -> Result<bool, AwsError> {
+        let call = "dynamodb:UpdateItem";
+        let checkpoint =
+            serde_dynamo::to_attribute_value(at).map_err(|e| AwsError::new(call, e))?;
+        let update = if stopping {
+            "SET finalize_checkpoint = :at, progress_at = :now REMOVE lease_until"
+        } else {
+            "SET finalize_checkpoint = :at, progress_at = :now"
+        };
+        Ok(self
+            .update_job(
+                &job.tenant_id,
+                &job.job_id,
+                update,
+                Some("lease_until = :held AND attribute_not_exists(email_sent_at)"),
+                &[],
+                vec![
+                    (":at", checkpoint),
+                    (":now", s(Utc::now().to_rfc3339())),
+                    (":held", n(held)),
+                ],
+            )
+            .await?
+            .is_some())
+    }
+
+    /// Gives up the lease `held` (a run that failed: its retry need not wait
+    /// for the lease to lapse).
+    pub async fn release_finalization(&self, job: &Job, held: i64) -> Result<(), AwsError> {
+        self.update_job(
+            &job.tenant_id,
+            &job.job_id,
+            "REMOVE lease_until",
+            Some("lease_until = :held"),
+            &[],
+            vec![(":held", n(held))],
+        )
+        .await?;
+        Ok(())
     }
 
     /// Records the final status and totals once the processed file is
@@ -809,7 +862,8 @@ impl Tables {
                 "SET #status = :status, applied = :applied, failed = :failed, skipped = :skipped, \
              credited = :credited, debited = :debited, processed_key = :key, finished_at = :now, \
              download_token = if_not_exists(download_token, :token), \
-             download_until = if_not_exists(download_until, :until)",
+             download_until = if_not_exists(download_until, :until) \
+             REMOVE finalize_checkpoint",
                 None,
                 &[("#status", "status")],
                 vec![

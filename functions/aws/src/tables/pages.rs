@@ -89,11 +89,14 @@ const PAGES_PER_QUERY: i32 = 20;
 
 /// One range of keys of a job, read in key order a query at a time.
 struct Stream {
-    from: u64,
+    /// The next key to read.
+    next: u64,
     to: u64,
     limit: i32,
-    start: Option<Item>,
-    buffer: VecDeque<RowOutcome>,
+    /// Outcomes read and not yet handed out, with the key of their item.
+    buffer: VecDeque<(u64, RowOutcome)>,
+    /// The item of the outcome last handed out.
+    last: Option<u64>,
     done: bool,
 }
 
@@ -107,12 +110,19 @@ pub struct JobOutcomes {
 impl Tables {
     /// Reads the job's outcomes in row order (see [`JobOutcomes::next`]).
     pub fn job_outcomes(&self, job: &Job) -> JobOutcomes {
+        self.job_outcomes_from(job, &[])
+    }
+
+    /// As [`Self::job_outcomes`], going on from where an earlier reader
+    /// stood ([`JobOutcomes::resume_keys`]; from the start if they are not
+    /// this job's).
+    pub fn job_outcomes_from(&self, job: &Job, keys: &[u64]) -> JobOutcomes {
         let stream = |from, to, limit| Stream {
-            from,
+            next: from,
             to,
             limit,
-            start: None,
             buffer: VecDeque::new(),
+            last: None,
             done: false,
         };
         let mut streams = vec![stream(0, PAGE_BASE - 1, ROWS_PER_QUERY)];
@@ -123,6 +133,16 @@ impl Tables {
                 PAGES_PER_QUERY,
             )
         }));
+        if keys.len() == streams.len()
+            && streams
+                .iter()
+                .zip(keys)
+                .all(|(s, &key)| (s.next..=s.to + 1).contains(&key))
+        {
+            for (stream, &key) in streams.iter_mut().zip(keys) {
+                stream.next = key;
+            }
+        }
         JobOutcomes {
             tables: self.clone(),
             job_id: job.job_id.clone(),
@@ -139,18 +159,44 @@ impl JobOutcomes {
                 stream.fill(&self.tables, &self.job_id).await?;
             }
         }
-        let next = self
+        let Some(stream) = self
             .streams
             .iter_mut()
             .filter(|s| !s.buffer.is_empty())
-            .min_by_key(|s| s.buffer.front().map(|o| o.row));
-        Ok(next.and_then(|s| s.buffer.pop_front()))
+            .min_by_key(|s| s.buffer.front().map(|(_, o)| o.row))
+        else {
+            return Ok(None);
+        };
+        Ok(stream.buffer.pop_front().map(|(key, outcome)| {
+            stream.last = Some(key);
+            outcome
+        }))
+    }
+
+    /// Where a reader made later can go on from and miss nothing this one
+    /// has not handed out: for each range, the item of the last outcome it
+    /// handed out (that item may hold later rows too), or the next to read.
+    /// A reader made from them hands out some rows again, all before the
+    /// next one this reader would: a caller skips rows it has.
+    pub fn resume_keys(&self) -> Vec<u64> {
+        self.streams
+            .iter()
+            .map(|s| {
+                s.last
+                    .or_else(|| s.buffer.front().map(|(key, _)| *key))
+                    .unwrap_or(s.next)
+            })
+            .collect()
     }
 }
 
 impl Stream {
     async fn fill(&mut self, tables: &Tables, job_id: &str) -> Result<(), AwsError> {
         let call = "dynamodb:Query";
+        if self.next > self.to {
+            self.done = true;
+            return Ok(());
+        }
         let out = tables
             .client
             .query()
@@ -158,24 +204,29 @@ impl Stream {
             .key_condition_expression("job_id = :job AND #row BETWEEN :from AND :to")
             .expression_attribute_names("#row", "row")
             .expression_attribute_values(":job", s(job_id))
-            .expression_attribute_values(":from", n(self.from))
+            .expression_attribute_values(":from", n(self.next))
             .expression_attribute_values(":to", n(self.to))
-            .set_exclusive_start_key(self.start.take())
             .consistent_read(true)
             .limit(self.limit)
             .send()
             .await
             .map_err(|e| AwsError::sdk(call, e))?;
         for item in out.items.unwrap_or_default() {
-            if self.from >= PAGE_BASE {
-                self.buffer.extend(page_outcomes(call, &item)?);
-            } else {
-                self.buffer
-                    .push_back(from_item::<OutcomeItem>(call, item)?.outcome);
+            let key = match item.get("row") {
+                Some(AttributeValue::N(key)) => key.parse::<u64>().ok(),
+                _ => None,
             }
+            .ok_or_else(|| AwsError::new(call, "an outcome item without its row"))?;
+            if self.to >= PAGE_BASE {
+                self.buffer
+                    .extend(page_outcomes(call, &item)?.into_iter().map(|o| (key, o)));
+            } else {
+                let outcome = from_item::<OutcomeItem>(call, item)?.outcome;
+                self.buffer.push_back((key, outcome));
+            }
+            self.next = key + 1;
         }
-        self.start = out.last_evaluated_key.filter(|k| !k.is_empty());
-        self.done = self.start.is_none();
+        self.done = out.last_evaluated_key.is_none_or(|k| k.is_empty());
         Ok(())
     }
 }

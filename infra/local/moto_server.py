@@ -1,4 +1,4 @@
-"""Runs moto server for the local stack, with six fixes to moto itself.
+"""Runs moto server for the local stack, with eight fixes to moto itself.
 
 1. Moto records every model instance it ever creates (each S3 object version,
    SQS message, DynamoDB item...) for its dashboard and `/moto-api/data.json`.
@@ -38,10 +38,21 @@
    an Update its key and ExpressionAttributeValues (what it can write), a
    Delete or ConditionCheck its key. Moto had no such limit. A larger one is
    refused whole, before any write, with a ValidationException.
+7. A Query of a table (not an index) read every item of the table and
+   sorted them all, then kept its key's: a job's outcomes, read a thousand at
+   a time, cost the whole outcomes table (every job's) per request, so a
+   job of a few hundred thousand rows took minutes to read back. Here a
+   Query reads its partition only, kept sorted between writes, from the
+   first key its condition allows: what DynamoDB does (a query costs what
+   it reads).
+8. S3's ListParts answered `<ListPartsResponse>`; S3 (and so the AWS SDK)
+   names its root element `<ListPartsResult>`, and the SDK refused the
+   answer. Here it is named as S3 names it.
 
 Usage: the same arguments as moto_server (infra/local/dev starts it).
 """
 import base64
+import bisect
 import copy
 import functools
 import sys
@@ -60,8 +71,10 @@ from moto.dynamodb.exceptions import (
 )
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, LimitedSizeDict
+from moto.dynamodb.models.table import Table
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.responses import DynamoHandler
+from moto.s3.responses import S3Response
 from moto.sqs.models import SQSBackend
 
 
@@ -273,6 +286,87 @@ def receive_message(self, queue_name, *args, **kwargs):
 
 
 SQSBackend.receive_message = receive_message
+
+
+_table_put_item = Table.put_item
+_table_delete_item = Table.delete_item
+_table_query = Table.query
+
+
+def _sorted_partitions(table):
+    """The table's partitions sorted by range key, as last read (each dropped
+    when an item of it is put or deleted)."""
+    return table.__dict__.setdefault("_sorted_partitions", {})
+
+
+def table_put_item(self, item_attrs, *args, **kwargs):
+    try:
+        return _table_put_item(self, item_attrs, *args, **kwargs)
+    finally:
+        if self.hash_key_attr in item_attrs:
+            _sorted_partitions(self).pop(DynamoType(item_attrs[self.hash_key_attr]), None)
+
+
+def table_delete_item(self, hash_key, range_key):
+    try:
+        return _table_delete_item(self, hash_key, range_key)
+    finally:
+        _sorted_partitions(self).pop(hash_key, None)
+
+
+# Conditions with a lower bound on the range key: the first key they allow.
+_FROM_FIRST = {"BETWEEN", ">=", "GE", "=", "EQ", "BEGINS_WITH"}
+_AFTER_FIRST = {">", "GT"}
+
+
+def table_query(self, hash_key, range_comparison, range_objs, limit,
+                exclusive_start_key, scan_index_forward, *args, **kwargs):
+    index_name = args[1] if len(args) > 1 else kwargs.get("index_name")
+    if (index_name or not self.range_key_attr or hash_key is None
+            or scan_index_forward is False):
+        return _table_query(self, hash_key, range_comparison, range_objs, limit,
+                            exclusive_start_key, scan_index_forward, *args, **kwargs)
+    partition = self.items.get(hash_key, {})
+    cache = _sorted_partitions(self)
+    entry = cache.get(hash_key)
+    if entry is None or len(entry) != len(partition):
+        entry = sorted(partition.values(), key=lambda item: item.range_key)
+        cache[hash_key] = entry
+    start = 0
+    if range_comparison in _FROM_FIRST:
+        start = bisect.bisect_left(entry, range_objs[0], key=lambda item: item.range_key)
+    elif range_comparison in _AFTER_FIRST:
+        start = bisect.bisect_right(entry, range_objs[0], key=lambda item: item.range_key)
+    # One item past the limit tells moto there is more (its LastEvaluatedKey);
+    # after an exclusive start key, moto skips to it itself.
+    end = None if limit is None or exclusive_start_key else start + limit + 1
+    candidates = entry[start:end]
+    self.all_items = lambda: candidates
+    try:
+        return _table_query(self, hash_key, range_comparison, range_objs, limit,
+                            exclusive_start_key, scan_index_forward, *args, **kwargs)
+    finally:
+        del self.all_items
+
+
+Table.put_item = table_put_item
+Table.delete_item = table_delete_item
+Table.query = table_query
+
+
+_list_parts = S3Response.list_parts
+
+
+def list_parts(self, *args, **kwargs):
+    status, headers, body = _list_parts(self, *args, **kwargs)
+    if isinstance(body, str):
+        body = body.encode()
+    body = body.replace(b"<ListPartsResponse", b"<ListPartsResult", 1)
+    body = body.replace(b"</ListPartsResponse>", b"</ListPartsResult>", 1)
+    return status, headers, body
+
+
+S3Response.list_parts = list_parts
 
 
 def _one_at_a_time(backend):

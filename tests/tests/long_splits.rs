@@ -1,11 +1,13 @@
-//! Splits longer than one invocation: the splitter stops at a checkpoint
-//! before its deadline and hands itself the rest, again and again, and
-//! every row is still applied exactly once, batched as one uninterrupted
-//! split would batch it, with one processed file and one email.
+//! Splits and finalizations longer than one invocation: the splitter (or
+//! the finalizer) stops at a checkpoint before its deadline and hands
+//! itself the rest, again and again, and every row is still applied exactly
+//! once, batched as one uninterrupted split would batch it, with one
+//! processed file and one email.
 //!
-//! The splitter runs here with a time limit of a second and a checkpoint
-//! every few hundred rows, so a file of some thousands of rows is split in
-//! many invocations, as a file of millions is at the template's settings.
+//! The functions run here with time limits of a second or two and
+//! checkpoints every few hundred or thousand rows, so a file of some
+//! thousands of rows goes through many invocations, as a file of millions
+//! does at the template's settings.
 
 use local_stack::runner::Function;
 use local_stack::{console, Runner};
@@ -223,4 +225,77 @@ async fn a_files_content_read_over_several_invocations_is_known_as_the_same_file
             .contains("duplicate"),
         "{again:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_of_200000_rows_split_and_finalized_within_two_seconds_a_run() {
+    // One row in ten is valid (the emulator applies a few hundred rows a
+    // second; the others are refused as they are split). The processed file
+    // is over 16 MiB: two parts of its upload and a rest, written over many
+    // runs of the finalizer.
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    let rows = 200_000u64;
+    let mut file = String::from("email,amount\n");
+    let mut expected: HashMap<String, i64> = HashMap::new();
+    for n in 1..=rows {
+        let who = format!("c{}@x.test", n % 997);
+        if n.is_multiple_of(10) {
+            let amount = (n % 7 + 1) as i64;
+            *expected.entry(who.clone()).or_default() += amount;
+            file.push_str(&format!("{who},{amount}\n"));
+        } else {
+            file.push_str(&format!("{who},{n}.5\n"));
+        }
+    }
+    let limit = Duration::from_secs(2);
+    let mut settings = h.aws.settings.clone();
+    settings.split_checkpoint_rows = 2_000;
+    let plan = FaultPlan::counting();
+    let finalizer = Aws::with_faults(settings.clone(), plan.clone()).await;
+    let runner = Runner::new(Aws::new(settings).await)
+        .expect("runner")
+        .with_clients_for(Function::Finalizer, finalizer)
+        .with_timeout_for(Function::Splitter, limit)
+        .with_timeout_for(Function::Finalizer, limit);
+    h.drop_file(&t, "very-long.csv", &file, None).await;
+    let job = only_job_settled(&h, &runner, &t).await;
+
+    // Each run that stops hands itself the rest (its one SendMessage).
+    let calls = plan.calls();
+    let runs = 1 + calls.iter().filter(|c| *c == "SQS:SendMessage").count();
+    let parts = calls.iter().filter(|c| *c == "S3:UploadPart").count();
+    println!("{rows} rows finalized in {runs} runs, {parts} parts uploaded");
+    assert!(runs >= 5, "{runs} runs");
+    assert!(parts >= 2, "{parts} parts");
+    assert!(
+        calls.iter().any(|c| c == "S3:ListParts"),
+        "an upload taken up again"
+    );
+    assert_eq!(job.status, JobStatus::CompletedWithErrors);
+    assert_eq!((job.applied, job.failed), (rows / 10, rows - rows / 10));
+    assert_eq!(job.credited as i64, expected.values().sum::<i64>());
+    assert!(job.finalize_checkpoint.is_none());
+
+    // Every row once, in order, its balance the running sum of its customer's.
+    let processed = h.processed_file(&job).await;
+    assert!(processed.len() > 16 << 20, "{} bytes", processed.len());
+    let read = processed_rows(&processed);
+    assert_eq!(read.len() as u64, rows);
+    let mut running: HashMap<String, i64> = HashMap::new();
+    for (n, row) in read.iter().enumerate() {
+        let n = n as u64 + 1;
+        assert_eq!(row.get("email"), format!("c{}@x.test", n % 997), "row {n}");
+        if !n.is_multiple_of(10) {
+            assert_eq!(row.get("error_code"), "invalid_amount", "row {n}");
+            continue;
+        }
+        let balance = running.entry(row.get("email").to_owned()).or_default();
+        *balance += (n % 7 + 1) as i64;
+        assert_eq!(row.get("balance_after"), balance.to_string(), "row {n}");
+    }
+    for who in ["c1@x.test", "c996@x.test"] {
+        let customer = format!("email:{who}");
+        assert_eq!(h.balance(&t, &customer).await, expected[who], "{who}");
+    }
 }

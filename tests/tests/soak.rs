@@ -1,16 +1,19 @@
 //! A seeded soak: many imports (credits, debits, expiring credits, invalid
 //! rows, customers shared by imports running at the same time, files cut
 //! into many small batches) through a pipeline whose AWS calls fail at
-//! random, whose queue messages are shuffled and delivered again, with two
-//! runners competing for them; then every promise is checked against the
-//! tables, the bucket and the sent emails.
+//! random, whose queue messages are shuffled and delivered again, whose
+//! splitter and finalizer are given at most a second now and then (cut
+//! off, or stopping at a checkpoint and going on), where every file's
+//! second batch always fails (among the others of its group), with two
+//! runners competing for the messages; then every promise is checked
+//! against the tables, the bucket and the sent emails.
 //!
 //! `SOAK_SEED=<n>` replays a run (the seed is printed first); `SOAK_IMPORTS`
 //! sets how many imports (200 by default, what CI runs).
 
 use aws_sdk_s3::primitives::ByteStream;
 use local_stack::console;
-use local_stack::runner::Chaos;
+use local_stack::runner::{Chaos, Function};
 use local_stack::Runner;
 use loyalty_aws::faults::FaultPlan;
 use loyalty_aws::Aws;
@@ -29,9 +32,9 @@ const CUSTOMERS: usize = 6;
 const FAULT_RATE: f64 = 0.02;
 /// Chance that a handled message is delivered again.
 const REDELIVERY_RATE: f64 = 0.05;
-/// How often the splitter or the finalizer gets a time limit of a few
-/// milliseconds: a split stops at a checkpoint (or is cut off between two),
-/// a finalizer is cut off mid-run.
+/// How often the splitter or the finalizer gets a time limit of at most a
+/// second: it stops at a checkpoint and goes on in its next run, or is cut
+/// off between two.
 const HURRY_RATE: f64 = 0.1;
 
 struct Import {
@@ -135,17 +138,35 @@ async fn imports_under_random_faults_redeliveries_and_reorderings_keep_every_pro
     settings.rows_per_batch = 3;
     settings.shards = 4;
     settings.finalize_lease_seconds = 2;
-    // Checkpoints every few rows, so a hurried split stops at one and goes on.
+    // Checkpoints every few rows, so a hurried split or finalizer stops at
+    // one and goes on.
     settings.split_checkpoint_rows = 4;
-    let clean = Aws::new(settings.clone()).await;
-    let plan = FaultPlan::random(seed, FAULT_RATE);
+    settings.finalize_boundary_rows = 4;
+    // Every commit of a file's second batch carries the condition on its
+    // marker, `JOB#<job>#BATCH#2`: it fails on every delivery (random
+    // faults or not), goes to the dead-letter queue, and its rows are
+    // reported `processing_failed`.
+    // (The dead-letter consumer, sealing those rows under the same marker,
+    // runs on clients without that fault.)
+    let (op, batch_2) = ("DynamoDB:TransactWriteItems", "#BATCH#2\"");
+    let sealing = Aws::new(settings.clone()).await;
+    let clean = Aws::with_faults(
+        settings.clone(),
+        FaultPlan::counting().also_failing_always_containing(op, batch_2),
+    )
+    .await;
+    let plan = FaultPlan::random(seed, FAULT_RATE).also_failing_always_containing(op, batch_2);
     let faulty = Aws::with_faults(settings, plan.clone()).await;
     let runners = [
-        Runner::new(clean.clone()).unwrap().with_chaos(
-            Chaos::new(seed ^ 0xa, faulty.clone(), REDELIVERY_RATE).with_hurry(HURRY_RATE),
-        ),
         Runner::new(clean.clone())
             .unwrap()
+            .with_clients_for(Function::DeadBatches, sealing.clone())
+            .with_chaos(
+                Chaos::new(seed ^ 0xa, faulty.clone(), REDELIVERY_RATE).with_hurry(HURRY_RATE),
+            ),
+        Runner::new(clean.clone())
+            .unwrap()
+            .with_clients_for(Function::DeadBatches, sealing)
             .with_chaos(Chaos::new(seed ^ 0xb, faulty, REDELIVERY_RATE).with_hurry(HURRY_RATE)),
     ];
 

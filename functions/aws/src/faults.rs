@@ -63,6 +63,9 @@ struct State {
     /// The IAM actions the requests signed so far needed, on what.
     accesses: BTreeSet<String>,
     rule: Rule,
+    /// Besides the rule: calls of an operation whose body holds a text
+    /// fail always (`operation`, `text`).
+    also_failing: Vec<(String, String)>,
     fired: Vec<String>,
 }
 
@@ -105,6 +108,7 @@ impl FaultPlan {
                 cost: WriteCost::default(),
                 accesses: BTreeSet::new(),
                 rule,
+                also_failing: Vec::new(),
                 fired: Vec::new(),
             })),
         }
@@ -150,6 +154,15 @@ impl FaultPlan {
             rng: fastrand::Rng::with_seed(seed),
             probability,
         })
+    }
+
+    /// Fails, besides what the plan fails, every call of `operation` whose
+    /// request body contains `text`, for ever.
+    pub fn also_failing_always_containing(self, operation: &str, text: &str) -> Self {
+        self.lock()
+            .also_failing
+            .push((operation.to_owned(), text.to_owned()));
+        self
     }
 
     /// The calls made so far, as `service:Operation`.
@@ -207,15 +220,17 @@ impl State {
 
     /// Whether the rule fails this call for what its request body holds.
     fn matches_body(&self, call: &str, body: &[u8]) -> bool {
-        match &self.rule {
-            Rule::AlwaysContaining { operation, text } => {
-                operation == call
-                    && body
-                        .windows(text.len().max(1))
-                        .any(|w| w == text.as_bytes())
-            }
+        let holds = |operation: &str, text: &str| {
+            operation == call
+                && body
+                    .windows(text.len().max(1))
+                    .any(|w| w == text.as_bytes())
+        };
+        let by_rule = match &self.rule {
+            Rule::AlwaysContaining { operation, text } => holds(operation, text),
             _ => false,
-        }
+        };
+        by_rule || self.also_failing.iter().any(|(o, t)| holds(o, t))
     }
 
     /// Whether one more attempt of the throttled call is throttled.

@@ -89,12 +89,12 @@ pub struct Runner {
 /// the messages of one receive are handed over shuffled (a FIFO group's own
 /// order kept, as SQS keeps it), handled messages are sometimes delivered
 /// again instead of deleted, and the splitter and the finalizer are
-/// sometimes given a time limit of a few milliseconds (a split stops at a
-/// checkpoint or is cut off, a finalizer is cut off mid-run).
+/// sometimes given a time limit of at most a second (each stops at a
+/// checkpoint and goes on in its next run, or is cut off).
 pub struct Chaos {
     faulty: Aws,
     redeliver: f64,
-    /// The chance that an invocation gets a time limit of 1 to 50 ms.
+    /// The chance that an invocation gets a time limit of 1 to 1,000 ms.
     hurry: f64,
     rng: Mutex<fastrand::Rng>,
     redelivered: AtomicU64,
@@ -113,7 +113,8 @@ impl Chaos {
         }
     }
 
-    /// Gives the splitter and the finalizer a time limit of 1 to 50 ms with
+    /// Gives the splitter and the finalizer a time limit of 1 to 1,000 ms
+    /// (cut off at once, or in time to stop at a checkpoint) with
     /// this chance, at each invocation.
     pub fn with_hurry(mut self, chance: f64) -> Self {
         self.hurry = chance;
@@ -125,7 +126,7 @@ impl Chaos {
         self.redelivered.load(Ordering::Relaxed)
     }
 
-    /// Invocations given a time limit of a few milliseconds so far.
+    /// Invocations given a time limit of at most a second so far.
     pub fn hurried(&self) -> u64 {
         self.hurried.load(Ordering::Relaxed)
     }
@@ -139,7 +140,7 @@ impl Chaos {
             return None;
         }
         self.hurried.fetch_add(1, Ordering::Relaxed);
-        Some(Duration::from_millis(rng.u64(1..=50)))
+        Some(Duration::from_millis(rng.u64(1..=1000)))
     }
 
     fn rng(&self) -> std::sync::MutexGuard<'_, fastrand::Rng> {

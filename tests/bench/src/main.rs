@@ -10,6 +10,9 @@
 //!                                the same on small files (CI's smoke run)
 //! loyalty-bench generate <rows> <file>
 //! loyalty-bench memory <file>    split one file; print its peak resident memory
+//! loyalty-bench finalize <file>  write its processed file (every row with an outcome, one in a
+//!                                hundred failed) into 8 MiB parts, as the finalizer does, short
+//!                                of the requests; print rows, bytes, seconds, peak memory
 //! ```
 //!
 //! Speed: the splitter's work (`shared::split::split`: read, validate,
@@ -25,6 +28,7 @@ use shared::batch::Batch;
 use shared::kind::ImportKind;
 use shared::outcome::RowOutcome;
 use shared::points::{PointsRow, PreviewRow};
+use shared::processed::{ProcessedOut, Resume};
 use shared::smile::Mode;
 use shared::split::{split, SplitRequest, SplitSink, SplitSummary};
 use std::convert::Infallible;
@@ -52,8 +56,16 @@ fn main() -> anyhow::Result<()> {
             println!("{} {}", summary.total_rows, peak_resident_kib()?);
             Ok(())
         }
+        ["finalize", file] => {
+            let started = Instant::now();
+            let (rows, bytes) = finalize_file(Path::new(file))?;
+            let seconds = started.elapsed().as_secs_f64();
+            println!("{rows} {bytes} {seconds:.2} {}", peak_resident_kib()?);
+            Ok(())
+        }
         _ => anyhow::bail!(
-            "usage: loyalty-bench all [--quick] | generate <rows> <file> | memory <file>"
+            "usage: loyalty-bench all [--quick] | generate <rows> <file> | memory <file> \
+             | finalize <file>"
         ),
     }
 }
@@ -268,6 +280,77 @@ impl SplitSink<PointsRow> for Serialised {
     }
 }
 
+/// Writes the processed file of `path` as the finalizer does (its outcomes
+/// made up: each row applied, one in a hundred failed), into parts of the
+/// finalizer's size that are dropped when full instead of uploaded.
+/// Returns the rows and the bytes written.
+fn finalize_file(path: &Path) -> anyhow::Result<(u64, u64)> {
+    use shared::outcome::ErrorCode;
+    use shared::processed::{write_processed_from, Detail, Written};
+    let input = shared::csv_input::CsvInput::open(File::open(path)?)?;
+    let mut outcomes = (1u64..).map(|row| {
+        Ok::<_, Infallible>(if row % 100 == 0 {
+            RowOutcome::failed(
+                row,
+                ErrorCode::InsufficientBalance,
+                format!("row {row}: no"),
+            )
+        } else {
+            RowOutcome::applied(row, 10, row as i64)
+        })
+    });
+    let mut parts = Parts {
+        part: Vec::with_capacity(PART_BYTES),
+        bytes: 0,
+    };
+    match write_processed_from(
+        input,
+        None,
+        &mut outcomes,
+        &mut parts,
+        Detail::BalanceAfter,
+        shared::processed::BOUNDARY_ROWS,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?
+    {
+        Written::Done(tally) => Ok((tally.applied + tally.failed, parts.bytes)),
+        Written::Stopped(_) => anyhow::bail!("stopped"),
+    }
+}
+
+/// The finalizer's part size (`loyalty_aws::objects::PART_BYTES`).
+const PART_BYTES: usize = 8 * 1024 * 1024;
+
+/// Keeps one part of the output at a time, as the finalizer's upload does.
+struct Parts {
+    part: Vec<u8>,
+    bytes: u64,
+}
+
+impl Write for Parts {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let taken = bytes.len().min(PART_BYTES - self.part.len());
+        self.part.extend_from_slice(&bytes[..taken]);
+        if self.part.len() == PART_BYTES {
+            self.part.clear();
+        }
+        self.bytes += taken as u64;
+        Ok(taken)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<I> ProcessedOut<I> for Parts {
+    type Error = Infallible;
+
+    fn boundary(&mut self, _: &Resume, _: &I) -> Result<shared::split::Flow, Infallible> {
+        Ok(shared::split::Flow::Go)
+    }
+}
+
 /// The process's peak resident set, in KiB.
 fn peak_resident_kib() -> anyhow::Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status")?;
@@ -289,6 +372,7 @@ mod tests {
         assert_eq!(plain_read(&path).unwrap(), 1_000);
         let summary = split_file(&path).unwrap();
         assert_eq!((summary.total_rows, summary.invalid_rows), (1_000, 10));
+        assert_eq!(finalize_file(&path).unwrap().0, 1_000);
         std::fs::remove_file(&path).unwrap();
     }
 }

@@ -313,3 +313,32 @@ pub fn outcomes(processed: &str) -> Vec<(String, String, String)> {
         })
         .collect()
 }
+
+/// Checks each function's recorded accesses (`FaultPlan::accesses`, by the
+/// function's logical id in the template) against its role in
+/// `infra/template.yaml`, with `infra/local/check_access.py`; returns its
+/// report, or panics naming a call a role does not allow.
+pub fn check_roles(name: &str, accesses: &std::collections::BTreeMap<&str, Vec<String>>) -> String {
+    for (function, list) in accesses {
+        assert!(!list.is_empty(), "{function} made no call");
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let file = std::env::temp_dir().join(format!("accesses-{name}.json"));
+    std::fs::write(&file, serde_json::to_vec_pretty(accesses).unwrap()).unwrap();
+    let checked = std::process::Command::new(root.join(".local/venv/bin/python"))
+        .arg(root.join("infra/local/check_access.py"))
+        .arg(root.join("infra/template.yaml"))
+        .arg(&file)
+        .output()
+        .expect("check_access.py runs");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(
+        checked.status.success(),
+        "a call its role does not allow:\n{report}"
+    );
+    report
+}

@@ -13,11 +13,11 @@ use local_stack::runner::Function;
 use local_stack::{console, Runner};
 use loyalty_aws::faults::FaultPlan;
 use loyalty_aws::Aws;
-use pipeline_tests::{outcomes, processed_rows, Harness, TestTenant};
+use pipeline_tests::{check_roles, outcomes, processed_rows, Harness, TestTenant};
 use shared::job::{Job, JobStatus};
 use shared::kind::ImportKind;
 use shared::points::{PointsRow, PreviewRow};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 const TIME_LIMIT: Duration = Duration::from_secs(1);
@@ -272,6 +272,10 @@ async fn a_file_of_200000_rows_split_and_finalized_within_two_seconds_a_run() {
         calls.iter().any(|c| c == "S3:ListParts"),
         "an upload taken up again"
     );
+    // Its role allows what a resumed finalizer does (its carry objects,
+    // the upload's parts listed).
+    let accesses = BTreeMap::from([("FinalizerFunction", plan.accesses().into_iter().collect())]);
+    check_roles(t.id(), &accesses);
     assert_eq!(job.status, JobStatus::CompletedWithErrors);
     assert_eq!((job.applied, job.failed), (rows / 10, rows - rows / 10));
     assert_eq!(job.credited as i64, expected.values().sum::<i64>());

@@ -254,6 +254,30 @@ impl Objects {
         Ok(())
     }
 
+    /// An object's bytes, or `None` if there is no such object.
+    pub async fn get_bytes_if_any(&self, key: &str) -> Result<Option<Vec<u8>>, AwsError> {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                return Ok(None)
+            }
+            Err(err) => return Err(AwsError::sdk("s3:GetObject", err)),
+        };
+        let data = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| AwsError::new("s3:GetObject", e))?;
+        Ok(Some(data.into_bytes().to_vec()))
+    }
+
     pub async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, AwsError> {
         let out = self
             .client

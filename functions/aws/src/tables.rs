@@ -758,12 +758,13 @@ impl Tables {
 
     /// Takes the job for finalizing, for `lease_seconds`, unless another
     /// run holds it. Returns the lease's end, which names this run's hold
-    /// ([`Self::save_finalize_checkpoint`]), or `None`.
+    /// ([`Self::save_finalize_checkpoint`]), and the job as it is now (a
+    /// run before may have checkpointed since `job` was read); or `None`.
     pub async fn claim_finalization(
         &self,
         job: &Job,
         lease_seconds: i64,
-    ) -> Result<Option<i64>, AwsError> {
+    ) -> Result<Option<(i64, Job)>, AwsError> {
         let now = Utc::now().timestamp();
         let next = match job.status {
             JobStatus::Processing => JobStatus::Finalizing,
@@ -788,7 +789,7 @@ impl Tables {
                 ],
             )
             .await?;
-        Ok(claimed.map(|_| until))
+        Ok(claimed.map(|job| (until, job)))
     }
 
     /// Records where the processed file's writing stands, if the run holding
@@ -845,43 +846,44 @@ impl Tables {
 
     /// Records the final status and totals once the processed file is
     /// written, and the emailed link's token and expiry unless an earlier
-    /// run set them (its email may have gone out). Returns the job as stored.
+    /// run set them (its email may have gone out), if the run holding the
+    /// lease `held` still holds it. Returns the job as stored, or `None`
+    /// if another run has the job now (this one outlived its lease).
     pub async fn finish_job(
         &self,
         job: &Job,
+        held: i64,
         status: JobStatus,
         tally: &Tally,
         processed_key: &str,
         download: (&str, DateTime<Utc>),
-    ) -> Result<Job, AwsError> {
+    ) -> Result<Option<Job>, AwsError> {
         let (token, until) = download;
-        let finished = self
-            .update_job(
-                &job.tenant_id,
-                &job.job_id,
-                "SET #status = :status, applied = :applied, failed = :failed, skipped = :skipped, \
+        self.update_job(
+            &job.tenant_id,
+            &job.job_id,
+            "SET #status = :status, applied = :applied, failed = :failed, skipped = :skipped, \
              credited = :credited, debited = :debited, processed_key = :key, finished_at = :now, \
              download_token = if_not_exists(download_token, :token), \
              download_until = if_not_exists(download_until, :until) \
              REMOVE finalize_checkpoint",
-                None,
-                &[("#status", "status")],
-                vec![
-                    (":status", s(status.as_str())),
-                    (":applied", n(tally.applied)),
-                    (":failed", n(tally.failed)),
-                    (":skipped", n(tally.skipped)),
-                    (":credited", n(tally.credited)),
-                    (":debited", n(tally.debited)),
-                    (":key", s(processed_key)),
-                    (":now", s(Utc::now().to_rfc3339())),
-                    (":token", s(token)),
-                    (":until", s(until.to_rfc3339())),
-                ],
-            )
-            .await?;
-        // Unconditional: the update always returns the item.
-        finished.ok_or_else(|| AwsError::new("dynamodb:UpdateItem", "the job is gone"))
+            Some("lease_until = :held"),
+            &[("#status", "status")],
+            vec![
+                (":held", n(held)),
+                (":status", s(status.as_str())),
+                (":applied", n(tally.applied)),
+                (":failed", n(tally.failed)),
+                (":skipped", n(tally.skipped)),
+                (":credited", n(tally.credited)),
+                (":debited", n(tally.debited)),
+                (":key", s(processed_key)),
+                (":now", s(Utc::now().to_rfc3339())),
+                (":token", s(token)),
+                (":until", s(until.to_rfc3339())),
+            ],
+        )
+        .await
     }
 
     pub async fn mark_email_sent(&self, job: &Job) -> Result<(), AwsError> {

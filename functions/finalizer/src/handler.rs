@@ -123,7 +123,7 @@ async fn finalize_until(
         return Ok(());
     }
     let lease_seconds = aws.settings.finalize_lease_seconds;
-    let Some(lease) = aws.tables.claim_finalization(&job, lease_seconds).await? else {
+    let Some((lease, claimed)) = aws.tables.claim_finalization(&job, lease_seconds).await? else {
         let now = aws.tables.job(&job.tenant_id, &job.job_id).await?;
         if now.is_some_and(|j| j.finalization_due()) {
             // Another run holds the job; if it died, its lease lapses and
@@ -132,6 +132,12 @@ async fn finalize_until(
         }
         info!("finalized by another run");
         return Ok(());
+    };
+    // As claimed, but with the status it was claimed in (the email's branch
+    // below goes by it).
+    let job = Job {
+        status: job.status,
+        ..claimed
     };
     let result = finalize_claimed(aws, request, &job, lease, deadline).await;
     if result.is_err() {
@@ -178,12 +184,17 @@ async fn finalize_claimed(
                 .tables
                 .finish_job(
                     &job,
+                    lease,
                     JobStatus::finished(&tally),
                     &tally,
                     &key,
                     (&token, until),
                 )
                 .await?;
+            let Some(finished) = finished else {
+                info!("another run has taken this job over");
+                return Ok(());
+            };
             let link = download_link(aws, &finished, &key).await?;
             completion_email(&tenant, &job, &tally, &link, aws.settings.link_hours)
         }
@@ -399,7 +410,13 @@ async fn resume_writer(
     at: &FinalizeCheckpoint,
 ) -> Result<Option<(ObjectWriter, FinalizeCheckpoint)>, AwsError> {
     let pending = match &at.carry {
-        Some(carry) => aws.objects.get_bytes(carry).await?,
+        Some(carry) => match aws.objects.get_bytes_if_any(carry).await? {
+            Some(bytes) => bytes,
+            None => {
+                tracing::warn!("a checkpoint's carried bytes are gone: the file is written anew");
+                return Ok(None);
+            }
+        },
         None => Vec::new(),
     };
     let writer = aws
@@ -546,14 +563,20 @@ impl ProcessedOut<Outcomes> for Checkpoints {
             carry: carry.clone(),
             outcomes_from: outcomes.stream.resume_keys(),
         };
-        let saved = self
-            .runtime
-            .block_on(self.aws.tables.save_finalize_checkpoint(
-                &self.job,
-                self.lease,
-                stop,
-                &checkpoint,
-            ))?;
+        let saved = self.runtime.block_on(async {
+            let tables = &self.aws.tables;
+            Ok::<_, AwsError>(
+                tables
+                    .save_finalize_checkpoint(&self.job, self.lease, stop, &checkpoint)
+                    .await?
+                    // Refused, because an attempt the SDK retried had saved
+                    // it (and given the lease up)? Then it is saved.
+                    || tables
+                        .job(&self.job.tenant_id, &self.job.job_id)
+                        .await?
+                        .is_some_and(|j| j.finalize_checkpoint.as_ref() == Some(&checkpoint)),
+            )
+        })?;
         if !saved {
             if let Some(carry) = &carry {
                 self.forget(carry);

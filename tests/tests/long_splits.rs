@@ -36,6 +36,37 @@ async fn hurried_runner(h: &Harness, rows: u64, limit: Duration) -> (Runner, Fau
     (runner, plan)
 }
 
+/// As [`hurried_runner`], the finalizer too: it looks at its deadline
+/// every `finalize_rows` rows, within `finalize_limit` (its lease a little
+/// longer, so that a run cut off is soon taken over). Returns a count of
+/// its calls too.
+async fn all_hurried_runner(
+    h: &Harness,
+    (rows, limit): (u64, Duration),
+    (finalize_rows, finalize_limit): (u64, Duration),
+) -> (Runner, FaultPlan, FaultPlan) {
+    let mut settings = h.aws.settings.clone();
+    settings.finalize_boundary_rows = finalize_rows;
+    settings.finalize_lease_seconds = finalize_limit.as_secs() as i64 + 2;
+    let plan = FaultPlan::counting();
+    let finalizer = Aws::with_faults(settings, plan.clone()).await;
+    let (runner, splitter) = hurried_runner(h, rows, limit).await;
+    let runner = runner
+        .with_clients_for(Function::Finalizer, finalizer)
+        .with_timeout_for(Function::Finalizer, finalize_limit);
+    (runner, splitter, plan)
+}
+
+/// Runs of the finalizer: each run that stops hands itself the rest (its
+/// one SendMessage), and the last does not.
+fn finalizer_runs(plan: &FaultPlan) -> usize {
+    1 + plan
+        .calls()
+        .iter()
+        .filter(|c| *c == "SQS:SendMessage")
+        .count()
+}
+
 /// How many times the splitter took the file up: each invocation opens it
 /// (the first three times: its preview, its hash, its split; a later one
 /// twice: its header, and the rest from the checkpoint). An invocation cut
@@ -160,7 +191,13 @@ async fn a_card_code_file_split_over_many_invocations_creates_every_card_once() 
     }
     // Card rows split fast: a shorter limit, so that each invocation
     // splits a few checkpoints' worth only.
-    let (runner, plan) = hurried_runner(&h, 20, Duration::from_millis(600)).await;
+    // The finalizer too: it stops every few hundred rows.
+    let (runner, plan, finalizer) = all_hurried_runner(
+        &h,
+        (20, Duration::from_millis(600)),
+        (100, Duration::from_millis(1500)),
+    )
+    .await;
     h.drop_file(
         &t,
         "memberships/demoshop_cardcode_long_20260110.csv",
@@ -171,6 +208,9 @@ async fn a_card_code_file_split_over_many_invocations_creates_every_card_once() 
     let job = only_job_settled(&h, &runner, &t).await;
     let invoked = invocations(&plan);
     assert!(invoked >= 10, "{invoked} invocations");
+    let runs = finalizer_runs(&finalizer);
+    println!("{rows} cards split in about {invoked} invocations, finalized in {runs} runs");
+    assert!(runs >= 5, "{runs} runs of the finalizer");
     assert_eq!(job.status, JobStatus::Completed, "{job:?}");
     assert_eq!((job.total_rows, job.applied), (rows, rows));
     let processed = h.processed_file(&job).await;
@@ -249,21 +289,18 @@ async fn a_file_of_200000_rows_split_and_finalized_within_two_seconds_a_run() {
         }
     }
     let limit = Duration::from_secs(2);
-    let mut settings = h.aws.settings.clone();
-    settings.split_checkpoint_rows = 2_000;
-    let plan = FaultPlan::counting();
-    let finalizer = Aws::with_faults(settings.clone(), plan.clone()).await;
-    let runner = Runner::new(Aws::new(settings).await)
-        .expect("runner")
-        .with_clients_for(Function::Finalizer, finalizer)
-        .with_timeout_for(Function::Splitter, limit)
-        .with_timeout_for(Function::Finalizer, limit);
+    let (runner, _, plan) = all_hurried_runner(
+        &h,
+        (2_000, limit),
+        (shared::processed::BOUNDARY_ROWS, limit),
+    )
+    .await;
     h.drop_file(&t, "very-long.csv", &file, None).await;
     let job = only_job_settled(&h, &runner, &t).await;
 
     // Each run that stops hands itself the rest (its one SendMessage).
     let calls = plan.calls();
-    let runs = 1 + calls.iter().filter(|c| *c == "SQS:SendMessage").count();
+    let runs = finalizer_runs(&plan);
     let parts = calls.iter().filter(|c| *c == "S3:UploadPart").count();
     println!("{rows} rows finalized in {runs} runs, {parts} parts uploaded");
     assert!(runs >= 5, "{runs} runs");

@@ -486,9 +486,10 @@ pub mod keys {
 
     /// What a run of the finalizer wrote after its last uploaded part, kept
     /// for the next run: one object per checkpoint (`row` rows written,
-    /// `lease` the run's hold on the job), deleted once taken over.
+    /// `lease` the run's hold on the job), deleted once taken over (and
+    /// expired after a day if a failed run left it).
     pub fn finalize_carry(tenant: &str, job_id: &str, row: u64, lease: i64) -> String {
-        format!("processed/{tenant}/{job_id}/resume/{row}-{lease}.part")
+        format!("finalizing/{tenant}/{job_id}/{row}-{lease}.part")
     }
 
     /// What an object key under `incoming/` says about its import.

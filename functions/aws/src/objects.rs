@@ -279,20 +279,9 @@ impl Objects {
     }
 
     pub async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, AwsError> {
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| AwsError::sdk("s3:GetObject", e))?;
-        let data = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| AwsError::new("s3:GetObject", e))?;
-        Ok(data.into_bytes().to_vec())
+        self.get_bytes_if_any(key)
+            .await?
+            .ok_or_else(|| AwsError::new("s3:GetObject", format!("no object at {key}")))
     }
 
     /// A URL that can PUT exactly `content_length` bytes to `key`, and

@@ -324,16 +324,17 @@ mod tests {
     /// A card row as long as a file can make one: every text at its
     /// column's limit, made of the character JSON escapes the longest.
     fn longest_card_row(n: u64) -> CardRow {
+        use crate::membership::cards::Edit;
         use crate::membership::{self, programs::MAX_CUSTOM_FIELDS};
         let worst = |chars: usize| Some("\u{1}".repeat(chars));
         CardRow {
             row: n,
             card_code: worst(membership::MAX_CARD_CODE_CHARS),
             customer_key: worst(membership::MAX_CUSTOMER_KEY_CHARS),
-            id_program: Some(u64::MAX),
+            id_program: Edit::Set(u64::MAX),
             join_date: Some(chrono::DateTime::<chrono::Utc>::MAX_UTC),
-            expiration_date: Some(chrono::DateTime::<chrono::Utc>::MAX_UTC),
-            birthday: Some(chrono::NaiveDate::MAX),
+            expiration_date: Edit::Set(chrono::DateTime::<chrono::Utc>::MAX_UTC),
+            birthday: Edit::Set(chrono::NaiveDate::MAX),
             id_tier: Some(u64::MAX),
             custom: (0..MAX_CUSTOM_FIELDS)
                 .map(|f| {

@@ -3,6 +3,7 @@
 //! picks the row format, how rows are batched and how they are applied.
 
 use crate::membership::file_name::Scope;
+use crate::membership::programs::Memberships;
 use crate::points::PointsKind;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -77,6 +78,18 @@ impl ImportKind {
                 "card_code;tier_name;context;value_date;last_downgrade_check\n\
                  \"C-0001\";\"Gold\";\"Spring upgrade\";\"2026-04-01 09:00:00\";\n"
             }
+        }
+    }
+
+    /// A sample file of this kind for a tenant: a membership file's names
+    /// the tenant's own program, tiers and custom fields, when it has them.
+    pub fn template_for(self, memberships: Option<&Memberships>) -> String {
+        match (self, memberships) {
+            (ImportKind::CardCode, Some(config)) => crate::membership::cards::template(config),
+            (ImportKind::TierChange, Some(config)) => {
+                crate::membership::tier_changes::template(config)
+            }
+            _ => self.template().to_owned(),
         }
     }
 

@@ -476,8 +476,8 @@ async fn a_missing_or_unknown_or_misplaced_column_rejects_the_file() {
     let cases = [
         (
             "demoshop_cardcode_a_20260110.csv",
-            "card_code;customer_key;id_program;join_date;expiration_date;birthday\nX-1;a@x.io;1;;;\n",
-            "missing column 'id_tier'",
+            "card_code;id_program;join_date\nX-1;1;\n",
+            "missing column 'customer_key'",
         ),
         (
             "demoshop_cardcode_b_20260111.csv",
@@ -487,12 +487,27 @@ async fn a_missing_or_unknown_or_misplaced_column_rejects_the_file() {
         (
             "demoshop_cardcode_c_20260112.csv",
             "customer_key;card_code;id_program;join_date;expiration_date;birthday;id_tier\na@x.io;X-3;1;;;;\n",
-            "column 'customer_key' is where 'card_code' must be",
+            "column 'card_code' is after 'customer_key'",
+        ),
+        (
+            "demoshop_cardcode_e_20260114.csv",
+            "card_code;customer_key;id_program;birthday;expiration_date\nX-4;a@x.io;1;;\n",
+            "column 'expiration_date' is after 'birthday'",
+        ),
+        (
+            "demoshop_cardcode_f_20260115.csv",
+            "card_code;customer_key;store;id_program\nX-5;a@x.io;Lyon;1\n",
+            "column 'id_program' is after the custom field 'store'",
+        ),
+        (
+            "demoshop_cardcode_g_20260116.csv",
+            "card_code;customer_key;id_program;id_program\nX-6;a@x.io;1;1\n",
+            "column 'id_program' appears more than once",
         ),
         (
             "demoshop_tierchange_d_20260113.csv",
-            "card_code;tier_name;value_date\nX-1;Gold;2026-01-13\n",
-            "missing column 'context'",
+            "card_code;tier_name;context\nX-1;Gold;spring\n",
+            "missing column 'value_date'",
         ),
     ];
     for (name, content, why) in cases {
@@ -506,9 +521,135 @@ async fn a_missing_or_unknown_or_misplaced_column_rejects_the_file() {
         assert!(subject.contains("rejected"), "{subject}");
         assert!(text.contains(why), "{text}");
     }
-    for code in ["X-1", "X-2", "X-3"] {
+    for code in ["X-1", "X-2", "X-3", "X-4", "X-5", "X-6"] {
         assert!(card(&h, &t, code).await.is_none());
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_of_the_three_mandatory_columns_creates_cards() {
+    let h = Harness::start().await;
+    let t = member_tenant(&h, true).await;
+    let before = Utc::now();
+    let (job, rows) = import(
+        &h,
+        &t,
+        "demoshop_cardcode_s_20260110.csv",
+        "card_code;customer_key;id_program\nC-1;ann@example.com;1\n;bob@example.com;3\n",
+    )
+    .await;
+    assert_eq!(job.status, JobStatus::Completed, "{job:?}");
+    assert_eq!(statuses(&rows), [("applied", ""); 2]);
+    let ann = card(&h, &t, "C-1").await.unwrap();
+    // The program's lowest tier, joining at the import's time, no expiry.
+    assert_eq!((ann.id_program, ann.id_tier), (1, 1));
+    assert!(ann.join_date >= before - chrono::Duration::seconds(1));
+    assert_eq!((ann.expiration_date, ann.birthday), (None, None));
+    let generated = rows[1].get("applied_card_code");
+    assert!(ean13::is_valid(generated), "{generated}");
+    let bob = card(&h, &t, generated).await.unwrap();
+    assert_eq!((bob.id_program, bob.id_tier), (3, 2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_update_file_without_id_program_changes_only_its_columns_and_skips_new_cards() {
+    let h = Harness::start().await;
+    let t = member_tenant(&h, true).await;
+    import(
+        &h,
+        &t,
+        "demoshop_cardcode_s_20260110.csv",
+        &format!(
+            "{CARD_HEADER};store\nC-1;ann@example.com;1;2026-01-10 09:00:00;2030-01-01;1990-05-06;2;Lyon\n"
+        ),
+    )
+    .await;
+    let (job, rows) = import(
+        &h,
+        &t,
+        "demoshop_cardcode_s_20260111.csv",
+        "card_code;customer_key;expiration_date;birthday\n\
+         \"C-1\";\"ann@example.com\";\"2031-06-30 00:00:00\";\"\"\n\
+         \"C-9\";\"zed@example.com\";\"2031-06-30 00:00:00\";\"1990-01-01\"\n",
+    )
+    .await;
+    // A skipped row is no error: the job is completed.
+    assert_eq!(job.status, JobStatus::Completed, "{job:?}");
+    assert_eq!((job.applied, job.skipped), (1, 1));
+    assert_eq!(
+        statuses(&rows),
+        [("applied", ""), ("skipped", "missing_program")]
+    );
+    assert!(
+        rows[1]
+            .get("error_message")
+            .contains("no id_program column"),
+        "{}",
+        rows[1].get("error_message")
+    );
+    let ann = card(&h, &t, "C-1").await.unwrap();
+    // Changed: the expiry moved, the birthday erased.
+    assert_eq!(ann.expiration_date, Some(utc("2031-06-29T22:00:00Z")));
+    assert_eq!(ann.birthday, None);
+    // Left out, so kept: program, tier, join date, store.
+    assert_eq!((ann.id_program, ann.id_tier), (1, 2));
+    assert_eq!(ann.join_date, utc("2026-01-10T08:00:00Z"));
+    assert_eq!(ann.custom.get("store").map(String::as_str), Some("Lyon"));
+    assert!(card(&h, &t, "C-9").await.is_none());
+
+    // A file whose only change is a custom field changes only that.
+    let (_, rows) = import(
+        &h,
+        &t,
+        "demoshop_cardcode_s_20260112.csv",
+        "card_code;customer_key;store\nC-1;ann@example.com;Nice\n",
+    )
+    .await;
+    assert_eq!(statuses(&rows), [("applied", "")]);
+    let after = card(&h, &t, "C-1").await.unwrap();
+    assert_eq!(after.custom.get("store").map(String::as_str), Some("Nice"));
+    assert_eq!(
+        (
+            after.expiration_date,
+            after.birthday,
+            after.join_date,
+            after.id_tier
+        ),
+        (
+            ann.expiration_date,
+            ann.birthday,
+            ann.join_date,
+            ann.id_tier
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tier_change_file_may_leave_out_context_and_last_downgrade_check() {
+    let h = Harness::start().await;
+    let t = member_tenant(&h, true).await;
+    import(
+        &h,
+        &t,
+        "demoshop_cardcode_s_20260110.csv",
+        "card_code;customer_key;id_program\nC-1;ann@example.com;1\n",
+    )
+    .await;
+    let (job, rows) = import(
+        &h,
+        &t,
+        "demoshop_tierchange_s_20260110.csv",
+        "value_date;card_code;tier_name\n2026-01-10 12:00:00;C-1;gold\n",
+    )
+    .await;
+    assert_eq!(job.status, JobStatus::Completed, "{job:?}");
+    assert_eq!(statuses(&rows), [("applied", "")]);
+    let ann = card(&h, &t, "C-1").await.unwrap();
+    assert_eq!(ann.id_tier, 4);
+    assert_eq!(
+        ann.tier_history.last().map(|h| h.context.clone()),
+        Some(None)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1050,24 +1191,38 @@ async fn the_api_refuses_a_membership_upload_it_cannot_place() {
         assert_eq!(response.status, StatusCode::BAD_REQUEST);
         assert!(response.text().contains(why), "{}", response.text());
     }
-    for kind in ["cardcode", "tierchange"] {
-        let template = h
-            .api(&t, Method::GET, &format!("/templates/{kind}"), None)
-            .await;
-        assert_eq!(template.status, StatusCode::OK);
-        let first_line = template
-            .text()
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        let expected = if kind == "cardcode" {
-            CARD_HEADER
-        } else {
-            TIER_HEADER
-        };
-        assert_eq!(first_line, expected);
-    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_templates_carry_the_tenants_own_fields_and_import_as_they_are() {
+    let h = Harness::start().await;
+    let t = member_tenant(&h, true).await;
+    let template = |kind: &'static str| {
+        let h = &h;
+        let t = &t;
+        async move {
+            let response = h
+                .api(t, Method::GET, &format!("/templates/{kind}"), None)
+                .await;
+            assert_eq!(response.status, StatusCode::OK);
+            response.text()
+        }
+    };
+    let cards = template("cardcode").await;
+    assert!(
+        cards.starts_with(&format!("{CARD_HEADER};store\n")),
+        "{cards}"
+    );
+    let tiers = template("tierchange").await;
+    assert!(tiers.starts_with(&format!("{TIER_HEADER}\n")), "{tiers}");
+    assert!(tiers.contains("\"Gold\""), "{tiers}");
+    let (job, rows) = import(&h, &t, "demoshop_cardcode_s_20260110.csv", &cards).await;
+    assert_eq!(job.status, JobStatus::Completed, "{job:?}");
+    assert_eq!(statuses(&rows), [("applied", ""); 2]);
+    let (job, rows) = import(&h, &t, "demoshop_tierchange_s_20260110.csv", &tiers).await;
+    assert_eq!(job.status, JobStatus::Completed, "{job:?}");
+    assert_eq!(statuses(&rows), [("applied", "")]);
+    assert_eq!(card(&h, &t, "C-0001").await.unwrap().id_tier, 4);
 }
 
 // ---------- exactly once under faults ----------

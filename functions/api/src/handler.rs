@@ -6,7 +6,7 @@
 //! |--------|---------------------|----------------------------------------------|
 //! | POST   | `/imports`          | creates an import, returns a presigned upload |
 //! | GET    | `/imports/{job_id}` | status, counts, progress, preview, result link |
-//! | GET    | `/templates/{kind}` | the sample CSV of a kind: `points`, `points_with_expiry`, `smile`, `cardcode`, `tierchange` |
+//! | GET    | `/templates/{kind}` | the sample CSV of a kind: `points`, `points_with_expiry`, `smile`, `cardcode`, `tierchange` (with the tenant's programs, tiers and custom fields) |
 //! | GET    | `/downloads/{tenant}/{job_id}/{token}` | the emailed link (no key: its token is the secret): a redirect to the processed file |
 
 use chrono::Utc;
@@ -80,7 +80,7 @@ async fn route(aws: &Aws, request: &Request) -> Result<Response<Body>, ApiError>
     match (request.method(), route) {
         (&Method::POST, ["imports"]) => create_import(aws, &tenant, request).await,
         (&Method::GET, ["imports", job_id]) => job_status(aws, &tenant, job_id).await,
-        (&Method::GET, ["templates", kind]) => template(kind),
+        (&Method::GET, ["templates", kind]) => template(kind, &tenant),
         _ => Err(status(StatusCode::NOT_FOUND, "no such route")),
     }
 }
@@ -296,7 +296,7 @@ async fn download(
 /// A download redirect's S3 link is followed at once.
 const DOWNLOAD_REDIRECT_SECONDS: u64 = 300;
 
-fn template(kind: &str) -> Result<Response<Body>, ApiError> {
+fn template(kind: &str, tenant: &Tenant) -> Result<Response<Body>, ApiError> {
     let kind: ImportKind = kind
         .trim_end_matches(".csv")
         .parse()
@@ -308,7 +308,7 @@ fn template(kind: &str) -> Result<Response<Body>, ApiError> {
             "content-disposition",
             format!("attachment; filename=\"{}_template.csv\"", kind.as_str()),
         )
-        .body(Body::from(kind.template()))
+        .body(Body::from(kind.template_for(tenant.memberships.as_ref())))
         .map_err(|e| status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 

@@ -231,7 +231,7 @@ impl CardJob<'_> {
             let program = stored
                 .as_ref()
                 .map(|s| s.card.id_program)
-                .or(row.id_program);
+                .or(row.id_program.value());
             let active = match (program, &row.customer_key) {
                 (Some(program), Some(contact)) => store
                     .active_card(self.tenant_id, program, contact, now)

@@ -1,11 +1,14 @@
 //! Scope `cardcode`: creating and updating loyalty cards (subscriptions).
 //!
-//! A file has the columns `card_code;customer_key;id_program;join_date;
-//! expiration_date;birthday;id_tier`, first and in that order, then any of
-//! the tenant's custom fields. A row whose card code exists updates that
+//! A file's standard columns are `card_code;customer_key;id_program;
+//! join_date;expiration_date;birthday;id_tier`: `card_code` and
+//! `customer_key` in every file, `id_program` in a file that creates cards,
+//! the others as the file needs them, those present in that order, then any
+//! of the tenant's custom fields. A row whose card code exists updates that
 //! card; otherwise it creates one. What a row may say depends on which: an
 //! update may not name a program or a tier (both are set once, at creation),
-//! a creation must name its program.
+//! a creation must name its program. A column left out changes nothing on
+//! an existing card; an empty value (or `""`) erases.
 
 use super::dates::{self, DateError};
 use super::programs::{Memberships, CARD_COLUMNS};
@@ -53,64 +56,68 @@ impl Card {
     }
 }
 
+/// The standard columns every card code file has.
+const MANDATORY: [&str; 2] = ["card_code", "customer_key"];
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CardHeaderError {
     #[error(
-        "missing column '{0}': a card code file starts with the columns \
-         card_code;customer_key;id_program;join_date;expiration_date;birthday;id_tier, in that order"
+        "missing column '{0}': every card code file has the columns card_code and customer_key, \
+         first (and id_program after them, to create cards)"
     )]
     Missing(&'static str),
     #[error(
-        "column '{found}' is where '{expected}' must be (column {position}): the columns \
-         card_code;customer_key;id_program;join_date;expiration_date;birthday;id_tier come first, in that order"
+        "column '{found}' is after '{after}': the standard columns a file has keep the order \
+         card_code;customer_key;id_program;join_date;expiration_date;birthday;id_tier"
     )]
-    OutOfOrder {
-        found: String,
-        expected: &'static str,
-        position: usize,
-    },
+    OutOfOrder { found: String, after: &'static str },
+    #[error(
+        "column '{found}' is after the custom field '{field}': the standard columns come first"
+    )]
+    AfterCustom { found: String, field: String },
     #[error("unknown column '{column}': after the standard columns, a card code file may have only this tenant's custom fields ({known})")]
     Unknown { column: String, known: String },
     #[error("column '{0}' appears more than once")]
     Duplicate(String),
 }
 
-/// Where a card code file's columns are: the standard ones at 0..7, then
-/// the custom fields.
+/// Where a card code file's columns are: each standard one the file has,
+/// then the custom fields.
 #[derive(Debug, Clone)]
 pub struct CardColumns {
+    /// The position of each of `CARD_COLUMNS`, if the file has it.
+    standard: [Option<usize>; CARD_COLUMNS.len()],
     custom: Vec<(usize, String)>,
     width: usize,
 }
 
 impl CardColumns {
     pub fn from_header(header: &Header, config: &Memberships) -> Result<Self, CardHeaderError> {
-        for (position, expected) in CARD_COLUMNS.iter().enumerate() {
-            match header.names.get(position) {
-                Some(found) if found == expected => {}
-                Some(found) if CARD_COLUMNS.contains(&found.as_str()) => {
-                    return Err(CardHeaderError::OutOfOrder {
-                        found: found.clone(),
-                        expected,
-                        position: position + 1,
-                    })
-                }
-                _ if !header.names.iter().any(|n| n == expected) => {
-                    return Err(CardHeaderError::Missing(expected))
-                }
-                Some(found) => {
-                    return Err(CardHeaderError::OutOfOrder {
-                        found: found.clone(),
-                        expected,
-                        position: position + 1,
-                    })
-                }
-                None => return Err(CardHeaderError::Missing(expected)),
-            }
-        }
+        let mut standard = [None; CARD_COLUMNS.len()];
+        let mut last: Option<usize> = None;
         let mut custom: Vec<(usize, String)> = Vec::new();
-        for (i, name) in header.names.iter().enumerate().skip(CARD_COLUMNS.len()) {
-            if CARD_COLUMNS.contains(&name.as_str()) || custom.iter().any(|(_, n)| n == name) {
+        for (i, name) in header.names.iter().enumerate() {
+            if let Some(slot) = CARD_COLUMNS.iter().position(|c| c == name) {
+                if standard[slot].is_some() {
+                    return Err(CardHeaderError::Duplicate(name.clone()));
+                }
+                if let Some((_, field)) = custom.first() {
+                    return Err(CardHeaderError::AfterCustom {
+                        found: name.clone(),
+                        field: field.clone(),
+                    });
+                }
+                if let Some(before) = last.filter(|&before| before > slot) {
+                    return Err(CardHeaderError::OutOfOrder {
+                        found: name.clone(),
+                        after: CARD_COLUMNS[before],
+                    });
+                }
+                standard[slot] = Some(i);
+                last = Some(slot);
+                continue;
+            }
+            if custom.iter().any(|(_, n)| n == name) {
                 return Err(CardHeaderError::Duplicate(name.clone()));
             }
             if !config.custom_fields.contains(name) {
@@ -126,10 +133,25 @@ impl CardColumns {
             }
             custom.push((i, name.clone()));
         }
+        for (slot, column) in CARD_COLUMNS.iter().enumerate() {
+            if MANDATORY.contains(column) && standard[slot].is_none() {
+                return Err(CardHeaderError::Missing(column));
+            }
+        }
         Ok(CardColumns {
+            standard,
             custom,
             width: header.names.len(),
         })
+    }
+
+    /// What a standard column's cell, read as `value`, does to a card.
+    fn edit<T>(&self, slot: usize, value: Option<T>) -> Edit<T> {
+        match (self.standard[slot], value) {
+            (None, _) => Edit::Keep,
+            (Some(_), None) => Edit::Clear,
+            (Some(_), Some(value)) => Edit::Set(value),
+        }
     }
 
     /// Reads one row's cells. An empty cell (or `""`) is `None`.
@@ -151,13 +173,16 @@ impl CardColumns {
                 ),
             ));
         }
-        let text = |i: usize| -> Result<Option<String>, RowError> {
-            let value = cells.text(
-                Some(i),
-                CARD_COLUMNS.get(i).copied().unwrap_or("custom field"),
-            )?;
+        // A standard column the file leaves out reads as `None` here; the
+        // two that an update can erase say which it is (`Edit`).
+        let text = |slot: usize| -> Result<Option<String>, RowError> {
+            let Some(at) = self.standard[slot] else {
+                return Ok(None);
+            };
+            let value = cells.text(Some(at), CARD_COLUMNS[slot])?;
             Ok((!value.is_empty()).then_some(value))
         };
+
         let number = |i: usize| -> Result<Option<u64>, RowError> {
             let column = CARD_COLUMNS[i];
             match text(i)? {
@@ -191,12 +216,13 @@ impl CardColumns {
         };
         let card_code = limited(0, super::MAX_CARD_CODE_CHARS)?;
         let customer_key = limited(1, super::MAX_CUSTOMER_KEY_CHARS)?;
-        let id_program = number(2)?;
+        let id_program = self.edit(2, number(2)?);
         let join_date = date(3)?;
-        let expiration_date = date(4)?;
+        let expiration_date = self.edit(4, date(4)?);
         let birthday = text(5)?
             .map(|v| dates::parse_date(&v).map_err(|e| date_error(row, "birthday", e)))
             .transpose()?;
+        let birthday = self.edit(5, birthday);
         let id_tier = number(6)?;
         let mut custom = Vec::with_capacity(self.custom.len());
         for (i, name) in &self.custom {
@@ -222,19 +248,99 @@ fn date_error(row: u64, column: &str, err: DateError) -> RowError {
     RowError::new(row, Some(column), ErrorCode::InvalidDate, err.to_string())
 }
 
+/// A sample card code file for a tenant: a card created with every
+/// standard column (in the tenant's first program, at its highest tier) and
+/// the tenant's custom fields, and one created with the least a creation
+/// needs (its code left to be generated, if the tenant generates codes).
+pub fn template(config: &Memberships) -> String {
+    let program = config.programs.first();
+    let id_program = program.map_or(1, |p| p.id_program);
+    let id_tier = program
+        .and_then(|p| p.tiers.iter().max_by_key(|t| t.rank))
+        .map_or(String::new(), |t| format!("\"{}\"", t.id_tier));
+    let mut header = CARD_COLUMNS.join(";");
+    for field in &config.custom_fields {
+        header.push(';');
+        header.push_str(field);
+    }
+    let customs = ";".repeat(config.custom_fields.len());
+    let second_code = if config.auto_card_codes { "" } else { "C-0002" };
+    format!(
+        "{header}\n\
+         \"C-0001\";\"jane@example.com\";\"{id_program}\";\"2026-03-01 10:30:00\";\"2027-03-01 00:00:00\";\"1985-02-01\";{id_tier}{customs}\n\
+         \"{second_code}\";\"john@example.com\";\"{id_program}\";;;;{customs}\n"
+    )
+}
+
 /// One row of a card code file, read and checked cell by cell.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CardRow {
     pub row: u64,
     pub card_code: Option<String>,
     pub customer_key: Option<String>,
-    pub id_program: Option<u64>,
+    /// `Keep`: the file has no `id_program` column, so it only updates.
+    #[serde(default, skip_serializing_if = "Edit::is_keep")]
+    pub id_program: Edit<u64>,
     pub join_date: Option<DateTime<Utc>>,
-    pub expiration_date: Option<DateTime<Utc>>,
-    pub birthday: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Edit::is_keep")]
+    pub expiration_date: Edit<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Edit::is_keep")]
+    pub birthday: Edit<NaiveDate>,
     pub id_tier: Option<u64>,
-    /// The tenant's custom fields in file order; `None` erases on update.
+    /// The custom fields the file has, in file order; `None` erases on update.
     pub custom: Vec<(String, Option<String>)>,
+}
+
+/// What a row does to one of a card's optional values.
+///
+/// In a batch message, `Clear` is `null` and `Set` the value, as the value's
+/// `Option` would be, and `Keep` is left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Edit<T> {
+    /// The file has no such column: an existing card keeps its value.
+    #[default]
+    Keep,
+    /// The cell is empty (or `""`): the value is erased.
+    Clear,
+    Set(T),
+}
+
+impl<T> Edit<T> {
+    pub fn is_keep(&self) -> bool {
+        matches!(self, Edit::Keep)
+    }
+
+    /// The value a new card gets.
+    pub fn value(self) -> Option<T> {
+        match self {
+            Edit::Set(value) => Some(value),
+            Edit::Keep | Edit::Clear => None,
+        }
+    }
+
+    /// The value after the edit of an existing card's `before`.
+    pub fn applied_to(self, before: Option<T>) -> Option<T> {
+        match self {
+            Edit::Keep => before,
+            Edit::Clear => None,
+            Edit::Set(value) => Some(value),
+        }
+    }
+}
+
+impl<T: Serialize> Serialize for Edit<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Edit::Set(value) => serializer.serialize_some(value),
+            Edit::Keep | Edit::Clear => serializer.serialize_none(),
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Edit<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Option::<T>::deserialize(deserializer)?.map_or(Edit::Clear, Edit::Set))
+    }
 }
 
 /// What a row does to the cards.
@@ -276,7 +382,7 @@ impl CardRow {
             RowOutcome::from(&RowError::new(self.row, Some(column), code, message))
         };
         if let Some(card) = known.existing {
-            if let Some(p) = self.id_program {
+            if let Edit::Set(p) = self.id_program {
                 return Err(fail("id_program", ErrorCode::ProgramOnUpdate, format!(
                     "card '{}' exists, and its program cannot change: leave id_program empty to update it (it is {p} here)",
                     card.card_code
@@ -291,8 +397,8 @@ impl CardRow {
             let mut next = card.clone();
             next.customer_key = self.customer_key.clone();
             next.join_date = self.join_date.unwrap_or(card.join_date);
-            next.expiration_date = self.expiration_date;
-            next.birthday = self.birthday;
+            next.expiration_date = self.expiration_date.applied_to(card.expiration_date);
+            next.birthday = self.birthday.applied_to(card.birthday);
             self.set_custom(&mut next);
             if let (Some(contact), Some(active)) = (&next.customer_key, known.active_for_contact) {
                 if next.is_active(now) && active.card_code != next.card_code {
@@ -315,12 +421,20 @@ impl CardRow {
                 ));
             }
         };
-        let Some(id_program) = self.id_program else {
+        let Edit::Set(id_program) = self.id_program else {
+            let message = if self.id_program.is_keep() {
+                format!(
+                    "there is no card '{card_code}', and this file has no id_program column: \
+                     it updates cards only (add the column to create cards)"
+                )
+            } else {
+                format!("card '{card_code}' is new, so it needs its id_program")
+            };
             let err = RowError::new(
                 self.row,
                 Some("id_program"),
                 ErrorCode::MissingProgram,
-                format!("card '{card_code}' is new, so it needs its id_program"),
+                message,
             );
             let mut outcome = RowOutcome::from(&err);
             outcome.status = crate::outcome::RowStatus::Skipped;
@@ -373,8 +487,8 @@ impl CardRow {
             id_program,
             id_tier: tier.id_tier,
             join_date: self.join_date.unwrap_or(now),
-            expiration_date: self.expiration_date,
-            birthday: self.birthday,
+            expiration_date: self.expiration_date.value(),
+            birthday: self.birthday.value(),
             custom: BTreeMap::new(),
             tier_history: Vec::new(),
             last_downgrade_check: None,
@@ -443,6 +557,23 @@ mod tests {
             rows.push(columns.read(row, input.record()));
         }
         rows
+    }
+
+    /// The card the first row of a file creates.
+    fn card_in(config: &Memberships, file: &str) -> Card {
+        let known = Known {
+            existing: None,
+            active_for_contact: None,
+            generated_code: None,
+        };
+        match rows(file, config)[0]
+            .as_ref()
+            .unwrap()
+            .decide(config, known, now())
+        {
+            Ok(CardChange::Create(card)) => card,
+            other => panic!("{other:?}"),
+        }
     }
 
     fn header_error(file: &str) -> CardHeaderError {
@@ -692,44 +823,167 @@ mod tests {
     }
 
     #[test]
-    fn a_new_card_without_a_program_is_skipped() {
+    fn a_new_card_without_a_program_is_skipped_saying_whether_the_file_has_the_column() {
         let config = config(true);
         let none = Known {
             existing: None,
             active_for_contact: None,
             generated_code: None,
         };
-        let file = format!("{HEADER}\nA1;a@x.io;;;;;\n");
-        let skipped = rows(&file, &config)[0]
-            .as_ref()
-            .unwrap()
-            .decide(&config, none, now())
-            .unwrap_err();
-        assert_eq!(skipped.status, crate::outcome::RowStatus::Skipped);
-        assert_eq!(skipped.error_code, Some(ErrorCode::MissingProgram));
+        for (file, why) in [
+            (
+                format!("{HEADER}\nA1;a@x.io;;;;;\n"),
+                "needs its id_program",
+            ),
+            (
+                "card_code;customer_key;expiration_date\nB2;b@x.io;2028-01-01\n".to_owned(),
+                "no id_program column",
+            ),
+        ] {
+            let skipped = rows(&file, &config)[0]
+                .as_ref()
+                .unwrap()
+                .decide(&config, none, now())
+                .unwrap_err();
+            assert_eq!(skipped.status, crate::outcome::RowStatus::Skipped);
+            assert_eq!(skipped.error_code, Some(ErrorCode::MissingProgram));
+            let message = skipped.error_message.unwrap_or_default();
+            assert!(message.contains(why), "{message}");
+        }
     }
 
     #[test]
-    fn headers_must_start_with_the_standard_columns_in_order() {
+    fn a_header_needs_the_card_code_and_the_contact_and_keeps_the_standard_order() {
         assert_eq!(
-            header_error("card_code;customer_key;id_program;join_date;expiration_date;birthday\n"),
-            CardHeaderError::Missing("id_tier")
+            header_error("card_code;id_program\n"),
+            CardHeaderError::Missing("customer_key")
         );
-        assert!(matches!(
-            header_error(
-                "customer_key;card_code;id_program;join_date;expiration_date;birthday;id_tier\n"
-            ),
+        assert_eq!(
+            header_error("customer_key;card_code;id_program\n"),
             CardHeaderError::OutOfOrder {
-                expected: "card_code",
-                ..
+                found: "card_code".into(),
+                after: "customer_key"
             }
-        ));
+        );
+        assert_eq!(
+            header_error("card_code;customer_key;birthday;expiration_date\n"),
+            CardHeaderError::OutOfOrder {
+                found: "expiration_date".into(),
+                after: "birthday"
+            }
+        );
+        assert_eq!(
+            header_error("card_code;customer_key;store;id_tier\n"),
+            CardHeaderError::AfterCustom {
+                found: "id_tier".into(),
+                field: "store".into()
+            }
+        );
+        assert_eq!(
+            header_error("card_code;customer_key;birthday;birthday\n"),
+            CardHeaderError::Duplicate("birthday".into())
+        );
         assert!(matches!(
             header_error(&format!("{HEADER};colour\n")),
             CardHeaderError::Unknown { column, .. } if column == "colour"
         ));
-        let with_custom = format!("{HEADER};store\n");
-        let input = CsvInput::open(with_custom.as_bytes()).unwrap();
-        assert!(CardColumns::from_header(input.header(), &config(true)).is_ok());
+        for fine in [
+            format!("{HEADER};store\n"),
+            "card_code;customer_key;id_program\n".to_owned(),
+            "card_code;customer_key;expiration_date\n".to_owned(),
+            "card_code;customer_key;store\n".to_owned(),
+        ] {
+            let input = CsvInput::open(fine.as_bytes()).unwrap();
+            assert!(
+                CardColumns::from_header(input.header(), &config(true)).is_ok(),
+                "{fine}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_column_left_out_keeps_the_cards_value_and_an_empty_one_erases_it() {
+        let config = config(true);
+        let mut card = card_in(
+            &config,
+            &format!("{HEADER};store\nA1;a@x.io;1;;2027-01-01;1990-05-04;;Lyon\n"),
+        );
+        assert_eq!(card.custom.get("store").map(String::as_str), Some("Lyon"));
+        let update = |card: &Card, file: &str| {
+            let known = Known {
+                existing: Some(card),
+                active_for_contact: None,
+                generated_code: None,
+            };
+            match rows(file, &config)[0]
+                .as_ref()
+                .unwrap()
+                .decide(&config, known, now())
+            {
+                Ok(CardChange::Update(next)) => next,
+                other => panic!("{other:?}"),
+            }
+        };
+        // No id_program column: an update; birthday erased, expiry moved.
+        let next = update(
+            &card,
+            "card_code;customer_key;expiration_date;birthday\nA1;a@x.io;2028-01-01;\n",
+        );
+        assert_eq!(next.birthday, None);
+        assert_eq!(
+            next.expiration_date.map(|at| at.date_naive()),
+            NaiveDate::from_ymd_opt(2027, 12, 31)
+        );
+        assert_eq!(next.custom.get("store").map(String::as_str), Some("Lyon"));
+        // Only a custom field: every standard value the card had stays.
+        card = next;
+        let next = update(&card, "card_code;customer_key;store\nA1;a@x.io;Nice\n");
+        assert_eq!(next.custom.get("store").map(String::as_str), Some("Nice"));
+        assert_eq!(
+            (next.expiration_date, next.birthday, next.join_date),
+            (card.expiration_date, card.birthday, card.join_date)
+        );
+    }
+
+    #[test]
+    fn a_tenants_template_is_a_file_it_can_import() {
+        for auto in [true, false] {
+            let config = config(auto);
+            let file = template(&config);
+            assert!(file.starts_with(&format!("{HEADER};store\n")), "{file}");
+            for (i, row) in rows(&file, &config).iter().enumerate() {
+                let known = Known {
+                    existing: None,
+                    active_for_contact: None,
+                    generated_code: (auto && i == 1).then_some("2001234567890"),
+                };
+                let decided = row.as_ref().unwrap().decide(&config, known, now());
+                assert!(matches!(decided, Ok(CardChange::Create(_))), "{decided:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_batch_message_reads_a_left_out_column_as_kept_and_null_as_erased() {
+        let config = config(true);
+        let read = |file: &str| rows(file, &config).remove(0).unwrap();
+        let kept = read("card_code;customer_key\nA1;a@x.io\n");
+        let erased = read("card_code;customer_key;expiration_date;birthday\nA1;a@x.io;;\n");
+        let set = read("card_code;customer_key;birthday\nA1;a@x.io;1990-05-04\n");
+        for row in [&kept, &erased, &set] {
+            let json = serde_json::to_string(row).unwrap();
+            assert_eq!(
+                &serde_json::from_str::<CardRow>(&json).unwrap(),
+                row,
+                "{json}"
+            );
+        }
+        let json = serde_json::to_string(&kept).unwrap();
+        assert!(!json.contains("birthday"), "{json}");
+        assert_eq!(erased.birthday, Edit::Clear);
+        assert_eq!(
+            set.birthday,
+            Edit::Set(NaiveDate::from_ymd_opt(1990, 5, 4).unwrap())
+        );
     }
 }

@@ -57,7 +57,7 @@ pub enum ConfigError {
 /// message (SQS: 256 KiB) and a card inside its item (400 KB).
 pub const MAX_CUSTOM_FIELDS: usize = 20;
 
-/// The columns every card code file starts with, in this order.
+/// The standard columns of a card code file, in the order a file has them.
 pub const CARD_COLUMNS: [&str; 7] = [
     "card_code",
     "customer_key",

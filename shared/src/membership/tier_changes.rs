@@ -1,7 +1,7 @@
 //! Scope `tierchange`: moving existing cards to another tier of their
-//! program. A file has the columns
-//! `card_code;tier_name;context;value_date;last_downgrade_check`; the change
-//! goes into the card's tier history with its context and value date.
+//! program. A file has the columns `card_code;tier_name;value_date`, and
+//! `context` and `last_downgrade_check` if it needs them, in any order; the
+//! change goes into the card's tier history with its context and value date.
 
 use super::cards::{Card, TierHistoryEntry};
 use super::dates::{self, DateError};
@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use csv::ByteRecord;
 use serde::{Deserialize, Serialize};
 
-/// The columns of a tier change file, in this order.
+/// The columns of a tier change file.
 pub const TIER_CHANGE_COLUMNS: [&str; 5] = [
     "card_code",
     "tier_name",
@@ -24,8 +24,8 @@ pub const TIER_CHANGE_COLUMNS: [&str; 5] = [
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TierChangeHeaderError {
     #[error(
-        "missing column '{0}': a tier change file has the columns \
-         card_code;tier_name;context;value_date;last_downgrade_check"
+        "missing column '{0}': a tier change file has the columns card_code, tier_name and \
+         value_date (and context and last_downgrade_check if it needs them)"
     )]
     Missing(&'static str),
     #[error(
@@ -37,10 +37,13 @@ pub enum TierChangeHeaderError {
     Duplicate(String),
 }
 
-/// Where each column of a tier change file is.
+/// The columns a tier change file may leave out.
+const OPTIONAL: [&str; 2] = ["context", "last_downgrade_check"];
+
+/// Where each column of a tier change file is, if it has it.
 #[derive(Debug, Clone)]
 pub struct TierChangeColumns {
-    at: [usize; 5],
+    at: [Option<usize>; 5],
     width: usize,
 }
 
@@ -54,11 +57,12 @@ impl TierChangeColumns {
                 return Err(TierChangeHeaderError::Duplicate(name.clone()));
             }
         }
-        let mut at = [0; 5];
+        let mut at = [None; 5];
         for (slot, column) in at.iter_mut().zip(TIER_CHANGE_COLUMNS) {
-            *slot = header
-                .position(column)
-                .ok_or(TierChangeHeaderError::Missing(column))?;
+            *slot = header.position(column);
+            if slot.is_none() && !OPTIONAL.contains(&column) {
+                return Err(TierChangeHeaderError::Missing(column));
+            }
         }
         Ok(TierChangeColumns {
             at,
@@ -69,8 +73,11 @@ impl TierChangeColumns {
     pub fn read(&self, row: u64, record: &ByteRecord) -> Result<TierChangeRow, RowOutcome> {
         let cells = Cells { row, record };
         let text = |slot: usize| -> Result<Option<String>, RowOutcome> {
+            let Some(at) = self.at[slot] else {
+                return Ok(None);
+            };
             let value = cells
-                .text(Some(self.at[slot]), TIER_CHANGE_COLUMNS[slot])
+                .text(Some(at), TIER_CHANGE_COLUMNS[slot])
                 .map_err(|e| RowOutcome::from(&e))?;
             Ok((!value.is_empty()).then_some(value))
         };
@@ -133,6 +140,20 @@ impl TierChangeColumns {
             last_downgrade_check: date(4)?,
         })
     }
+}
+
+/// A sample tier change file for a tenant: a card moved to the highest
+/// tier of the tenant's first program.
+pub fn template(config: &Memberships) -> String {
+    let tier = config
+        .programs
+        .first()
+        .and_then(|p| p.tiers.iter().max_by_key(|t| t.rank))
+        .map_or("Gold".to_owned(), |t| t.name.replace('"', "\"\""));
+    format!(
+        "{}\n\"C-0001\";\"{tier}\";\"Spring upgrade\";\"2026-04-01 09:00:00\";\n",
+        TIER_CHANGE_COLUMNS.join(";")
+    )
 }
 
 /// The tier changes a card item keeps, latest last: with a context of at
@@ -342,12 +363,45 @@ mod tests {
                 .map(|_| ())
         };
         assert_eq!(
-            header("card_code;tier_name;context;value_date\n"),
-            Err(TierChangeHeaderError::Missing("last_downgrade_check"))
+            header("card_code;tier_name;context\n"),
+            Err(TierChangeHeaderError::Missing("value_date"))
         );
         assert_eq!(
             header(&format!("{HEADER};tier\n")),
             Err(TierChangeHeaderError::Unknown("tier".into()))
         );
+        assert_eq!(
+            header("card_code;tier_name;value_date;tier_name\n"),
+            Err(TierChangeHeaderError::Duplicate("tier_name".into()))
+        );
+    }
+
+    #[test]
+    fn a_tenants_template_is_a_file_it_can_import() {
+        let file = template(&config());
+        let read = rows(&file);
+        let next = read[0]
+            .as_ref()
+            .unwrap()
+            .decide(&config(), Some(&card()), "j#1")
+            .unwrap();
+        assert_eq!(next.id_tier, 4, "{file}");
+    }
+
+    #[test]
+    fn context_and_last_downgrade_check_may_be_left_out_and_columns_come_in_any_order() {
+        let read = rows("value_date;tier_name;card_code\n2026-04-01;Gold;A1\n");
+        let row = read[0].as_ref().unwrap();
+        assert_eq!(
+            (row.card_code.as_str(), row.tier_name.as_str()),
+            ("A1", "Gold")
+        );
+        assert_eq!((&row.context, row.last_downgrade_check), (&None, None));
+        // A check the card had is kept.
+        let mut card = card();
+        card.last_downgrade_check = Some(card.join_date);
+        let next = row.decide(&config(), Some(&card), "j#2").unwrap();
+        assert_eq!(next.id_tier, 4);
+        assert_eq!(next.last_downgrade_check, card.last_downgrade_check);
     }
 }

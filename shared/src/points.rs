@@ -162,6 +162,25 @@ fn canonical(name: &str) -> &str {
     }
 }
 
+/// The first column of a header that the native format reads and a
+/// Smile.io file does not have (it has its email and points, and columns
+/// of its own that no import reads): read as Smile.io, that column would be
+/// dropped although the merchant filled it.
+pub fn native_column_besides_smiles(header: &Header) -> Option<&str> {
+    const NATIVE: [&str; 5] = [
+        "mobile",
+        "customer_id",
+        "amount",
+        "operation",
+        "expire_in_days",
+    ];
+    header
+        .names
+        .iter()
+        .map(String::as_str)
+        .find(|name| *name != "points" && NATIVE.contains(&canonical(name)))
+}
+
 impl PointsColumns {
     /// Maps a header to the format. `kind` is the kind asked for at upload;
     /// `None` infers it (an `expire_in_days` column means with expiry).

@@ -10,7 +10,7 @@ use crate::membership::cards::{CardColumns, CardRow};
 use crate::membership::programs::Memberships;
 use crate::membership::tier_changes::{TierChangeColumns, TierChangeRow};
 use crate::outcome::{bounded, RowOutcome};
-use crate::points::{PointsColumns, PointsRow, PreviewRow};
+use crate::points::{self, HeaderError, PointsColumns, PointsRow, PreviewRow};
 use crate::smile::{Mode, SmileColumns};
 use csv::ByteRecord;
 use std::io::Read;
@@ -260,10 +260,22 @@ pub fn split_input<R: Read, S: SplitSink<PointsRow>>(
         }
         None => match PointsColumns::from_header(header, None) {
             Ok(columns) => split_rows(input, &native(columns), from, request, sink),
-            Err(native_error) => match SmileColumns::from_header(header) {
-                Ok(columns) => split_rows(input, &smile(columns), from, request, sink),
-                Err(_) => Err(SplitError::Rejected(bounded(native_error.to_string()))),
-            },
+            // A header the native format does not know may be a Smile.io
+            // export; one it knows but refuses (a column and its synonym,
+            // a column twice), or one with a native column Smile.io would
+            // drop, is the native format's, refused with its reason.
+            Err(native_error) => {
+                let foreign = matches!(
+                    native_error,
+                    HeaderError::UnknownColumn(..) | HeaderError::MissingColumn(_)
+                ) && points::native_column_besides_smiles(header).is_none();
+                match SmileColumns::from_header(header) {
+                    Ok(columns) if foreign => {
+                        split_rows(input, &smile(columns), from, request, sink)
+                    }
+                    _ => Err(SplitError::Rejected(bounded(native_error.to_string()))),
+                }
+            }
         },
     }
 }
@@ -670,6 +682,33 @@ mod tests {
         assert!(
             matches!(err, SplitError::Rejected(why) if why.contains("unknown column 'colour'"))
         );
+    }
+
+    #[test]
+    fn a_header_the_native_format_knows_but_refuses_is_not_read_as_smiles() {
+        // Read as Smile.io, each would drop a column the merchant filled.
+        for (file, why) in [
+            (
+                "email,amount,points\na@x.io,5,7\n",
+                "columns 'amount' and 'points' are the same column",
+            ),
+            (
+                "email,points,operation,first_name\na@x.io,5,DR,Ann\n",
+                "unknown column 'first_name'",
+            ),
+            (
+                "email,points_balance,customer_id\na@x.io,5,C-1\n",
+                "unknown column 'points_balance'",
+            ),
+        ] {
+            let mut sink = Collect::<PointsRow>::default();
+            let err = split(file.as_bytes(), &request(), &mut sink).unwrap_err();
+            assert!(
+                matches!(&err, SplitError::Rejected(m) if m.contains(why)),
+                "{file}: {err}"
+            );
+            assert!(sink.kind.is_none() && sink.batches.is_empty(), "{file}");
+        }
     }
 
     #[test]

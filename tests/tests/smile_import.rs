@@ -57,6 +57,26 @@ async fn a_dropped_smile_template_is_recognised_by_its_header() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_file_with_an_amount_and_a_points_column_is_rejected_not_read_as_smiles() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    h.drop_file(
+        &t,
+        "syn.csv",
+        "email,amount,points\nsyn@example.com,5,7\n",
+        None,
+    )
+    .await;
+    h.settle(&t).await;
+    let job = h.only_job(&t).await;
+    assert_eq!(job.status, shared::job::JobStatus::Rejected, "{job:?}");
+    let why = job.rejection.unwrap_or_default();
+    assert!(why.contains("'amount' and 'points'"), "{why}");
+    assert_eq!(h.balance(&t, "email:syn@example.com").await, 0);
+    assert_eq!(h.emails_about(&job.job_id).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_customer_export_in_set_balance_mode_sets_each_balance_and_a_rerun_changes_nothing() {
     let h = Harness::start().await;
     let t = h.tenant().await;

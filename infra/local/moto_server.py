@@ -1,4 +1,4 @@
-"""Runs moto server for the local stack, with nine fixes to moto itself.
+"""Runs moto server for the local stack, with ten fixes to moto itself.
 
 1. Moto records every model instance it ever creates (each S3 object version,
    SQS message, DynamoDB item...) for its dashboard and `/moto-api/data.json`.
@@ -57,6 +57,13 @@
    times as epoch seconds, as the serializer writes them); any other answer,
    or one that is not plain JSON, goes through the serializer as before.
 
+10. S3's notifications named neither the object's version nor a
+   sequencer. S3 names the version in a versioned bucket, and the splitter
+   imports the version an event names: without it, two uploads to one key
+   before the splitter read the first event both resolved to the second,
+   and the first was never imported. Here each event names its version and
+   a sequencer that grows with every event, as S3's do for one key.
+
 Usage: the same arguments as moto_server (infra/local/dev starts it).
 """
 import base64
@@ -65,6 +72,7 @@ import copy
 import datetime
 import decimal
 import functools
+import itertools
 import json
 import sys
 import threading
@@ -86,6 +94,7 @@ from moto.dynamodb.models.dynamo_type import DynamoType, LimitedSizeDict
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.responses import DynamoHandler
+from moto.s3 import notifications as s3_notifications
 from moto.s3.responses import S3Response
 from moto.sqs.models import SQSBackend
 
@@ -455,6 +464,27 @@ def execute_result(self, context):
 
 
 ActionResult.execute_result = execute_result
+
+
+# 10. S3 notifications name the object's version and order its events.
+_get_s3_event = s3_notifications._get_s3_event
+_sequence = itertools.count(1)
+_sequence_lock = threading.Lock()
+
+
+def get_s3_event(event_name, bucket, key, notification_id):
+    event = _get_s3_event(event_name, bucket, key, notification_id)
+    with _sequence_lock:
+        sequencer = f"{next(_sequence):016X}"
+    for record in event["Records"]:
+        entry = record["s3"]["object"]
+        if key.version_id and key.version_id != "null":
+            entry["versionId"] = key.version_id
+        entry["sequencer"] = sequencer
+    return event
+
+
+s3_notifications._get_s3_event = get_s3_event
 
 from moto.server import main  # noqa: E402  (after the patches, so every request uses them)
 

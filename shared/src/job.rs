@@ -493,7 +493,7 @@ pub mod keys {
     }
 
     /// What an object key under `incoming/` says about its import.
-    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub struct Incoming<'a> {
         pub tenant: &'a str,
         /// Set for uploads through a presigned URL from the API.

@@ -1054,6 +1054,52 @@ async fn a_malformed_name_or_another_universe_is_rejected_with_an_email_saying_w
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_membership_file_dropped_twice_under_one_name_is_imported_once_and_the_second_refused() {
+    let h = Harness::start().await;
+    let t = member_tenant(&h, true).await;
+    let name = "demoshop_cardcode_s_20260110.csv";
+    drop_membership(
+        &h,
+        &t,
+        name,
+        "card_code;customer_key;id_program\nV-1;v1@x.io;1\n",
+    )
+    .await;
+    drop_membership(
+        &h,
+        &t,
+        name,
+        "card_code;customer_key;id_program\nV-2;v2@x.io;1\n",
+    )
+    .await;
+    impatient_runner(&h)
+        .await
+        .run_until_idle(Some(t.id()), Duration::from_secs(90))
+        .await
+        .expect("the pipeline settles");
+    let mut jobs = h.jobs(&t).await;
+    jobs.sort_by_key(|j| j.created_at);
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    assert_eq!(jobs[0].status, JobStatus::Completed, "{:?}", jobs[0]);
+    assert_eq!(jobs[1].status, JobStatus::Rejected, "{:?}", jobs[1]);
+    let why = jobs[1].rejection.clone().unwrap_or_default();
+    assert!(why.contains("needs a sequence number"), "{why}");
+    // One email each (the rejection names the first job too).
+    for (job, subject) in jobs.iter().zip(["completed", "rejected"]) {
+        let own: Vec<_> = h
+            .emails_about(&job.job_id)
+            .await
+            .into_iter()
+            .filter(|e| e.body.contains(&format!("Job: {}", job.job_id)))
+            .collect();
+        assert_eq!(own.len(), 1, "{own:?}");
+        assert!(own[0].subject.contains(subject), "{}", own[0].subject);
+    }
+    assert!(card(&h, &t, "V-1").await.is_some());
+    assert!(card(&h, &t, "V-2").await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_second_file_of_a_scope_and_day_needs_a_sequence() {
     let h = Harness::start().await;
     let t = member_tenant(&h, true).await;

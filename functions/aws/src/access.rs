@@ -106,9 +106,8 @@ fn s3(operation: &str, uri: &str) -> Vec<String> {
     match operation {
         "GetObject" | "HeadObject" if versioned => vec![format!("s3:GetObjectVersion {object}")],
         "GetObject" | "HeadObject" => vec![format!("s3:GetObject {object}")],
-        "ListObjectsV2" | "ListObjects" | "ListObjectVersions" => {
-            vec![format!("s3:ListBucket bucket/{bucket}")]
-        }
+        "ListObjectsV2" | "ListObjects" => vec![format!("s3:ListBucket bucket/{bucket}")],
+        "ListObjectVersions" => vec![format!("s3:ListBucketVersions bucket/{bucket}")],
         // A multipart upload is written with the permission to put the object.
         "CreateMultipartUpload" | "UploadPart" | "CompleteMultipartUpload" => {
             vec![format!("s3:PutObject {object}")]

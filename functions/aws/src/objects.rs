@@ -230,6 +230,47 @@ impl Objects {
         Ok(Some(writer))
     }
 
+    /// The ids of the versions kept of one object, oldest first; none if
+    /// the bucket keeps no versions (or the object is gone).
+    pub async fn versions(&self, key: &str) -> Result<Vec<String>, AwsError> {
+        let call = "s3:ListObjectVersions";
+        let mut versions = Vec::new();
+        let (mut key_marker, mut version_marker) = (None, None);
+        loop {
+            let page = self
+                .client
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .prefix(key)
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::sdk(call, e))?;
+            for version in page.versions() {
+                match (version.key(), version.version_id()) {
+                    (Some(k), Some(id)) if k == key && id != "null" => {
+                        let at = version
+                            .last_modified()
+                            .map(|t| (t.secs(), t.subsec_nanos()));
+                        versions.push((at, id.to_owned()));
+                    }
+                    _ => {}
+                }
+            }
+            // Past the key itself, the listing holds other keys only.
+            let past = page.next_key_marker().is_some_and(|k| k != key);
+            if !page.is_truncated().unwrap_or(false) || past {
+                break;
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            version_marker = page.next_version_id_marker().map(str::to_owned);
+        }
+        // S3 lists a key's versions newest first.
+        versions.sort_by_key(|(at, _)| *at);
+        Ok(versions.into_iter().map(|(_, id)| id).collect())
+    }
+
     /// Puts a small object in one request.
     pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), AwsError> {
         self.client

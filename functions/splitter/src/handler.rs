@@ -103,10 +103,39 @@ pub async fn import_object(
         warn!(tenant = %redact::object_key(incoming.tenant), "no such tenant: ignored");
         return Ok(());
     };
-    let Some(job) = job_for(aws, object, &tenant, incoming).await? else {
-        return Ok(());
-    };
-    split_job(aws, object, &tenant, job, deadline).await
+    for object in announced(aws, object).await? {
+        if let Some(job) = job_for(aws, &object, &tenant, incoming).await? {
+            split_job(aws, &object, &tenant, job, deadline).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The object versions an event stands for: the one it names, or, for an
+/// event that names none (S3 names it in a versioned bucket; an emulator or
+/// a hand-made event may not), every version of its key the bucket keeps,
+/// oldest first. Read as "the latest", two uploads to one key before the
+/// first event is read would import the second twice over and the first
+/// never; each version's job is found by the version, so one imported
+/// already is not imported again.
+async fn announced(aws: &Aws, object: &ObjectCreated) -> Result<Vec<ObjectCreated>, SplitterError> {
+    if object.version_id.is_some() {
+        return Ok(vec![object.clone()]);
+    }
+    let versions = aws.objects.versions(&object.key).await?;
+    if versions.is_empty() {
+        // No versions kept: the object as it is now.
+        return Ok(vec![object.clone()]);
+    }
+    Ok(versions
+        .into_iter()
+        .map(|version| ObjectCreated {
+            version_id: Some(version),
+            size: None,
+            sequencer: None,
+            ..object.clone()
+        })
+        .collect())
 }
 
 /// An upload whose split failed on every delivery (its event came from
@@ -121,10 +150,12 @@ pub async fn give_up_object(aws: &Aws, object: &ObjectCreated) -> Result<(), Spl
     let Some(tenant) = aws.tables.tenant(incoming.tenant).await? else {
         return Ok(());
     };
-    let Some(job) = job_for(aws, object, &tenant, incoming).await? else {
-        return Ok(());
-    };
-    give_up_split(aws, job).await
+    for object in announced(aws, object).await? {
+        if let Some(job) = job_for(aws, &object, &tenant, incoming).await? {
+            give_up_split(aws, job).await?;
+        }
+    }
+    Ok(())
 }
 
 #[instrument(name = "job", skip_all, fields(tenant = %job.tenant_id, job = %job.job_id))]

@@ -412,10 +412,13 @@ pub fn count_rows<R: std::io::Read>(input: R, limit: u64) -> Option<u64> {
     Some(count)
 }
 
+/// How the reason a duplicate is refused starts.
+pub const DUPLICATE_FILE: &str = "duplicate file:";
+
 /// Why a file whose content was imported before is not imported again.
 pub fn duplicate_reason(earlier: &Job) -> String {
     format!(
-        "duplicate file: the same content was imported on {} by job {} ({}); nothing of this \
+        "{DUPLICATE_FILE} the same content was imported on {} by job {} ({}); nothing of this \
          upload was applied. To import it again on purpose, upload it with \"allow_duplicate\": true \
          (API) or the object metadata allow-duplicate=true (console).",
         earlier.created_at.format("%Y-%m-%d %H:%M UTC"),

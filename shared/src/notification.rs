@@ -1,7 +1,7 @@
 //! The emails sent to a tenant's registered admin. Recipients come from the
 //! tenant record only, never from a file or a request.
 
-use crate::job::{Job, JobStatus};
+use crate::job::{self, keys, Job, JobStatus};
 use crate::kind::ImportKind;
 use crate::outcome::Tally;
 use crate::tenant::Tenant;
@@ -92,10 +92,17 @@ pub fn completion_email(
     }
 }
 
-/// "Points import", "Card code import"...; a points import until the file
-/// says otherwise.
+/// "Points import", "Card code import"...; until the file says which, a
+/// membership import if it was dropped in the memberships folder, else a
+/// points import.
 fn title(job: &Job) -> &'static str {
-    job.kind.unwrap_or(ImportKind::Points).title()
+    match job.kind {
+        Some(kind) => kind.title(),
+        None if keys::parse_incoming(&job.source_key).is_some_and(|i| i.membership) => {
+            "Membership import"
+        }
+        None => ImportKind::Points.title(),
+    }
 }
 
 /// The notice sent when a file is refused as a whole.
@@ -104,6 +111,12 @@ pub fn rejection_email(tenant: &Tenant, job: &Job) -> Email {
         .rejection
         .as_deref()
         .unwrap_or("the file could not be read");
+    // A duplicate's reason says how to import it again on purpose.
+    let next = if why.starts_with(job::DUPLICATE_FILE) {
+        "Nothing is wrong with the file: it was imported before."
+    } else {
+        "Fix the file and upload it again."
+    };
     Email {
         to: tenant.admin_email.clone(),
         subject: format!("{} rejected: {}", title(job), job.filename),
@@ -113,7 +126,7 @@ pub fn rejection_email(tenant: &Tenant, job: &Job) -> Email {
              Job: {}\n\
              Reason: {why}\n\
              \n\
-             Fix the file and upload it again.\n",
+             {next}\n",
             title(job).to_lowercase(),
             job.filename,
             job.job_id
@@ -143,6 +156,34 @@ mod tests {
         let email = rejection_email(&tenant(), &job);
         assert_eq!(email.to, "admin@acme.test");
         assert!(email.text.contains("unknown column 'colour'"));
+    }
+
+    #[test]
+    fn a_membership_file_refused_before_its_scope_is_known_is_called_one() {
+        let mut job = Job::new(
+            "acme",
+            "J1",
+            "incoming/acme/memberships/cards-january.csv",
+            "r",
+            Utc::now(),
+        );
+        job.rejection = Some("'cards-january.csv' is not a membership file name".into());
+        let email = rejection_email(&tenant(), &job);
+        assert_eq!(
+            email.subject,
+            "Membership import rejected: cards-january.csv"
+        );
+        assert!(email.text.contains("Fix the file"), "{}", email.text);
+    }
+
+    #[test]
+    fn a_duplicates_rejection_does_not_ask_to_fix_the_file() {
+        let earlier = Job::new("acme", "J0", "incoming/acme/x.csv", "r", Utc::now());
+        let mut job = Job::new("acme", "J1", "incoming/acme/x.csv", "r", Utc::now());
+        job.rejection = Some(job::duplicate_reason(&earlier));
+        let email = rejection_email(&tenant(), &job);
+        assert!(!email.text.contains("Fix the file"), "{}", email.text);
+        assert!(email.text.contains("allow_duplicate"), "{}", email.text);
     }
 
     #[test]

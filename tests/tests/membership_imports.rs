@@ -1048,6 +1048,11 @@ async fn a_malformed_name_or_another_universe_is_rejected_with_an_email_saying_w
             subject.contains("rejected") && subject.contains(name),
             "{subject}"
         );
+        // A membership file, by its scope if its name gives one.
+        assert!(
+            subject.starts_with("Card code import") || subject.starts_with("Membership import"),
+            "{subject}"
+        );
         assert!(text.contains(why), "{name}: {text}");
     }
     assert!(card(&h, &t, "R-1").await.is_none());

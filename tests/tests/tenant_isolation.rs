@@ -98,8 +98,13 @@ async fn a_request_needs_a_valid_key_of_its_own_tenant() {
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{headers:?}");
         assert_eq!(body, json!({"error": "a valid API key is required"}));
     }
-    // Either header carries the key.
+    // Either header carries the key; the scheme's name in any case.
     assert_eq!(get_job(&h, &a.api_key, &job_id).await.0, StatusCode::OK);
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        let value = format!("{scheme}  {}", a.api_key);
+        let (status, _) = call(&h, Method::GET, &path, &[("authorization", &value)], None).await;
+        assert_eq!(status, StatusCode::OK, "{value}");
+    }
     let (status, _) = call(&h, Method::GET, &path, &[("x-api-key", &a.api_key)], None).await;
     assert_eq!(status, StatusCode::OK);
     // The stored tenant keeps only a hash of the secret.

@@ -90,7 +90,7 @@ async fn authenticate(aws: &Aws, request: &Request) -> Result<Tenant, ApiError> 
     let key = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
     let unauthorized = || status(StatusCode::UNAUTHORIZED, "a valid API key is required");
     let (tenant_id, secret) = key.and_then(parse_api_key).ok_or_else(unauthorized)?;
@@ -98,6 +98,16 @@ async fn authenticate(aws: &Aws, request: &Request) -> Result<Tenant, ApiError> 
         Some(tenant) if tenant.accepts_secret(secret) => Ok(tenant),
         _ => Err(unauthorized()),
     }
+}
+
+/// The credentials of an `Authorization: Bearer <token>` value; the
+/// scheme's name is case-insensitive (RFC 9110 §11.1), and one or more
+/// spaces follow it.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
 }
 
 #[derive(Debug, Deserialize)]

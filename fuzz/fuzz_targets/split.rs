@@ -144,7 +144,7 @@ fuzz_target!(|data: &[u8]| {
     let numbers: Vec<u64> = rows.outcomes.keys().copied().collect();
     assert_eq!(numbers, (1..=summary.total_rows).collect::<Vec<_>>());
 
-    let detail = Detail::of(kind.or(Some(summary.kind)));
+    let detail = Detail::of(kind.or(Some(summary.kind)), false);
     let mut out = Vec::new();
     let outcomes = rows.outcomes.into_values().map(Ok::<_, Infallible>);
     let tally = write_processed(file, outcomes, &mut out, detail).expect("the processed file");

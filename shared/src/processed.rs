@@ -2,45 +2,59 @@
 //! original cells and four more columns saying what happened to it: status,
 //! error code, error message, and the wallet's balance after the row (points
 //! files) or the card the row created or changed (membership files, so a
-//! generated card code can be read there).
+//! generated card code can be read there). A dry run's rows that would be
+//! applied say `would_apply`, so the file itself says nothing was. A row
+//! with more values than the header has columns keeps them all: those past
+//! the header come after the four columns.
 //!
 //! Cells that a spreadsheet would run as a formula (starting with `=`, `+`,
 //! `-`, `@`, a tab or a carriage return) are prefixed with `'`, as OWASP's
 //! "CSV injection" guidance advises, so opening the file never runs anything.
 
 use crate::csv_input::{CsvInput, FileError};
-use crate::outcome::{ErrorCode, RowOutcome, Tally};
+use crate::outcome::{ErrorCode, RowOutcome, RowStatus, Tally};
 use crate::split::Flow;
 use std::borrow::Cow;
 use std::io::{Read, Write};
 
 pub const OUTCOME_COLUMNS: [&str; 3] = ["status", "error_code", "error_message"];
 
-/// The last column of a processed file.
+/// The last column of a processed file, and what its rows are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Detail {
     BalanceAfter,
+    /// A dry run's points file: the balance a row would leave, and
+    /// `would_apply` where a real run would say `applied`.
+    DryRunBalance,
     CardCode,
 }
 
 impl Detail {
-    pub fn of(kind: Option<crate::kind::ImportKind>) -> Self {
+    pub fn of(kind: Option<crate::kind::ImportKind>, dry_run: bool) -> Self {
         match kind.and_then(crate::kind::ImportKind::scope) {
             Some(_) => Detail::CardCode,
+            None if dry_run => Detail::DryRunBalance,
             None => Detail::BalanceAfter,
         }
     }
 
     fn name(self) -> &'static str {
         match self {
-            Detail::BalanceAfter => "balance_after",
+            Detail::BalanceAfter | Detail::DryRunBalance => "balance_after",
             Detail::CardCode => "applied_card_code",
+        }
+    }
+
+    fn status(self, status: RowStatus) -> &'static str {
+        match (self, status) {
+            (Detail::DryRunBalance, RowStatus::Applied) => "would_apply",
+            (_, status) => status.as_str(),
         }
     }
 
     fn value(self, outcome: &RowOutcome) -> Vec<u8> {
         match self {
-            Detail::BalanceAfter => outcome
+            Detail::BalanceAfter | Detail::DryRunBalance => outcome
                 .balance_after
                 .map(|b| b.to_string())
                 .unwrap_or_default()
@@ -229,7 +243,7 @@ fn write_row<W: Write>(
 ) -> Result<(), csv::Error> {
     let mut cells: Vec<Cow<[u8]>> = Vec::with_capacity(width + OUTCOME_COLUMNS.len() + 1);
     cells.extend((0..width).map(|i| neutralise(record.get(i).unwrap_or_default())));
-    cells.push(Cow::Borrowed(outcome.status.as_str().as_bytes()));
+    cells.push(Cow::Borrowed(detail.status(outcome.status).as_bytes()));
     cells.push(Cow::Borrowed(
         outcome
             .error_code
@@ -243,6 +257,8 @@ fn write_row<W: Write>(
             .into(),
     );
     cells.push(Cow::Owned(detail.value(outcome)));
+    // Values past the header's last column (a `too_many_fields` row).
+    cells.extend((width..record.len()).map(|i| neutralise(record.get(i).unwrap_or_default())));
     writer.write_record(&cells)
 }
 
@@ -447,6 +463,24 @@ mod tests {
              c@x.io;5;applied;;;15\n"
         );
         assert_eq!((tally.applied, tally.failed, tally.credited), (2, 1, 15));
+    }
+
+    #[test]
+    fn a_dry_run_says_would_apply_and_a_row_keeps_values_past_the_header() {
+        let (text, _) = processed_with(
+            "email;amount\na@x.io;10\nb@x.io;5;extra;more\n",
+            vec![
+                RowOutcome::applied(1, 10, 10),
+                RowOutcome::failed(2, ErrorCode::TooManyFields, "two values too many"),
+            ],
+            Detail::DryRunBalance,
+        );
+        assert_eq!(
+            text,
+            "email;amount;status;error_code;error_message;balance_after\n\
+             a@x.io;10;would_apply;;;10\n\
+             b@x.io;5;failed;too_many_fields;two values too many;;extra;more\n"
+        );
     }
 
     #[test]

@@ -368,7 +368,7 @@ async fn write_processed_file(
         sealed: 0,
         overtaken: false,
     };
-    let detail = Detail::of(job.kind);
+    let detail = Detail::of(job.kind, job.dry_run);
     let every = aws.settings.finalize_boundary_rows;
     let wrote = tokio::task::spawn_blocking(move || -> anyhow::Result<Wrote> {
         let input = CsvInput::open(head)?;

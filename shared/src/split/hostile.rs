@@ -128,7 +128,7 @@ fn formula_payloads_come_out_neutralised_in_the_processed_file() {
         ))
     });
     let mut out = Vec::new();
-    write_processed(file.as_bytes(), outcomes, &mut out, Detail::of(None)).unwrap();
+    write_processed(file.as_bytes(), outcomes, &mut out, Detail::of(None, false)).unwrap();
     let text = String::from_utf8(out).unwrap();
     for line in text.lines().skip(1) {
         let first = line.trim_start_matches('"');

@@ -364,6 +364,8 @@ fn detect_delimiter(head: &[u8]) -> u8 {
 pub struct Cells<'a> {
     pub row: u64,
     pub record: &'a ByteRecord,
+    /// The encoding the file was read as.
+    pub encoding: TextEncoding,
 }
 
 impl Cells<'_> {
@@ -396,16 +398,28 @@ impl Cells<'_> {
         };
         match std::str::from_utf8(bytes) {
             Ok(s) => Ok(s.trim().to_owned()),
-            Err(e) => Err(RowError::new(
-                self.row,
-                Some(column),
-                ErrorCode::InvalidEncoding,
-                format!(
-                    "the value is not valid UTF-8 (byte {} of the cell, after '{}'); save the file as CSV UTF-8",
-                    e.valid_up_to() + 1,
-                    String::from_utf8_lossy(&bytes[..e.valid_up_to()])
-                ),
-            )),
+            Err(e) => {
+                let before = String::from_utf8_lossy(&bytes[..e.valid_up_to()]);
+                let byte = bytes[e.valid_up_to()];
+                let at = before.chars().count() + 1;
+                // Read as UTF-8, the byte starts no character; read as
+                // Windows-1252, it is one of the five bytes with none.
+                let why = match self.encoding {
+                    TextEncoding::Windows1252 => {
+                        "Windows-1252 (the encoding the file was read as) has no character for it"
+                    }
+                    _ => "it is not UTF-8 (the encoding the file was read as, from its start)",
+                };
+                Err(RowError::new(
+                    self.row,
+                    Some(column),
+                    ErrorCode::InvalidEncoding,
+                    format!(
+                        "the byte 0x{byte:02X} (character {at} of the cell, after '{before}'): {why}; \
+                         save the file as CSV UTF-8"
+                    ),
+                ))
+            }
         }
     }
 }

@@ -10,6 +10,7 @@
 use crate::csv_input::{Cells, Header};
 use crate::identifier::CustomerRef;
 use crate::outcome::{ErrorCode, RowError, RowOutcome};
+use crate::text_encoding::TextEncoding;
 use csv::ByteRecord;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -117,6 +118,8 @@ pub struct PointsColumns {
     amount_column: String,
     customer_id_column: String,
     width: usize,
+    /// The file's encoding, for a cell it has no character for.
+    encoding: TextEncoding,
 }
 
 /// A row that passed validation, ready to be batched and applied.
@@ -252,6 +255,7 @@ impl PointsColumns {
             customer_id_column: customer_id
                 .map_or_else(|| "customer_id".to_owned(), |i| header.names[i].clone()),
             width: header.names.len(),
+            encoding: header.encoding,
         })
     }
 
@@ -262,7 +266,11 @@ impl PointsColumns {
         record: &ByteRecord,
         default_country: &str,
     ) -> Result<PointsRow, RowError> {
-        let cells = Cells { row, record };
+        let cells = Cells {
+            row,
+            record,
+            encoding: self.encoding,
+        };
         cells.within(self.width)?;
         let mut identifiers = self.identifiers(&cells, default_country)?.into_iter();
         let (_, customer) = identifiers.next().ok_or_else(|| {
@@ -340,7 +348,11 @@ impl PointsColumns {
         record: &ByteRecord,
         result: &Result<PointsRow, RowOutcome>,
     ) -> PreviewRow {
-        let cells = Cells { row, record };
+        let cells = Cells {
+            row,
+            record,
+            encoding: self.encoding,
+        };
         let lossy = |i: Option<usize>| {
             i.map(|i| cells.raw(i).trim().to_owned())
                 .unwrap_or_default()
@@ -472,6 +484,49 @@ mod tests {
             .into_iter()
             .map(|r| r.err().map(|e| e.code))
             .collect()
+    }
+
+    /// The message of each row's error, reading the file's bytes.
+    fn messages(bytes: &[u8]) -> Vec<String> {
+        let mut input = CsvInput::open(bytes).unwrap();
+        let columns = PointsColumns::from_header(input.header(), None).unwrap();
+        let mut out = Vec::new();
+        while let Some(row) = input.next_row().unwrap() {
+            if let Err(e) = columns.validate(row, input.record(), "FR") {
+                out.push(e.message);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_byte_with_no_character_is_named_with_the_encoding_the_file_was_read_as() {
+        // Windows-1252 (an é as 0xE9 early on), with 0x81, which it lacks.
+        let file = b"customer_id,amount
+Caf\xE9,4
+n\x81x,5\n";
+        let got = messages(file);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].contains("byte 0x81 (character 2 of the cell, after 'n')"),
+            "{}",
+            got[0]
+        );
+        assert!(got[0].contains("Windows-1252"), "{}", got[0]);
+        // UTF-8 from its start, a stray byte past the first 64 KiB.
+        let mut file = b"customer_id,amount\n".to_vec();
+        for n in 0..10_000 {
+            file.extend_from_slice(format!("C-{n:05},1\n").as_bytes());
+        }
+        file.extend_from_slice(b"Caf\xE9,4\n");
+        let got = messages(&file);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].contains("byte 0xE9 (character 4 of the cell, after 'Caf')"),
+            "{}",
+            got[0]
+        );
+        assert!(got[0].contains("not UTF-8"), "{}", got[0]);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::csv_input::{Cells, Header};
 use crate::identifier::CustomerRef;
 use crate::outcome::{ErrorCode, RowError, RowOutcome, RowStatus};
 use crate::points::{Operation, PointsRow, PreviewRow, MAX_AMOUNT};
+use crate::text_encoding::TextEncoding;
 use csv::ByteRecord;
 
 /// How a Smile file's points are applied, chosen at upload.
@@ -75,6 +76,8 @@ pub struct SmileColumns {
     points: usize,
     points_column: String,
     width: usize,
+    /// The file's encoding, for a cell it has no character for.
+    encoding: TextEncoding,
 }
 
 impl SmileColumns {
@@ -102,6 +105,7 @@ impl SmileColumns {
             points,
             points_column: header.names[points].clone(),
             width: header.names.len(),
+            encoding: header.encoding,
         })
     }
 
@@ -117,7 +121,11 @@ impl SmileColumns {
     /// The row as a points movement (or, in set balance mode, a target
     /// balance), or why it is not imported.
     pub fn read(&self, row: u64, record: &ByteRecord, mode: Mode) -> Result<PointsRow, RowOutcome> {
-        let cells = Cells { row, record };
+        let cells = Cells {
+            row,
+            record,
+            encoding: self.encoding,
+        };
         let fail = |e: RowError| RowOutcome::from(&e);
         cells.within(self.width).map_err(fail)?;
         let email = cells.text(Some(self.email), "email").map_err(fail)?;
@@ -177,7 +185,11 @@ impl SmileColumns {
         record: &ByteRecord,
         result: &Result<PointsRow, RowOutcome>,
     ) -> PreviewRow {
-        let cells = Cells { row, record };
+        let cells = Cells {
+            row,
+            record,
+            encoding: self.encoding,
+        };
         let raw = |i: usize| cells.raw(i).trim().to_owned();
         PreviewRow {
             row,

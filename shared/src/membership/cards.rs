@@ -14,6 +14,7 @@ use super::dates::{self, DateError};
 use super::programs::{Memberships, CARD_COLUMNS};
 use crate::csv_input::{Cells, Header};
 use crate::outcome::{ErrorCode, RowError, RowOutcome};
+use crate::text_encoding::TextEncoding;
 use chrono::{DateTime, NaiveDate, Utc};
 use csv::ByteRecord;
 use serde::{Deserialize, Serialize};
@@ -89,6 +90,8 @@ pub struct CardColumns {
     standard: [Option<usize>; CARD_COLUMNS.len()],
     custom: Vec<(usize, String)>,
     width: usize,
+    /// The file's encoding, for a cell it has no character for.
+    encoding: TextEncoding,
 }
 
 impl CardColumns {
@@ -142,6 +145,7 @@ impl CardColumns {
             standard,
             custom,
             width: header.names.len(),
+            encoding: header.encoding,
         })
     }
 
@@ -156,7 +160,11 @@ impl CardColumns {
 
     /// Reads one row's cells. An empty cell (or `""`) is `None`.
     pub fn read(&self, row: u64, record: &ByteRecord) -> Result<CardRow, RowError> {
-        let cells = Cells { row, record };
+        let cells = Cells {
+            row,
+            record,
+            encoding: self.encoding,
+        };
         cells.within(self.width)?;
         // A value left out shifts every later one into the wrong column:
         // such a row is refused, not guessed at.

@@ -8,6 +8,7 @@ use super::dates::{self, DateError};
 use super::programs::Memberships;
 use crate::csv_input::{Cells, Header};
 use crate::outcome::{ErrorCode, RowError, RowOutcome, RowStatus};
+use crate::text_encoding::TextEncoding;
 use chrono::{DateTime, Utc};
 use csv::ByteRecord;
 use serde::{Deserialize, Serialize};
@@ -45,6 +46,8 @@ const OPTIONAL: [&str; 2] = ["context", "last_downgrade_check"];
 pub struct TierChangeColumns {
     at: [Option<usize>; 5],
     width: usize,
+    /// The file's encoding, for a cell it has no character for.
+    encoding: TextEncoding,
 }
 
 impl TierChangeColumns {
@@ -67,11 +70,16 @@ impl TierChangeColumns {
         Ok(TierChangeColumns {
             at,
             width: header.names.len(),
+            encoding: header.encoding,
         })
     }
 
     pub fn read(&self, row: u64, record: &ByteRecord) -> Result<TierChangeRow, RowOutcome> {
-        let cells = Cells { row, record };
+        let cells = Cells {
+            row,
+            record,
+            encoding: self.encoding,
+        };
         let text = |slot: usize| -> Result<Option<String>, RowOutcome> {
             let Some(at) = self.at[slot] else {
                 return Ok(None);

@@ -640,7 +640,7 @@ fn decide(
         Err(refused) => {
             let err = RowError::new(
                 row.row,
-                Some("amount"),
+                Some(batch.amount_column.as_deref().unwrap_or("amount")),
                 ErrorCode::InsufficientBalance,
                 refused.to_string(),
             );
@@ -786,6 +786,7 @@ mod tests {
             reason: "spring campaign".into(),
             dry_run,
             rows_kind: RowKind::Points,
+            amount_column: None,
             rows: rows
                 .iter()
                 .map(|&(row, who, operation, amount)| PointsRow {

@@ -130,8 +130,16 @@ pub struct Batch<R = PointsRow> {
     pub dry_run: bool,
     #[serde(default)]
     pub rows_kind: RowKind,
+    /// The file's name for the amount column when it is not `amount`
+    /// (`points`, Smile.io's `Points balance`...), for the errors decided
+    /// when rows are applied; at most [`MAX_COLUMN_NAME_CHARS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_column: Option<String>,
     pub rows: Vec<R>,
 }
+
+/// The longest column name a batch carries (a longer one is cut).
+pub const MAX_COLUMN_NAME_CHARS: usize = 64;
 
 impl<R> Batch<R> {
     /// The ordered group this batch belongs to: one per job and shard.
@@ -152,6 +160,7 @@ pub struct BatchPlan {
     pub job_id: String,
     pub reason: String,
     pub dry_run: bool,
+    pub amount_column: Option<String>,
     pub rows_per_batch: usize,
     pub shards: u32,
 }
@@ -232,6 +241,7 @@ impl<R: BatchRow> Batcher<R> {
             reason: self.plan.reason.clone(),
             dry_run: self.plan.dry_run,
             rows_kind: R::KIND,
+            amount_column: self.plan.amount_column.clone(),
             rows: std::mem::replace(
                 &mut self.shards[shard as usize],
                 Vec::with_capacity(capacity),
@@ -268,6 +278,7 @@ mod tests {
 
     fn plan(rows_per_batch: usize, shards: u32) -> BatchPlan {
         BatchPlan {
+            amount_column: None,
             tenant_id: "acme".into(),
             job_id: "J".into(),
             reason: "r".into(),
@@ -350,6 +361,7 @@ mod tests {
     #[test]
     fn a_batch_message_stays_under_the_queues_limit_whatever_its_rows_hold() {
         let mut batcher = Batcher::new(BatchPlan {
+            amount_column: Some("\u{1}".repeat(MAX_COLUMN_NAME_CHARS)),
             reason: "r".repeat(2_000),
             ..plan(196, 1)
         });

@@ -259,6 +259,11 @@ impl PointsColumns {
         })
     }
 
+    /// The file's name for its amount column (`amount`, `points`, `coins`).
+    pub fn amount_column(&self) -> &str {
+        &self.amount_column
+    }
+
     /// Validates one record; every error names the row, the column and the value.
     pub fn validate(
         &self,

@@ -109,6 +109,11 @@ impl SmileColumns {
         })
     }
 
+    /// The file's name for its points column.
+    pub fn points_column(&self) -> &str {
+        &self.points_column
+    }
+
     /// Whether a header is exactly Smile's import template, which the
     /// native format would also read (`points` is an amount there) but
     /// without negative points.

@@ -3,7 +3,7 @@
 //! Memory stays flat: one record, one partial batch per shard, one chunk of
 //! failures and the 50-row preview.
 
-use crate::batch::{Batch, BatchPlan, BatchRow, Batcher};
+use crate::batch::{Batch, BatchPlan, BatchRow, Batcher, MAX_COLUMN_NAME_CHARS};
 use crate::csv_input::{CsvInput, FileError, Header};
 use crate::kind::ImportKind;
 use crate::membership::cards::{CardColumns, CardRow};
@@ -110,6 +110,10 @@ pub trait RowFormat {
     fn kind(&self) -> ImportKind;
     /// The row, or why it is not imported (its outcome: failed or skipped).
     fn read(&self, row: u64, record: &ByteRecord) -> Result<Self::Row, RowOutcome>;
+    /// The file's name for the amount, where it is not `amount`.
+    fn amount_column(&self) -> Option<&str> {
+        None
+    }
     /// The row as the preview shows it, for formats that have one.
     fn preview(
         &self,
@@ -128,6 +132,9 @@ impl RowFormat for PointsFormat<'_> {
     type Row = PointsRow;
     fn kind(&self) -> ImportKind {
         self.columns.kind.into()
+    }
+    fn amount_column(&self) -> Option<&str> {
+        Some(self.columns.amount_column()).filter(|name| *name != "amount")
     }
     fn read(&self, row: u64, record: &ByteRecord) -> Result<PointsRow, RowOutcome> {
         self.columns
@@ -156,6 +163,9 @@ impl RowFormat for SmileFormat {
     }
     fn read(&self, row: u64, record: &ByteRecord) -> Result<PointsRow, RowOutcome> {
         self.columns.read(row, record, self.mode)
+    }
+    fn amount_column(&self) -> Option<&str> {
+        Some(self.columns.points_column())
     }
     fn preview(
         &self,
@@ -373,6 +383,9 @@ fn split_rows<R: Read, F: RowFormat, S: SplitSink<F::Row>>(
             job_id: request.job_id.clone(),
             reason: request.reason.clone(),
             dry_run: request.dry_run,
+            amount_column: format
+                .amount_column()
+                .map(|name| name.chars().take(MAX_COLUMN_NAME_CHARS).collect()),
             rows_per_batch: request.rows_per_batch,
             shards: request.shards,
         },

@@ -37,6 +37,13 @@ async fn the_smile_template_credits_positive_points_and_debits_negative_ones() {
     );
     assert_eq!((job.credited, job.debited), (100, 30));
     assert_eq!(h.balance(&t, "email:ann@example.com").await, 70);
+    // The refusal names the file's own column.
+    let processed = h.processed_file(&job).await;
+    let message = processed_rows(&processed)[2]
+        .get("error_message")
+        .to_owned();
+    assert!(message.contains("column points"), "{message}");
+    assert!(!message.contains("amount"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

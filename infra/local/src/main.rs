@@ -219,7 +219,16 @@ async fn run(args: Vec<String>) -> anyhow::Result<()> {
             local_stack::measure::throughput(&aws, &sizes).await?;
         }
         ["drop", tenant_id, file, ..] => {
-            // What an operator does with the S3 console or `aws s3 cp`.
+            // What an operator does with the S3 console or `aws s3 cp`; a
+            // file for a tenant that does not exist would be ignored.
+            if aws.tables.tenant(tenant_id).await?.is_none() {
+                anyhow::bail!(
+                    "no tenant '{tenant_id}': create it first (loyalty-local tenant create {tenant_id} --admin-email <email>)"
+                );
+            }
+            if !std::path::Path::new(file).is_file() {
+                anyhow::bail!("no file {file}");
+            }
             let name = option(&args, "--as").map(str::to_owned).unwrap_or_else(|| {
                 std::path::Path::new(file)
                     .file_name()

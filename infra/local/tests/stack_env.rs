@@ -124,3 +124,18 @@ fn commands_that_would_consume_a_stacks_queues_are_refused() {
     );
     std::fs::remove_file(&stack).unwrap();
 }
+
+#[tokio::test]
+async fn a_drop_for_a_tenant_that_does_not_exist_or_a_file_that_does_not_is_refused() {
+    let stack = stack_env_json();
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/sample/welcome-campaign.csv");
+    let refused = cli(&stack, &["drop", "no-such-tenant", sample]);
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("no tenant 'no-such-tenant'"),
+        "{}",
+        text(&refused)
+    );
+    let invalid = cli(&stack, &["drop", "no/such#tenant", sample]);
+    assert!(!invalid.status.success(), "{}", text(&invalid));
+}

@@ -43,6 +43,16 @@ pub fn validate_tenant_id(id: &str) -> Result<(), TenantError> {
     }
 }
 
+/// A country code as a tenant's default country: ISO 3166 alpha-2, in
+/// capitals, of a country whose mobile numbers can be read.
+pub fn country_code(value: &str) -> Result<String, TenantError> {
+    let country = value.trim().to_ascii_uppercase();
+    match country.parse::<phonenumber::country::Id>() {
+        Ok(_) => Ok(country),
+        Err(_) => Err(TenantError::InvalidCountry(value.to_owned())),
+    }
+}
+
 impl Tenant {
     /// A new tenant and its API key (shown once, never stored in clear).
     pub fn register(
@@ -54,10 +64,7 @@ impl Tenant {
         validate_tenant_id(tenant_id)?;
         let admin = crate::identifier::CustomerRef::email(admin_email)
             .map_err(|_| TenantError::InvalidAdminEmail(admin_email.to_owned()))?;
-        let country = default_country.trim().to_ascii_uppercase();
-        if country.parse::<phonenumber::country::Id>().is_err() {
-            return Err(TenantError::InvalidCountry(default_country.to_owned()));
-        }
+        let country = country_code(default_country)?;
         let secret = hex::encode(secret);
         let tenant = Tenant {
             tenant_id: tenant_id.to_owned(),

@@ -27,7 +27,7 @@ use shared::split::{self, SplitError, SplitRequest};
 use std::time::Duration;
 
 const USAGE: &str = "usage:
-  loyalty-local --stack-env <file> (tenant | wallet | card | drop) ...
+  loyalty-local --stack-env <file> (tenant | wallet | card | drop | preview) ...
   loyalty-local tenant create <id> --admin-email <email> [--country <ISO code>]
   loyalty-local tenant memberships <id> <config.json>
   loyalty-local wallet <tenant> (--email <e> | --mobile <m> | --customer-id <id>)
@@ -47,10 +47,29 @@ const DEPLOYED_COMMANDS: [&str; 4] = ["tenant", "wallet", "card", "drop"];
 
 fn main() -> anyhow::Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("preview") {
-        // A file on disk, read as the splitter would: no stack needed.
+    if args.is_empty() {
+        anyhow::bail!("{USAGE}");
+    }
+    if matches!(args[0].as_str(), "--help" | "-h" | "help") {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    // A preview reads a file on disk as the splitter would: no stack, so a
+    // stack named before it is not needed.
+    let preview_at = usize::from(args[0] == "--stack-env") * 2;
+    if args.get(preview_at).map(String::as_str) == Some("preview") {
+        let args = &args[preview_at..];
         let file = args.get(1).ok_or_else(|| anyhow::anyhow!("{USAGE}"))?;
-        return print_preview(file, &args);
+        return match print_preview(file, args) {
+            // `preview ... | head`: the reader has what it wanted.
+            Err(e)
+                if e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+            {
+                Ok(())
+            }
+            other => other,
+        };
     }
     if args.first().map(String::as_str) == Some("--stack-env") {
         let file = args
@@ -94,7 +113,7 @@ fn print_preview(file: &str, args: &[String]) -> anyhow::Result<()> {
             .transpose()
             .map_err(anyhow::Error::msg)?
             .unwrap_or_default(),
-        default_country: option(args, "--country").unwrap_or("FR").to_owned(),
+        default_country: shared::tenant::country_code(option(args, "--country").unwrap_or("FR"))?,
         rows_per_batch: 100,
         shards: 1,
         checkpoint_rows: shared::split::CHECKPOINT_ROWS,
@@ -105,13 +124,17 @@ fn print_preview(file: &str, args: &[String]) -> anyhow::Result<()> {
         Err(SplitError::Rejected(why)) => anyhow::bail!("the file would be rejected: {why}"),
         Err(e) => anyhow::bail!("{file}: {e:?}"),
     };
-    println!("{file}: a {kind} file; its first {} rows:", rows.len());
-    println!(
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{file}: a {kind} file; its first {} rows:", rows.len())?;
+    writeln!(
+        out,
         "{:>5}  {:<32} {:>10} {:<11} {:>6}  result",
         "row", "identifier", "amount", "operation", "expiry"
-    );
+    )?;
     for r in rows {
-        println!(
+        writeln!(
+            out,
             "{:>5}  {:<32} {:>10} {:<11} {:>6}  {}",
             r.row,
             // A cell's line break would break the table.
@@ -120,7 +143,7 @@ fn print_preview(file: &str, args: &[String]) -> anyhow::Result<()> {
             r.operation,
             r.expiry.unwrap_or_default(),
             r.result
-        );
+        )?;
     }
     Ok(())
 }
@@ -253,18 +276,29 @@ async fn run(args: Vec<String>) -> anyhow::Result<()> {
             // Each invocation's time limit: the template's by default; a
             // short one makes a long split go on over many invocations.
             let function_timeout = option(&args, "--function-timeout")
-                .map(str::parse::<f64>)
+                .map(|t| {
+                    t.parse::<f64>().map_err(|_| {
+                        anyhow::anyhow!("--function-timeout '{t}' is not a number of seconds")
+                    })
+                })
                 .transpose()?
                 .map_or(
                     local_stack::runner::FUNCTION_TIMEOUT,
                     Duration::from_secs_f64,
                 );
+            let timeout = option(&args, "--timeout")
+                .map(|t| {
+                    t.parse::<u64>()
+                        .map_err(|_| anyhow::anyhow!("--timeout '{t}' is not a number of seconds"))
+                })
+                .transpose()?;
+            let until_idle = args.iter().any(|a| a == "--until-idle");
+            if timeout.is_some() && !until_idle {
+                anyhow::bail!("--timeout bounds --until-idle: give both, or neither");
+            }
             let runner = Runner::new(aws)?.with_function_timeout(function_timeout);
-            if args.iter().any(|a| a == "--until-idle") {
-                let secs = option(&args, "--timeout")
-                    .map(str::parse)
-                    .transpose()?
-                    .unwrap_or(300);
+            if until_idle {
+                let secs = timeout.unwrap_or(300);
                 runner
                     .run_until_idle(None, Duration::from_secs(secs))
                     .await?;

@@ -139,3 +139,99 @@ async fn a_drop_for_a_tenant_that_does_not_exist_or_a_file_that_does_not_is_refu
     let invalid = cli(&stack, &["drop", "no/such#tenant", sample]);
     assert!(!invalid.status.success(), "{}", text(&invalid));
 }
+
+/// Runs the CLI with no stack at all.
+fn bare(args: &[&str]) -> Output {
+    Command::new(CLI)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn help_succeeds_and_a_preview_needs_no_stack_but_a_real_country() {
+    let help = bare(&["--help"]);
+    assert!(help.status.success(), "{}", text(&help));
+    assert!(
+        text(&help).contains("loyalty-local preview"),
+        "{}",
+        text(&help)
+    );
+    assert!(!bare(&[]).status.success());
+
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/sample/welcome-campaign.csv");
+    let preview = bare(&["preview", sample]);
+    assert!(preview.status.success(), "{}", text(&preview));
+    // Named after a stack, which it does not read.
+    let stack = stack_env_json();
+    let named = cli(&stack, &["preview", sample]);
+    assert!(named.status.success(), "{}", text(&named));
+    assert_eq!(named.stdout, preview.stdout);
+
+    let country = bare(&["preview", sample, "--country", "XX"]);
+    assert!(!country.status.success());
+    assert!(text(&country).contains("'XX'"), "{}", text(&country));
+    let missing = bare(&["preview", "/no/such/file.csv"]);
+    assert!(
+        text(&missing).contains("/no/such/file.csv"),
+        "{}",
+        text(&missing)
+    );
+}
+
+#[test]
+fn a_preview_read_in_part_ends_quietly() {
+    use std::io::Read;
+    // The reader is gone before the preview is written (as `| head` is
+    // after its lines): the write fails, and the command ends quietly.
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/sample/welcome-campaign.csv");
+    let mut child = Command::new(CLI)
+        .args(["preview", sample])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(status.success(), "{stderr}");
+}
+
+#[test]
+fn run_refuses_a_timeout_that_is_no_number_or_that_bounds_nothing() {
+    let stack = stack_env_json();
+    for args in [
+        &["run", "--until-idle", "--timeout", "abc"][..],
+        &["run", "--timeout", "5"][..],
+        &["run", "--function-timeout", "soon"][..],
+    ] {
+        let out = Command::new(CLI)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(stack_vars(&stack))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains("timeout"), "{args:?}: {}", text(&out));
+    }
+}
+
+/// The stack's variables, as the local commands read them from their
+/// environment.
+fn stack_vars(stack: &PathBuf) -> Vec<(String, String)> {
+    let vars: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(stack).unwrap()).unwrap();
+    vars.into_iter()
+        .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+        .collect()
+}

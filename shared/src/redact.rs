@@ -4,14 +4,16 @@
 //! cells or a merchant's file name. So before such a text is logged:
 //!
 //! - a quoted value (`'…'` or `"…"`, as messages quote cells) becomes its
-//!   length: `'<12 chars>'`;
+//!   length: `'<12 chars>'`, unless it names a column (`column 'amount'`,
+//!   a name of letters, digits, `_`, `-` and spaces);
 //! - an email address becomes `<email>`;
 //! - a run of eight digits or more, with the spaces, dots, dashes and
 //!   brackets phone numbers are written with, becomes `<number>` (phone
-//!   numbers, EAN-13 card codes); dates stay.
+//!   numbers, EAN-13 card codes); dates (`2026-01-10`, `20260110`) and job
+//!   ids (`20261203180101-0b94be8a0d63`) stay.
 //!
-//! Ids the logs are read by (tenant, job) are logged as fields of their own,
-//! never through this.
+//! So a rejected file can be diagnosed from its logs (its job, its dates,
+//! its columns, the error codes) and no customer can be read in them.
 
 use std::fmt;
 
@@ -70,7 +72,12 @@ fn mask_quoted(text: &str) -> String {
                 })
             })
             .flatten();
+        let column = close.is_some_and(|j| names_a_column(&chars[..i], &chars[i + 1..j]));
         match close {
+            Some(j) if column => {
+                out.extend(&chars[i..=j]);
+                i = j + 1;
+            }
             Some(j) => {
                 let len = j - i - 1;
                 out.push(c);
@@ -85,6 +92,29 @@ fn mask_quoted(text: &str) -> String {
         }
     }
     out
+}
+
+/// Whether a quoted value is a column's name: it follows `column ` or
+/// `columns ` (or `' and ` after one), and is short and plain enough to be
+/// one (no email, no long number).
+fn names_a_column(before: &[char], value: &[char]) -> bool {
+    let before: String = before
+        .iter()
+        .rev()
+        .take(8)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let follows = ["column ", "columns ", "' and "]
+        .iter()
+        .any(|word| before.ends_with(word));
+    let plain = value.len() <= 64
+        && value
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ' '));
+    let digits = value.iter().filter(|c| c.is_ascii_digit()).count();
+    follows && plain && digits < NUMBER_DIGITS
 }
 
 fn in_address(c: char) -> bool {
@@ -136,6 +166,16 @@ fn mask_numbers(text: &str) -> String {
     while i < chars.len() {
         let starts = chars[i].is_ascii_digit()
             || (chars[i] == '+' && chars.get(i + 1).is_some_and(char::is_ascii_digit));
+        let after_word = i > 0 && chars[i - 1].is_ascii_alphanumeric();
+        if let Some(len) = starts
+            .then(|| job_id_or_date(&chars[i..]))
+            .flatten()
+            .filter(|_| !after_word)
+        {
+            out.extend(&chars[i..i + len]);
+            i += len;
+            continue;
+        }
         if starts {
             // The run: digits, each separator followed by a digit.
             let mut end = i + 1;
@@ -177,9 +217,62 @@ fn mask_numbers(text: &str) -> String {
     out
 }
 
+/// The length of a job id (`<yyyymmddhhmmss>-<12 hex>`) or a plain date
+/// (`yyyymmdd`) at the start of `chars`, standing alone.
+fn job_id_or_date(chars: &[char]) -> Option<usize> {
+    let digits = chars.iter().take_while(|c| c.is_ascii_digit()).count();
+    let alone = |len: usize| chars.get(len).is_none_or(|c| !c.is_ascii_alphanumeric());
+    let hex = |c: &char| c.is_ascii_digit() || ('a'..='f').contains(c);
+    if digits == 14
+        && chars.get(14) == Some(&'-')
+        && chars.len() >= 27
+        && chars[15..27].iter().all(hex)
+        && alone(27)
+    {
+        return Some(27);
+    }
+    let number = |range: std::ops::Range<usize>| {
+        chars[range]
+            .iter()
+            .fold(0u32, |n, c| n * 10 + c.to_digit(10).unwrap_or(0))
+    };
+    let date = digits == 8
+        && alone(8)
+        && (1900..2200).contains(&number(0..4))
+        && (1..=12).contains(&number(4..6))
+        && (1..=31).contains(&number(6..8));
+    date.then_some(8)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn job_ids_dates_and_column_names_stay_readable() {
+        assert_eq!(
+            for_log("taken over by job 20261203180101-0b94be8a0d63"),
+            "taken over by job 20261203180101-0b94be8a0d63"
+        );
+        assert_eq!(
+            for_log("demoshop_cardcode_customers_20260110.csv waits"),
+            "demoshop_cardcode_customers_20260110.csv waits"
+        );
+        assert_eq!(
+            for_log("missing column 'customer_key'; columns 'amount' and 'points' clash"),
+            "missing column 'customer_key'; columns 'amount' and 'points' clash"
+        );
+        // A value in a column's place that is nobody's column name.
+        assert_eq!(
+            for_log("unknown column '0612345678'"),
+            "unknown column '<10 chars>'"
+        );
+        // A phone number or card code is still masked, even beside a date.
+        assert_eq!(
+            for_log("2026-01-10: 0612345678 and 2001234567890"),
+            "2026-01-10: <number> and <number>"
+        );
+    }
 
     #[test]
     fn quoted_values_keep_only_their_length() {

@@ -431,16 +431,19 @@ async fn take_turn(aws: &Aws, tenant: &Tenant, job: Job) -> Result<Option<Job>, 
         aws.settings.membership_wait_seconds,
     ) {
         Turn::Wait(why) => {
+            // Logged when the wait starts or its reason changes, not at
+            // every look (the file is handed back about once a second).
             if job.waiting_for.as_deref() != Some(why.as_str()) {
                 aws.tables.set_waiting_for(&job, &why).await?;
+                info!(why = %Redacted(&why), "membership file waits for its turn");
             }
-            info!(why = %Redacted(&why), "membership file waits for its turn");
             Ok(None)
         }
         Turn::Go => {
             let started = aws.tables.start_waiting_job(&job).await?;
             if started.is_some() {
-                info!("membership file's turn: splitting");
+                let waited = (Utc::now() - job.created_at).num_seconds();
+                info!(waited_seconds = waited, "membership file's turn: splitting");
             }
             Ok(started)
         }

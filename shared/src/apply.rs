@@ -236,7 +236,7 @@ pub async fn apply_batch<S: LedgerStore>(
             continue;
         }
         let account = account_of(batch, &row.customer);
-        if let Some(refused) = conflicting(store, &account, row, now).await? {
+        if let Some(refused) = conflicting(store, &account, &batch.job_id, row).await? {
             conflicts.insert(row.row, refused);
         }
     }
@@ -507,59 +507,44 @@ pub async fn give_up_rows<S: LedgerStore, R: BatchRow>(
 }
 
 /// Why the row names two customers, if it does: another of its identifiers
-/// has a wallet of its own.
+/// had a wallet of its own before this import.
+///
+/// Only wallets from before the import count, read live (a dry run leaves
+/// the live wallets as they were): which of this import's rows another
+/// shard, or another batch, has applied by now must not change the
+/// decision, so the same file decides the same way however it is batched
+/// and a dry run decides as the real run will.
 async fn conflicting<S: LedgerStore>(
     store: &S,
     account: &Account,
+    job_id: &str,
     row: &PointsRow,
-    now: DateTime<Utc>,
 ) -> Result<Option<RowOutcome>, ApplyError<S::Error>> {
     for (column, other) in &row.also {
-        let other_account = Account {
+        let live = Account {
             customer: other.clone(),
+            dry_run_of: None,
             ..account.clone()
         };
-        let Some(wallet) = existing_wallet(store, &other_account).await? else {
+        let wallet = store.wallet(&live).await.map_err(ApplyError::Store)?;
+        if !wallet.existed_before(job_id) {
             continue;
-        };
+        }
         let err = RowError::new(
             row.row,
             Some(column),
             ErrorCode::ConflictingIdentifiers,
             format!(
-                "'{}' has a wallet of its own ({} points), apart from the wallet of '{}': \
-                 the row may name two customers, so nothing is applied; give one identifier, \
-                 the one whose wallet should change",
+                "'{}' has a wallet of its own, apart from the wallet of '{}': the row may name \
+                 two customers, so nothing is applied; give one identifier, the one whose \
+                 wallet should change",
                 other.value(),
-                wallet.balance_at(now),
                 row.customer.value()
             ),
         );
         return Ok(Some(RowOutcome::from(&err)));
     }
     Ok(None)
-}
-
-/// The account's wallet if the customer has one. A dry run's copy not yet
-/// written reads as version 0 although the live wallet it starts from
-/// exists: the customer has a wallet then too, as the real run would find.
-async fn existing_wallet<S: LedgerStore>(
-    store: &S,
-    account: &Account,
-) -> Result<Option<Wallet>, ApplyError<S::Error>> {
-    let wallet = store.wallet(account).await.map_err(ApplyError::Store)?;
-    if wallet.version > 0 {
-        return Ok(Some(wallet));
-    }
-    if account.dry_run_of.is_none() {
-        return Ok(None);
-    }
-    let live = Account {
-        dry_run_of: None,
-        ..account.clone()
-    };
-    let stored = store.wallet(&live).await.map_err(ApplyError::Store)?;
-    Ok((stored.version > 0).then_some(wallet))
 }
 
 /// The movement a row asks of the wallet as read: its own, or for a row
@@ -612,7 +597,11 @@ fn decide(
     };
     let entry_id = format!("{}#{}", batch.job_id, row.row);
     match wallet.apply(&movement, now) {
-        Ok(applied) => {
+        Ok(mut applied) => {
+            // A live wallet this row stores first is this import's.
+            if wallet.version == 0 && !batch.dry_run {
+                applied.wallet.created_by = Some(batch.job_id.clone());
+            }
             let points = match movement.operation {
                 Operation::Credit => movement.amount,
                 Operation::Debit => -movement.amount,
@@ -903,12 +892,42 @@ mod tests {
         assert_eq!(refused.error_code, Some(ErrorCode::ConflictingIdentifiers));
         let message = refused.error_message.as_deref().unwrap_or_default();
         assert!(
-            message.contains("column mobile: '+33612345678' has a wallet of its own (30 points)"),
+            message.contains("column mobile: '+33612345678' has a wallet of its own, apart"),
             "{message}"
         );
         // The row names its own wallet only: it applies.
         assert_eq!(report.outcomes[1].status, RowStatus::Applied);
         assert_eq!(live_balance(&store, "a@x.io"), 5);
+    }
+
+    #[test]
+    fn a_wallet_the_same_import_made_is_no_conflict_whichever_row_comes_first() {
+        let mobile = CustomerRef::Mobile("+33612345678".into());
+        for mobile_first in [true, false] {
+            let store = MemoryLedger::default();
+            let mut alone = batch("J1", false, &[(1, "x", Operation::Credit, 3)]);
+            alone.rows[0].customer = mobile.clone();
+            let mut both = batch("J1", false, &[(2, "a@x.io", Operation::Credit, 10)]);
+            both.number = 2;
+            both.shard = 1;
+            both.rows[0].also = vec![("mobile".into(), mobile.clone())];
+            let order = if mobile_first {
+                [&alone, &both]
+            } else {
+                [&both, &alone]
+            };
+            let mut decided = Vec::new();
+            for b in order {
+                let report = block_on(apply_batch(&store, b, now())).unwrap();
+                decided.extend(report.outcomes.into_iter().map(|o| (o.row, o.status)));
+            }
+            decided.sort_by_key(|(row, _)| *row);
+            assert_eq!(
+                decided,
+                [(1, RowStatus::Applied), (2, RowStatus::Applied)],
+                "the mobile's own row first: {mobile_first}"
+            );
+        }
     }
 
     #[test]

@@ -61,6 +61,11 @@ pub struct Wallet {
     pub lots: Vec<Lot>,
     /// Incremented by every applied row; 0 means the wallet is not stored yet.
     pub version: u64,
+    /// The import whose row first stored the wallet (`None` for a wallet
+    /// stored before this was kept): a wallet one import makes did not
+    /// exist "before" that import.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
 }
 
 /// One applied row, as kept forever in the customer's history.
@@ -129,7 +134,13 @@ impl Wallet {
             permanent: 0,
             lots: Vec::new(),
             version: 0,
+            created_by: None,
         }
+    }
+
+    /// Whether the wallet was stored before import `job_id` started.
+    pub fn existed_before(&self, job_id: &str) -> bool {
+        self.version > 0 && self.created_by.as_deref() != Some(job_id)
     }
 
     /// Spendable points at `now`: expired lots do not count.

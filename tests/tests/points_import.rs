@@ -6,6 +6,8 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{Duration, Utc};
 use lambda_http::http::{Method, StatusCode};
+use local_stack::Runner;
+use loyalty_aws::Aws;
 use pipeline_tests::{outcomes, processed_rows, Harness};
 use shared::job::JobStatus;
 
@@ -674,9 +676,83 @@ async fn a_row_whose_identifiers_have_two_wallets_fails_rather_than_guess() {
     let rows = processed_rows(&processed);
     assert!(rows[0]
         .get("error_message")
-        .contains("'+33612345678' has a wallet of its own (30 points)"));
+        .contains("'+33612345678' has a wallet of its own, apart"));
     assert_eq!(h.balance(&t, "mobile:+33612345678").await, 30);
     assert_eq!(h.balance(&t, "email:zed@example.com").await, 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_file_decides_every_row_the_same_whatever_its_batches_and_shards() {
+    let h = Harness::start().await;
+    // Rows naming two identifiers beside rows naming one of them, in
+    // either order; against two wallets from before (06 22 22 22 22, C-9).
+    let mut file = String::from(
+        "email,mobile,customer_id,amount\n\
+         ,0611111111,,5\n\
+         a1@x.test,0611111111,,5\n\
+         a2@x.test,0622222222,,5\n\
+         ,0622222222,,3\n\
+         a3@x.test,,C-3,5\n\
+         ,,C-3,7\n\
+         a4@x.test,,C-9,5\n",
+    );
+    for n in 0..40 {
+        file.push_str(&format!("c{}@x.test,,,{}\n", n % 13, n % 5 + 1));
+        if n % 10 == 0 {
+            file.push_str("a1@x.test,,,1\n,0611111111,,2\n,,C-3,1\n");
+        }
+    }
+    let mut processed = Vec::new();
+    for (rows_per_batch, shards) in [
+        (1, 16),
+        (2, 8),
+        (3, 5),
+        (5, 3),
+        (7, 2),
+        (11, 1),
+        (50, 8),
+        (196, 8),
+        (1, 1),
+        (4, 7),
+    ] {
+        let t = h.tenant().await;
+        h.drop_file(
+            &t,
+            "before.csv",
+            "mobile,customer_id,amount\n0622222222,,5\n,C-9,5\n",
+            None,
+        )
+        .await;
+        h.settle(&t).await;
+        let mut settings = h.aws.settings.clone();
+        settings.rows_per_batch = rows_per_batch;
+        settings.shards = shards;
+        let runner = Runner::new(Aws::new(settings).await).expect("runner");
+        let key = h.drop_file(&t, "mixed.csv", &file, None).await;
+        runner
+            .run_until_idle(Some(t.id()), std::time::Duration::from_secs(120))
+            .await
+            .expect("the pipeline settles");
+        let job = h
+            .jobs(&t)
+            .await
+            .into_iter()
+            .find(|j| j.source_key == key)
+            .expect("the job");
+        processed.push(((rows_per_batch, shards), h.processed_file(&job).await));
+    }
+    let (first_plan, first) = &processed[0];
+    for (plan, file) in &processed[1..] {
+        assert_eq!(file, first, "{plan:?} against {first_plan:?}");
+    }
+    // Only the rows naming a wallet from before conflict.
+    let conflicts: Vec<usize> = outcomes(first)
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, code, _))| code == "conflicting_identifiers")
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(conflicts, [3, 7]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

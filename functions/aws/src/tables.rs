@@ -86,6 +86,8 @@ struct WalletItem {
     version: u64,
     /// The balance when last written (expiry may have lowered it since).
     balance: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    created_by: Option<String>,
     updated_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ttl: Option<i64>,
@@ -177,6 +179,7 @@ fn wallet_of(call: &'static str, item: Item) -> Result<Wallet, AwsError> {
         permanent: w.permanent,
         lots: w.lots,
         version: w.version,
+        created_by: w.created_by,
     })
 }
 
@@ -1432,6 +1435,7 @@ impl LedgerStore for Tables {
                         lots: wallet.lots.clone(),
                         version: wallet.version,
                         balance: *balance,
+                        created_by: wallet.created_by.clone(),
                         updated_at: now,
                         ttl: scratch_ttl(&w.account),
                     };

@@ -157,6 +157,8 @@ mod tests {
             lots,
             version: u64::MAX,
             balance: i64::MAX,
+            // A job id: `<yyyymmddhhmmss>-<12 hex>`.
+            created_by: Some("20261203180101-0b94be8a0d63".into()),
             updated_at: chrono::Utc::now(),
             ttl: Some(i64::MAX),
         };

@@ -10,7 +10,7 @@
 //! loyalty-local drop <tenant> <file> [--reason <text>] [--as <name>]
 //! loyalty-local preview <file> [--kind <kind>] [--mode add|set_balance] [--country <ISO code>]
 //! loyalty-local run [--until-idle] [--timeout <seconds>] [--function-timeout <seconds>]
-//! loyalty-local emails
+//! loyalty-local emails [<tenant>]
 //! loyalty-local costs [--rows <n>]
 //! loyalty-local throughput [--rows <n>,<n>...]
 //! loyalty-local demo
@@ -35,7 +35,7 @@ const USAGE: &str = "usage:
   loyalty-local drop <tenant> <file> [--reason <text>] [--as <name>]
   loyalty-local preview <file> [--kind <kind>] [--mode add|set_balance] [--country <ISO code>]
   loyalty-local run [--until-idle] [--timeout <seconds>] [--function-timeout <seconds>]
-  loyalty-local emails
+  loyalty-local emails [<tenant>]
   loyalty-local costs [--rows <n>]
   loyalty-local throughput [--rows <n>,<n>...]
   loyalty-local demo";
@@ -308,8 +308,23 @@ async fn run(args: Vec<String>) -> anyhow::Result<()> {
                 runner.run_forever().await?;
             }
         }
-        ["emails"] => {
-            for email in console::sent_emails().await? {
+        ["emails", rest @ ..] if rest.len() <= 1 => {
+            // One tenant's: those sent to its admin.
+            let admin = match rest.first() {
+                Some(id) => Some(
+                    aws.tables
+                        .tenant(id)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("no tenant '{id}'"))?
+                        .admin_email,
+                ),
+                None => None,
+            };
+            for email in console::sent_emails()
+                .await?
+                .into_iter()
+                .filter(|e| admin.as_ref().is_none_or(|a| e.destinations.to.contains(a)))
+            {
                 println!(
                     "--- to {} from {}\nSubject: {}\n\n{}",
                     email.destinations.to.join(", "),

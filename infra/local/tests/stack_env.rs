@@ -226,6 +226,42 @@ fn run_refuses_a_timeout_that_is_no_number_or_that_bounds_nothing() {
     }
 }
 
+#[tokio::test]
+async fn emails_can_be_one_tenants() {
+    let stack = stack_env_json();
+    let mut bytes = [0u8; 4];
+    getrandom::getrandom(&mut bytes).unwrap();
+    let id = format!("mail-{}", u32::from_le_bytes(bytes));
+    let admin = format!("admin@{id}.example");
+    let created = cli(&stack, &["tenant", "create", &id, "--admin-email", &admin]);
+    assert!(created.status.success(), "{}", text(&created));
+    let local = |args: &[&str]| {
+        Command::new(CLI)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(stack_vars(&stack))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let theirs = local(&["emails", &id]);
+    assert!(theirs.status.success(), "{}", text(&theirs));
+    let out = String::from_utf8_lossy(&theirs.stdout).into_owned();
+    assert!(
+        out.lines()
+            .filter(|l| l.starts_with("--- to "))
+            .all(|l| l.contains(&admin)),
+        "{out}"
+    );
+    let unknown = local(&["emails", "no-such-tenant"]);
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown).contains("no tenant 'no-such-tenant'"),
+        "{}",
+        text(&unknown)
+    );
+}
+
 /// The stack's variables, as the local commands read them from their
 /// environment.
 fn stack_vars(stack: &PathBuf) -> Vec<(String, String)> {

@@ -214,13 +214,7 @@ fn run_refuses_a_timeout_that_is_no_number_or_that_bounds_nothing() {
         &["run", "--timeout", "5"][..],
         &["run", "--function-timeout", "soon"][..],
     ] {
-        let out = Command::new(CLI)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .envs(stack_vars(&stack))
-            .args(args)
-            .output()
-            .unwrap();
+        let out = local(&stack, args);
         assert!(!out.status.success(), "{args:?}: {}", text(&out));
         assert!(text(&out).contains("timeout"), "{args:?}: {}", text(&out));
     }
@@ -235,16 +229,7 @@ async fn emails_can_be_one_tenants() {
     let admin = format!("admin@{id}.example");
     let created = cli(&stack, &["tenant", "create", &id, "--admin-email", &admin]);
     assert!(created.status.success(), "{}", text(&created));
-    let local = |args: &[&str]| {
-        Command::new(CLI)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .envs(stack_vars(&stack))
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    let theirs = local(&["emails", &id]);
+    let theirs = local(&stack, &["emails", &id]);
     assert!(theirs.status.success(), "{}", text(&theirs));
     let out = String::from_utf8_lossy(&theirs.stdout).into_owned();
     assert!(
@@ -253,13 +238,25 @@ async fn emails_can_be_one_tenants() {
             .all(|l| l.contains(&admin)),
         "{out}"
     );
-    let unknown = local(&["emails", "no-such-tenant"]);
+    let unknown = local(&stack, &["emails", "no-such-tenant"]);
     assert!(!unknown.status.success());
     assert!(
         text(&unknown).contains("no tenant 'no-such-tenant'"),
         "{}",
         text(&unknown)
     );
+}
+
+/// Runs a local command with the stack's variables in its environment, as
+/// `set -a; . .local/stack.env` leaves them.
+fn local(stack: &PathBuf, args: &[&str]) -> Output {
+    Command::new(CLI)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(stack_vars(stack))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 /// The stack's variables, as the local commands read them from their

@@ -150,12 +150,12 @@ pub async fn give_up_object(aws: &Aws, object: &ObjectCreated) -> Result<(), Spl
     let Some(tenant) = aws.tables.tenant(incoming.tenant).await? else {
         return Ok(());
     };
-    for object in announced(aws, object).await? {
-        if let Some(job) = job_for(aws, &object, &tenant, incoming).await? {
-            give_up_split(aws, job).await?;
-        }
-    }
-    Ok(())
+    // The object as the event names it, not every version of its key: a
+    // version whose own event is still on its way must not be given up.
+    let Some(job) = job_for(aws, object, &tenant, incoming).await? else {
+        return Ok(());
+    };
+    give_up_split(aws, job).await
 }
 
 #[instrument(name = "job", skip_all, fields(tenant = %job.tenant_id, job = %job.job_id))]

@@ -11,6 +11,8 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::Body;
 use local_stack::console;
 use local_stack::runner::{Function, Runner};
+use loyalty_aws::metrics::Metrics;
+use loyalty_aws::s3_event::{object_created_event, ObjectCreated};
 use loyalty_aws::Aws;
 use pipeline_tests::{Harness, TestTenant};
 use serde_json::{json, Value};
@@ -19,6 +21,11 @@ use shared::membership::apply::CardStore;
 use std::time::{Duration, SystemTime};
 
 const CONFIG: &str = include_str!("../../infra/local/sample/memberships.json");
+
+/// Held (shared) by the tests that run the pipeline: every runner delivers
+/// every queued message, so a test whose functions are set up differently
+/// holds it alone.
+static RUNNERS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 /// Calls the API with these headers, as API Gateway would.
 async fn call(
@@ -65,6 +72,7 @@ async fn get_job(h: &Harness, key: &str, job_id: &str) -> (StatusCode, Value) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_request_needs_a_valid_key_of_its_own_tenant() {
+    let _runs = RUNNERS.read().await;
     let h = Harness::start().await;
     let a = h.tenant().await;
     let b = h.tenant().await;
@@ -116,6 +124,7 @@ async fn a_request_needs_a_valid_key_of_its_own_tenant() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_id_naming_another_item_of_the_jobs_table_is_not_found() {
+    let _runs = RUNNERS.read().await;
     let h = Harness::start().await;
     let t = h.tenant().await;
     let job = h
@@ -147,6 +156,7 @@ async fn an_id_naming_another_item_of_the_jobs_table_is_not_found() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn another_tenants_jobs_previews_and_processed_files_are_not_found() {
+    let _runs = RUNNERS.read().await;
     let h = Harness::start().await;
     let a = h.tenant().await;
     let b = h.tenant().await;
@@ -312,6 +322,7 @@ async fn member(h: &Harness) -> TestTenant {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_object_under_one_tenants_prefix_changes_that_tenants_data_only() {
+    let _runs = RUNNERS.read().await;
     let h = Harness::start().await;
     let a = member(&h).await;
     let b = member(&h).await;
@@ -413,8 +424,95 @@ async fn an_object_under_one_tenants_prefix_changes_that_tenants_data_only() {
     }
 }
 
+/// An upload no tenant owns (under a mistyped or deleted tenant's folder, or
+/// straight under `incoming/`) changes no one's data and is left where it
+/// is; nobody can be emailed about it, so it is counted in the metric the
+/// template's `IgnoredUploadsAlarm` watches. A folder marker is not counted.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_no_tenant_owns_is_counted_for_the_operators_alarm() {
+    let h = Harness::start().await;
+    let ghost = pipeline_tests::unique("ghost");
+    let in_ghost_folder = format!("incoming/{ghost}/points.csv");
+    let in_no_folder = format!("incoming/{ghost}-points.csv");
+    let folder = format!("incoming/{ghost}/");
+    let file = "email,amount\nghost@example.com,5\n";
+    for (key, body) in [
+        (&in_ghost_folder, file),
+        (&in_no_folder, file),
+        (&folder, ""),
+    ] {
+        h.aws
+            .objects
+            .client()
+            .put_object()
+            .bucket(h.aws.objects.bucket())
+            .key(key)
+            .body(body.as_bytes().to_vec().into())
+            .send()
+            .await
+            .expect("put object");
+    }
+    let mut splitter = h.aws.clone();
+    splitter.metrics = Metrics::in_memory("loyalty-import/test");
+    for key in [&in_ghost_folder, &in_no_folder, &folder] {
+        let event = object_created_event(&ObjectCreated {
+            bucket: h.aws.objects.bucket().to_owned(),
+            key: key.clone(),
+            version_id: None,
+            size: None,
+            sequencer: None,
+        });
+        splitter::handle(&splitter, event).await.expect("handled");
+    }
+
+    assert!(h.aws.tables.jobs(&ghost).await.unwrap().is_empty());
+    let counted: Vec<(Value, Value)> = splitter
+        .metrics
+        .recorded()
+        .into_iter()
+        .map(|document| {
+            let emf = &document["_aws"]["CloudWatchMetrics"][0];
+            assert_eq!(emf["Namespace"], "loyalty-import/test");
+            assert_eq!(emf["Dimensions"], json!([["Function"]]));
+            assert_eq!(
+                emf["Metrics"],
+                json!([{"Name": splitter::handler::UPLOADS_IGNORED, "Unit": "Count"}])
+            );
+            assert_eq!(document["Function"], "splitter");
+            assert_eq!(document[splitter::handler::UPLOADS_IGNORED], 1.0);
+            (document["reason"].clone(), document["key"].clone())
+        })
+        .collect();
+    assert_eq!(
+        counted,
+        [
+            (json!("unknown_tenant"), json!(in_ghost_folder)),
+            (json!("no_tenant_folder"), json!(in_no_folder)),
+        ]
+    );
+
+    // The alarm watches that metric, in the namespace the functions are given.
+    let template = include_str!("../../infra/template.yaml");
+    let alarm = template
+        .split("\n  IgnoredUploadsAlarm:\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .expect("the template's IgnoredUploadsAlarm");
+    let namespace = "\"loyalty-import/${Prefix}\"";
+    assert!(template.contains(&format!("LOYALTY_METRICS_NAMESPACE: !Sub {namespace}")));
+    for line in [
+        format!("Namespace: !Sub {namespace}"),
+        format!("MetricName: {}", splitter::handler::UPLOADS_IGNORED),
+        "- Name: Function".to_owned(),
+        "Value: splitter".to_owned(),
+    ] {
+        assert!(alarm.contains(&line), "the alarm has {line}:\n{alarm}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn emails_go_to_the_registered_admin_whatever_the_file_or_request_says() {
+    let _runs = RUNNERS.read().await;
     let h = Harness::start().await;
     let t = h.tenant().await;
     let key = h
@@ -471,6 +569,8 @@ async fn follow(h: &Harness, path: &str) -> (StatusCode, Option<String>) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_emailed_link_downloads_its_own_processed_file_until_it_expires() {
+    // Alone: another test's runner would finalize its job without the API's address.
+    let _alone = RUNNERS.write().await;
     let h = Harness::start().await;
     let a = h.tenant().await;
     let b = h.tenant().await;

@@ -2,6 +2,7 @@
 
 use crate::faults::FaultPlan;
 use crate::mail::Mailer;
+use crate::metrics::Metrics;
 use crate::objects::Objects;
 use crate::queues::Queues;
 use crate::settings::Settings;
@@ -22,6 +23,9 @@ pub struct Aws {
     pub tables: Tables,
     pub queues: Queues,
     pub mailer: Mailer,
+    /// Not a client: EMF lines in the function's log (tests may swap in
+    /// `Metrics::in_memory`).
+    pub metrics: Metrics,
 }
 
 impl Aws {
@@ -65,6 +69,7 @@ impl Aws {
             ),
             queues: Queues::new(aws_sdk_sqs::Client::from_conf(sqs.build()), &settings),
             mailer: Mailer::new(aws_sdk_ses::Client::from_conf(ses.build()), &settings),
+            metrics: Metrics::new(settings.metrics_namespace.clone()),
             settings,
         }
     }

@@ -11,6 +11,7 @@ pub mod clients;
 pub mod faults;
 pub mod logging;
 pub mod mail;
+pub mod metrics;
 pub mod objects;
 pub mod queues;
 pub mod s3_event;

@@ -55,7 +55,12 @@ pub struct Settings {
     /// How long a tier change file waits for the card code file of the same
     /// day and sequence before it is applied without it.
     pub membership_wait_seconds: i64,
+    /// The CloudWatch namespace of the functions' metrics (`crate::metrics`).
+    pub metrics_namespace: String,
 }
+
+/// The metrics' namespace when the environment names none.
+pub const METRICS_NAMESPACE: &str = "loyalty-import";
 
 /// The largest file imported, by default: 1 GiB (README, "Limits").
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024 * 1024;
@@ -115,6 +120,10 @@ impl Settings {
             dead_upload_queue_arn: env::var("LOYALTY_DEAD_UPLOAD_QUEUE_ARN").ok(),
             stall_seconds: number("LOYALTY_STALL_SECONDS", 3600)?,
             membership_wait_seconds: number("LOYALTY_MEMBERSHIP_WAIT_SECONDS", 900)?,
+            metrics_namespace: env::var("LOYALTY_METRICS_NAMESPACE")
+                .ok()
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or_else(|| METRICS_NAMESPACE.to_owned()),
         })
     }
 }

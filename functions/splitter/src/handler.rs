@@ -10,6 +10,7 @@
 
 use aws_lambda_events::event::sqs::SqsBatchResponse;
 use chrono::Utc;
+use loyalty_aws::metrics::Record;
 use loyalty_aws::queues::FinalizeRequest;
 use loyalty_aws::s3_event::{self, ObjectCreated};
 use loyalty_aws::{Aws, AwsError};
@@ -96,11 +97,16 @@ pub async fn import_object(
     deadline: Instant,
 ) -> Result<(), SplitterError> {
     let Some(incoming) = keys::parse_incoming(&object.key) else {
-        warn!("not under incoming/<tenant>/: ignored");
+        if object.key.ends_with('/') {
+            // The S3 console's "Create folder": no file to import.
+            info!("a folder, not a file: nothing to import");
+        } else {
+            ignore_upload(aws, object, IGNORED_NO_TENANT_FOLDER, None);
+        }
         return Ok(());
     };
     let Some(tenant) = aws.tables.tenant(incoming.tenant).await? else {
-        warn!(tenant = %redact::object_key(incoming.tenant), "no such tenant: ignored");
+        ignore_upload(aws, object, IGNORED_UNKNOWN_TENANT, Some(incoming.tenant));
         return Ok(());
     };
     for object in announced(aws, object).await? {
@@ -109,6 +115,39 @@ pub async fn import_object(
         }
     }
     Ok(())
+}
+
+/// The metric counting uploads no job was made for (the `reason` property
+/// says why): an operator's alarm, since nobody else hears of them (no
+/// tenant, no admin to email).
+pub const UPLOADS_IGNORED: &str = "UploadsIgnored";
+/// A file under `incoming/<tenant>/` for a tenant that does not exist.
+pub const IGNORED_UNKNOWN_TENANT: &str = "unknown_tenant";
+/// A file under `incoming/` but in no tenant's folder.
+pub const IGNORED_NO_TENANT_FOLDER: &str = "no_tenant_folder";
+
+/// Counts and logs an upload that no tenant owns: it is left in the bucket
+/// as it is (for the operator to move to the right tenant, or delete).
+fn ignore_upload(aws: &Aws, object: &ObjectCreated, reason: &'static str, tenant: Option<&str>) {
+    let key = redact::object_key(&object.key);
+    let tenant = tenant.map(redact::object_key);
+    warn!(
+        reason,
+        tenant = tenant.as_deref().unwrap_or(""),
+        "an upload no tenant owns: ignored"
+    );
+    let mut record = Record::new()
+        .dimension("Function", "splitter")
+        .count(UPLOADS_IGNORED, 1)
+        .property("reason", reason)
+        .property("key", key);
+    if let Some(tenant) = tenant {
+        record = record.property("tenant", tenant);
+    }
+    if let Some(version) = &object.version_id {
+        record = record.property("version", version.as_str());
+    }
+    aws.metrics.emit(record);
 }
 
 /// The object versions an event stands for: the one it names, or, for an

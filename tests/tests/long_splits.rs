@@ -95,7 +95,7 @@ impl shared::split::SplitSink<PointsRow> for Batches {
 
 async fn only_job_settled(h: &Harness, runner: &Runner, t: &TestTenant) -> Job {
     runner
-        .run_until_idle(Some(t.id()), Duration::from_secs(600))
+        .run_until_idle(Some(t.id()), Duration::from_secs(900))
         .await
         .expect("the pipeline settles");
     let job = h.only_job(t).await;

@@ -243,6 +243,13 @@ impl Job {
             .flatten()
     }
 
+    /// The membership scope of a membership import (card codes or tier
+    /// changes); `None` for points, and for a job whose kind is not known
+    /// yet.
+    pub fn membership_scope(&self) -> Option<crate::membership::file_name::Scope> {
+        self.kind.and_then(ImportKind::scope)
+    }
+
     /// All batches are applied: the finalizer may run.
     pub fn ready_to_finalize(&self) -> bool {
         self.status == JobStatus::Processing

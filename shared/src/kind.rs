@@ -14,7 +14,7 @@ pub enum ImportKind {
     Points,
     #[serde(rename = "points_with_expiry")]
     PointsWithExpiry,
-    /// Smile.io's points template or customer export (SPEC §4.2).
+    /// Smile.io's points template or customer export (`crate::smile`).
     #[serde(rename = "smile")]
     Smile,
     /// Loyalty cards (subscriptions): created or updated.

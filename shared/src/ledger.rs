@@ -1,4 +1,4 @@
-//! The points ledger rules (SPEC §5).
+//! The points ledger rules.
 //!
 //! A wallet holds points that never expire plus lots of expiring points. A
 //! credit with an expiry adds to the lot of its expiry day; a debit consumes

@@ -32,7 +32,7 @@ pub fn completion_email(
     };
     let title = title(job);
     let subject = format!("{title} {verdict}: {}{dry}", job.filename);
-    let details = match job.kind.and_then(ImportKind::scope) {
+    let details = match job.membership_scope() {
         None => format!(
             "Adjustment reason: {reason}\n\
              Rows: {rows}\n\

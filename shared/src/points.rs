@@ -1,4 +1,4 @@
-//! The native points format (SPEC §4.1): its columns, its row type and its
+//! The native points format (README, "The points format"): its columns, its row type and its
 //! validation.
 //!
 //! ```text

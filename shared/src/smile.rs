@@ -1,4 +1,4 @@
-//! The Smile.io migration format (SPEC §4.2): Smile's points import
+//! The Smile.io migration format (README, "The Smile.io migration format"): Smile's points import
 //! template (`email,points`) and Smile's customer export (an email column
 //! and a points balance column among many others, which are ignored).
 //!

@@ -1,4 +1,4 @@
-//! Membership files through the whole pipeline (SPEC §4.3–4.5): card code
+//! Membership files through the whole pipeline (README, "Membership files"): card code
 //! and tier change files dropped in the bucket or uploaded through the API,
 //! split, applied to the `subscriptions` table, reported in a processed file
 //! and one email, in their tenant's order.

@@ -1,4 +1,4 @@
-//! Migrating from Smile.io (SPEC §4.2): Smile's points template and its
+//! Migrating from Smile.io (README, "The Smile.io migration format"): Smile's points template and its
 //! customer export, adding points or setting balances, through the API and
 //! dropped in the bucket.
 

@@ -1,4 +1,4 @@
-//! Tenant isolation (SPEC §3): no key, URL, object or file of tenant A can
+//! Tenant isolation (README, "Security"): no key, URL, object or file of tenant A can
 //! read or change tenant B's data. Through the API: a key is bound to its
 //! tenant, other tenants' jobs, previews and processed files are not found.
 //! Through the bucket: a presigned URL writes one key of one size for a few

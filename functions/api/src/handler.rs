@@ -28,7 +28,7 @@ use tracing::{info, instrument};
 pub async fn handle(aws: &Aws, request: Request) -> Result<Response<Body>, lambda_http::Error> {
     Ok(match route(aws, &request).await {
         Ok(response) => response,
-        Err(ApiError::Aws(e)) => {
+        Err(e @ (ApiError::Aws(_) | ApiError::Internal(..))) => {
             tracing::error!(error = %Redacted(&e), "request failed");
             reply(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -45,6 +45,10 @@ enum ApiError {
     Status(StatusCode, String),
     #[error(transparent)]
     Aws(#[from] AwsError),
+    /// A failure of this function's own, not of a call to AWS: what failed,
+    /// and why.
+    #[error("{0}: {1}")]
+    Internal(&'static str, String),
 }
 
 fn status(code: StatusCode, message: impl Into<String>) -> ApiError {
@@ -192,7 +196,8 @@ async fn create_import(
         return Err(bad(format!("size_bytes must be between 1 and {max}")));
     }
     let mut entropy = [0u8; 16];
-    getrandom::getrandom(&mut entropy).map_err(|e| AwsError::new("random", e))?;
+    getrandom::getrandom(&mut entropy)
+        .map_err(|e| ApiError::Internal("drawing the job id's random part", e.to_string()))?;
     let now = Utc::now();
     let job_id = job::job_id(now, &entropy);
     let key = keys::upload(&tenant.tenant_id, &job_id, filename);
@@ -294,7 +299,7 @@ async fn download(
     let mut response = Response::new(Body::Empty);
     *response.status_mut() = StatusCode::FOUND;
     let location = lambda_http::http::HeaderValue::from_str(&url)
-        .map_err(|e| AwsError::new("s3:presign", e))?;
+        .map_err(|e| ApiError::Internal("the signed link as a Location header", e.to_string()))?;
     response.headers_mut().insert("location", location);
     response.headers_mut().insert(
         "cache-control",

@@ -19,6 +19,9 @@ pub mod settings;
 pub mod sqs;
 pub mod tables;
 
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+
 pub use clients::Aws;
 pub use settings::Settings;
 
@@ -48,15 +51,16 @@ impl AwsError {
         }
     }
 
-    /// Maps an SDK error, keeping the service's own code and message.
-    pub fn sdk<E, R>(call: &'static str, err: aws_sdk_s3::error::SdkError<E, R>) -> Self
+    /// Maps an SDK error of any service (they share smithy's type), keeping
+    /// the service's own code and message.
+    pub fn sdk<E, R>(call: &'static str, err: SdkError<E, R>) -> Self
     where
         E: std::error::Error + 'static,
         R: std::fmt::Debug,
     {
         AwsError {
             call,
-            message: aws_sdk_s3::error::DisplayErrorContext(err).to_string(),
+            message: DisplayErrorContext(err).to_string(),
         }
     }
 }

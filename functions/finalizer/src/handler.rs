@@ -16,7 +16,6 @@ use serde::Deserialize;
 use shared::csv_input::CsvInput;
 use shared::job::FinalizeCheckpoint;
 use shared::job::{keys, Job, JobStatus};
-use shared::kind::ImportKind;
 use shared::membership::file_name::FileName;
 use shared::notification::{completion_email, rejection_email};
 use shared::outcome::{RowOutcome, Tally};
@@ -233,7 +232,7 @@ async fn finalize_claimed(
 /// of them now having its turn. (Lost, this is redone by the watchdog, which
 /// hands waiting files back on every sweep.)
 async fn release_waiting(aws: &Aws, job: &Job) -> Result<(), AwsError> {
-    if job.kind.and_then(ImportKind::scope).is_none() {
+    if job.membership_scope().is_none() {
         return Ok(());
     }
     let tables = &aws.tables;

@@ -322,7 +322,7 @@ async fn job_for(
         return Ok(match job.status {
             JobStatus::AwaitingUpload if job.source_key == object.key => {
                 // A membership file waits for its turn before it is split.
-                let next = match job.kind.and_then(ImportKind::scope) {
+                let next = match job.membership_scope() {
                     Some(_) => JobStatus::Waiting,
                     None => JobStatus::Splitting,
                 };
@@ -539,7 +539,7 @@ async fn refused_before_split(
     job: &Job,
     deadline: Instant,
 ) -> Result<BeforeSplit, SplitterError> {
-    let membership = job.kind.and_then(ImportKind::scope).is_some();
+    let membership = job.membership_scope().is_some();
     if membership && job.hashing.is_none() {
         let reader = aws.objects.open_source(job).await?;
         let limit = shared::membership::MAX_ROWS;
@@ -619,7 +619,7 @@ async fn run_split(
         checkpoint_rows: aws.settings.split_checkpoint_rows,
     };
     let from = job.split_checkpoint.clone();
-    let previewed = job.kind.and_then(ImportKind::scope).is_none() && !job.dry_run;
+    let previewed = job.membership_scope().is_none() && !job.dry_run;
     if from.is_none() {
         // A points file's preview is written before the whole file is read
         // to check it (its hash): the merchant sees the first rows as soon
@@ -640,7 +640,7 @@ async fn run_split(
         );
     }
     let input = open_input(aws, &job, from.as_ref()).await?;
-    let result = match job.kind.and_then(ImportKind::scope) {
+    let result = match job.membership_scope() {
         None => {
             split_off(JobSink::new(aws, &job, previewed, deadline), move |sink| {
                 let input = input.map_err(SplitError::Rejected)?;
@@ -747,7 +747,7 @@ async fn preview_now(aws: &Aws, job: &Job, request: &SplitRequest) -> Result<(),
             .set_preview(&job.tenant_id, &job.job_id, kind, &rows)
             .await?),
         Err(SplitError::Rejected(_)) => Ok(()),
-        Err(e) => Err(SplitterError::Read(format!("{e:?}"))),
+        Err(e) => Err(SplitterError::Read(e.to_string())),
     }
 }
 

@@ -114,6 +114,8 @@ fn commands_that_would_consume_a_stacks_queues_are_refused() {
             "tenant",
             "create",
             "x",
+            "--admin-email",
+            "a@b.example",
         ])
         .output()
         .unwrap();

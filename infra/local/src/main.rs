@@ -67,7 +67,7 @@ enum Command {
         #[arg(long)]
         reason: Option<String>,
         /// The object's name under incoming/<tenant>/ (the file's name by
-        /// default), e.g. memberships/acme_cardcode_customers_20260110.csv.
+        /// default); under memberships/ it is a membership file.
         #[arg(long = "as", value_name = "NAME")]
         name: Option<String>,
     },

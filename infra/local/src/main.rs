@@ -1,21 +1,8 @@
 //! `loyalty-local`: the developer's commands against the local stack, and
-//! the operator's against a deployed one (`--stack-env`, first).
-//!
-//! ```text
-//! loyalty-local --stack-env <file> (tenant | wallet | card | drop) ...
-//! loyalty-local tenant create <id> --admin-email <email> [--country FR]
-//! loyalty-local tenant memberships <id> <config.json>
-//! loyalty-local wallet <tenant> (--email <e> | --mobile <m> | --customer-id <id>)
-//! loyalty-local card <tenant> <card_code>
-//! loyalty-local drop <tenant> <file> [--reason <text>] [--as <name>]
-//! loyalty-local preview <file> [--kind <kind>] [--mode add|set_balance] [--country <ISO code>]
-//! loyalty-local run [--until-idle] [--timeout <seconds>] [--function-timeout <seconds>]
-//! loyalty-local emails [<tenant>]
-//! loyalty-local costs [--rows <n>]
-//! loyalty-local throughput [--rows <n>,<n>...]
-//! loyalty-local demo
-//! ```
+//! the operator's against a deployed one (`--stack-env`). `loyalty-local
+//! --help` lists them; `loyalty-local <command> --help` describes one.
 
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use lambda_http::http::{Method, StatusCode};
 use local_stack::console::{self, api, upload};
 use local_stack::{env, Runner};
@@ -23,102 +10,337 @@ use loyalty_aws::objects::Presigned;
 use loyalty_aws::Aws;
 use serde_json::json;
 use shared::kind::ImportKind;
+use shared::smile::Mode;
 use shared::split::{self, SplitError, SplitRequest};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-const USAGE: &str = "usage:
-  loyalty-local --stack-env <file> (tenant | wallet | card | drop | preview) ...
-  loyalty-local tenant create <id> --admin-email <email> [--country <ISO code>]
-  loyalty-local tenant memberships <id> <config.json>
-  loyalty-local wallet <tenant> (--email <e> | --mobile <m> | --customer-id <id>)
-  loyalty-local card <tenant> <card_code>
-  loyalty-local drop <tenant> <file> [--reason <text>] [--as <name>]
-  loyalty-local preview <file> [--kind <kind>] [--mode add|set_balance] [--country <ISO code>]
-  loyalty-local run [--until-idle] [--timeout <seconds>] [--function-timeout <seconds>]
-  loyalty-local emails [<tenant>]
-  loyalty-local costs [--rows <n>]
-  loyalty-local throughput [--rows <n>,<n>...]
-  loyalty-local demo";
 
 /// What works on a deployed stack: what reads or writes the tenants, the
 /// wallets, the cards and the bucket. The rest would consume its queues, or
-/// needs the emulator.
+/// needs the emulator (a preview needs no stack at all).
 const DEPLOYED_COMMANDS: [&str; 4] = ["tenant", "wallet", "card", "drop"];
 
+/// The developer's commands against the local stack (.local/stack.env, from
+/// `bash infra/local/dev up`), and the operator's against a deployed one
+/// (--stack-env).
+#[derive(Parser)]
+#[command(name = "loyalty-local", arg_required_else_help = true)]
+struct Cli {
+    /// A deployed stack's settings, for tenant, wallet, card and drop.
+    ///
+    /// A function's variables as `aws lambda get-function-configuration
+    /// --query Environment.Variables` prints them (a JSON object), or
+    /// NAME=value lines. The commands that would consume the stack's queues
+    /// or need the emulator are refused; a preview reads no stack.
+    #[arg(long, global = true, value_name = "FILE", display_order = 100)]
+    stack_env: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Registers a tenant, or loads its membership programs.
+    #[command(subcommand)]
+    Tenant(Tenant),
+    /// A customer's wallet: balance, unexpired points, ledger.
+    Wallet {
+        /// The tenant's id.
+        tenant: String,
+        #[command(flatten)]
+        customer: Customer,
+    },
+    /// A card: its customer, tier and tier history.
+    Card {
+        /// The tenant's id.
+        tenant: String,
+        card_code: String,
+    },
+    /// Puts a file in the tenant's incoming folder, as an operator would with
+    /// the S3 console: that starts an import.
+    Drop {
+        /// The tenant's id.
+        tenant: String,
+        /// The file to import.
+        file: PathBuf,
+        /// The import's reason (the object's `reason` metadata).
+        #[arg(long)]
+        reason: Option<String>,
+        /// The object's name under incoming/<tenant>/ (the file's name by
+        /// default); under memberships/ it is a membership file.
+        #[arg(long = "as", value_name = "NAME")]
+        name: Option<String>,
+    },
+    /// The first rows of a points file on disk as the import's preview would
+    /// show them; needs no stack.
+    Preview {
+        /// The file, as a tenant would upload it.
+        file: PathBuf,
+        /// The file's kind: points, points_with_expiry or smile (read from
+        /// its header by default).
+        #[arg(long, value_parser = points_kind)]
+        kind: Option<ImportKind>,
+        /// How a Smile.io file's points apply: add or set_balance.
+        #[arg(long, default_value = "add")]
+        mode: Mode,
+        /// The country of mobile numbers without a prefix (ISO code).
+        #[arg(long, value_name = "CODE", default_value = "FR", value_parser = country)]
+        country: String,
+    },
+    /// Delivers queue messages to the functions, as Lambda would.
+    Run {
+        /// Stops when every queue is drained and no job is in flight.
+        #[arg(long)]
+        until_idle: bool,
+        /// How long --until-idle waits at most.
+        #[arg(
+            long,
+            value_name = "SECONDS",
+            requires = "until_idle",
+            default_value = "300",
+            value_parser = whole_seconds
+        )]
+        timeout: u64,
+        /// Each invocation's time limit (the template's by default); a short
+        /// one makes a long split go on over many invocations.
+        #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+        function_timeout: Option<Duration>,
+    },
+    /// The emails sent, or those sent to one tenant's admin.
+    Emails {
+        /// A tenant's id: only the emails sent to its admin.
+        tenant: Option<String>,
+    },
+    /// What an import costs on AWS, measured on the local stack.
+    Costs {
+        /// The rows of the measured import.
+        #[arg(long, default_value_t = 1000)]
+        rows: u64,
+    },
+    /// Rows per second through the pipeline, for files of several sizes.
+    Throughput {
+        /// The files' sizes in rows, separated by commas.
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+        rows: Vec<u64>,
+    },
+    /// A sample import end to end: tenant, upload, pipeline, results.
+    Demo,
+}
+
+#[derive(Subcommand)]
+enum Tenant {
+    /// Registers a tenant and prints its API key, once.
+    Create {
+        /// The tenant's id: 3 to 40 characters of a-z, 0-9 and '-'.
+        id: String,
+        /// Where the import reports are sent.
+        #[arg(long, value_name = "EMAIL")]
+        admin_email: String,
+        /// The country of mobile numbers without a prefix (ISO code).
+        #[arg(long, value_name = "CODE", default_value = "FR", value_parser = country)]
+        country: String,
+    },
+    /// Loads a tenant's membership programs and tiers from a JSON file
+    /// (shaped like infra/local/sample/memberships.json).
+    Memberships {
+        /// The tenant's id.
+        id: String,
+        /// The programs and their tiers, as JSON.
+        config: PathBuf,
+    },
+}
+
+/// Whose wallet: one of the customer's identifiers.
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct Customer {
+    #[arg(long)]
+    email: Option<String>,
+    #[arg(long)]
+    mobile: Option<String>,
+    #[arg(long, value_name = "ID")]
+    customer_id: Option<String>,
+}
+
+impl Customer {
+    /// The identifier's kind, as `console::customer_ref` takes it, and value.
+    fn kind_and_value(&self) -> (&'static str, &str) {
+        match (&self.email, &self.mobile, &self.customer_id) {
+            (Some(email), _, _) => ("email", email),
+            (_, Some(mobile), _) => ("mobile", mobile),
+            (_, _, Some(id)) => ("customer_id", id),
+            // The group is required: clap has refused the command already.
+            (None, None, None) => unreachable!("no customer identifier"),
+        }
+    }
+}
+
+/// An ISO 3166 two-letter country code, in capitals.
+fn country(value: &str) -> Result<String, String> {
+    shared::tenant::country_code(value).map_err(|e| e.to_string())
+}
+
+/// A kind of points file: the preview does not read membership files.
+fn points_kind(value: &str) -> Result<ImportKind, String> {
+    let kind: ImportKind = value.parse()?;
+    if kind.scope().is_some() {
+        return Err("previews are for points files (points, points_with_expiry, smile)".into());
+    }
+    Ok(kind)
+}
+
+fn whole_seconds(value: &str) -> Result<u64, String> {
+    value
+        .parse()
+        .map_err(|_| format!("'{value}' is not a whole number of seconds"))
+}
+
+fn seconds(value: &str) -> Result<Duration, String> {
+    value
+        .parse()
+        .ok()
+        .filter(|s: &f64| *s > 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("'{value}' is not a number of seconds"))
+}
+
+/// The command line, or the help, or a usage error (exit 2). The help ends
+/// with every command's usage, from their definitions above.
+fn parse() -> (Cli, String) {
+    let mut built = Cli::command();
+    built.build();
+    let matches = Cli::command()
+        .after_help(format!("Usage of each command:\n{}", usages(&built)))
+        .get_matches();
+    let name = matches.subcommand_name().unwrap_or_default().to_owned();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    (cli, name)
+}
+
+/// One line per command under `command`, subcommands in place of theirs.
+fn usages(command: &clap::Command) -> String {
+    let mut lines = Vec::new();
+    for sub in command.get_subcommands().filter(|c| c.get_name() != "help") {
+        if sub.has_subcommands() {
+            lines.push(usages(sub));
+        } else {
+            let name = sub.get_bin_name().unwrap_or_else(|| sub.get_name());
+            lines.push(format!("  {name}{}", synopsis(sub)));
+        }
+    }
+    lines.join("\n")
+}
+
+/// A command's arguments, then its options: `<ID> --admin-email <EMAIL>
+/// [--country <CODE>]`; one of a group as `(--email <EMAIL> | ...)`.
+fn synopsis(command: &clap::Command) -> String {
+    let own = |a: &&clap::Arg| !a.is_global_set() && a.get_id() != "help";
+    let word = |arg: &clap::Arg| {
+        let value = arg
+            .get_value_names()
+            .and_then(|names| names.first())
+            .map_or_else(|| arg.get_id().as_str().to_uppercase(), ToString::to_string);
+        match arg.get_long() {
+            None => format!("<{value}>"),
+            Some(long) if arg.get_action().takes_values() => format!("--{long} <{value}>"),
+            Some(long) => format!("--{long}"),
+        }
+    };
+    // The groups that ask for one of their arguments (not the ones clap makes
+    // of each command's arguments).
+    let groups: Vec<_> = command
+        .get_groups()
+        .filter(|g| g.is_required_set())
+        .collect();
+    let grouped: Vec<_> = groups.iter().flat_map(|g| g.get_args()).collect();
+    let mut words = Vec::new();
+    let (arguments, options): (Vec<_>, Vec<_>) = command
+        .get_arguments()
+        .filter(own)
+        .filter(|a| !grouped.contains(&a.get_id()))
+        .partition(|a| a.is_positional());
+    for arg in arguments.into_iter().chain(options) {
+        if arg.is_required_set() {
+            words.push(word(arg));
+        } else {
+            words.push(format!("[{}]", word(arg)));
+        }
+    }
+    for group in groups {
+        let one_of: Vec<String> = group
+            .get_args()
+            .filter_map(|id| command.get_arguments().find(|a| a.get_id() == id))
+            .map(word)
+            .collect();
+        words.push(format!("({})", one_of.join(" | ")));
+    }
+    words.iter().map(|w| format!(" {w}")).collect()
+}
+
 fn main() -> anyhow::Result<()> {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    if args.is_empty() {
-        anyhow::bail!("{USAGE}");
-    }
-    if matches!(args[0].as_str(), "--help" | "-h" | "help") {
-        println!("{USAGE}");
-        return Ok(());
-    }
+    let (cli, name) = parse();
     // A preview reads a file on disk as the splitter would: no stack, so a
     // stack named before it is not needed.
-    let preview_at = usize::from(args[0] == "--stack-env") * 2;
-    if args.get(preview_at).map(String::as_str) == Some("preview") {
-        let args = &args[preview_at..];
-        let file = args.get(1).ok_or_else(|| anyhow::anyhow!("{USAGE}"))?;
-        return match print_preview(file, args) {
-            // `preview ... | head`: the reader has what it wanted.
-            Err(e)
-                if e.downcast_ref::<std::io::Error>()
-                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
-            {
-                Ok(())
-            }
-            other => other,
-        };
+    if let Command::Preview {
+        file,
+        kind,
+        mode,
+        country,
+    } = &cli.command
+    {
+        return preview(file, *kind, *mode, country);
     }
-    if args.first().map(String::as_str) == Some("--stack-env") {
-        let file = args
-            .get(1)
-            .cloned()
-            .ok_or_else(|| anyhow::anyhow!("--stack-env needs a file\n{USAGE}"))?;
-        args.drain(..2);
-        let command = args.first().map(String::as_str).unwrap_or_default();
-        if !DEPLOYED_COMMANDS.contains(&command) {
+    if let Some(file) = &cli.stack_env {
+        if !DEPLOYED_COMMANDS.contains(&name.as_str()) {
             anyhow::bail!(
-                "with --stack-env only {} work; `{command}` is for the local stack",
+                "with --stack-env only {} work; `{name}` is for the local stack",
                 DEPLOYED_COMMANDS.join(", ")
             );
         }
-        env::load_from(std::path::Path::new(&file))?;
+        env::load_from(file)?;
     } else {
         env::load()?;
     }
     loyalty_aws::logging::init();
-    tokio::runtime::Runtime::new()?.block_on(run(args))
+    tokio::runtime::Runtime::new()?.block_on(run(cli.command))
 }
 
 /// `loyalty-local preview <file>`: the first rows as the import's preview
 /// would show them.
-fn print_preview(file: &str, args: &[String]) -> anyhow::Result<()> {
-    let kind = option(args, "--kind")
-        .map(str::parse::<ImportKind>)
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
-    if kind.is_some_and(|k| k.scope().is_some()) {
-        anyhow::bail!("previews are for points files (points, points_with_expiry, smile)");
+fn preview(file: &Path, kind: Option<ImportKind>, mode: Mode, country: &str) -> anyhow::Result<()> {
+    match print_preview(file, kind, mode, country) {
+        // `preview ... | head`: the reader has what it wanted.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
+        other => other,
     }
+}
+
+fn print_preview(
+    file: &Path,
+    kind: Option<ImportKind>,
+    smile_mode: Mode,
+    country: &str,
+) -> anyhow::Result<()> {
     let request = SplitRequest {
         tenant_id: "preview".into(),
         job_id: "preview".into(),
         kind,
         reason: "preview".into(),
         dry_run: true,
-        smile_mode: option(args, "--mode")
-            .map(str::parse)
-            .transpose()
-            .map_err(anyhow::Error::msg)?
-            .unwrap_or_default(),
-        default_country: shared::tenant::country_code(option(args, "--country").unwrap_or("FR"))?,
+        smile_mode,
+        default_country: country.to_owned(),
         rows_per_batch: 100,
         shards: 1,
         checkpoint_rows: shared::split::CHECKPOINT_ROWS,
     };
-    let input = std::fs::File::open(file).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+    let input =
+        std::fs::File::open(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let file = file.display();
     let (kind, rows) = match split::preview(input, &request) {
         Ok(preview) => preview,
         Err(SplitError::Rejected(why)) => anyhow::bail!("the file would be rejected: {why}"),
@@ -148,31 +370,24 @@ fn print_preview(file: &str, args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The value after `--name`, if given.
-fn option<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(String::as_str)
-}
-
-async fn run(args: Vec<String>) -> anyhow::Result<()> {
-    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+async fn run(command: Command) -> anyhow::Result<()> {
     let aws = Aws::from_env().await?;
-    match words.as_slice() {
-        ["tenant", "create", id, ..] => {
-            let admin = option(&args, "--admin-email")
-                .ok_or_else(|| anyhow::anyhow!("--admin-email is required\n{USAGE}"))?;
-            let country = option(&args, "--country").unwrap_or("FR");
-            let (tenant, key) = console::create_tenant(&aws, id, admin, country).await?;
+    match command {
+        Command::Tenant(Tenant::Create {
+            id,
+            admin_email,
+            country,
+        }) => {
+            let (tenant, key) = console::create_tenant(&aws, &id, &admin_email, &country).await?;
             println!("tenant:          {}", tenant.tenant_id);
             println!("admin email:     {}", tenant.admin_email);
             println!("default country: {}", tenant.default_country);
             println!("API key (shown once, keep it safe): {key}");
         }
-        ["tenant", "memberships", id, file] => {
-            let json = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
-            let config = console::configure_memberships(&aws, id, &json).await?;
+        Command::Tenant(Tenant::Memberships { id, config }) => {
+            let json = std::fs::read_to_string(&config)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
+            let config = console::configure_memberships(&aws, &id, &json).await?;
             println!(
                 "tenant {id}: universe {}, card codes {}",
                 config.universe,
@@ -200,107 +415,77 @@ async fn run(args: Vec<String>) -> anyhow::Result<()> {
                 println!("  custom fields: {}", config.custom_fields.join(", "));
             }
         }
-        ["wallet", tenant_id, ..] => {
+        Command::Wallet { tenant, customer } => {
             let tenant = aws
                 .tables
-                .tenant(tenant_id)
+                .tenant(&tenant)
                 .await?
-                .ok_or_else(|| anyhow::anyhow!("no tenant '{tenant_id}'"))?;
-            let (kind, value) = ["email", "mobile", "customer-id"]
-                .iter()
-                .find_map(|k| option(&args, &format!("--{k}")).map(|v| (*k, v)))
-                .ok_or_else(|| {
-                    anyhow::anyhow!("give --email, --mobile or --customer-id\n{USAGE}")
-                })?;
+                .ok_or_else(|| anyhow::anyhow!("no tenant '{tenant}'"))?;
+            let (kind, value) = customer.kind_and_value();
             let customer = console::customer_ref(&tenant, kind, value)?;
             print!(
                 "{}",
                 console::wallet_report(&aws, &tenant, &customer).await?
             );
         }
-        ["card", tenant_id, card_code] => {
+        Command::Card { tenant, card_code } => {
             let tenant = aws
                 .tables
-                .tenant(tenant_id)
+                .tenant(&tenant)
                 .await?
-                .ok_or_else(|| anyhow::anyhow!("no tenant {tenant_id}"))?;
-            print!("{}", console::card_report(&aws, &tenant, card_code).await?);
+                .ok_or_else(|| anyhow::anyhow!("no tenant {tenant}"))?;
+            print!("{}", console::card_report(&aws, &tenant, &card_code).await?);
         }
-        ["costs", ..] => {
-            let rows = option(&args, "--rows")
-                .map(str::parse)
-                .transpose()?
-                .unwrap_or(1000);
-            local_stack::measure::costs(&aws, rows).await?;
-        }
-        ["throughput", ..] => {
-            let sizes = option(&args, "--rows")
-                .unwrap_or("10000,100000")
-                .split(',')
-                .map(str::parse)
-                .collect::<Result<Vec<u64>, _>>()?;
-            local_stack::measure::throughput(&aws, &sizes).await?;
-        }
-        ["drop", tenant_id, file, ..] => {
+        Command::Costs { rows } => local_stack::measure::costs(&aws, rows).await?,
+        Command::Throughput { rows } => local_stack::measure::throughput(&aws, &rows).await?,
+        Command::Drop {
+            tenant,
+            file,
+            reason,
+            name,
+        } => {
             // What an operator does with the S3 console or `aws s3 cp`; a
             // file for a tenant that does not exist would be ignored.
-            if aws.tables.tenant(tenant_id).await?.is_none() {
+            if aws.tables.tenant(&tenant).await?.is_none() {
                 anyhow::bail!(
-                    "no tenant '{tenant_id}': create it first (loyalty-local tenant create {tenant_id} --admin-email <email>)"
+                    "no tenant '{tenant}': create it first (loyalty-local tenant create {tenant} --admin-email <email>)"
                 );
             }
-            if !std::path::Path::new(file).is_file() {
-                anyhow::bail!("no file {file}");
+            if !file.is_file() {
+                anyhow::bail!("no file {}", file.display());
             }
-            let name = option(&args, "--as").map(str::to_owned).unwrap_or_else(|| {
-                std::path::Path::new(file)
-                    .file_name()
+            let name = name.unwrap_or_else(|| {
+                file.file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default()
             });
-            let key = format!("incoming/{tenant_id}/{name}");
+            let key = format!("incoming/{tenant}/{name}");
             aws.objects
                 .client()
                 .put_object()
                 .bucket(aws.objects.bucket())
                 .key(&key)
-                .set_metadata(
-                    option(&args, "--reason").map(|r| [("reason".to_owned(), r.to_owned())].into()),
-                )
-                .body(aws_sdk_s3::primitives::ByteStream::from_path(file).await?)
+                .set_metadata(reason.map(|r| [("reason".to_owned(), r)].into()))
+                .body(aws_sdk_s3::primitives::ByteStream::from_path(&file).await?)
                 .send()
                 .await?;
-            println!("dropped {file} at s3://{}/{key}", aws.objects.bucket());
+            println!(
+                "dropped {} at s3://{}/{key}",
+                file.display(),
+                aws.objects.bucket()
+            );
         }
-        ["run", ..] => {
-            // Each invocation's time limit: the template's by default; a
-            // short one makes a long split go on over many invocations.
-            let function_timeout = option(&args, "--function-timeout")
-                .map(|t| {
-                    t.parse::<f64>().map_err(|_| {
-                        anyhow::anyhow!("--function-timeout '{t}' is not a number of seconds")
-                    })
-                })
-                .transpose()?
-                .map_or(
-                    local_stack::runner::FUNCTION_TIMEOUT,
-                    Duration::from_secs_f64,
-                );
-            let timeout = option(&args, "--timeout")
-                .map(|t| {
-                    t.parse::<u64>()
-                        .map_err(|_| anyhow::anyhow!("--timeout '{t}' is not a number of seconds"))
-                })
-                .transpose()?;
-            let until_idle = args.iter().any(|a| a == "--until-idle");
-            if timeout.is_some() && !until_idle {
-                anyhow::bail!("--timeout bounds --until-idle: give both, or neither");
-            }
-            let runner = Runner::new(aws)?.with_function_timeout(function_timeout);
+        Command::Run {
+            until_idle,
+            timeout,
+            function_timeout,
+        } => {
+            let runner = Runner::new(aws)?.with_function_timeout(
+                function_timeout.unwrap_or(local_stack::runner::FUNCTION_TIMEOUT),
+            );
             if until_idle {
-                let secs = timeout.unwrap_or(300);
                 runner
-                    .run_until_idle(None, Duration::from_secs(secs))
+                    .run_until_idle(None, Duration::from_secs(timeout))
                     .await?;
                 println!("all queues drained; no job in flight");
             } else {
@@ -308,12 +493,12 @@ async fn run(args: Vec<String>) -> anyhow::Result<()> {
                 runner.run_forever().await?;
             }
         }
-        ["emails", rest @ ..] if rest.len() <= 1 => {
+        Command::Emails { tenant } => {
             // One tenant's: those sent to its admin.
-            let admin = match rest.first() {
+            let admin = match tenant {
                 Some(id) => Some(
                     aws.tables
-                        .tenant(id)
+                        .tenant(&id)
                         .await?
                         .ok_or_else(|| anyhow::anyhow!("no tenant '{id}'"))?
                         .admin_email,
@@ -334,8 +519,13 @@ async fn run(args: Vec<String>) -> anyhow::Result<()> {
                 );
             }
         }
-        ["demo"] => demo(aws).await?,
-        _ => anyhow::bail!("{USAGE}"),
+        Command::Preview {
+            file,
+            kind,
+            mode,
+            country,
+        } => preview(&file, kind, mode, &country)?,
+        Command::Demo => demo(aws).await?,
     }
     Ok(())
 }

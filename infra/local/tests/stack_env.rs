@@ -28,6 +28,13 @@ fn stack_env_json() -> PathBuf {
     path
 }
 
+/// A tenant id no other run has used: `<prefix>-<random number>`.
+fn tenant_id(prefix: &str) -> String {
+    let mut bytes = [0u8; 4];
+    getrandom::getrandom(&mut bytes).unwrap();
+    format!("{prefix}-{}", u32::from_le_bytes(bytes))
+}
+
 /// Runs the CLI with only the stack file (and PATH) to go by.
 fn cli(stack: &PathBuf, args: &[&str]) -> Output {
     Command::new(CLI)
@@ -52,9 +59,7 @@ fn text(output: &Output) -> String {
 #[tokio::test]
 async fn an_operator_registers_a_tenant_and_its_programs_on_a_stack_named_by_a_file() {
     let stack = stack_env_json();
-    let mut bytes = [0u8; 4];
-    getrandom::getrandom(&mut bytes).unwrap();
-    let id = format!("ops-{}", u32::from_le_bytes(bytes));
+    let id = tenant_id("ops");
     let created = cli(
         &stack,
         &[
@@ -114,6 +119,8 @@ fn commands_that_would_consume_a_stacks_queues_are_refused() {
             "tenant",
             "create",
             "x",
+            "--admin-email",
+            "a@b.example",
         ])
         .output()
         .unwrap();
@@ -122,6 +129,31 @@ fn commands_that_would_consume_a_stacks_queues_are_refused() {
         "{}",
         text(&missing)
     );
+    std::fs::remove_file(&stack).unwrap();
+}
+
+#[tokio::test]
+async fn a_misspelled_option_is_refused_and_registers_nothing() {
+    let stack = stack_env_json();
+    let id = tenant_id("typo");
+    let out = cli(
+        &stack,
+        &[
+            "tenant",
+            "create",
+            &id,
+            "--admin-email",
+            "a@b.example",
+            "--contry",
+            "DE",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("'--contry'"), "{}", text(&out));
+    // The option it resembles, suggested.
+    assert!(text(&out).contains("--country"), "{}", text(&out));
+    let aws = Aws::from_env().await.unwrap();
+    assert!(aws.tables.tenant(&id).await.unwrap().is_none());
     std::fs::remove_file(&stack).unwrap();
 }
 
@@ -160,6 +192,13 @@ fn help_succeeds_and_a_preview_needs_no_stack_but_a_real_country() {
         text(&help)
     );
     assert!(!bare(&[]).status.success());
+    // A command's own help, with no stack either.
+    let drop = bare(&["drop", "--help"]);
+    assert!(drop.status.success(), "{}", text(&drop));
+    assert!(text(&drop).contains("--reason"), "{}", text(&drop));
+    let create = bare(&["tenant", "create", "--help"]);
+    assert!(create.status.success(), "{}", text(&create));
+    assert!(text(&create).contains("--admin-email"), "{}", text(&create));
 
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/sample/welcome-campaign.csv");
     let preview = bare(&["preview", sample]);
@@ -223,9 +262,7 @@ fn run_refuses_a_timeout_that_is_no_number_or_that_bounds_nothing() {
 #[tokio::test]
 async fn emails_can_be_one_tenants() {
     let stack = stack_env_json();
-    let mut bytes = [0u8; 4];
-    getrandom::getrandom(&mut bytes).unwrap();
-    let id = format!("mail-{}", u32::from_le_bytes(bytes));
+    let id = tenant_id("mail");
     let admin = format!("admin@{id}.example");
     let created = cli(&stack, &["tenant", "create", &id, "--admin-email", &admin]);
     assert!(created.status.success(), "{}", text(&created));

@@ -638,128 +638,13 @@ fn decide(
     }
 }
 
-/// A store in plain memory: the reference behaviour the DynamoDB store must
-/// match, used by the domain's tests.
-pub mod memory {
-    use super::*;
-    use std::convert::Infallible;
-    use std::sync::Mutex;
-
-    #[derive(Default)]
-    pub struct MemoryLedger {
-        pub wallets: Mutex<HashMap<Account, Wallet>>,
-        pub entries: Mutex<Vec<LedgerEntry>>,
-        /// Outcomes recorded one by one.
-        pub outcomes: Mutex<HashMap<(String, u64), RowOutcome>>,
-        pub pages: Mutex<HashMap<Page, Vec<RowOutcome>>>,
-        /// Batches closed without being applied: `(job, batch)`.
-        pub closed: Mutex<Vec<(String, u64)>>,
-        /// The rows of each commit done, in order.
-        pub commits: Mutex<Vec<usize>>,
-    }
-
-    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-        m.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    impl LedgerStore for MemoryLedger {
-        type Error = Infallible;
-
-        async fn decided(&self, job_id: &str, rows: &[u64]) -> Result<Vec<RowOutcome>, Infallible> {
-            let outcomes = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
-            Ok(rows
-                .iter()
-                .filter_map(|r| outcomes.get(&(job_id.to_owned(), *r)).cloned())
-                .collect())
-        }
-
-        async fn wallet(&self, account: &Account) -> Result<Wallet, Infallible> {
-            let wallets = self.wallets.lock().unwrap_or_else(|e| e.into_inner());
-            let live = Account {
-                dry_run_of: None,
-                ..account.clone()
-            };
-            Ok(match (wallets.get(account), wallets.get(&live)) {
-                (Some(w), _) => w.clone(),
-                (None, Some(w)) => Wallet {
-                    version: 0,
-                    ..w.clone()
-                },
-                (None, None) => Wallet::empty(account.customer.clone()),
-            })
-        }
-
-        async fn seal(&self, job_id: &str, outcome: &RowOutcome) -> Result<bool, Infallible> {
-            let mut outcomes = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
-            let key = (job_id.to_owned(), outcome.row);
-            if outcomes.contains_key(&key) {
-                return Ok(false);
-            }
-            outcomes.insert(key, outcome.clone());
-            Ok(true)
-        }
-
-        async fn wallets(&self, accounts: &[Account]) -> Result<Vec<Wallet>, Infallible> {
-            let mut found = Vec::with_capacity(accounts.len());
-            for account in accounts {
-                found.push(self.wallet(account).await?);
-            }
-            Ok(found)
-        }
-
-        async fn page_outcomes(&self, pages: &[Page]) -> Result<Vec<RowOutcome>, Infallible> {
-            let stored = lock(&self.pages);
-            Ok(pages
-                .iter()
-                .flat_map(|p| stored.get(p).cloned().unwrap_or_default())
-                .collect())
-        }
-
-        async fn commit(&self, c: &Commit) -> Result<Committed, Infallible> {
-            let mut pages = lock(&self.pages);
-            let mut wallets = lock(&self.wallets);
-            let closed = lock(&self.closed).contains(&(c.page.job_id.clone(), c.page.batch));
-            let page = pages.entry(c.page.clone()).or_default();
-            let decided_elsewhere = c
-                .rows
-                .iter()
-                .any(|r| page.iter().any(|o| o.row == r.outcome.row));
-            let stale: Vec<Account> = c
-                .wallets
-                .iter()
-                .filter(|w| wallets.get(&w.account).map_or(0, |s| s.version) != w.read_version)
-                .map(|w| w.account.clone())
-                .collect();
-            if closed || decided_elsewhere || !stale.is_empty() {
-                return Ok(Committed::Refused {
-                    decided_elsewhere,
-                    stale,
-                    closed,
-                });
-            }
-            for w in &c.wallets {
-                if let Some((wallet, _)) = &w.after {
-                    wallets.insert(w.account.clone(), wallet.clone());
-                }
-            }
-            let mut entries = lock(&self.entries);
-            for row in &c.rows {
-                entries.extend(row.entry.clone());
-                page.push(row.outcome.clone());
-            }
-            lock(&self.commits).push(c.rows.len());
-            Ok(Committed::Done)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::memory::MemoryLedger;
     use super::*;
     use crate::batch::RowKind;
     use crate::outcome::RowStatus;
     use crate::test_support::block_on;
+    use crate::test_support::MemoryLedger;
     use chrono::TimeZone;
 
     fn now() -> DateTime<Utc> {

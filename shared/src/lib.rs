@@ -29,21 +29,7 @@ pub mod split;
 pub mod tenant;
 pub mod text_encoding;
 
-#[cfg(test)]
-pub(crate) mod test_support {
-    use std::future::Future;
-
-    /// Runs a future of the in-memory stores, which never wait: polling once
-    /// completes it.
-    pub fn block_on<F: Future>(future: F) -> F::Output {
-        use std::task::{Context, Poll, Waker};
-        let mut future = std::pin::pin!(future);
-        match future
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()))
-        {
-            Poll::Ready(out) => out,
-            Poll::Pending => panic!("the memory stores never wait"),
-        }
-    }
-}
+/// In-memory stores and fixtures for the tests of this crate and of the
+/// pipeline (feature `test-support`); never in a function's build.
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;

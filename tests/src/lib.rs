@@ -3,11 +3,11 @@
 //! and SES calls over HTTP through the AWS SDK, and the functions' own
 //! handlers delivered to by the local runner.
 
-use aws_sdk_s3::primitives::ByteStream;
 use lambda_http::http::{Method, StatusCode};
 use local_stack::console::{self, ApiResponse, SentEmail};
+use local_stack::runner::Function;
 use local_stack::{env, Runner};
-use loyalty_aws::faults::FaultPlan;
+use loyalty_aws::faults::{FaultPlan, Timing};
 use loyalty_aws::objects::Presigned;
 use loyalty_aws::Aws;
 use serde_json::json;
@@ -117,20 +117,7 @@ impl Harness {
         metadata: &[(&str, &str)],
     ) -> String {
         let key = format!("incoming/{}/{path}", tenant.id());
-        self.aws
-            .objects
-            .client()
-            .put_object()
-            .bucket(self.aws.objects.bucket())
-            .key(&key)
-            .set_metadata(Some(
-                metadata
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ))
-            .body(ByteStream::from(content.as_ref().to_vec()))
-            .send()
+        console::drop_object(&self.aws, &key, content.as_ref().to_vec(), metadata)
             .await
             .expect("put object");
         key
@@ -341,4 +328,48 @@ pub fn check_roles(name: &str, accesses: &std::collections::BTreeMap<&str, Vec<S
         "a call its role does not allow:\n{report}"
     );
     report
+}
+
+/// Runs an import once with `function`'s calls counted, then once for each
+/// of those calls failing, before it is sent and after its answer came (a
+/// crash at that point: the message is delivered again). `import` runs one
+/// import on clients carrying the plan; `violations` lists what is wrong
+/// with the tenant it imported into, and must list nothing every time.
+/// Returns the number of crash scenarios run.
+pub async fn crash_at_every_call<I, IF, V, VF>(
+    function: Function,
+    import: I,
+    violations: V,
+) -> usize
+where
+    I: Fn(FaultPlan) -> IF,
+    IF: std::future::Future<Output = TestTenant>,
+    V: Fn(TestTenant) -> VF,
+    VF: std::future::Future<Output = Vec<String>>,
+{
+    let counting = FaultPlan::counting();
+    let t = import(counting.clone()).await;
+    assert_eq!(violations(t).await, Vec::<String>::new(), "without faults");
+    let calls = counting.calls();
+    assert!(!calls.is_empty());
+    let mut scenarios = 0;
+    for n in 1..=calls.len() {
+        for timing in [Timing::BeforeSend, Timing::AfterResponse] {
+            let plan = FaultPlan::fail_call(n, timing);
+            let t = import(plan.clone()).await;
+            let fired = plan.fired().first().cloned();
+            let fired = fired.unwrap_or_else(|| format!("call {n} never came"));
+            assert_eq!(
+                violations(t).await,
+                Vec::<String>::new(),
+                "{function:?} failing {fired}"
+            );
+            scenarios += 1;
+        }
+    }
+    println!(
+        "{function:?}: {} calls {calls:?}; {scenarios} crash scenarios, no violation",
+        calls.len()
+    );
+    scenarios
 }

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use local_stack::runner::sqs_event;
 use local_stack::runner::Function;
 use local_stack::Runner;
-use loyalty_aws::faults::{FaultPlan, Timing};
+use loyalty_aws::faults::FaultPlan;
 use pipeline_tests::{outcomes, Harness, TestTenant};
 use shared::batch::Batch;
 use shared::job::JobStatus;
@@ -145,40 +145,13 @@ async fn import_with(h: &Harness, function: Function, plan: FaultPlan) -> TestTe
 /// Fails each call of `function` in turn, in both timings; returns the
 /// number of crash scenarios run.
 async fn crash_at_every_call(function: Function) -> usize {
-    let h = Harness::start().await;
-    let counting = FaultPlan::counting();
-    let t = import_with(&h, function, counting.clone()).await;
-    assert_eq!(
-        violations(&h, &t).await,
-        Vec::<String>::new(),
-        "without faults"
-    );
-    let calls = counting.calls();
-    assert!(!calls.is_empty());
-    let mut scenarios = 0;
-    for n in 1..=calls.len() {
-        for timing in [Timing::BeforeSend, Timing::AfterResponse] {
-            let plan = FaultPlan::fail_call(n, timing);
-            let t = import_with(&h, function, plan.clone()).await;
-            let fired = plan
-                .fired()
-                .first()
-                .cloned()
-                .unwrap_or_else(|| format!("call {n} never came"));
-            assert_eq!(
-                violations(&h, &t).await,
-                Vec::<String>::new(),
-                "{function:?} failing {fired}"
-            );
-            scenarios += 1;
-        }
-    }
-    println!(
-        "{function:?}: {} calls {:?}; {scenarios} crash scenarios, no violation",
-        calls.len(),
-        calls
-    );
-    scenarios
+    let h = &Harness::start().await;
+    pipeline_tests::crash_at_every_call(
+        function,
+        |plan| import_with(h, function, plan),
+        |t| async move { violations(h, &t).await },
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -14,10 +14,10 @@ use loyalty_aws::objects::Presigned;
 use loyalty_aws::Aws;
 use pipeline_tests::Harness;
 use serde_json::json;
+use shared::test_support::SAMPLE_MEMBERSHIPS;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-const CONFIG: &str = include_str!("../../infra/local/sample/memberships.json");
 const CARDS: &str =
     include_str!("../../infra/local/sample/demoshop_cardcode_customers_20260110.csv");
 const TIERS: &str =
@@ -50,7 +50,7 @@ async fn each_functions_role_allows_every_call_it_makes() {
         .with_clients_for(Function::DeadBatches, processor.aws.clone())
         .with_clients_for(Function::Finalizer, finalizer.aws.clone());
     let t = h.tenant().await;
-    console::configure_memberships(&h.aws, t.id(), CONFIG)
+    console::configure_memberships(&h.aws, t.id(), SAMPLE_MEMBERSHIPS)
         .await
         .expect("membership configuration");
 

@@ -10,10 +10,9 @@ use lambda_http::http::Method;
 use local_stack::console;
 use pipeline_tests::Harness;
 use serde_json::Value;
+use shared::test_support::SAMPLE_MEMBERSHIPS;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-
-const CONFIG: &str = include_str!("../../infra/local/sample/memberships.json");
 
 /// Everything the subscriber wrote.
 #[derive(Clone, Default)]
@@ -58,7 +57,7 @@ async fn logs_are_json_with_tenant_and_job_and_no_personal_data() {
 
     let h = Harness::start().await;
     let t = h.tenant().await;
-    console::configure_memberships(&h.aws, t.id(), CONFIG)
+    console::configure_memberships(&h.aws, t.id(), SAMPLE_MEMBERSHIPS)
         .await
         .expect("membership configuration");
 

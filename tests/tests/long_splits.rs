@@ -182,7 +182,7 @@ async fn a_card_code_file_of_200000_rows_split_and_finalized_within_two_seconds_
     // others are refused as they are split, each for one bad cell.
     let h = Harness::start().await;
     let t = h.tenant().await;
-    let config = include_str!("../../infra/local/sample/memberships.json");
+    let config = shared::test_support::SAMPLE_MEMBERSHIPS;
     console::configure_memberships(&h.aws, t.id(), config)
         .await
         .expect("membership configuration");

@@ -14,9 +14,9 @@ use shared::kind::ImportKind;
 use shared::membership::apply::CardStore;
 use shared::membership::cards::Card;
 use shared::membership::ean13;
+use shared::test_support::SAMPLE_MEMBERSHIPS;
 use std::time::Duration;
 
-const CONFIG: &str = include_str!("../../infra/local/sample/memberships.json");
 const CARD_HEADER: &str =
     "card_code;customer_key;id_program;join_date;expiration_date;birthday;id_tier";
 const TIER_HEADER: &str = "card_code;tier_name;context;value_date;last_downgrade_check";
@@ -39,7 +39,7 @@ const EXAMPLE_AS_PRINTED: &str = "card_code;customer_key;id_program;join_date;ex
 /// Silver 2, Gold 4; Kids: Explorer 2, Captain 8) and custom field `store`.
 async fn member_tenant(h: &Harness, auto_card_codes: bool) -> TestTenant {
     let t = h.tenant().await;
-    let config = CONFIG.replace(
+    let config = SAMPLE_MEMBERSHIPS.replace(
         "\"auto_card_codes\": true",
         &format!("\"auto_card_codes\": {auto_card_codes}"),
     );
@@ -1286,7 +1286,7 @@ mod faults {
 
     use super::*;
     use local_stack::runner::Function;
-    use loyalty_aws::faults::{FaultPlan, Timing};
+    use loyalty_aws::faults::FaultPlan;
 
     const FILE: &str =
         "card_code;customer_key;id_program;join_date;expiration_date;birthday;id_tier\n\
@@ -1366,34 +1366,13 @@ mod faults {
     }
 
     async fn crash_at_every_call(function: Function) {
-        let h = Harness::start().await;
-        let counting = FaultPlan::counting();
-        let t = import_with(&h, function, counting.clone()).await;
-        assert_eq!(
-            violations(&h, &t).await,
-            Vec::<String>::new(),
-            "without faults"
-        );
-        let calls = counting.calls();
-        assert!(!calls.is_empty());
-        for n in 1..=calls.len() {
-            for timing in [Timing::BeforeSend, Timing::AfterResponse] {
-                let plan = FaultPlan::fail_call(n, timing);
-                let t = import_with(&h, function, plan.clone()).await;
-                let fired = plan.fired().first().cloned();
-                let fired = fired.unwrap_or_else(|| format!("call {n} never came"));
-                assert_eq!(
-                    violations(&h, &t).await,
-                    Vec::<String>::new(),
-                    "{function:?} failing {fired}"
-                );
-            }
-        }
-        println!(
-            "{function:?}: {} calls {calls:?}; {} crash scenarios, no violation",
-            calls.len(),
-            calls.len() * 2
-        );
+        let h = &Harness::start().await;
+        pipeline_tests::crash_at_every_call(
+            function,
+            |plan| import_with(h, function, plan),
+            |t| async move { violations(h, &t).await },
+        )
+        .await;
     }
 
     #[tokio::test(flavor = "multi_thread")]

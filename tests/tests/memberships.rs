@@ -4,14 +4,13 @@
 
 use local_stack::console;
 use pipeline_tests::{unique, Harness};
-
-const SAMPLE: &str = include_str!("../../infra/local/sample/memberships.json");
+use shared::test_support::SAMPLE_MEMBERSHIPS;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_membership_configuration_is_stored_on_its_tenant() {
     let h = Harness::start().await;
     let t = h.tenant().await;
-    let loaded = console::configure_memberships(&h.aws, t.id(), SAMPLE)
+    let loaded = console::configure_memberships(&h.aws, t.id(), SAMPLE_MEMBERSHIPS)
         .await
         .unwrap();
     let stored = h.aws.tables.tenant(t.id()).await.unwrap().unwrap();
@@ -27,7 +26,7 @@ async fn a_membership_configuration_is_stored_on_its_tenant() {
 async fn an_inconsistent_configuration_is_refused_and_nothing_is_stored() {
     let h = Harness::start().await;
     let t = h.tenant().await;
-    let twice = SAMPLE.replace("\"id_tier\": 8", "\"id_tier\": 2");
+    let twice = SAMPLE_MEMBERSHIPS.replace("\"id_tier\": 8", "\"id_tier\": 2");
     let err = console::configure_memberships(&h.aws, t.id(), &twice)
         .await
         .unwrap_err();
@@ -46,7 +45,7 @@ async fn an_inconsistent_configuration_is_refused_and_nothing_is_stored() {
 #[tokio::test(flavor = "multi_thread")]
 async fn configuring_a_tenant_that_does_not_exist_fails() {
     let h = Harness::start().await;
-    let err = console::configure_memberships(&h.aws, &unique("t"), SAMPLE)
+    let err = console::configure_memberships(&h.aws, &unique("t"), SAMPLE_MEMBERSHIPS)
         .await
         .unwrap_err();
     assert!(err.to_string().starts_with("no tenant"), "{err}");
@@ -58,45 +57,22 @@ mod card_store {
 
     use super::*;
     use chrono::Utc;
-    use shared::csv_input::CsvInput;
     use shared::membership::apply::{CardJob, CardStore};
-    use shared::membership::cards::{CardColumns, CardRow};
-    use shared::membership::programs::Memberships;
-    use shared::membership::tier_changes::{TierChangeColumns, TierChangeRow};
+    use shared::membership::cards::CardRow;
     use shared::outcome::{ErrorCode, RowStatus};
+    use shared::test_support::{card_rows, sample_memberships, tier_rows};
 
-    fn config() -> Memberships {
-        serde_json::from_str(SAMPLE).unwrap()
-    }
-
-    fn card_rows(body: &str) -> Vec<CardRow> {
-        let file = format!(
-            "card_code;customer_key;id_program;join_date;expiration_date;birthday;id_tier;store\n{body}"
-        );
-        let mut input = CsvInput::open(file.as_bytes()).unwrap();
-        let columns = CardColumns::from_header(input.header(), &config()).unwrap();
-        let mut rows = Vec::new();
-        while let Some(row) = input.next_row().unwrap() {
-            rows.push(columns.read(row, input.record()).unwrap());
-        }
-        rows
-    }
-
-    fn tier_rows(body: &str) -> Vec<TierChangeRow> {
-        let file = format!("card_code;tier_name;context;value_date;last_downgrade_check\n{body}");
-        let mut input = CsvInput::open(file.as_bytes()).unwrap();
-        let columns = TierChangeColumns::from_header(input.header()).unwrap();
-        let mut rows = Vec::new();
-        while let Some(row) = input.next_row().unwrap() {
-            rows.push(columns.read(row, input.record()).unwrap());
-        }
-        rows
+    /// Card rows with every standard column and the sample's custom field.
+    fn cards(body: &str) -> Vec<CardRow> {
+        let header =
+            "card_code;customer_key;id_program;join_date;expiration_date;birthday;id_tier;store";
+        card_rows(header, body, &sample_memberships())
     }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn cards_are_created_once_and_a_generated_code_is_reported() {
         let h = Harness::start().await;
-        let config = config();
+        let config = sample_memberships();
         let tenant = unique("t");
         let job_id = unique("J");
         let job = CardJob {
@@ -104,8 +80,7 @@ mod card_store {
             job_id: &job_id,
             config: &config,
         };
-        let rows =
-            card_rows("A1;a@x.io;1;2019-01-01 00:00:01;;1955-02-01;2;Lyon\n;b@x.io;3;;;;8;\n");
+        let rows = cards("A1;a@x.io;1;2019-01-01 00:00:01;;1955-02-01;2;Lyon\n;b@x.io;3;;;;8;\n");
         let first = job
             .apply_cards(&h.aws.tables, &rows, Utc::now())
             .await
@@ -138,7 +113,7 @@ mod card_store {
     #[tokio::test(flavor = "multi_thread")]
     async fn two_files_racing_to_give_a_contact_a_card_in_one_program_create_one() {
         let h = Harness::start().await;
-        let config = config();
+        let config = sample_memberships();
         let tenant = unique("t");
         let (j1, j2) = (unique("J"), unique("J"));
         let one = CardJob {
@@ -151,10 +126,7 @@ mod card_store {
             job_id: &j2,
             config: &config,
         };
-        let (a, b) = (
-            card_rows("A1;a@x.io;1;;;;;\n"),
-            card_rows("A2;a@x.io;1;;;;;\n"),
-        );
+        let (a, b) = (cards("A1;a@x.io;1;;;;;\n"), cards("A2;a@x.io;1;;;;;\n"));
         let now = Utc::now();
         let (a, b) = tokio::join!(
             one.apply_cards(&h.aws.tables, &a, now),
@@ -169,7 +141,7 @@ mod card_store {
     #[tokio::test(flavor = "multi_thread")]
     async fn a_contact_moved_to_another_card_frees_the_first_and_tiers_change_in_the_history() {
         let h = Harness::start().await;
-        let config = config();
+        let config = sample_memberships();
         let tenant = unique("t");
         let (j1, t1) = (unique("J"), unique("T"));
         let job = CardJob {
@@ -177,7 +149,7 @@ mod card_store {
             job_id: &j1,
             config: &config,
         };
-        let rows = card_rows("A1;a@x.io;1;;;;;\nA1;c@x.io;;;;;;\nA2;a@x.io;1;;;;;\n");
+        let rows = cards("A1;a@x.io;1;;;;;\nA1;c@x.io;;;;;;\nA2;a@x.io;1;;;;;\n");
         let outcomes = job
             .apply_cards(&h.aws.tables, &rows, Utc::now())
             .await

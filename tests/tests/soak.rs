@@ -11,7 +11,6 @@
 //! `SOAK_SEED=<n>` replays a run (the seed is printed first); `SOAK_IMPORTS`
 //! sets how many imports (200 by default, what CI runs).
 
-use aws_sdk_s3::primitives::ByteStream;
 use local_stack::console;
 use local_stack::runner::{Chaos, Function};
 use local_stack::Runner;
@@ -224,16 +223,7 @@ async fn imports_under_random_faults_redeliveries_and_reorderings_keep_every_pro
 }
 
 async fn put(h: &Harness, tenant: &TestTenant, filename: &str, body: String) {
-    h.aws
-        .objects
-        .client()
-        .put_object()
-        .bucket(h.aws.objects.bucket())
-        .key(format!("incoming/{}/{filename}", tenant.id()))
-        .body(ByteStream::from(body.into_bytes()))
-        .send()
-        .await
-        .expect("put object");
+    h.drop_file(tenant, filename, body, None).await;
 }
 
 /// Checks one tenant's jobs, files, emails and wallets; returns the number

@@ -18,9 +18,8 @@ use pipeline_tests::{Harness, TestTenant};
 use serde_json::{json, Value};
 use shared::job::JobStatus;
 use shared::membership::apply::CardStore;
+use shared::test_support::SAMPLE_MEMBERSHIPS;
 use std::time::{Duration, SystemTime};
-
-const CONFIG: &str = include_str!("../../infra/local/sample/memberships.json");
 
 /// Held (shared) by the tests that run the pipeline: every runner delivers
 /// every queued message, so a test whose functions are set up differently
@@ -314,7 +313,7 @@ async fn a_presigned_url_is_bound_to_its_key_size_and_lifetime() {
 /// A tenant with the sample membership programs.
 async fn member(h: &Harness) -> TestTenant {
     let t = h.tenant().await;
-    console::configure_memberships(&h.aws, t.id(), CONFIG)
+    console::configure_memberships(&h.aws, t.id(), SAMPLE_MEMBERSHIPS)
         .await
         .expect("membership configuration");
     t
@@ -441,14 +440,7 @@ async fn an_upload_no_tenant_owns_is_counted_for_the_operators_alarm() {
         (&in_no_folder, file),
         (&folder, ""),
     ] {
-        h.aws
-            .objects
-            .client()
-            .put_object()
-            .bucket(h.aws.objects.bucket())
-            .key(key)
-            .body(body.as_bytes().to_vec().into())
-            .send()
+        console::drop_object(&h.aws, key, body.as_bytes().to_vec(), &[])
             .await
             .expect("put object");
     }

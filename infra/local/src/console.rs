@@ -3,6 +3,7 @@
 //! read the emails the emulator kept.
 
 use crate::env;
+use aws_sdk_s3::primitives::ByteStream;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::Body;
 use loyalty_aws::objects::Presigned;
@@ -89,13 +90,24 @@ pub async fn api(
     })
 }
 
-/// Puts a file in the bucket as a console drop does (`incoming/<tenant>/…`).
-pub async fn drop_object(aws: &Aws, key: &str, content: Vec<u8>) -> anyhow::Result<()> {
+/// Puts a file in the bucket as a console drop does (`incoming/<tenant>/…`),
+/// with these `x-amz-meta-*` metadata (`reason`, `mode`, `allow-duplicate`).
+pub async fn drop_object(
+    aws: &Aws,
+    key: &str,
+    content: impl Into<ByteStream>,
+    metadata: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    let metadata = metadata
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
     aws.objects
         .client()
         .put_object()
         .bucket(aws.objects.bucket())
         .key(key)
+        .set_metadata(Some(metadata))
         .body(content.into())
         .send()
         .await?;

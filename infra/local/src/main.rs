@@ -460,15 +460,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     .unwrap_or_default()
             });
             let key = format!("incoming/{tenant}/{name}");
-            aws.objects
-                .client()
-                .put_object()
-                .bucket(aws.objects.bucket())
-                .key(&key)
-                .set_metadata(reason.map(|r| [("reason".to_owned(), r)].into()))
-                .body(aws_sdk_s3::primitives::ByteStream::from_path(&file).await?)
-                .send()
-                .await?;
+            let metadata: Vec<(&str, &str)> =
+                reason.iter().map(|r| ("reason", r.as_str())).collect();
+            let content = aws_sdk_s3::primitives::ByteStream::from_path(&file).await?;
+            console::drop_object(&aws, &key, content, &metadata).await?;
             println!(
                 "dropped {} at s3://{}/{key}",
                 file.display(),
@@ -661,7 +656,7 @@ async fn memberships_demo(aws: &Aws, tenant_id: &str, runner: &Runner) -> anyhow
     ];
     for (name, content) in files {
         let key = format!("incoming/{tenant_id}/memberships/{name}");
-        console::drop_object(aws, &key, content.to_vec()).await?;
+        console::drop_object(aws, &key, content.to_vec(), &[]).await?;
         println!("   dropped {key}");
         runner.pump().await?;
     }

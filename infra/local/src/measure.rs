@@ -35,7 +35,7 @@ async fn new_tenant(aws: &Aws, what: &str) -> anyhow::Result<String> {
 async fn import(runner: &Runner, tenant_id: &str, name: &str, file: String) -> anyhow::Result<Job> {
     let aws = runner.aws();
     let key = format!("incoming/{tenant_id}/{name}");
-    console::drop_object(aws, &key, file.into_bytes()).await?;
+    console::drop_object(aws, &key, file.into_bytes(), &[]).await?;
     runner
         .run_until_idle(Some(tenant_id), Duration::from_secs(3600))
         .await?;

@@ -346,183 +346,20 @@ impl CardJob<'_> {
     }
 }
 
-/// Cards in plain memory: the reference behaviour a stored implementation
-/// must match, used by the domain's tests.
-pub mod memory {
-    use super::*;
-    use std::collections::HashMap;
-    use std::convert::Infallible;
-    use std::sync::Mutex;
-
-    #[derive(Default)]
-    pub struct MemoryCards {
-        /// `(tenant, code)` → card.
-        pub cards: Mutex<HashMap<(String, String), StoredCard>>,
-        pub outcomes: Mutex<HashMap<(String, u64), RowOutcome>>,
-        /// `(tenant, code)` → every tier change, in the order committed.
-        pub history: Mutex<HashMap<(String, String), Vec<TierHistoryEntry>>>,
-    }
-
-    impl CardStore for MemoryCards {
-        type Error = Infallible;
-
-        async fn decided(&self, job_id: &str, rows: &[u64]) -> Result<Vec<RowOutcome>, Infallible> {
-            let outcomes = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
-            Ok(rows
-                .iter()
-                .filter_map(|r| outcomes.get(&(job_id.to_owned(), *r)).cloned())
-                .collect())
-        }
-
-        async fn card(
-            &self,
-            tenant_id: &str,
-            code: &str,
-        ) -> Result<Option<StoredCard>, Infallible> {
-            let cards = self.cards.lock().unwrap_or_else(|e| e.into_inner());
-            Ok(cards.get(&(tenant_id.to_owned(), code.to_owned())).cloned())
-        }
-
-        async fn active_card(
-            &self,
-            tenant_id: &str,
-            id_program: u64,
-            customer_key: &str,
-            now: DateTime<Utc>,
-        ) -> Result<Option<Card>, Infallible> {
-            let cards = self.cards.lock().unwrap_or_else(|e| e.into_inner());
-            Ok(cards
-                .iter()
-                .filter(|((tenant, _), _)| tenant == tenant_id)
-                .map(|(_, stored)| &stored.card)
-                .find(|card| {
-                    card.id_program == id_program
-                        && card.customer_key.as_deref() == Some(customer_key)
-                        && card.is_active(now)
-                })
-                .cloned())
-        }
-
-        async fn commit(
-            &self,
-            d: &CardDecision,
-            now: DateTime<Utc>,
-        ) -> Result<CardCommit, Infallible> {
-            let mut outcomes = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
-            let mut cards = self.cards.lock().unwrap_or_else(|e| e.into_inner());
-            let key = (d.job_id.clone(), d.outcome.row);
-            if outcomes.contains_key(&key) {
-                return Ok(CardCommit::AlreadyDecided);
-            }
-            if let Some((code, version)) = &d.read {
-                let stored = cards
-                    .get(&(d.tenant_id.clone(), code.clone()))
-                    .map_or(0, |s| s.version);
-                if stored != *version {
-                    return Ok(CardCommit::Changed);
-                }
-            }
-            if let (Some((program, contact)), Some(card)) = (&d.claim, &d.write) {
-                let taken = cards.iter().any(|((tenant, code), stored)| {
-                    *tenant == d.tenant_id
-                        && *code != card.card_code
-                        && stored.card.id_program == *program
-                        && stored.card.customer_key.as_deref() == Some(contact.as_str())
-                        && stored.card.is_active(now)
-                });
-                if taken {
-                    return Ok(CardCommit::Changed);
-                }
-            }
-            if let (Some(change), Some(card)) = (&d.history, &d.write) {
-                let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
-                let kept = history
-                    .entry((d.tenant_id.clone(), card.card_code.clone()))
-                    .or_default();
-                if !kept.iter().any(|h| h.source == change.source) {
-                    kept.push(change.clone());
-                }
-            }
-            if let Some(card) = &d.write {
-                let key = (d.tenant_id.clone(), card.card_code.clone());
-                let version = cards.get(&key).map_or(0, |s| s.version) + 1;
-                cards.insert(
-                    key,
-                    StoredCard {
-                        card: card.clone(),
-                        version,
-                    },
-                );
-            }
-            outcomes.insert(key, d.outcome.clone());
-            Ok(CardCommit::Done)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::memory::MemoryCards;
     use super::*;
-    use crate::csv_input::CsvInput;
-    use crate::membership::cards::CardColumns;
-    use crate::membership::programs::{Program, Tier};
-    use crate::membership::tier_changes::TierChangeColumns;
     use crate::outcome::RowStatus;
-    use crate::test_support::block_on;
+    use crate::test_support::MemoryCards;
+    use crate::test_support::{block_on, card_rows, club, tier_rows};
 
-    fn config(auto_card_codes: bool) -> Memberships {
-        Memberships {
-            universe: "u".into(),
-            auto_card_codes,
-            programs: vec![Program {
-                id_program: 1,
-                name: "Club".into(),
-                tiers: vec![
-                    Tier {
-                        id_tier: 1,
-                        name: "Bronze".into(),
-                        rank: 1,
-                    },
-                    Tier {
-                        id_tier: 4,
-                        name: "Gold".into(),
-                        rank: 3,
-                    },
-                ],
-            }],
-            custom_fields: Vec::new(),
-        }
-    }
+    const CARD_HEADER: &str =
+        "card_code;customer_key;id_program;join_date;expiration_date;birthday;id_tier";
 
     fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z")
             .unwrap()
             .with_timezone(&Utc)
-    }
-
-    fn card_rows(body: &str, config: &Memberships) -> Vec<CardRow> {
-        let file = format!(
-            "card_code;customer_key;id_program;join_date;expiration_date;birthday;id_tier\n{body}"
-        );
-        let mut input = CsvInput::open(file.as_bytes()).unwrap();
-        let columns = CardColumns::from_header(input.header(), config).unwrap();
-        let mut rows = Vec::new();
-        while let Some(row) = input.next_row().unwrap() {
-            rows.push(columns.read(row, input.record()).unwrap());
-        }
-        rows
-    }
-
-    fn tier_rows(body: &str) -> Vec<TierChangeRow> {
-        let file = format!("card_code;tier_name;context;value_date;last_downgrade_check\n{body}");
-        let mut input = CsvInput::open(file.as_bytes()).unwrap();
-        let columns = TierChangeColumns::from_header(input.header()).unwrap();
-        let mut rows = Vec::new();
-        while let Some(row) = input.next_row().unwrap() {
-            rows.push(columns.read(row, input.record()).unwrap());
-        }
-        rows
     }
 
     fn codes(outcomes: &[RowOutcome]) -> Vec<(RowStatus, Option<ErrorCode>)> {
@@ -532,13 +369,13 @@ mod tests {
     #[test]
     fn a_file_applied_twice_creates_each_card_once_and_reports_the_same() {
         let store = MemoryCards::default();
-        let config = config(true);
+        let config = club(true);
         let job = CardJob {
             tenant_id: "acme",
             job_id: "J1",
             config: &config,
         };
-        let rows = card_rows("A1;a@x.io;1;;;;\n;b@x.io;1;;;;4\n", &config);
+        let rows = card_rows(CARD_HEADER, "A1;a@x.io;1;;;;\n;b@x.io;1;;;;4\n", &config);
         let first = block_on(job.apply_cards(&store, &rows, now())).unwrap();
         let again = block_on(job.apply_cards(&store, &rows, now())).unwrap();
         assert_eq!(first, again);
@@ -550,7 +387,7 @@ mod tests {
     #[test]
     fn a_generated_code_already_taken_is_replaced_by_the_next() {
         let store = MemoryCards::default();
-        let config = config(true);
+        let config = club(true);
         let job = CardJob {
             tenant_id: "acme",
             job_id: "J2",
@@ -558,15 +395,18 @@ mod tests {
         };
         // Another card holds the code row 1 of J2 would get first.
         let taken = ean13::generate("acme", "J2", 1, 0);
-        let holder = card_rows(&format!("{taken};z@x.io;1;;;;\n"), &config);
+        let holder = card_rows(CARD_HEADER, &format!("{taken};z@x.io;1;;;;\n"), &config);
         let other = CardJob {
             job_id: "J1",
             ..job
         };
         block_on(other.apply_cards(&store, &holder, now())).unwrap();
-        let created =
-            block_on(job.apply_cards(&store, &card_rows(";a@x.io;1;;;;\n", &config), now()))
-                .unwrap();
+        let created = block_on(job.apply_cards(
+            &store,
+            &card_rows(CARD_HEADER, ";a@x.io;1;;;;\n", &config),
+            now(),
+        ))
+        .unwrap();
         assert_eq!(
             created[0].card_code,
             Some(ean13::generate("acme", "J2", 1, 1))
@@ -577,13 +417,14 @@ mod tests {
     #[test]
     fn one_active_card_per_contact_and_program_but_an_expired_card_does_not_count() {
         let store = MemoryCards::default();
-        let config = config(true);
+        let config = club(true);
         let job = CardJob {
             tenant_id: "acme",
             job_id: "J1",
             config: &config,
         };
         let rows = card_rows(
+            CARD_HEADER,
             "A1;a@x.io;1;;2020-01-01;;\nA2;a@x.io;1;;;;\nA3;a@x.io;1;;;;\n",
             &config,
         );
@@ -597,7 +438,7 @@ mod tests {
             ]
         );
         // Nor may an update give the contact a second active card.
-        let moves = card_rows("B1;b@x.io;1;;;;\nB1;a@x.io;;;;;\n", &config);
+        let moves = card_rows(CARD_HEADER, "B1;b@x.io;1;;;;\nB1;a@x.io;;;;;\n", &config);
         let moved = block_on(
             CardJob {
                 job_id: "J2",
@@ -612,7 +453,7 @@ mod tests {
     #[test]
     fn a_tier_change_applies_to_a_card_created_before_it_and_fails_for_an_unknown_card() {
         let store = MemoryCards::default();
-        let config = config(false);
+        let config = club(false);
         let cards = CardJob {
             tenant_id: "acme",
             job_id: "C1",
@@ -626,8 +467,12 @@ mod tests {
         let tiers = tier_rows("A1;Gold;upgrade;2026-11-20;\n");
         let early = block_on(changes.apply_tier_changes(&store, &tiers, now())).unwrap();
         assert_eq!(early[0].error_code, Some(ErrorCode::UnknownCard));
-        block_on(cards.apply_cards(&store, &card_rows("A1;a@x.io;1;;;;\n", &config), now()))
-            .unwrap();
+        block_on(cards.apply_cards(
+            &store,
+            &card_rows(CARD_HEADER, "A1;a@x.io;1;;;;\n", &config),
+            now(),
+        ))
+        .unwrap();
         let later = CardJob {
             job_id: "T2",
             ..changes
@@ -647,15 +492,19 @@ mod tests {
 
     #[test]
     fn a_card_keeps_its_latest_tier_changes_and_every_change_is_kept_apart() {
-        let config = config(false);
+        let config = club(false);
         let store = MemoryCards::default();
         let cards = CardJob {
             tenant_id: "acme",
             job_id: "C1",
             config: &config,
         };
-        block_on(cards.apply_cards(&store, &card_rows("A1;a@x.io;1;;;;\n", &config), now()))
-            .unwrap();
+        block_on(cards.apply_cards(
+            &store,
+            &card_rows(CARD_HEADER, "A1;a@x.io;1;;;;\n", &config),
+            now(),
+        ))
+        .unwrap();
         let total = super::super::tier_changes::MAX_TIER_HISTORY + 10;
         let file: String = (0..total)
             .map(|n| format!("A1;{};change {n};2026-11-20;\n", ["Gold", "Bronze"][n % 2]))

@@ -7,7 +7,7 @@
 //! card ([`cards`]), tier change files ([`tier_changes`]), Paris-time dates
 //! ([`dates`]), generated EAN-13 codes ([`ean13`]), file names and their
 //! order ([`file_name`]), and applying rows to cards exactly once through a
-//! [`apply::CardStore`] ([`apply::memory::MemoryCards`] is the reference),
+//! [`apply::CardStore`] (`test_support::MemoryCards` is the reference),
 //! and the order a tenant's files are applied in ([`order`]). The pipeline
 //! runs them as two more import kinds (`crate::kind::ImportKind`).
 

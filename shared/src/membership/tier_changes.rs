@@ -248,32 +248,8 @@ impl TierChangeRow {
 mod tests {
     use super::*;
     use crate::csv_input::CsvInput;
-    use crate::membership::programs::{Program, Tier};
+    use crate::test_support::club;
     use std::collections::BTreeMap;
-
-    fn config() -> Memberships {
-        Memberships {
-            universe: "u".into(),
-            auto_card_codes: false,
-            programs: vec![Program {
-                id_program: 1,
-                name: "Club".into(),
-                tiers: vec![
-                    Tier {
-                        id_tier: 1,
-                        name: "Bronze".into(),
-                        rank: 1,
-                    },
-                    Tier {
-                        id_tier: 4,
-                        name: "Gold".into(),
-                        rank: 3,
-                    },
-                ],
-            }],
-            custom_fields: Vec::new(),
-        }
-    }
 
     fn card() -> Card {
         Card {
@@ -308,7 +284,7 @@ mod tests {
     fn a_tier_change_goes_into_the_history_with_its_context_and_date() {
         let file = format!("{HEADER}\nA1;gold;Spring upgrade;2026-04-01 09:00:00;2026-03-31\n");
         let row = rows(&file).remove(0).unwrap();
-        let changed = row.decide(&config(), Some(&card()), "J1#1").unwrap();
+        let changed = row.decide(&club(false), Some(&card()), "J1#1").unwrap();
         assert_eq!(changed.id_tier, 4);
         let entry = &changed.tier_history[0];
         assert_eq!(
@@ -321,7 +297,7 @@ mod tests {
             "2026-03-30T22:00:00+00:00"
         );
         // The same row again changes nothing more.
-        let again = row.decide(&config(), Some(&changed), "J1#1").unwrap();
+        let again = row.decide(&club(false), Some(&changed), "J1#1").unwrap();
         assert_eq!(again.tier_history.len(), 1);
     }
 
@@ -332,13 +308,13 @@ mod tests {
         let unknown = rows[0]
             .as_ref()
             .unwrap()
-            .decide(&config(), None, "J1#1")
+            .decide(&club(false), None, "J1#1")
             .unwrap_err();
         assert_eq!(unknown.error_code, Some(ErrorCode::UnknownCard));
         let tier = rows[1]
             .as_ref()
             .unwrap()
-            .decide(&config(), Some(&card()), "J1#2")
+            .decide(&club(false), Some(&card()), "J1#2")
             .unwrap_err();
         assert_eq!(tier.error_code, Some(ErrorCode::UnknownTier));
         assert!(tier.error_message.unwrap().contains("Bronze, Gold"));
@@ -386,12 +362,12 @@ mod tests {
 
     #[test]
     fn a_tenants_template_is_a_file_it_can_import() {
-        let file = template(&config());
+        let file = template(&club(false));
         let read = rows(&file);
         let next = read[0]
             .as_ref()
             .unwrap()
-            .decide(&config(), Some(&card()), "j#1")
+            .decide(&club(false), Some(&card()), "j#1")
             .unwrap();
         assert_eq!(next.id_tier, 4, "{file}");
     }
@@ -408,7 +384,7 @@ mod tests {
         // A check the card had is kept.
         let mut card = card();
         card.last_downgrade_check = Some(card.join_date);
-        let next = row.decide(&config(), Some(&card), "j#2").unwrap();
+        let next = row.decide(&club(false), Some(&card), "j#2").unwrap();
         assert_eq!(next.id_tier, 4);
         assert_eq!(next.last_downgrade_check, card.last_downgrade_check);
     }

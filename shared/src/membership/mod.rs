@@ -6,11 +6,12 @@
 //! tiers ([`programs`]), card code files and how a row creates or updates a
 //! card ([`cards`]), tier change files ([`tier_changes`]), Paris-time dates
 //! ([`dates`]), generated EAN-13 codes ([`ean13`]), file names and their
-//! order ([`file_name`]), and applying rows to cards exactly once through a
+//! order ([`file_name`]), whether a file is admitted ([`admission`]), and applying rows to cards exactly once through a
 //! [`apply::CardStore`] ([`apply::memory::MemoryCards`] is the reference),
 //! and the order a tenant's files are applied in ([`order`]). The pipeline
 //! runs them as two more import kinds (`crate::kind::ImportKind`).
 
+pub mod admission;
 pub mod apply;
 pub mod cards;
 pub mod dates;

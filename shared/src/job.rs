@@ -434,6 +434,15 @@ pub fn duplicate_reason(earlier: &Job) -> String {
     )
 }
 
+/// Why a split that failed on every delivery is given up, having checkpointed
+/// `read` rows: the job goes on without the rows after them.
+pub fn split_given_up(read: u64) -> String {
+    format!(
+        "the file could not be read to its end (its split failed on every attempt): the rows \
+         after row {read} that were not applied are reported not_processed"
+    )
+}
+
 /// The watchdog's verdict on a job that may have stopped moving.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Watch {
@@ -640,6 +649,15 @@ mod tests {
         let mut empty = ContentHash::default();
         assert!(empty.read_from(&[][..], |_| true).unwrap());
         assert_eq!(empty, ContentHash::default());
+    }
+
+    #[test]
+    fn a_split_given_up_says_from_which_row_nothing_was_applied() {
+        assert_eq!(
+            split_given_up(20_000),
+            "the file could not be read to its end (its split failed on every attempt): the rows \
+             after row 20000 that were not applied are reported not_processed"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! [`processed::write_processed`] merges the original rows with their
 //! [`outcome::RowOutcome`]s; [`notification`] words the admin's email.
 
+pub mod admission;
 pub mod apply;
 pub mod batch;
 pub mod csv_input;
@@ -28,6 +29,7 @@ pub mod smile;
 pub mod split;
 pub mod tenant;
 pub mod text_encoding;
+pub mod upload;
 
 /// In-memory stores and fixtures for the tests of this crate and of the
 /// pipeline (feature `test-support`); never in a function's build.

@@ -8,20 +8,25 @@
 //! | GET    | `/imports/{job_id}` | status, counts, progress, preview, result link |
 //! | GET    | `/templates/{kind}` | the sample CSV of a kind: `points`, `points_with_expiry`, `smile`, `cardcode`, `tierchange` (with the tenant's programs, tiers and custom fields) |
 //! | GET    | `/downloads/{tenant}/{job_id}/{token}` | the emailed link (no key: its token is the secret): a redirect to the processed file |
+//!
+//! This file translates requests into domain calls and answers them: it
+//! authenticates the key, reads the route and the body, and turns results
+//! into HTTP statuses. What an import request may ask, and the job it makes,
+//! are the domain's (`shared::upload::request`); the tables and the bucket
+//! are `loyalty-aws`'s.
 
 use chrono::Utc;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use loyalty_aws::{Aws, AwsError};
 use percent_encoding::percent_decode_str;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
-use shared::job::{self, keys, Job, JobStatus};
+use shared::job::{self, JobStatus};
 use shared::kind::ImportKind;
-use shared::membership::file_name::FileName;
 use shared::redact::Redacted;
-use shared::smile::Mode;
 use shared::tenant::{parse_api_key, Tenant};
+use shared::upload::request::CreateImport;
 use std::time::Duration;
 use tracing::{info, instrument};
 
@@ -114,24 +119,6 @@ fn bearer_token(value: &str) -> Option<&str> {
         .then(|| token.trim_start_matches(' '))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateImport {
-    kind: String,
-    reason: String,
-    filename: String,
-    /// The exact size of the file to upload, in bytes.
-    size_bytes: u64,
-    #[serde(default)]
-    dry_run: bool,
-    /// Import even if a file with the same content was imported before.
-    #[serde(default)]
-    allow_duplicate: bool,
-    /// Smile.io files: `add` (the default) or `set_balance`.
-    #[serde(default)]
-    mode: Option<String>,
-}
-
 #[derive(Debug, Serialize)]
 struct UploadTicket {
     job_id: String,
@@ -140,9 +127,6 @@ struct UploadTicket {
     expires_in_seconds: u64,
     max_bytes: u64,
 }
-
-const MAX_REASON_CHARS: usize = 500;
-const MAX_FILENAME_CHARS: usize = 200;
 
 #[instrument(skip_all, fields(tenant = %tenant.tenant_id))]
 async fn create_import(
@@ -153,66 +137,22 @@ async fn create_import(
     let bad = |m: String| status(StatusCode::BAD_REQUEST, m);
     let body: CreateImport = serde_json::from_slice(request.body().as_ref())
         .map_err(|e| bad(format!("invalid request body: {e}")))?;
-    let kind: ImportKind = body.kind.parse().map_err(bad)?;
-    let reason = body.reason.trim();
-    if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
-        return Err(bad(format!("reason must be 1 to {MAX_REASON_CHARS} characters: it shows in each customer's history")));
-    }
-    let filename = body.filename.trim();
-    if filename.is_empty()
-        || filename.chars().count() > MAX_FILENAME_CHARS
-        || filename.contains(['/', '\\'])
-        || filename.chars().any(char::is_control)
-    {
-        return Err(bad(format!(
-            "filename must be 1 to {MAX_FILENAME_CHARS} characters, without slashes"
-        )));
-    }
-    if let Some(scope) = kind.scope() {
-        let name = FileName::parse(filename).map_err(|e| bad(e.to_string()))?;
-        if name.scope != scope {
-            return Err(bad(format!(
-                "the file name says scope {}, but the import is of kind {kind}",
-                name.scope.as_str()
-            )));
-        }
-        if body.dry_run {
-            return Err(bad(
-                "dry runs are for points imports; a membership file is applied or refused row by row".into(),
-            ));
-        }
-    }
-    let smile_mode = match (&body.mode, kind) {
-        (None, _) => Mode::Add,
-        (Some(mode), ImportKind::Smile) => mode.parse().map_err(bad)?,
-        (Some(_), _) => {
-            return Err(bad(format!(
-                "mode is for Smile.io files (kind smile), not for kind {kind}"
-            )))
-        }
-    };
-    let max = aws.settings.max_upload_bytes;
-    if body.size_bytes == 0 || body.size_bytes > max {
-        return Err(bad(format!("size_bytes must be between 1 and {max}")));
-    }
+    let import = body.check(aws.settings.max_upload_bytes).map_err(bad)?;
     let mut entropy = [0u8; 16];
     getrandom::getrandom(&mut entropy)
         .map_err(|e| ApiError::Internal("drawing the job id's random part", e.to_string()))?;
     let now = Utc::now();
     let job_id = job::job_id(now, &entropy);
-    let key = keys::upload(&tenant.tenant_id, &job_id, filename);
-    let mut job = Job::new(&tenant.tenant_id, &job_id, &key, reason, now);
-    job.status = JobStatus::AwaitingUpload;
-    job.kind = Some(kind);
-    job.dry_run = body.dry_run;
-    job.smile_mode = smile_mode;
-    job.allow_duplicate = body.allow_duplicate;
-    job.max_bytes = Some(body.size_bytes);
+    let job = import.job(&tenant.tenant_id, &job_id, now);
     aws.tables.create_job(&job).await?;
     let expires = aws.settings.upload_url_seconds;
     let upload = aws
         .objects
-        .presign_upload(&key, body.size_bytes, Duration::from_secs(expires))
+        .presign_upload(
+            &job.source_key,
+            import.size_bytes,
+            Duration::from_secs(expires),
+        )
         .await?;
     info!(job = %job_id, "import created");
     Ok(reply(
@@ -222,7 +162,7 @@ async fn create_import(
             status: job.status,
             upload,
             expires_in_seconds: expires,
-            max_bytes: body.size_bytes,
+            max_bytes: import.size_bytes,
         },
     ))
 }

@@ -10,7 +10,7 @@
 //! later one has started is applied after it: what is applied is not undone.
 
 use super::file_name::{FileName, Position, Scope};
-use crate::job::JobStatus;
+use crate::job::{Job, JobStatus};
 use chrono::{DateTime, Utc};
 
 /// A membership file of a tenant, as the order sees it.
@@ -24,6 +24,17 @@ pub struct Placed {
 }
 
 impl Placed {
+    /// The file of `job`, named `name`, as the order sees it.
+    pub fn of(job: &Job, name: &FileName) -> Placed {
+        Placed {
+            job_id: job.job_id.clone(),
+            filename: job.filename.clone(),
+            position: name.position(),
+            status: job.status,
+            arrived_at: job.created_at,
+        }
+    }
+
     fn unfinished(&self) -> bool {
         !self.status.is_final()
     }
@@ -122,6 +133,16 @@ pub fn clash(me: &Placed, name: &FileName, others: &[Placed]) -> Option<String> 
     })
 }
 
+/// Why a file is refused whose place (its scope, day and sequence) job
+/// `holder` holds already.
+pub fn held(holder: &str, name: &FileName) -> String {
+    format!(
+        "job {holder} holds the place of the {} file of {} already",
+        name.scope.as_str(),
+        name.date.format("%Y-%m-%d")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +226,27 @@ mod tests {
         };
         assert!(
             matches!(turn(&earlier, &[running], at(2), 0), Turn::Wait(why) if why.contains("one at a time"))
+        );
+    }
+
+    #[test]
+    fn a_job_is_placed_by_its_name_and_a_held_place_names_its_holder() {
+        let mut job = Job::new(
+            "acme",
+            "J2",
+            "incoming/acme/u_tierchange_s_20261125_2.csv",
+            "r",
+            at(7),
+        );
+        job.status = JobStatus::Waiting;
+        let name = FileName::parse(&job.filename).unwrap();
+        assert_eq!(
+            Placed::of(&job, &name),
+            placed("J2", "u_tierchange_s_20261125_2.csv", JobStatus::Waiting, 7)
+        );
+        assert_eq!(
+            held("J1", &name),
+            "job J1 holds the place of the tierchange file of 2026-11-25 already"
         );
     }
 

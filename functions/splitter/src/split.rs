@@ -1,0 +1,236 @@
+//! The split of a job's file (`shared::split`): from its start, after a
+//! points file's preview and the checks before the split, or from its
+//! checkpoint; the file streamed from S3 through a blocking bridge to the
+//! CSV reader, its results sent through the [`JobSink`]. At the end the job
+//! is `processing` with its totals; a split that would outlast the
+//! invocation stops at a checkpoint and hands itself the rest.
+
+use crate::before_split::{refused_before_split, too_large, BeforeSplit};
+use crate::finish::{reject, request_finalize};
+use crate::handler::SplitterError;
+use crate::sink::JobSink;
+use crate::turn::take_turn;
+use loyalty_aws::s3_event::ObjectCreated;
+use loyalty_aws::{Aws, AwsError};
+use shared::batch::BatchRow;
+use shared::csv_input::CsvInput;
+use shared::job::{Job, JobStatus};
+use shared::membership::admission::NO_PROGRAMS;
+use shared::membership::file_name::Scope;
+use shared::split::{
+    self, split_cards_input, split_input, split_tier_changes_input, Checkpoint, SplitError,
+    SplitRequest, SplitSummary,
+};
+use shared::tenant::Tenant;
+use std::time::Instant;
+use tracing::{info, instrument};
+
+/// The upload as the split reads it.
+type Source = Box<dyn std::io::Read + Send + 'static>;
+
+/// Splits the object as this job's file, unless it was split before; a
+/// membership file first waits for its turn.
+#[instrument(name = "job", skip_all, fields(tenant = %job.tenant_id, job = %job.job_id))]
+pub async fn split_job(
+    aws: &Aws,
+    object: &ObjectCreated,
+    tenant: &Tenant,
+    job: Job,
+    deadline: Instant,
+) -> Result<(), SplitterError> {
+    let job = match job.status {
+        JobStatus::Waiting => match take_turn(aws, tenant, job).await? {
+            Some(started) => started,
+            None => return Ok(()),
+        },
+        _ => job,
+    };
+    if job.status != JobStatus::Splitting {
+        // Split before: a redelivered event, or a retry after a crash that
+        // came between the split and the request to finalize.
+        if job.finalization_due() {
+            request_finalize(aws, &job).await?;
+        }
+        info!(status = job.status.as_str(), "already split");
+        return Ok(());
+    }
+    // Checked once, on the first run: a split or a read going on passed it.
+    if job.split_checkpoint.is_none() && job.hashing.is_none() {
+        if let Some(why) = too_large(aws, object, &job).await? {
+            return reject(aws, &job, &why).await;
+        }
+    }
+    run_split(aws, tenant, job, deadline).await
+}
+
+async fn run_split(
+    aws: &Aws,
+    tenant: &Tenant,
+    job: Job,
+    deadline: Instant,
+) -> Result<(), SplitterError> {
+    let request = SplitRequest {
+        tenant_id: job.tenant_id.clone(),
+        job_id: job.job_id.clone(),
+        kind: job.kind,
+        reason: job.reason.clone(),
+        dry_run: job.dry_run,
+        smile_mode: job.smile_mode,
+        default_country: tenant.default_country.clone(),
+        rows_per_batch: aws.settings.rows_per_batch,
+        shards: aws.settings.shards,
+        checkpoint_rows: aws.settings.split_checkpoint_rows,
+    };
+    let from = job.split_checkpoint.clone();
+    let previewed = job.membership_scope().is_none() && !job.dry_run;
+    if from.is_none() {
+        // A points file's preview is written before the whole file is read
+        // to check it (its hash): the merchant sees the first rows as soon
+        // as the upload arrived. (A dry run is not checked: its split
+        // starts at once.)
+        if previewed && job.hashing.is_none() {
+            preview_now(aws, &job, &request).await?;
+        }
+        match refused_before_split(aws, &job, deadline).await? {
+            BeforeSplit::Go => {}
+            BeforeSplit::Refused(why) => return reject(aws, &job, &why).await,
+            BeforeSplit::Stopped => return Ok(()),
+        }
+    } else {
+        info!(
+            row = from.as_ref().map(|c| c.row),
+            "the split goes on from its checkpoint"
+        );
+    }
+    let input = open_input(aws, &job, from.as_ref()).await?;
+    let result = match job.membership_scope() {
+        None => {
+            split_off(JobSink::new(aws, &job, previewed, deadline), move |sink| {
+                let input = input.map_err(SplitError::Rejected)?;
+                split_input(input, from.as_ref(), &request, sink)
+            })
+            .await?
+        }
+        Some(Scope::CardCode) => {
+            let Some(config) = tenant.memberships.clone() else {
+                return reject(aws, &job, NO_PROGRAMS).await;
+            };
+            split_off(JobSink::new(aws, &job, previewed, deadline), move |sink| {
+                let input = input.map_err(SplitError::Rejected)?;
+                split_cards_input(input, from.as_ref(), &config, &request, sink)
+            })
+            .await?
+        }
+        Some(Scope::TierChange) => {
+            split_off(JobSink::new(aws, &job, previewed, deadline), move |sink| {
+                let input = input.map_err(SplitError::Rejected)?;
+                split_tier_changes_input(input, from.as_ref(), &request, sink)
+            })
+            .await?
+        }
+    };
+    match result {
+        Ok((summary, _)) if summary.stopped.is_some() => {
+            let at = summary.stopped.as_ref().map(|c| c.row);
+            info!(
+                row = at,
+                "the split stops at a checkpoint before its deadline and hands itself the rest"
+            );
+            Ok(aws.queues.resubmit(&job).await?)
+        }
+        Ok((_, true)) => {
+            info!("another run of this split has got further: this one stops");
+            Ok(())
+        }
+        Ok((summary, _)) => {
+            info!(
+                rows = summary.total_rows,
+                invalid = summary.invalid_rows,
+                batches = summary.batches,
+                "file split"
+            );
+            if let Some(after) = aws
+                .tables
+                .finish_split(&job.tenant_id, &job.job_id, &summary)
+                .await?
+            {
+                if after.ready_to_finalize() {
+                    request_finalize(aws, &after).await?;
+                }
+            }
+            Ok(())
+        }
+        Err(SplitError::Rejected(why)) => reject(aws, &job, &why).await,
+        Err(SplitError::Read(e)) => Err(SplitterError::Read(e)),
+        Err(SplitError::Sink(e)) => Err(e.into()),
+    }
+}
+
+/// The file to split, opened (its header read), from its start or, for a
+/// split going on, from its checkpoint; or why its header is refused.
+async fn open_input(
+    aws: &Aws,
+    job: &Job,
+    from: Option<&Checkpoint>,
+) -> Result<Result<CsvInput<Source>, String>, SplitterError> {
+    let head = aws.objects.open_source(job).await?;
+    let rest = match from {
+        Some(at) => Some(aws.objects.open_source_from(job, at.offset).await?),
+        None => None,
+    };
+    let from = from.cloned();
+    tokio::task::spawn_blocking(move || {
+        let input = match split::open_input::<_, AwsError>(head) {
+            Ok(input) => input,
+            Err(SplitError::Rejected(why)) => return Ok(Err(why)),
+            Err(e) => return Err(SplitterError::Read(format!("{e}"))),
+        };
+        Ok(Ok(match (rest, from) {
+            (Some(rest), Some(at)) => {
+                CsvInput::resume(rest, input.header().clone(), at.offset, at.row)
+            }
+            _ => input,
+        }))
+    })
+    .await
+    .map_err(|e| SplitterError::Task(e.to_string()))?
+}
+
+/// Writes a points file's preview (and kind) on its job, reading only its
+/// first rows. A file whose header is refused gets none: the split rejects it.
+async fn preview_now(aws: &Aws, job: &Job, request: &SplitRequest) -> Result<(), SplitterError> {
+    let reader = aws.objects.open_source(job).await?;
+    let request = request.clone();
+    let preview = tokio::task::spawn_blocking(move || split::preview(reader, &request))
+        .await
+        .map_err(|e| SplitterError::Task(e.to_string()))?;
+    match preview {
+        Ok((kind, rows)) => Ok(aws
+            .tables
+            .set_preview(&job.tenant_id, &job.job_id, kind, &rows)
+            .await?),
+        Err(SplitError::Rejected(_)) => Ok(()),
+        Err(e) => Err(SplitterError::Read(e.to_string())),
+    }
+}
+
+/// Runs a split (the CSV reader is blocking) off the async threads; it calls
+/// back into the runtime for each write, and its last batches are sent
+/// before it returns.
+/// Returns the summary, and whether another run of the split got further.
+async fn split_off<R, F>(
+    mut sink: JobSink<R>,
+    split: F,
+) -> Result<Result<(SplitSummary, bool), SplitError<AwsError>>, SplitterError>
+where
+    R: BatchRow,
+    F: FnOnce(&mut JobSink<R>) -> Result<SplitSummary, SplitError<AwsError>> + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        let summary = split(&mut sink)?;
+        sink.flush().map_err(SplitError::Sink)?;
+        Ok((summary, sink.overtaken))
+    })
+    .await
+    .map_err(|e| SplitterError::Task(e.to_string()))
+}

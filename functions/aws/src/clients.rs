@@ -1,6 +1,5 @@
 //! Building the SDK clients, once per process.
 
-use crate::faults::FaultPlan;
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::objects::Objects;
@@ -14,6 +13,30 @@ use aws_config::BehaviorVersion;
 /// retried with jittered exponential backoff before a batch is given back to
 /// its queue (never recorded as a row's failure).
 const DYNAMODB_ATTEMPTS: u32 = 8;
+
+/// Each service's client configuration, before it is built.
+struct Builders {
+    s3: aws_sdk_s3::config::Builder,
+    dynamodb: aws_sdk_dynamodb::config::Builder,
+    sqs: aws_sdk_sqs::config::Builder,
+    ses: aws_sdk_ses::config::Builder,
+}
+
+impl Builders {
+    /// With `AWS_ENDPOINT_URL` set (an emulator), S3 uses path-style
+    /// addresses; DynamoDB retries longer than the SDK's default.
+    fn new(config: &aws_config::SdkConfig) -> Self {
+        let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some()
+            || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+        Builders {
+            s3: aws_sdk_s3::config::Builder::from(config).force_path_style(path_style),
+            dynamodb: aws_sdk_dynamodb::config::Builder::from(config)
+                .retry_config(RetryConfig::standard().with_max_attempts(DYNAMODB_ATTEMPTS)),
+            sqs: aws_sdk_sqs::config::Builder::from(config),
+            ses: aws_sdk_ses::config::Builder::from(config),
+        }
+    }
+}
 
 /// Every adapter a function may need, built from one shared SDK config.
 #[derive(Clone)]
@@ -37,30 +60,27 @@ impl Aws {
     }
 
     pub async fn new(settings: Settings) -> Self {
-        Self::build(settings, None).await
+        let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        Self::build(settings, Builders::new(&config))
     }
 
     /// The same clients with a fault plan installed in every one of them
-    /// (tests and the local runner only).
-    pub async fn with_faults(settings: Settings, plan: FaultPlan) -> Self {
-        Self::build(settings, Some(plan)).await
+    /// (feature `testing`: tests and the local runner only).
+    #[cfg(any(test, feature = "testing"))]
+    pub async fn with_faults(settings: Settings, plan: crate::faults::FaultPlan) -> Self {
+        let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let b = Builders::new(&config);
+        let builders = Builders {
+            s3: b.s3.interceptor(plan.clone()),
+            dynamodb: b.dynamodb.interceptor(plan.clone()),
+            sqs: b.sqs.interceptor(plan.clone()),
+            ses: b.ses.interceptor(plan),
+        };
+        Self::build(settings, builders)
     }
 
-    async fn build(settings: Settings, faults: Option<FaultPlan>) -> Self {
-        let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
-        let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some()
-            || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
-        let mut s3 = aws_sdk_s3::config::Builder::from(&config).force_path_style(path_style);
-        let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(&config)
-            .retry_config(RetryConfig::standard().with_max_attempts(DYNAMODB_ATTEMPTS));
-        let mut sqs = aws_sdk_sqs::config::Builder::from(&config);
-        let mut ses = aws_sdk_ses::config::Builder::from(&config);
-        if let Some(plan) = faults {
-            s3 = s3.interceptor(plan.clone());
-            dynamodb = dynamodb.interceptor(plan.clone());
-            sqs = sqs.interceptor(plan.clone());
-            ses = ses.interceptor(plan);
-        }
+    fn build(settings: Settings, b: Builders) -> Self {
+        let (s3, dynamodb, sqs, ses) = (b.s3, b.dynamodb, b.sqs, b.ses);
         Aws {
             objects: Objects::new(aws_sdk_s3::Client::from_conf(s3.build()), &settings),
             tables: Tables::new(

@@ -3,11 +3,16 @@
 //! [`Aws::from_env`] is the one place clients are built (every client honours
 //! `AWS_ENDPOINT_URL`; S3 switches to path-style addressing against an
 //! emulator). The adapters translate between the domain's types and S3, SQS,
-//! DynamoDB and SES; no function talks to an SDK client directly.
+//! DynamoDB and SES; no function talks to an SDK client directly (the raw
+//! clients, the fault plan and the access and capacity records are behind
+//! the `testing` feature, which only the local runner and the tests turn on).
 
+#[cfg(any(test, feature = "testing"))]
 pub mod access;
+#[cfg(any(test, feature = "testing"))]
 pub mod capacity;
 pub mod clients;
+#[cfg(any(test, feature = "testing"))]
 pub mod faults;
 pub mod logging;
 pub mod mail;

@@ -47,6 +47,9 @@ impl Objects {
         &self.bucket
     }
 
+    /// The raw SDK client (feature `testing`: the local runner and the
+    /// tests only; a function goes through the methods below).
+    #[cfg(any(test, feature = "testing"))]
     pub fn client(&self) -> &Client {
         &self.client
     }

@@ -48,6 +48,9 @@ impl Queues {
         }
     }
 
+    /// The raw SDK client (feature `testing`: the local runner and the
+    /// tests only; a function goes through the methods below).
+    #[cfg(any(test, feature = "testing"))]
     pub fn client(&self) -> &Client {
         &self.client
     }

@@ -1,6 +1,7 @@
 //! Cards in plain memory: the reference behaviour the DynamoDB store
 //! (`loyalty_aws::tables`) must match.
 
+use super::lock;
 use crate::membership::apply::{CardCommit, CardDecision, CardStore, StoredCard};
 use crate::membership::cards::{Card, TierHistoryEntry};
 use crate::outcome::RowOutcome;
@@ -22,15 +23,11 @@ impl CardStore for MemoryCards {
     type Error = Infallible;
 
     async fn decided(&self, job_id: &str, rows: &[u64]) -> Result<Vec<RowOutcome>, Infallible> {
-        let outcomes = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(rows
-            .iter()
-            .filter_map(|r| outcomes.get(&(job_id.to_owned(), *r)).cloned())
-            .collect())
+        Ok(super::decided(&self.outcomes, job_id, rows))
     }
 
     async fn card(&self, tenant_id: &str, code: &str) -> Result<Option<StoredCard>, Infallible> {
-        let cards = self.cards.lock().unwrap_or_else(|e| e.into_inner());
+        let cards = lock(&self.cards);
         Ok(cards.get(&(tenant_id.to_owned(), code.to_owned())).cloned())
     }
 
@@ -41,7 +38,7 @@ impl CardStore for MemoryCards {
         customer_key: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Card>, Infallible> {
-        let cards = self.cards.lock().unwrap_or_else(|e| e.into_inner());
+        let cards = lock(&self.cards);
         Ok(cards
             .iter()
             .filter(|((tenant, _), _)| tenant == tenant_id)
@@ -55,8 +52,8 @@ impl CardStore for MemoryCards {
     }
 
     async fn commit(&self, d: &CardDecision, now: DateTime<Utc>) -> Result<CardCommit, Infallible> {
-        let mut outcomes = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
-        let mut cards = self.cards.lock().unwrap_or_else(|e| e.into_inner());
+        let mut outcomes = lock(&self.outcomes);
+        let mut cards = lock(&self.cards);
         let key = (d.job_id.clone(), d.outcome.row);
         if outcomes.contains_key(&key) {
             return Ok(CardCommit::AlreadyDecided);
@@ -82,7 +79,7 @@ impl CardStore for MemoryCards {
             }
         }
         if let (Some(change), Some(card)) = (&d.history, &d.write) {
-            let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+            let mut history = lock(&self.history);
             let kept = history
                 .entry((d.tenant_id.clone(), card.card_code.clone()))
                 .or_default();

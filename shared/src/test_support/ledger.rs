@@ -1,6 +1,7 @@
 //! Wallets in plain memory: the reference behaviour the DynamoDB store
 //! (`loyalty_aws::tables`) must match.
 
+use super::lock;
 use crate::apply::{Account, Commit, Committed, LedgerStore, Page};
 use crate::ledger::{LedgerEntry, Wallet};
 use crate::outcome::RowOutcome;
@@ -21,23 +22,15 @@ pub struct MemoryLedger {
     pub commits: Mutex<Vec<usize>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl LedgerStore for MemoryLedger {
     type Error = Infallible;
 
     async fn decided(&self, job_id: &str, rows: &[u64]) -> Result<Vec<RowOutcome>, Infallible> {
-        let outcomes = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(rows
-            .iter()
-            .filter_map(|r| outcomes.get(&(job_id.to_owned(), *r)).cloned())
-            .collect())
+        Ok(super::decided(&self.outcomes, job_id, rows))
     }
 
     async fn wallet(&self, account: &Account) -> Result<Wallet, Infallible> {
-        let wallets = self.wallets.lock().unwrap_or_else(|e| e.into_inner());
+        let wallets = lock(&self.wallets);
         let live = Account {
             dry_run_of: None,
             ..account.clone()
@@ -53,7 +46,7 @@ impl LedgerStore for MemoryLedger {
     }
 
     async fn seal(&self, job_id: &str, outcome: &RowOutcome) -> Result<bool, Infallible> {
-        let mut outcomes = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut outcomes = lock(&self.outcomes);
         let key = (job_id.to_owned(), outcome.row);
         if outcomes.contains_key(&key) {
             return Ok(false);

@@ -15,7 +15,10 @@ use crate::csv_input::CsvInput;
 use crate::membership::cards::{CardColumns, CardRow};
 use crate::membership::programs::{Memberships, Program, Tier};
 use crate::membership::tier_changes::{TierChangeColumns, TierChangeRow};
+use crate::outcome::RowOutcome;
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::{Mutex, MutexGuard};
 
 /// The sample tenant's membership programs, as `loyalty-local tenant
 /// memberships` registers them (universe `demoshop`).
@@ -74,6 +77,23 @@ pub fn tier_rows(body: &str) -> Vec<TierChangeRow> {
         rows.push(columns.read(row, input.record()).expect("a valid row"));
     }
     rows
+}
+
+/// The outcomes recorded for these rows of a job.
+fn decided(
+    outcomes: &Mutex<HashMap<(String, u64), RowOutcome>>,
+    job_id: &str,
+    rows: &[u64],
+) -> Vec<RowOutcome> {
+    let outcomes = lock(outcomes);
+    rows.iter()
+        .filter_map(|r| outcomes.get(&(job_id.to_owned(), *r)).cloned())
+        .collect()
+}
+
+/// A lock of a store's map, whatever a panicking test left in it.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Runs a future of the in-memory stores, which never wait: polling once

@@ -16,6 +16,7 @@ use shared::identifier::CustomerRef;
 use shared::ledger::{LedgerEntry, Lot, Wallet};
 use shared::outcome::RowOutcome;
 use std::collections::HashMap;
+use std::future::Future;
 
 /// A dry run's wallets and ledger entries are kept this long.
 const SCRATCH_TTL_DAYS: i64 = 30;
@@ -276,8 +277,14 @@ fn refusal(c: &Commit, parts: &[Part], refused: &Cancellation) -> Option<Committ
 impl LedgerStore for Tables {
     type Error = AwsError;
 
-    async fn decided(&self, job_id: &str, rows: &[u64]) -> Result<Vec<RowOutcome>, AwsError> {
-        self.row_outcomes(job_id, rows).await
+    // Handed on as they are (no `async` wrapper): the processor's futures
+    // stay as shallow as they were.
+    fn decided(
+        &self,
+        job_id: &str,
+        rows: &[u64],
+    ) -> impl Future<Output = Result<Vec<RowOutcome>, AwsError>> + Send {
+        self.row_outcomes(job_id, rows)
     }
 
     async fn wallet(&self, account: &Account) -> Result<Wallet, AwsError> {
@@ -287,8 +294,12 @@ impl LedgerStore for Tables {
             .ok_or_else(|| AwsError::new("dynamodb:BatchGetItem", "no wallet read"))
     }
 
-    async fn seal(&self, job_id: &str, outcome: &RowOutcome) -> Result<bool, AwsError> {
-        self.seal_outcome(job_id, outcome).await
+    fn seal(
+        &self,
+        job_id: &str,
+        outcome: &RowOutcome,
+    ) -> impl Future<Output = Result<bool, AwsError>> + Send {
+        self.seal_outcome(job_id, outcome)
     }
 
     async fn wallets(&self, accounts: &[Account]) -> Result<Vec<Wallet>, AwsError> {
@@ -323,8 +334,11 @@ impl LedgerStore for Tables {
             .collect())
     }
 
-    async fn page_outcomes(&self, pages: &[Page]) -> Result<Vec<RowOutcome>, AwsError> {
-        self.pages_outcomes(pages).await
+    fn page_outcomes(
+        &self,
+        pages: &[Page],
+    ) -> impl Future<Output = Result<Vec<RowOutcome>, AwsError>> + Send {
+        self.pages_outcomes(pages)
     }
 
     async fn commit(&self, c: &Commit) -> Result<Committed, AwsError> {

@@ -14,16 +14,16 @@
 //! (if free, expired or already this card's) and the release of the claim
 //! the card held before.
 
-use super::{from_item, n, s, to_item, Tables};
+use super::request::{check_item, put_item};
+use super::{from_item, item, n, s, to_item, Item, Tables};
 use crate::AwsError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::apply::LedgerStore;
 use shared::membership::apply::{CardCommit, CardDecision, CardStore, StoredCard};
 use shared::membership::cards::{Card, TierHistoryEntry};
 use shared::outcome::RowOutcome;
-use std::collections::HashMap;
 
 #[derive(Serialize, Deserialize)]
 struct TierChangeItem {
@@ -55,22 +55,10 @@ fn claim_pk(tenant_id: &str, program: u64, contact: &str) -> String {
 const CALL: &str = "dynamodb:TransactWriteItems";
 
 impl Tables {
-    async fn subscription_item(
-        &self,
-        pk: &str,
-        sk: &str,
-    ) -> Result<Option<HashMap<String, AttributeValue>>, AwsError> {
-        Ok(self
-            .client
-            .get_item()
-            .table_name(&self.subscriptions)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| AwsError::sdk("dynamodb:GetItem", e))?
-            .item)
+    /// The item of `subscriptions` with this key, read consistently.
+    async fn subscription_item(&self, pk: &str, sk: &str) -> Result<Option<Item>, AwsError> {
+        let key = item([("pk", s(pk)), ("sk", s(sk))]);
+        self.get(&self.subscriptions, key, true).await
     }
 }
 
@@ -123,88 +111,55 @@ impl CardStore for Tables {
         let mut items = vec![self.outcome_put(&d.job_id, &d.outcome)?];
         if let Some((code, version)) = &d.read {
             let (condition, value) = Self::version_condition(*version);
-            let values = value.map(|v| HashMap::from([(":v".to_owned(), v)]));
-            let item = match &d.write {
-                Some(card) => TransactWriteItem::builder().put(
-                    Put::builder()
-                        .table_name(&self.subscriptions)
-                        .set_item(Some(to_item(
-                            CALL,
-                            &CardItem {
-                                pk: card_pk(&d.tenant_id, code),
-                                sk: "CARD".into(),
-                                tenant_id: d.tenant_id.clone(),
-                                version: version + 1,
-                                card: card.clone(),
-                            },
-                        )?))
-                        .condition_expression(condition)
-                        .set_expression_attribute_values(values)
-                        .build()
-                        .map_err(|e| AwsError::new(CALL, e))?,
-                ),
-                None => TransactWriteItem::builder().condition_check(
-                    ConditionCheck::builder()
-                        .table_name(&self.subscriptions)
-                        .key("pk", s(card_pk(&d.tenant_id, code)))
-                        .key("sk", s("CARD"))
-                        .condition_expression(condition)
-                        .set_expression_attribute_values(values)
-                        .build()
-                        .map_err(|e| AwsError::new(CALL, e))?,
-                ),
+            let values = value.map(|v| item([(":v", v)]));
+            let card_item = match &d.write {
+                Some(card) => {
+                    let stored = CardItem {
+                        pk: card_pk(&d.tenant_id, code),
+                        sk: "CARD".into(),
+                        tenant_id: d.tenant_id.clone(),
+                        version: version + 1,
+                        card: card.clone(),
+                    };
+                    let stored = to_item(CALL, &stored)?;
+                    put_item(&self.subscriptions, stored, Some(condition), values)?
+                }
+                None => {
+                    let key = item([("pk", s(card_pk(&d.tenant_id, code))), ("sk", s("CARD"))]);
+                    check_item(&self.subscriptions, key, condition, values)?
+                }
             };
-            items.push(item.build());
+            items.push(card_item);
         }
         if let (Some(change), Some(card)) = (&d.history, &d.write) {
             // Unconditional: the same row always writes the same change.
-            let item = TierChangeItem {
+            let change = TierChangeItem {
                 pk: card_pk(&d.tenant_id, &card.card_code),
                 sk: format!("TIER#{}", change.source),
                 tenant_id: d.tenant_id.clone(),
                 card_code: card.card_code.clone(),
                 change: change.clone(),
             };
-            items.push(
-                TransactWriteItem::builder()
-                    .put(
-                        Put::builder()
-                            .table_name(&self.subscriptions)
-                            .set_item(Some(to_item(CALL, &item)?))
-                            .build()
-                            .map_err(|e| AwsError::new(CALL, e))?,
-                    )
-                    .build(),
-            );
+            let change = to_item(CALL, &change)?;
+            items.push(put_item(&self.subscriptions, change, None, None)?);
         }
         if let (Some((program, contact)), Some(card)) = (&d.claim, &d.write) {
-            let mut claim = HashMap::from([
-                (
-                    "pk".to_owned(),
-                    s(claim_pk(&d.tenant_id, *program, contact)),
-                ),
-                ("sk".to_owned(), s("CLAIM")),
-                ("card_code".to_owned(), s(&card.card_code)),
+            let mut claim = item([
+                ("pk", s(claim_pk(&d.tenant_id, *program, contact))),
+                ("sk", s("CLAIM")),
+                ("card_code", s(&card.card_code)),
             ]);
             if let Some(at) = card.expiration_date {
                 claim.insert("expires_at".to_owned(), n(at.timestamp()));
             }
-            items.push(
-                TransactWriteItem::builder()
-                    .put(
-                        Put::builder()
-                            .table_name(&self.subscriptions)
-                            .set_item(Some(claim))
-                            .condition_expression(
-                                "attribute_not_exists(pk) OR card_code = :code OR expires_at < :now",
-                            )
-                            .expression_attribute_values(":code", s(&card.card_code))
-                            .expression_attribute_values(":now", n(now.timestamp()))
-                            .build()
-                            .map_err(|e| AwsError::new(CALL, e))?,
-                    )
-                    .build(),
-            );
+            let free = "attribute_not_exists(pk) OR card_code = :code OR expires_at < :now";
+            let values = item([(":code", s(&card.card_code)), (":now", n(now.timestamp()))]);
+            items.push(put_item(
+                &self.subscriptions,
+                claim,
+                Some(free),
+                Some(values),
+            )?);
         }
         if let (Some((program, contact)), Some(card)) = (&d.release, &d.write) {
             items.push(
@@ -222,27 +177,12 @@ impl CardStore for Tables {
                     .build(),
             );
         }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(CardCommit::Done),
-            Err(err) => {
-                let codes = super::cancellation_codes(&err);
-                if codes.first().map(String::as_str) == Some("ConditionalCheckFailed") {
-                    Ok(CardCommit::AlreadyDecided)
-                } else if codes
-                    .iter()
-                    .any(|c| c == "ConditionalCheckFailed" || c == "TransactionConflict")
-                {
-                    Ok(CardCommit::Changed)
-                } else {
-                    Err(AwsError::sdk(CALL, err))
-                }
-            }
+        match self.transact(items).await? {
+            Ok(()) => Ok(CardCommit::Done),
+            // The first item is the row's outcome.
+            Err(refused) if refused.condition_failed(0) => Ok(CardCommit::AlreadyDecided),
+            Err(refused) if refused.any_condition_failed_or_conflict() => Ok(CardCommit::Changed),
+            Err(refused) => Err(refused.into_error()),
         }
     }
 }

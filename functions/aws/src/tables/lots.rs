@@ -148,7 +148,7 @@ mod tests {
             "l".repeat(64),
             "d".repeat(250)
         ));
-        let item = super::super::WalletItem {
+        let item = super::super::wallets::WalletItem {
             pk: format!("{}#{customer}", "t".repeat(64)),
             sk: "WALLET".into(),
             tenant_id: "t".repeat(64),

@@ -4,14 +4,15 @@
 //! its final status. The key makes a place taken once: a second file of the
 //! same scope, day and sequence finds it held.
 
-use super::{s, Item, Tables};
+use super::jobs::job_sk;
+use super::request::{check_item, unless_condition_failed};
+use super::{item, s, Item, Tables};
 use crate::AwsError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use shared::job::{Job, JobStatus};
 use shared::membership::file_name::{FileName, Position};
 use shared::membership::order::Placed;
-use std::collections::HashMap;
 
 const PREFIX: &str = "MEMBERSHIP#";
 
@@ -46,18 +47,18 @@ impl Tables {
         name: &FileName,
     ) -> Result<Option<String>, AwsError> {
         let sk = place_sk(name.position());
-        let item = HashMap::from([
-            ("tenant_id".to_owned(), s(&job.tenant_id)),
-            ("sk".to_owned(), s(&sk)),
-            ("job_id".to_owned(), s(&job.job_id)),
-            ("filename".to_owned(), s(&job.filename)),
-            ("arrived_at".to_owned(), s(job.created_at.to_rfc3339())),
+        let place = item([
+            ("tenant_id", s(&job.tenant_id)),
+            ("sk", s(&sk)),
+            ("job_id", s(&job.job_id)),
+            ("filename", s(&job.filename)),
+            ("arrived_at", s(job.created_at.to_rfc3339())),
         ]);
         loop {
             if self
                 .put_if(
                     &self.jobs,
-                    item.clone(),
+                    place.clone(),
                     "attribute_not_exists(sk) OR job_id = :me",
                     vec![(":me", s(&job.job_id))],
                 )
@@ -65,7 +66,7 @@ impl Tables {
             {
                 return Ok(None);
             }
-            let Some(holder) = self.get_jobs_item(&job.tenant_id, &sk).await? else {
+            let Some(holder) = self.jobs_item(&job.tenant_id, &sk).await? else {
                 continue;
             };
             let holder_job = text(&holder, "job_id").unwrap_or_default().to_owned();
@@ -82,7 +83,7 @@ impl Tables {
             if self
                 .put_if(
                     &self.jobs,
-                    item.clone(),
+                    place.clone(),
                     "job_id = :holder",
                     vec![(":holder", s(&holder_job))],
                 )
@@ -141,31 +142,10 @@ impl Tables {
             .expression_attribute_values(":me", s(&job.job_id))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // The place is another job's (this one was rejected for a clash).
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(AwsError::sdk("dynamodb:UpdateItem", e)),
-        }
-    }
-
-    async fn get_jobs_item(&self, tenant_id: &str, sk: &str) -> Result<Option<Item>, AwsError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.jobs)
-            .key("tenant_id", s(tenant_id))
-            .key("sk", s(sk))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| AwsError::sdk("dynamodb:GetItem", e))?;
-        Ok(out.item)
+        // A condition that fails: the place is another job's (this one was
+        // rejected for a clash).
+        unless_condition_failed("dynamodb:UpdateItem", result)?;
+        Ok(())
     }
 
     /// Says why a waiting job waits (when that changed).
@@ -197,17 +177,20 @@ impl Tables {
     /// in one transaction, so two files of a tenant never import at once.
     pub async fn start_waiting_job(&self, job: &Job) -> Result<Option<Job>, AwsError> {
         let me = || vec![(":me", s(&job.job_id))];
-        let item = HashMap::from([
-            ("tenant_id".to_owned(), s(&job.tenant_id)),
-            ("sk".to_owned(), s(TURN)),
-            ("job_id".to_owned(), s(&job.job_id)),
+        let turn_item = item([
+            ("tenant_id", s(&job.tenant_id)),
+            ("sk", s(TURN)),
+            ("job_id", s(&job.job_id)),
         ]);
         loop {
             let mine = "attribute_not_exists(sk) OR job_id = :me";
-            if self.put_if(&self.jobs, item.clone(), mine, me()).await? {
+            if self
+                .put_if(&self.jobs, turn_item.clone(), mine, me())
+                .await?
+            {
                 break;
             }
-            let Some(turn) = self.get_jobs_item(&job.tenant_id, TURN).await? else {
+            let Some(turn) = self.jobs_item(&job.tenant_id, TURN).await? else {
                 continue;
             };
             let holder = text(&turn, "job_id").unwrap_or_default().to_owned();
@@ -220,25 +203,23 @@ impl Tables {
             }
             let values = vec![(":holder", s(&holder))];
             if self
-                .put_if(&self.jobs, item.clone(), "job_id = :holder", values)
+                .put_if(&self.jobs, turn_item.clone(), "job_id = :holder", values)
                 .await?
             {
                 break;
             }
         }
         const CALL: &str = "dynamodb:TransactWriteItems";
-        let hold = ConditionCheck::builder()
-            .table_name(&self.jobs)
-            .key("tenant_id", s(&job.tenant_id))
-            .key("sk", s(TURN))
-            .condition_expression("job_id = :me")
-            .expression_attribute_values(":me", s(&job.job_id))
-            .build()
-            .map_err(|e| AwsError::new(CALL, e))?;
+        let hold = check_item(
+            &self.jobs,
+            item([("tenant_id", s(&job.tenant_id)), ("sk", s(TURN))]),
+            "job_id = :me",
+            Some(item([(":me", s(&job.job_id))])),
+        )?;
         let start = Update::builder()
             .table_name(&self.jobs)
             .key("tenant_id", s(&job.tenant_id))
-            .key("sk", s(super::job_sk(&job.job_id)))
+            .key("sk", s(job_sk(&job.job_id)))
             .update_expression("SET #status = :splitting, progress_at = :now REMOVE waiting_for")
             .condition_expression("#status = :waiting")
             .expression_attribute_names("#status", "status")
@@ -247,23 +228,11 @@ impl Tables {
             .expression_attribute_values(":now", s(Utc::now().to_rfc3339()))
             .build()
             .map_err(|e| AwsError::new(CALL, e))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().condition_check(hold).build())
-            .transact_items(TransactWriteItem::builder().update(start).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => self.job(&job.tenant_id, &job.job_id).await,
-            Err(err)
-                if super::cancellation_codes(&err)
-                    .iter()
-                    .any(|c| c == "ConditionalCheckFailed" || c == "TransactionConflict") =>
-            {
-                Ok(None)
-            }
-            Err(err) => Err(AwsError::sdk(CALL, err)),
+        let start = TransactWriteItem::builder().update(start).build();
+        match self.transact(vec![hold, start]).await? {
+            Ok(()) => self.job(&job.tenant_id, &job.job_id).await,
+            Err(refused) if refused.any_condition_failed_or_conflict() => Ok(None),
+            Err(refused) => Err(refused.into_error()),
         }
     }
 }

@@ -12,21 +12,20 @@
 //! order. The job's outcomes in row order are a merge of one stream per
 //! shard and the stream of rows recorded one by one.
 
-use super::{from_item, n, s, OutcomeItem, Tables};
+use super::outcomes::OutcomeItem;
+use super::{epoch_in_days, from_item, item, n, s, Item, Tables, OUTCOME_TTL_DAYS};
 use crate::AwsError;
-use aws_sdk_dynamodb::types::AttributeValue;
-use shared::apply::Page;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use shared::apply::{Commit, Page};
 use shared::job::Job;
 use shared::outcome::{RowOutcome, RowStatus};
 use std::collections::{HashMap, VecDeque};
-
-type Item = HashMap<String, AttributeValue>;
 
 /// The first key of pages; every row number is below it.
 pub(super) const PAGE_BASE: u64 = 1 << 60;
 
 /// The key of a page in the `outcomes` table.
-pub(super) fn page_key(page: &Page) -> u64 {
+fn page_key(page: &Page) -> u64 {
     page_key_of(page.shard, page.batch, page.index)
 }
 
@@ -35,13 +34,13 @@ fn page_key_of(shard: u32, batch: u64, index: u32) -> u64 {
 }
 
 /// The attribute holding a row's outcome in its page.
-pub(super) fn row_attribute(row: u64) -> String {
+fn row_attribute(row: u64) -> String {
     format!("r{row}")
 }
 
 /// A row's outcome as kept in a page: `<points>,<balance>` for an applied
 /// row (most rows, kept small: a page's size is its cost), JSON otherwise.
-pub(super) fn encode(outcome: &RowOutcome) -> String {
+fn encode(outcome: &RowOutcome) -> String {
     match outcome {
         RowOutcome {
             status: RowStatus::Applied,
@@ -68,7 +67,7 @@ fn decode(row: u64, text: &str) -> Result<RowOutcome, String> {
 }
 
 /// The outcomes a page item holds, in row order.
-pub(super) fn page_outcomes(call: &'static str, item: &Item) -> Result<Vec<RowOutcome>, AwsError> {
+fn page_outcomes(call: &'static str, item: &Item) -> Result<Vec<RowOutcome>, AwsError> {
     let mut outcomes = Vec::new();
     for (name, value) in item {
         let Some(row) = name.strip_prefix('r').and_then(|r| r.parse::<u64>().ok()) else {
@@ -108,6 +107,49 @@ pub struct JobOutcomes {
 }
 
 impl Tables {
+    /// The transaction item writing a commit's rows' outcomes into their
+    /// page, if none of them has one yet.
+    pub(super) fn page_update(&self, c: &Commit) -> Result<TransactWriteItem, AwsError> {
+        let call = "dynamodb:TransactWriteItems";
+        let mut set = vec!["#ttl = :ttl".to_owned()];
+        let mut condition = Vec::new();
+        let mut names = HashMap::from([("#ttl".to_owned(), "ttl".to_owned())]);
+        let mut values = HashMap::from([(":ttl".to_owned(), n(epoch_in_days(OUTCOME_TTL_DAYS)))]);
+        for (i, row) in c.rows.iter().enumerate() {
+            names.insert(format!("#r{i}"), row_attribute(row.outcome.row));
+            values.insert(format!(":r{i}"), s(encode(&row.outcome)));
+            set.push(format!("#r{i} = :r{i}"));
+            condition.push(format!("attribute_not_exists(#r{i})"));
+        }
+        Ok(TransactWriteItem::builder()
+            .update(
+                Update::builder()
+                    .table_name(&self.outcomes)
+                    .key("job_id", s(&c.page.job_id))
+                    .key("row", n(page_key(&c.page)))
+                    .update_expression(format!("SET {}", set.join(", ")))
+                    .condition_expression(condition.join(" AND "))
+                    .set_expression_attribute_names(Some(names))
+                    .set_expression_attribute_values(Some(values))
+                    .build()
+                    .map_err(|e| AwsError::new(call, e))?,
+            )
+            .build())
+    }
+
+    /// The outcomes these pages hold (pages never written are left out).
+    pub(super) async fn pages_outcomes(&self, pages: &[Page]) -> Result<Vec<RowOutcome>, AwsError> {
+        let keys = pages
+            .iter()
+            .map(|p| item([("job_id", s(&p.job_id)), ("row", n(page_key(p)))]))
+            .collect();
+        let mut found = Vec::new();
+        for item in self.batch_get(&self.outcomes, keys).await? {
+            found.extend(page_outcomes("dynamodb:BatchGetItem", &item)?);
+        }
+        Ok(found)
+    }
+
     /// Reads the job's outcomes in row order (see [`JobOutcomes::next`]).
     pub fn job_outcomes(&self, job: &Job) -> JobOutcomes {
         self.job_outcomes_from(job, &[])

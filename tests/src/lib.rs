@@ -35,7 +35,7 @@ impl TestTenant {
 
 pub fn unique(prefix: &str) -> String {
     let mut bytes = [0u8; 5];
-    getrandom::getrandom(&mut bytes).expect("randomness");
+    getrandom::fill(&mut bytes).expect("randomness");
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!("{prefix}-{hex}")
 }

@@ -120,7 +120,7 @@ async fn imports_under_random_faults_redeliveries_and_reorderings_keep_every_pro
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| {
             let mut bytes = [0u8; 8];
-            getrandom::getrandom(&mut bytes).expect("randomness");
+            getrandom::fill(&mut bytes).expect("randomness");
             u64::from_le_bytes(bytes) % 1_000_000
         });
     let imports: usize = std::env::var("SOAK_IMPORTS")

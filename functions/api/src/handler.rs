@@ -139,7 +139,7 @@ async fn create_import(
         .map_err(|e| bad(format!("invalid request body: {e}")))?;
     let import = body.check(aws.settings.max_upload_bytes).map_err(bad)?;
     let mut entropy = [0u8; 16];
-    getrandom::getrandom(&mut entropy)
+    getrandom::fill(&mut entropy)
         .map_err(|e| ApiError::Internal("drawing the job id's random part", e.to_string()))?;
     let now = Utc::now();
     let job_id = job::job_id(now, &entropy);

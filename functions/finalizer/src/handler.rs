@@ -290,7 +290,7 @@ async fn download_link(aws: &Aws, job: &Job, key: &str) -> Result<String, AwsErr
 /// 256 random bits, hex: the secret of a download link.
 fn download_token() -> anyhow::Result<String> {
     let mut bytes = [0u8; 32];
-    getrandom::getrandom(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     Ok(hex::encode(bytes))
 }
 

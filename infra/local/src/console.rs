@@ -21,7 +21,7 @@ pub async fn create_tenant(
     country: &str,
 ) -> anyhow::Result<(Tenant, String)> {
     let mut secret = [0u8; 32];
-    getrandom::getrandom(&mut secret)
+    getrandom::fill(&mut secret)
         .map_err(|e| anyhow::anyhow!("no randomness for the API key: {e}"))?;
     let (tenant, key) = Tenant::register(id, admin_email, country, secret)?;
     if !aws.tables.create_tenant(&tenant).await? {

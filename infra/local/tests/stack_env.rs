@@ -21,7 +21,7 @@ fn stack_env_json() -> PathBuf {
         "run with the stack's environment: bash infra/local/dev up; set -a; . .local/stack.env"
     );
     let mut bytes = [0u8; 6];
-    getrandom::getrandom(&mut bytes).unwrap();
+    getrandom::fill(&mut bytes).unwrap();
     let name: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     let path = std::env::temp_dir().join(format!("stack-env-{name}.json"));
     std::fs::write(&path, serde_json::to_vec_pretty(&vars).unwrap()).unwrap();
@@ -31,7 +31,7 @@ fn stack_env_json() -> PathBuf {
 /// A tenant id no other run has used: `<prefix>-<random number>`.
 fn tenant_id(prefix: &str) -> String {
     let mut bytes = [0u8; 4];
-    getrandom::getrandom(&mut bytes).unwrap();
+    getrandom::fill(&mut bytes).unwrap();
     format!("{prefix}-{}", u32::from_le_bytes(bytes))
 }
 

@@ -3,6 +3,7 @@
 //! developer commands built on it.
 
 pub mod console;
+pub mod demo;
 pub mod env;
 pub mod measure;
 pub mod runner;

@@ -9,6 +9,10 @@
 //! batch, a retried function or two deliveries racing each other find the
 //! rows already decided and reuse those outcomes instead of applying
 //! anything twice.
+//!
+//! Its length (about 640 lines of code, then its tests): applying a batch is one
+//! algorithm, from reading the wallets to committing pages and retrying a
+//! refused commit, and it reads best in one place.
 
 use crate::batch::{Batch, BatchRow};
 use crate::identifier::CustomerRef;

@@ -6,6 +6,10 @@
 //!       waiting ──────┘  └─► rejected (bad header or file)
 //!   (membership files, until their turn)
 //! ```
+//!
+//! Its length (about 550 lines of code, then its tests): the job item, its
+//! statuses and the keys of its files are one record's rules; the rules of an
+//! upload becoming a job are in `crate::upload` and `crate::admission`.
 
 use crate::csv_input::CsvInput;
 use crate::kind::ImportKind;

@@ -3,6 +3,9 @@
 //! effect, and the queue's retry must still apply every row once, produce one
 //! processed file and send one email. Then the faults that do not go away:
 //! a throttled table, a batch that always fails, a message that is lost.
+//!
+//! Its length: one test binary per capability (each binary is linked on its
+//! own); its tests share the helpers at its top.
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;

@@ -2,6 +2,9 @@
 //! and tier change files dropped in the bucket or uploaded through the API,
 //! split, applied to the `subscriptions` table, reported in a processed file
 //! and one email, in their tenant's order.
+//!
+//! Its length: one test binary per capability (each binary is linked on its
+//! own); its tests share the helpers at its top.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use lambda_http::http::{Method, StatusCode};

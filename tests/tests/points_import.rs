@@ -2,6 +2,9 @@
 //! through S3 (console drops and presigned uploads), the functions run on
 //! the local runner, and the assertions read wallets, processed files and
 //! emails back through the AWS SDK.
+//!
+//! Its length: one test binary per capability (each binary is linked on its
+//! own); its tests share the helpers at its top.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{Duration, Utc};

@@ -4,6 +4,9 @@
 //! Through the bucket: a presigned URL writes one key of one size for a few
 //! minutes, and an object under A's prefix changes A's data only, whatever
 //! its key, metadata or content names.
+//!
+//! Its length: one test binary per capability (each binary is linked on its
+//! own); its tests share the helpers at its top.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::presigning::PresigningConfig;

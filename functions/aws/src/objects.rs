@@ -1,4 +1,7 @@
 //! The import bucket: uploads in, processed files out, presigned URLs.
+//!
+//! Its length (about 520 lines): every S3 call the functions make, the
+//! multipart upload of the processed file included, in one adapter.
 
 use crate::settings::Settings;
 use crate::AwsError;

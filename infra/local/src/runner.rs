@@ -9,6 +9,10 @@
 //! its dead-letter queue, as the queue's redrive policy says.
 //!
 //! With [`Chaos`], it misbehaves on purpose, as the soak test needs.
+//!
+//! Its length (about 540 lines): delivering each queue as its event source
+//! mapping would (batch sizes, visibility, retries, FIFO groups, dead-letter
+//! queues) is one piece of behaviour.
 
 use crate::env;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};

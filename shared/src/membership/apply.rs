@@ -5,6 +5,8 @@
 //! the card (by version), and for a card with a contact, that contact's
 //! active card in the program. A redelivered or racing row finds its outcome
 //! and reuses it; a row that lost a race is decided again.
+//!
+//! Its length: under 350 lines of code; its tests follow it.
 
 use super::cards::{Card, CardChange, CardRow, Known, TierHistoryEntry};
 use super::ean13;

@@ -9,6 +9,10 @@
 //! update may not name a program or a tier (both are set once, at creation),
 //! a creation must name its program. A column left out changes nothing on
 //! an existing card; an empty value (or `""`) erases.
+//!
+//! Its length (about 520 lines of code, then its tests): a card code file's
+//! header, its rows' seven standard columns and custom fields, and how a row
+//! creates or changes a card are one format's rules.
 
 use super::dates::{self, DateError};
 use super::programs::{Memberships, CARD_COLUMNS};

@@ -219,7 +219,11 @@ impl BatchReport {
     }
 }
 
-const MAX_ATTEMPTS: u32 = 25;
+/// Times a row's write may be refused because another writer changed what
+/// it read (a wallet's or card's version) before the batch gives up and is
+/// retried by its queue: far more than contention between a job's shards
+/// needs, few enough to end well within the function's time limit.
+pub(crate) const MAX_ATTEMPTS: u32 = 25;
 
 /// Applies a batch's rows a page at a time: the rows of a page share one
 /// commit, and a customer's rows within it are decided one after the other

@@ -12,6 +12,7 @@ use super::cards::{Card, CardChange, CardRow, Known, TierHistoryEntry};
 use super::ean13;
 use super::programs::Memberships;
 use super::tier_changes::TierChangeRow;
+use crate::apply::MAX_ATTEMPTS;
 use crate::outcome::{ErrorCode, RowError, RowOutcome};
 use chrono::{DateTime, Utc};
 use std::future::Future;
@@ -95,7 +96,6 @@ pub enum CardApplyError<E> {
     Store(E),
 }
 
-const MAX_ATTEMPTS: u32 = 25;
 /// Generated codes tried before a row fails for want of a free one.
 const MAX_GENERATED: u32 = 10;
 

@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Each function and the event its first invocation gets.
@@ -76,21 +77,52 @@ pub fn measure(binary: &Path, event: &str) -> anyhow::Result<Duration> {
     Ok(elapsed)
 }
 
+/// How long a function may take to answer its first event.
+const ANSWER_WITHIN: Duration = Duration::from_secs(30);
+
 /// Serves `/next` once with `event` and returns when the function answers.
+/// The runtime's HTTP client may send its answer on a new connection (its
+/// pool takes a connection back only once the previous answer is read, and
+/// a fast handler can be quicker), so every connection it opens is served.
 fn serve_one(listener: &TcpListener, event: &str) -> anyhow::Result<()> {
-    listener.set_nonblocking(false)?;
-    let (stream, _) = listener.accept()?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    listener.set_nonblocking(true)?;
+    let (answered, answer) = mpsc::channel::<anyhow::Result<()>>();
+    let until = Instant::now() + ANSWER_WITHIN;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                let (answered, event) = (answered.clone(), event.to_owned());
+                std::thread::spawn(move || {
+                    if let Some(result) = serve_connection(stream, &event).transpose() {
+                        answered.send(result).ok();
+                    }
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e.into()),
+        }
+        match answer.recv_timeout(Duration::from_millis(1)) {
+            Ok(result) => return result,
+            Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < until => {}
+            Err(_) => anyhow::bail!("no answer within {ANSWER_WITHIN:?}"),
+        }
+    }
+}
+
+/// Serves one connection's requests: `Some(())` once the function posts its
+/// answer, `None` if the connection closes first.
+fn serve_connection(stream: TcpStream, event: &str) -> anyhow::Result<Option<()>> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(ANSWER_WITHIN))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
-    loop {
-        let (method, path, body) = read_request(&mut reader)?;
+    while let Some((method, path, body)) = read_request(&mut reader)? {
         match (method.as_str(), path.as_str()) {
             ("GET", "/2018-06-01/runtime/invocation/next") => {
                 let deadline = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)?
                     .as_millis()
-                    + 30_000;
+                    + ANSWER_WITHIN.as_millis();
                 let head = format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
                      Lambda-Runtime-Aws-Request-Id: bench-1\r\n\
@@ -102,18 +134,24 @@ fn serve_one(listener: &TcpListener, event: &str) -> anyhow::Result<()> {
                 writer.write_all(head.as_bytes())?;
                 writer.write_all(event.as_bytes())?;
             }
-            ("POST", "/2018-06-01/runtime/invocation/bench-1/response") => return Ok(()),
+            ("POST", "/2018-06-01/runtime/invocation/bench-1/response") => return Ok(Some(())),
             ("POST", p) if p.ends_with("/error") => {
                 anyhow::bail!("the function failed: {}", String::from_utf8_lossy(&body))
             }
             (m, p) => anyhow::bail!("unexpected request {m} {p}"),
         }
     }
+    Ok(None)
 }
 
-fn read_request(reader: &mut BufReader<TcpStream>) -> anyhow::Result<(String, String, Vec<u8>)> {
+/// The next request on a connection, or `None` once it is closed.
+fn read_request(
+    reader: &mut BufReader<TcpStream>,
+) -> anyhow::Result<Option<(String, String, Vec<u8>)>> {
     let mut line = String::new();
-    reader.read_line(&mut line)?;
+    if reader.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
     let mut parts = line.split_whitespace();
     let method = parts.next().unwrap_or_default().to_owned();
     let path = parts.next().unwrap_or_default().to_owned();
@@ -133,5 +171,5 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> anyhow::Result<(String, St
     }
     let mut body = vec![0; length];
     reader.read_exact(&mut body)?;
-    Ok((method, path, body))
+    Ok(Some((method, path, body)))
 }

@@ -23,14 +23,6 @@ use std::time::Duration;
 
 const TIME_LIMIT: Duration = Duration::from_secs(1);
 
-/// Rows between the split's checkpoints in the 200,000-row files, whose
-/// runs have 2 seconds: a step between checkpoints (its batches sent, the
-/// refused rows' outcomes written, 25 to a request) must fit in a run with
-/// room to spare even when the emulator answers slowly (a loaded machine);
-/// with 2,000 rows a step could take longer than a whole run, so no run
-/// got further and the split was given up.
-const HURRIED_CHECKPOINT_ROWS: u64 = 1_000;
-
 /// A runner whose splitter checkpoints every `rows` rows within `limit`,
 /// and a count of the splitter's calls.
 async fn hurried_runner(h: &Harness, rows: u64, limit: Duration) -> (Runner, FaultPlan) {
@@ -223,7 +215,7 @@ async fn a_card_code_file_of_200000_rows_split_and_finalized_within_two_seconds_
     let limit = Duration::from_secs(2);
     let (runner, _, plan) = all_hurried_runner(
         &h,
-        (HURRIED_CHECKPOINT_ROWS, limit),
+        (2_000, limit),
         (shared::processed::BOUNDARY_ROWS, limit),
     )
     .await;
@@ -331,7 +323,7 @@ async fn a_file_of_200000_rows_split_and_finalized_within_two_seconds_a_run() {
     let limit = Duration::from_secs(2);
     let (runner, _, plan) = all_hurried_runner(
         &h,
-        (HURRIED_CHECKPOINT_ROWS, limit),
+        (2_000, limit),
         (shared::processed::BOUNDARY_ROWS, limit),
     )
     .await;

@@ -15,6 +15,7 @@ pub mod admission;
 pub mod apply;
 pub mod batch;
 pub mod csv_input;
+pub mod digest;
 pub mod identifier;
 pub mod job;
 pub mod kind;

@@ -60,6 +60,41 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code.
+    pub const ALL: [ErrorCode; 31] = [
+        ErrorCode::MissingIdentifier,
+        ErrorCode::InvalidEmail,
+        ErrorCode::InvalidMobile,
+        ErrorCode::InvalidCustomerId,
+        ErrorCode::MissingAmount,
+        ErrorCode::InvalidAmount,
+        ErrorCode::AmountTooLarge,
+        ErrorCode::InvalidOperation,
+        ErrorCode::MissingExpiry,
+        ErrorCode::InvalidExpiry,
+        ErrorCode::InvalidEncoding,
+        ErrorCode::TooManyFields,
+        ErrorCode::TooFewFields,
+        ErrorCode::InsufficientBalance,
+        ErrorCode::NothingToChange,
+        ErrorCode::ConflictingIdentifiers,
+        ErrorCode::MissingCardCode,
+        ErrorCode::MissingProgram,
+        ErrorCode::UnknownProgram,
+        ErrorCode::UnknownTier,
+        ErrorCode::ProgramOnUpdate,
+        ErrorCode::TierOnUpdate,
+        ErrorCode::SecondActiveCard,
+        ErrorCode::UnknownCard,
+        ErrorCode::MissingTierName,
+        ErrorCode::MissingValueDate,
+        ErrorCode::InvalidDate,
+        ErrorCode::InvalidNumber,
+        ErrorCode::ValueTooLong,
+        ErrorCode::ProcessingFailed,
+        ErrorCode::NotProcessed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::MissingIdentifier => "missing_identifier",

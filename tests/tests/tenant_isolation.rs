@@ -106,7 +106,10 @@ async fn a_request_needs_a_valid_key_of_its_own_tenant() {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
         let (status, body) = call(&h, Method::GET, &path, &headers, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{headers:?}");
-        assert_eq!(body, json!({"error": "a valid API key is required"}));
+        assert_eq!(
+            body,
+            json!({"error": {"code": "unauthorized", "message": "a valid API key is required"}})
+        );
     }
     // Either header carries the key; the scheme's name in any case.
     assert_eq!(get_job(&h, &a.api_key, &job_id).await.0, StatusCode::OK);
@@ -182,11 +185,14 @@ async fn another_tenants_jobs_previews_and_processed_files_are_not_found() {
     // preview, no link to the processed file.
     let (status, body) = get_job(&h, &a.api_key, &b_job).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(body, json!({"error": format!("no job {b_job}")}));
+    assert_eq!(
+        body,
+        json!({"error": {"code": "not_found", "message": format!("no job {b_job}")}})
+    );
     let (_, missing) = get_job(&h, &a.api_key, "20260101000000-000000000000").await;
     assert_eq!(
         missing,
-        json!({"error": "no job 20260101000000-000000000000"})
+        json!({"error": {"code": "not_found", "message": "no job 20260101000000-000000000000"}})
     );
     // Nor through a path that climbs out of A's jobs.
     for path in [

@@ -18,7 +18,7 @@
 use chrono::Utc;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use loyalty_aws::{Aws, AwsError};
+use loyalty_aws::Aws;
 use percent_encoding::percent_decode_str;
 use serde::Serialize;
 use serde_json::json;
@@ -26,38 +26,21 @@ use shared::job::{self, JobStatus};
 use shared::kind::ImportKind;
 use shared::redact::Redacted;
 use shared::tenant::{parse_api_key, Tenant};
-use shared::upload::request::CreateImport;
+use shared::upload::request::{CreateImport, Refusal};
 use std::time::Duration;
 use tracing::{info, instrument};
+
+use crate::error::{error_reply, refuse, ApiError, Code};
 
 pub async fn handle(aws: &Aws, request: Request) -> Result<Response<Body>, lambda_http::Error> {
     Ok(match route(aws, &request).await {
         Ok(response) => response,
         Err(e @ (ApiError::Aws(_) | ApiError::Internal(..))) => {
             tracing::error!(error = %Redacted(&e), "request failed");
-            reply(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &json!({"error": "internal error; try again"}),
-            )
+            error_reply(Code::Internal, "internal error; try again")
         }
-        Err(ApiError::Status(status, message)) => reply(status, &json!({ "error": message })),
+        Err(ApiError::Refused(code, message)) => error_reply(code, &message),
     })
-}
-
-#[derive(Debug, thiserror::Error)]
-enum ApiError {
-    #[error("{1}")]
-    Status(StatusCode, String),
-    #[error(transparent)]
-    Aws(#[from] AwsError),
-    /// A failure of this function's own, not of a call to AWS: what failed,
-    /// and why.
-    #[error("{0}: {1}")]
-    Internal(&'static str, String),
-}
-
-fn status(code: StatusCode, message: impl Into<String>) -> ApiError {
-    ApiError::Status(code, message.into())
 }
 
 async fn route(aws: &Aws, request: &Request) -> Result<Response<Body>, ApiError> {
@@ -90,7 +73,7 @@ async fn route(aws: &Aws, request: &Request) -> Result<Response<Body>, ApiError>
         (&Method::POST, ["imports"]) => create_import(aws, &tenant, request).await,
         (&Method::GET, ["imports", job_id]) => job_status(aws, &tenant, job_id).await,
         (&Method::GET, ["templates", kind]) => template(kind, &tenant),
-        _ => Err(status(StatusCode::NOT_FOUND, "no such route")),
+        _ => Err(refuse(Code::NotFound, "no such route")),
     }
 }
 
@@ -101,7 +84,7 @@ async fn authenticate(aws: &Aws, request: &Request) -> Result<Tenant, ApiError> 
         .and_then(|v| v.to_str().ok())
         .and_then(bearer_token)
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
-    let unauthorized = || status(StatusCode::UNAUTHORIZED, "a valid API key is required");
+    let unauthorized = || refuse(Code::Unauthorized, "a valid API key is required");
     let (tenant_id, secret) = key.and_then(parse_api_key).ok_or_else(unauthorized)?;
     match aws.tables.tenant(tenant_id).await? {
         Some(tenant) if tenant.accepts_secret(secret) => Ok(tenant),
@@ -134,10 +117,14 @@ async fn create_import(
     tenant: &Tenant,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let bad = |m: String| status(StatusCode::BAD_REQUEST, m);
     let body: CreateImport = serde_json::from_slice(request.body().as_ref())
-        .map_err(|e| bad(format!("invalid request body: {e}")))?;
-    let import = body.check(aws.settings.max_upload_bytes).map_err(bad)?;
+        .map_err(|e| refuse(Code::InvalidRequest, format!("invalid request body: {e}")))?;
+    let import = body
+        .check(aws.settings.max_upload_bytes)
+        .map_err(|refusal| match refusal {
+            Refusal::TooLarge(m) => refuse(Code::FileTooLarge, m),
+            Refusal::Invalid(m) => refuse(Code::InvalidRequest, m),
+        })?;
     let mut entropy = [0u8; 16];
     getrandom::fill(&mut entropy)
         .map_err(|e| ApiError::Internal("drawing the job id's random part", e.to_string()))?;
@@ -172,7 +159,7 @@ async fn job_status(aws: &Aws, tenant: &Tenant, job_id: &str) -> Result<Response
         .tables
         .job(&tenant.tenant_id, job_id)
         .await?
-        .ok_or_else(|| status(StatusCode::NOT_FOUND, format!("no job {job_id}")))?;
+        .ok_or_else(|| refuse(Code::NotFound, format!("no job {job_id}")))?;
     let processed_file = match &job.processed_key {
         Some(key) => Some(
             aws.objects
@@ -222,8 +209,8 @@ async fn download(
     token: &str,
 ) -> Result<Response<Body>, ApiError> {
     let gone = || {
-        status(
-            StatusCode::NOT_FOUND,
+        refuse(
+            Code::NotFound,
             "no such download, or its link has expired: GET /imports/{job_id} with your API key gives a fresh one",
         )
     };
@@ -255,7 +242,7 @@ fn template(kind: &str, tenant: &Tenant) -> Result<Response<Body>, ApiError> {
     let kind: ImportKind = kind
         .trim_end_matches(".csv")
         .parse()
-        .map_err(|m: String| status(StatusCode::NOT_FOUND, m))?;
+        .map_err(|m: String| refuse(Code::NotFound, m))?;
     Response::builder()
         .status(StatusCode::OK)
         .header("content-type", "text/csv; charset=utf-8")
@@ -264,10 +251,10 @@ fn template(kind: &str, tenant: &Tenant) -> Result<Response<Body>, ApiError> {
             format!("attachment; filename=\"{}_template.csv\"", kind.as_str()),
         )
         .body(Body::from(kind.template_for(tenant.memberships.as_ref())))
-        .map_err(|e| status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+        .map_err(|e| ApiError::Internal("the template's response", e.to_string()))
 }
 
-fn reply<T: Serialize>(code: StatusCode, body: &T) -> Response<Body> {
+pub(crate) fn reply<T: Serialize>(code: StatusCode, body: &T) -> Response<Body> {
     let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());
     let mut response = Response::new(Body::from(text));
     *response.status_mut() = code;

@@ -49,18 +49,35 @@ pub struct NewImport {
     pub smile_mode: Mode,
 }
 
+/// Why a request is refused: its file is larger than the API signs, or the
+/// request itself is wrong (the message names the field).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<String> for Refusal {
+    fn from(message: String) -> Self {
+        Refusal::Invalid(message)
+    }
+}
+
 impl CreateImport {
     /// The import this request asks for, or why it is refused (shown to the
     /// caller as it is). `max_upload_bytes` is the largest upload the API
     /// signs.
-    pub fn check(&self, max_upload_bytes: u64) -> Result<NewImport, String> {
+    pub fn check(&self, max_upload_bytes: u64) -> Result<NewImport, Refusal> {
         let kind: ImportKind = self.kind.parse()?;
         let reason = self.reason.trim();
         if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
             return Err(format!(
                 "reason must be 1 to {MAX_REASON_CHARS} characters: it shows in each customer's \
                  history"
-            ));
+            )
+            .into());
         }
         let filename = self.filename.trim();
         if filename.is_empty()
@@ -70,7 +87,8 @@ impl CreateImport {
         {
             return Err(format!(
                 "filename must be 1 to {MAX_FILENAME_CHARS} characters, without slashes"
-            ));
+            )
+            .into());
         }
         if let Some(scope) = kind.scope() {
             let name = FileName::parse(filename).map_err(|e| e.to_string())?;
@@ -78,29 +96,33 @@ impl CreateImport {
                 return Err(format!(
                     "the file name says scope {}, but the import is of kind {kind}",
                     name.scope.as_str()
-                ));
+                )
+                .into());
             }
             if self.dry_run {
-                return Err(
+                return Err(Refusal::Invalid(
                     "dry runs are for points imports; a membership file is applied or \
                             refused row by row"
                         .into(),
-                );
+                ));
             }
         }
         let smile_mode = match (&self.mode, kind) {
             (None, _) => Mode::Add,
             (Some(mode), ImportKind::Smile) => mode.parse()?,
             (Some(_), _) => {
-                return Err(format!(
-                    "mode is for Smile.io files (kind smile), not for kind {kind}"
-                ))
+                return Err(
+                    format!("mode is for Smile.io files (kind smile), not for kind {kind}").into(),
+                )
             }
         };
         if self.size_bytes == 0 || self.size_bytes > max_upload_bytes {
-            return Err(format!(
-                "size_bytes must be between 1 and {max_upload_bytes}"
-            ));
+            let message = format!("size_bytes must be between 1 and {max_upload_bytes}");
+            return Err(if self.size_bytes == 0 {
+                Refusal::Invalid(message)
+            } else {
+                Refusal::TooLarge(message)
+            });
         }
         Ok(NewImport {
             kind,
@@ -150,7 +172,7 @@ mod tests {
     }
 
     fn refused(request: CreateImport) -> String {
-        request.check(MAX).expect_err("refused")
+        request.check(MAX).expect_err("refused").to_string()
     }
 
     #[test]
@@ -189,6 +211,9 @@ mod tests {
             sized.size_bytes = size;
             assert_eq!(refused(sized), "size_bytes must be between 1 and 1000");
         }
+        let mut large = request("points", "f.csv");
+        large.size_bytes = MAX + 1;
+        assert!(matches!(large.check(MAX), Err(Refusal::TooLarge(_))));
         assert!(request("points", "f.csv").check(MAX).is_ok());
         assert!(refused(request("bananas", "f.csv")).contains("bananas"));
     }

@@ -38,7 +38,15 @@ pub enum Duplicate {
 pub fn duplicate(job: &Job, earlier: Option<&Job>) -> Duplicate {
     match earlier {
         None => Duplicate::TakeOver,
-        Some(earlier) if earlier.status == JobStatus::Rejected => Duplicate::TakeOver,
+        // It applied nothing: refused, or a review discarded or expired.
+        Some(earlier)
+            if matches!(
+                earlier.status,
+                JobStatus::Rejected | JobStatus::Discarded | JobStatus::Expired
+            ) =>
+        {
+            Duplicate::TakeOver
+        }
         Some(earlier) if job.allow_duplicate => Duplicate::ImportedAgain(earlier.job_id.clone()),
         Some(earlier) => Duplicate::Refused(job::duplicate_reason(earlier)),
     }
@@ -95,5 +103,14 @@ mod tests {
         assert_eq!(duplicate(&job, Some(&earlier)), Duplicate::TakeOver);
         job.allow_duplicate = false;
         assert_eq!(duplicate(&job, Some(&earlier)), Duplicate::TakeOver);
+        for never_applied in [JobStatus::Discarded, JobStatus::Expired] {
+            earlier.status = never_applied;
+            assert_eq!(duplicate(&job, Some(&earlier)), Duplicate::TakeOver);
+        }
+        earlier.status = JobStatus::ReadyForReview;
+        assert!(matches!(
+            duplicate(&job, Some(&earlier)),
+            Duplicate::Refused(_)
+        ));
     }
 }

@@ -36,6 +36,14 @@ pub enum JobStatus {
     Completed,
     CompletedWithErrors,
     Rejected,
+    /// A review's file is being read whole; nothing is applied.
+    Reviewing,
+    /// The review is ready: the admin starts the import or discards it.
+    ReadyForReview,
+    /// The admin discarded the review: nothing was applied.
+    Discarded,
+    /// The review was never started: nothing was applied.
+    Expired,
 }
 
 impl JobStatus {
@@ -57,13 +65,21 @@ impl JobStatus {
             JobStatus::Completed => "completed",
             JobStatus::CompletedWithErrors => "completed_with_errors",
             JobStatus::Rejected => "rejected",
+            JobStatus::Reviewing => "reviewing",
+            JobStatus::ReadyForReview => "ready_for_review",
+            JobStatus::Discarded => "discarded",
+            JobStatus::Expired => "expired",
         }
     }
 
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            JobStatus::Completed | JobStatus::CompletedWithErrors | JobStatus::Rejected
+            JobStatus::Completed
+                | JobStatus::CompletedWithErrors
+                | JobStatus::Rejected
+                | JobStatus::Discarded
+                | JobStatus::Expired
         )
     }
 
@@ -181,6 +197,17 @@ pub struct Job {
     /// The upload asked to be imported even if the same content was before.
     #[serde(default)]
     pub allow_duplicate: bool,
+    /// The upload asked to be reviewed before it is applied
+    /// (`crate::review`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub review_first: bool,
+    /// What the review found: so far while the file is read, all of it
+    /// once ready. Kept after the import starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<crate::review::Review>,
+    /// When the admin started the reviewed import.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
 }
 
 impl Job {
@@ -233,6 +260,9 @@ impl Job {
             progress_at: None,
             stalled_at: None,
             allow_duplicate: false,
+            review_first: false,
+            review: None,
+            started_at: None,
         }
     }
 
@@ -270,7 +300,13 @@ impl Job {
                 | JobStatus::Completed
                 | JobStatus::CompletedWithErrors
                 | JobStatus::Rejected => true,
-                JobStatus::AwaitingUpload | JobStatus::Waiting | JobStatus::Splitting => false,
+                JobStatus::AwaitingUpload
+                | JobStatus::Waiting
+                | JobStatus::Splitting
+                | JobStatus::Reviewing
+                | JobStatus::ReadyForReview
+                | JobStatus::Discarded
+                | JobStatus::Expired => false,
             }
     }
 
@@ -280,13 +316,19 @@ impl Job {
         if self.status == JobStatus::Waiting {
             return Watch::Waiting;
         }
+        if self.status == JobStatus::ReadyForReview {
+            return match &self.review {
+                Some(review) if review.expired(now) => Watch::ReviewExpired,
+                _ => Watch::Fine,
+            };
+        }
         let moved = self.progress_at.unwrap_or(self.created_at);
         if self.email_sent_at.is_some() || (now - moved).num_seconds() < stall_seconds {
             return Watch::Fine;
         }
         match self.status {
             JobStatus::AwaitingUpload | JobStatus::Waiting => Watch::Fine,
-            JobStatus::Splitting => Watch::SplitStalled,
+            JobStatus::Splitting | JobStatus::Reviewing => Watch::SplitStalled,
             JobStatus::Processing if !self.splitting_done => Watch::SplitStalled,
             JobStatus::Processing if !self.ready_to_finalize() && self.stalled_at.is_none() => {
                 Watch::Stalled
@@ -464,6 +506,8 @@ pub enum Watch {
     /// A membership file waiting for its turn: its turn is looked at again
     /// (the file it waits for may be done, or its wait over).
     Waiting,
+    /// A review never started in its time: it expires, nothing applied.
+    ReviewExpired,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -559,6 +603,26 @@ fn filename_of(key: &str) -> &str {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn a_ready_review_waits_for_its_admin_until_it_expires() {
+        use chrono::TimeZone;
+        let at = Utc.with_ymd_and_hms(2026, 12, 4, 9, 0, 0).unwrap();
+        let mut job = Job::new("acme", "J1", "incoming/acme/uploads/J1/f.csv", "r", at);
+        job.status = JobStatus::ReadyForReview;
+        let mut review = crate::review::Review::default();
+        review.ready(at);
+        job.review = Some(review);
+        let days = chrono::Duration::days(crate::review::REVIEW_VALID_DAYS);
+        assert_eq!(
+            job.watch(at + days - chrono::Duration::seconds(1), 60),
+            Watch::Fine
+        );
+        assert_eq!(job.watch(at + days, 60), Watch::ReviewExpired);
+        assert!(!job.finalization_due());
+        job.status = JobStatus::Reviewing;
+        assert_eq!(job.watch(at + days, 60), Watch::SplitStalled);
+    }
 
     #[test]
     fn a_download_needs_the_jobs_token_before_the_link_expires() {

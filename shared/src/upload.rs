@@ -31,6 +31,7 @@ pub fn arrival(job: &Job, key: &str, version_id: Option<&str>, etag: Option<&str
     if job.status == JobStatus::AwaitingUpload {
         return Arrival::Claim(match job.membership_scope() {
             Some(_) => JobStatus::Waiting,
+            None if job.review_first => JobStatus::Reviewing,
             None => JobStatus::Splitting,
         });
     }
@@ -59,6 +60,16 @@ mod tests {
         job.status = JobStatus::AwaitingUpload;
         job.kind = Some(kind);
         job
+    }
+
+    #[test]
+    fn an_upload_to_review_is_read_for_its_review_first() {
+        let mut points = awaiting(ImportKind::Points);
+        points.review_first = true;
+        assert_eq!(
+            arrival(&points, KEY, Some("v1"), None),
+            Arrival::Claim(JobStatus::Reviewing)
+        );
     }
 
     #[test]

@@ -31,6 +31,7 @@ use std::time::Duration;
 use tracing::{info, instrument};
 
 use crate::error::{error_reply, refuse, ApiError, Code};
+use crate::review;
 
 pub async fn handle(aws: &Aws, request: Request) -> Result<Response<Body>, lambda_http::Error> {
     Ok(match route(aws, &request).await {
@@ -72,6 +73,14 @@ async fn route(aws: &Aws, request: &Request) -> Result<Response<Body>, ApiError>
     match (request.method(), route) {
         (&Method::POST, ["imports"]) => create_import(aws, &tenant, request).await,
         (&Method::GET, ["imports", job_id]) => job_status(aws, &tenant, job_id).await,
+        (&Method::POST, ["imports", job_id, "start"]) => {
+            review::start(aws, &tenant, job_id).await?;
+            Ok(job_reply(aws, &tenant, job_id, StatusCode::ACCEPTED).await?)
+        }
+        (&Method::POST, ["imports", job_id, "discard"]) => {
+            review::discard(aws, &tenant, job_id).await?;
+            Ok(job_reply(aws, &tenant, job_id, StatusCode::OK).await?)
+        }
         (&Method::GET, ["templates", kind]) => template(kind, &tenant),
         _ => Err(refuse(Code::NotFound, "no such route")),
     }
@@ -155,6 +164,16 @@ async fn create_import(
 }
 
 async fn job_status(aws: &Aws, tenant: &Tenant, job_id: &str) -> Result<Response<Body>, ApiError> {
+    job_reply(aws, tenant, job_id, StatusCode::OK).await
+}
+
+/// The job as `GET /imports/{job_id}` shows it, with `code`.
+async fn job_reply(
+    aws: &Aws,
+    tenant: &Tenant,
+    job_id: &str,
+    code: StatusCode,
+) -> Result<Response<Body>, ApiError> {
     let job = aws
         .tables
         .job(&tenant.tenant_id, job_id)
@@ -169,7 +188,7 @@ async fn job_status(aws: &Aws, tenant: &Tenant, job_id: &str) -> Result<Response
         None => None,
     };
     Ok(reply(
-        StatusCode::OK,
+        code,
         &json!({
             "job_id": job.job_id,
             "status": job.status,
@@ -193,6 +212,9 @@ async fn job_status(aws: &Aws, tenant: &Tenant, job_id: &str) -> Result<Response
             },
             "progress": job.progress(),
             "preview": job.preview,
+            "review_first": job.review_first,
+            "review": job.review,
+            "started_at": job.started_at,
             "processed_file": processed_file,
             "email_sent_at": job.email_sent_at,
         }),

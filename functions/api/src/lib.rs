@@ -3,5 +3,6 @@
 
 mod error;
 pub mod handler;
+mod review;
 
 pub use handler::handle;

@@ -45,6 +45,7 @@ mod order;
 mod outcomes;
 mod pages;
 mod request;
+mod reviews;
 mod tenants;
 mod wallets;
 

@@ -5,13 +5,14 @@
 //! for again. Asking twice is harmless: finalizing holds a lease and sends
 //! one email. A membership file waiting for its turn is handed to the
 //! splitter again, which looks at its turn anew (the file it waited for may
-//! be done, or its wait for a card code file over).
+//! be done, or its wait for a card code file over). A review never started
+//! within its days expires.
 
 use chrono::{DateTime, Utc};
 use loyalty_aws::queues::FinalizeRequest;
 use loyalty_aws::{Aws, AwsError};
 use serde::Serialize;
-use shared::job::{Job, Watch};
+use shared::job::{Job, JobStatus, Watch};
 use shared::redact::Redacted;
 use tracing::{error, info, instrument, warn};
 
@@ -28,6 +29,8 @@ pub struct Sweep {
     pub split_stalled: Vec<String>,
     /// Waiting membership files handed to the splitter again.
     pub waiting: Vec<String>,
+    /// Reviews never started in their time, now expired.
+    pub expired_reviews: Vec<String>,
     /// Jobs whose handling failed this time (logged; the next sweep tries
     /// again, and the others were handled regardless).
     pub failed: Vec<String>,
@@ -82,6 +85,16 @@ async fn watch(
         Watch::Waiting => {
             aws.queues.resubmit(job).await?;
             sweep.waiting.push(name.to_owned());
+        }
+        Watch::ReviewExpired => {
+            if let Some(job) = aws
+                .tables
+                .close_review(&job.tenant_id, &job.job_id, JobStatus::Expired, now)
+                .await?
+            {
+                info!(tenant = %job.tenant_id, job = %job.job_id, "the review was never started: it expired");
+                sweep.expired_reviews.push(name.to_owned());
+            }
         }
         Watch::SplitStalled => {
             warn!(tenant = %job.tenant_id, job = %job.job_id,

@@ -31,10 +31,19 @@ pub async fn request_finalize(aws: &Aws, job: &Job) -> Result<(), SplitterError>
         .await?)
 }
 
+/// Why a review whose read failed on every delivery is refused.
+const REVIEW_GIVEN_UP: &str = "the file could not be read whole for its review (every attempt \
+     failed); nothing was applied: upload it again";
+
 /// Gives up the split of a job whose event failed on every delivery: the
 /// job goes on without the rows the split never reached.
 #[instrument(name = "job", skip_all, fields(tenant = %job.tenant_id, job = %job.job_id))]
 pub async fn give_up_split(aws: &Aws, job: Job) -> Result<(), SplitterError> {
+    if job.status == JobStatus::Reviewing {
+        // Nothing is applied yet: the review is refused as a whole.
+        warn!("the review's read is given up");
+        return reject(aws, &job, REVIEW_GIVEN_UP).await;
+    }
     if job.status != JobStatus::Splitting {
         // A membership file still waiting has its event sent again by the
         // watchdog; any other job got past its split.

@@ -14,6 +14,7 @@
 //! - `split`: the split itself, from its start or from a checkpoint;
 //! - `sink`: where the split's results go: outcomes, preview, checkpoints
 //!   and batches sent to the batch queue;
+//! - `review`: a review's read of its file: rows counted, nothing sent;
 //! - `finish`: a job's end as the splitter decides it: rejected, given up,
 //!   or handed to the finalizer;
 //! - `pace`: whether another step fits before the invocation's deadline.
@@ -23,6 +24,7 @@ mod finish;
 pub mod handler;
 mod job_for;
 mod pace;
+mod review;
 mod sink;
 mod split;
 mod turn;

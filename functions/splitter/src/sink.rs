@@ -34,6 +34,24 @@ pub struct JobSink<R> {
 /// Batches sent per SendMessageBatch call.
 const SEND_AT_ONCE: usize = 10;
 
+/// What the split's driver asks of a sink once the split has returned.
+pub trait Flush {
+    /// Sends what the sink still holds.
+    fn flush(&mut self) -> Result<(), AwsError>;
+    /// Another run of the split recorded a later checkpoint.
+    fn overtaken(&self) -> bool;
+}
+
+impl<R: BatchRow> Flush for JobSink<R> {
+    fn flush(&mut self) -> Result<(), AwsError> {
+        JobSink::flush(self)
+    }
+
+    fn overtaken(&self) -> bool {
+        self.overtaken
+    }
+}
+
 impl<R: BatchRow> JobSink<R> {
     pub fn new(aws: &Aws, job: &Job, previewed: bool, deadline: Instant) -> Self {
         JobSink {

@@ -8,8 +8,10 @@
 use crate::before_split::{refused_before_split, too_large, BeforeSplit};
 use crate::finish::{reject, request_finalize};
 use crate::handler::SplitterError;
-use crate::sink::JobSink;
+use crate::review::ReviewSink;
+use crate::sink::{Flush, JobSink};
 use crate::turn::take_turn;
+use chrono::Utc;
 use loyalty_aws::s3_event::ObjectCreated;
 use loyalty_aws::{Aws, AwsError};
 use shared::batch::BatchRow;
@@ -19,7 +21,7 @@ use shared::membership::admission::NO_PROGRAMS;
 use shared::membership::file_name::Scope;
 use shared::split::{
     self, split_cards_input, split_input, split_tier_changes_input, Checkpoint, SplitError,
-    SplitRequest, SplitSummary,
+    SplitRequest, SplitSink, SplitSummary,
 };
 use shared::tenant::Tenant;
 use std::time::Instant;
@@ -45,7 +47,7 @@ pub async fn split_job(
         },
         _ => job,
     };
-    if job.status != JobStatus::Splitting {
+    if !matches!(job.status, JobStatus::Splitting | JobStatus::Reviewing) {
         // Split before: a redelivered event, or a retry after a crash that
         // came between the split and the request to finalize.
         if job.finalization_due() {
@@ -83,7 +85,9 @@ async fn run_split(
     };
     let from = job.split_checkpoint.clone();
     let previewed = job.membership_scope().is_none() && !job.dry_run;
-    if from.is_none() {
+    // A started review passed the checks and has its preview: its read did.
+    let checked = job.status == JobStatus::Splitting && job.review.is_some();
+    if from.is_none() && !checked {
         // A points file's preview is written before the whole file is read
         // to check it (its hash): the merchant sees the first rows as soon
         // as the upload arrived. (A dry run is not checked: its split
@@ -103,14 +107,16 @@ async fn run_split(
         );
     }
     let input = open_input(aws, &job, from.as_ref()).await?;
+    if job.status == JobStatus::Reviewing {
+        return review(aws, job, input, request, from, previewed, deadline).await;
+    }
     let result = match job.membership_scope() {
-        None => {
-            split_off(JobSink::new(aws, &job, previewed, deadline), move |sink| {
-                let input = input.map_err(SplitError::Rejected)?;
-                split_input(input, from.as_ref(), &request, sink)
-            })
-            .await?
-        }
+        None => split_off(JobSink::new(aws, &job, previewed, deadline), move |sink| {
+            let input = input.map_err(SplitError::Rejected)?;
+            split_input(input, from.as_ref(), &request, sink)
+        })
+        .await?
+        .map(|(summary, overtaken, _)| (summary, overtaken)),
         Some(Scope::CardCode) => {
             let Some(config) = tenant.memberships.clone() else {
                 return reject(aws, &job, NO_PROGRAMS).await;
@@ -120,6 +126,7 @@ async fn run_split(
                 split_cards_input(input, from.as_ref(), &config, &request, sink)
             })
             .await?
+            .map(|(summary, overtaken, _)| (summary, overtaken))
         }
         Some(Scope::TierChange) => {
             split_off(JobSink::new(aws, &job, previewed, deadline), move |sink| {
@@ -127,6 +134,7 @@ async fn run_split(
                 split_tier_changes_input(input, from.as_ref(), &request, sink)
             })
             .await?
+            .map(|(summary, overtaken, _)| (summary, overtaken))
         }
     };
     match result {
@@ -158,6 +166,53 @@ async fn run_split(
                     request_finalize(aws, &after).await?;
                 }
             }
+            Ok(())
+        }
+        Err(SplitError::Rejected(why)) => reject(aws, &job, &why).await,
+        Err(SplitError::Read(e)) => Err(SplitterError::Read(e)),
+        Err(SplitError::Sink(e)) => Err(e.into()),
+    }
+}
+
+/// Reads a review's file whole, counting its rows; at the end the review
+/// is ready for the admin.
+async fn review(
+    aws: &Aws,
+    job: Job,
+    input: Result<CsvInput<Source>, String>,
+    request: SplitRequest,
+    from: Option<Checkpoint>,
+    previewed: bool,
+    deadline: Instant,
+) -> Result<(), SplitterError> {
+    let sink = ReviewSink::new(aws, &job, previewed, deadline);
+    let result = split_off(sink, move |sink| {
+        let input = input.map_err(SplitError::Rejected)?;
+        split_input(input, from.as_ref(), &request, sink)
+    })
+    .await?;
+    match result {
+        Ok((summary, _, _)) if summary.stopped.is_some() => {
+            info!(
+                row = summary.stopped.as_ref().map(|c| c.row),
+                "the review's read stops at a checkpoint before its deadline and hands itself the rest"
+            );
+            Ok(aws.queues.resubmit(&job).await?)
+        }
+        Ok((_, true, _)) => {
+            info!("another run of this review has got further: this one stops");
+            Ok(())
+        }
+        Ok((summary, _, sink)) => {
+            let mut review = sink.review;
+            review.ready(Utc::now());
+            info!(
+                rows = review.rows,
+                invalid = review.invalid,
+                customers = review.customers,
+                "the review is ready"
+            );
+            aws.tables.finish_review(&job, &summary, &review).await?;
             Ok(())
         }
         Err(SplitError::Rejected(why)) => reject(aws, &job, &why).await,
@@ -217,19 +272,22 @@ async fn preview_now(aws: &Aws, job: &Job, request: &SplitRequest) -> Result<(),
 /// Runs a split (the CSV reader is blocking) off the async threads; it calls
 /// back into the runtime for each write, and its last batches are sent
 /// before it returns.
-/// Returns the summary, and whether another run of the split got further.
-async fn split_off<R, F>(
-    mut sink: JobSink<R>,
+/// Returns the summary, whether another run of the split got further, and
+/// the sink.
+async fn split_off<R, S, F>(
+    mut sink: S,
     split: F,
-) -> Result<Result<(SplitSummary, bool), SplitError<AwsError>>, SplitterError>
+) -> Result<Result<(SplitSummary, bool, S), SplitError<AwsError>>, SplitterError>
 where
     R: BatchRow,
-    F: FnOnce(&mut JobSink<R>) -> Result<SplitSummary, SplitError<AwsError>> + Send + 'static,
+    S: SplitSink<R, Error = AwsError> + Flush + Send + 'static,
+    F: FnOnce(&mut S) -> Result<SplitSummary, SplitError<AwsError>> + Send + 'static,
 {
     tokio::task::spawn_blocking(move || {
         let summary = split(&mut sink)?;
         sink.flush().map_err(SplitError::Sink)?;
-        Ok((summary, sink.overtaken))
+        let overtaken = sink.overtaken();
+        Ok((summary, overtaken, sink))
     })
     .await
     .map_err(|e| SplitterError::Task(e.to_string()))

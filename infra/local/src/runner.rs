@@ -302,7 +302,8 @@ impl Runner {
     }
 
     /// Runs until every queue is drained and no job is in flight (of
-    /// `tenant`, or of any tenant), or fails after `timeout`.
+    /// `tenant`, or of any tenant), or fails after `timeout`. A review
+    /// ready for its admin is not in flight: it waits for a person.
     pub async fn run_until_idle(
         &self,
         tenant: Option<&str>,
@@ -319,6 +320,7 @@ impl Runner {
                 let waiting: Vec<_> = unfinished
                     .iter()
                     .filter(|j| tenant.is_none_or(|t| t == j.tenant_id))
+                    .filter(|j| j.status != shared::job::JobStatus::ReadyForReview)
                     .collect();
                 if waiting.is_empty() {
                     return Ok(());

@@ -33,6 +33,10 @@ pub struct CreateImport {
     /// Smile.io files: `add` (the default) or `set_balance`.
     #[serde(default)]
     pub mode: Option<String>,
+    /// Read and check the whole file first, apply it only when started
+    /// (`crate::review`).
+    #[serde(default)]
+    pub review: bool,
 }
 
 /// A request that passed its checks: the import to create.
@@ -47,6 +51,7 @@ pub struct NewImport {
     pub dry_run: bool,
     pub allow_duplicate: bool,
     pub smile_mode: Mode,
+    pub review: bool,
 }
 
 /// Why a request is refused: its file is larger than the API signs, or the
@@ -107,6 +112,13 @@ impl CreateImport {
                 ));
             }
         }
+        if self.review && (kind.scope().is_some() || self.dry_run) {
+            return Err(Refusal::Invalid(format!(
+                "review is for points files, and is not a dry run: kind {kind}{} cannot be \
+                 reviewed first",
+                if self.dry_run { " with dry_run" } else { "" }
+            )));
+        }
         let smile_mode = match (&self.mode, kind) {
             (None, _) => Mode::Add,
             (Some(mode), ImportKind::Smile) => mode.parse()?,
@@ -132,6 +144,7 @@ impl CreateImport {
             dry_run: self.dry_run,
             allow_duplicate: self.allow_duplicate,
             smile_mode,
+            review: self.review,
         })
     }
 }
@@ -148,6 +161,7 @@ impl NewImport {
         job.smile_mode = self.smile_mode;
         job.allow_duplicate = self.allow_duplicate;
         job.max_bytes = Some(self.size_bytes);
+        job.review_first = self.review;
         job
     }
 }
@@ -168,6 +182,7 @@ mod tests {
             dry_run: false,
             allow_duplicate: false,
             mode: None,
+            review: false,
         }
     }
 
@@ -232,6 +247,21 @@ mod tests {
             .check(MAX)
             .unwrap();
         assert_eq!(import.kind, ImportKind::TierChange);
+    }
+
+    #[test]
+    fn a_points_request_may_ask_to_be_reviewed_first() {
+        let mut asked = request("smile", "s.csv");
+        asked.review = true;
+        let at = Utc.with_ymd_and_hms(2026, 12, 4, 9, 30, 0).unwrap();
+        assert!(asked.check(MAX).unwrap().job("acme", "J1", at).review_first);
+        let mut cards = request("cardcode", "u_cardcode_s_20261125.csv");
+        cards.review = true;
+        assert!(refused(cards).starts_with("review is for points files"));
+        let mut dry = request("points", "p.csv");
+        dry.review = true;
+        dry.dry_run = true;
+        assert!(refused(dry).contains("with dry_run"));
     }
 
     #[test]

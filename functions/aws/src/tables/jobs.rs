@@ -227,7 +227,8 @@ impl Tables {
             .await
     }
 
-    /// Sets `attribute` to `value` on a job still splitting, unless the
+    /// Sets `attribute` to `value` on a job still splitting (or reading
+    /// its file for a review), unless the
     /// attribute holds a later one already (its `field` at `position` or
     /// past it): `false` then.
     async fn save_progress<T: Serialize>(
@@ -246,7 +247,7 @@ impl Tables {
                 &job.job_id,
                 &format!("SET {attribute} = :at, progress_at = :now"),
                 Some(&format!(
-                    "#status = :splitting AND (attribute_not_exists({attribute}) \
+                    "#status IN (:splitting, :reviewing) AND (attribute_not_exists({attribute}) \
                      OR {attribute}.#field < :position)"
                 )),
                 &[("#status", "status"), ("#field", field)],
@@ -254,6 +255,7 @@ impl Tables {
                     (":at", value),
                     (":now", s(Utc::now().to_rfc3339())),
                     (":splitting", s(JobStatus::Splitting.as_str())),
+                    (":reviewing", s(JobStatus::Reviewing.as_str())),
                     (":position", n(position)),
                 ],
             )
@@ -325,9 +327,10 @@ impl Tables {
             tenant_id,
             job_id,
             "SET #status = :rejected, rejection = :why, finished_at = :now REMOVE waiting_for",
-            Some("#status IN (:splitting, :awaiting, :waiting)"),
+            Some("#status IN (:splitting, :awaiting, :waiting, :reviewing)"),
             &[("#status", "status")],
             vec![
+                (":reviewing", s(JobStatus::Reviewing.as_str())),
                 (":rejected", s(JobStatus::Rejected.as_str())),
                 (":waiting", s(JobStatus::Waiting.as_str())),
                 (":splitting", s(JobStatus::Splitting.as_str())),

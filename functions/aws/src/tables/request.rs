@@ -286,12 +286,24 @@ impl Tables {
         table: &str,
         keys: Vec<Item>,
     ) -> Result<Vec<Item>, AwsError> {
+        self.batch_get_projected(table, keys, None).await
+    }
+
+    /// As [`Self::batch_get`], each item read only for the attributes
+    /// `projection` names (a `ProjectionExpression`), if given.
+    pub(super) async fn batch_get_projected(
+        &self,
+        table: &str,
+        keys: Vec<Item>,
+        projection: Option<&str>,
+    ) -> Result<Vec<Item>, AwsError> {
         let call = "dynamodb:BatchGetItem";
         let mut found = Vec::new();
         for chunk in keys.chunks(BATCH_GET_KEYS) {
             let mut keys = Some(
                 KeysAndAttributes::builder()
                     .set_keys(Some(chunk.to_vec()))
+                    .set_projection_expression(projection.map(str::to_owned))
                     .consistent_read(true)
                     .build()
                     .map_err(|e| AwsError::new(call, e))?,

@@ -462,7 +462,7 @@ function showResult(job) {
     ["Applied", counts.applied],
     ["Not applied", counts.failed],
     ["Skipped", counts.skipped],
-    ["Invalid", counts.invalid],
+    ["Of which invalid", counts.invalid],
     ["Points credited", counts.credited],
     ["Points debited", counts.debited],
     ["Finished", job.finished_at ? new Date(job.finished_at).toLocaleString() : null],
@@ -541,7 +541,7 @@ async function loadHistory(more) {
     cell(tr, when(job.finished_at));
     cell(tr, counts.rows);
     cell(tr, counts.applied);
-    cell(tr, (counts.failed || 0) + (counts.invalid || 0));
+    cell(tr, counts.failed);
     tr.addEventListener("click", (e) => {
       if (e.target !== link) {
         location.hash = link.getAttribute("href");

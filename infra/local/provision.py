@@ -2,8 +2,8 @@
 
 The stack is created through the emulator's CloudFormation, from the same
 template that describes AWS. What that CloudFormation skips and the local
-pipeline relies on (bucket notifications and versioning, SES identities,
-table TTLs) is applied here from the template's own values, never from a
+pipeline relies on (bucket notifications, versioning and CORS rules, SES
+identities, table TTLs) is applied here from the template's own values, never from a
 second list. The environment the template gives the functions, plus which
 queue feeds which function, is written to an env file for the local runner,
 the tests and `cargo lambda`.
@@ -16,7 +16,7 @@ policy is left out on purpose: it denies requests not made over TLS, and the
 emulator speaks plain HTTP on loopback. (Roles, log groups and the key are
 created by the emulator, which does not enforce IAM.)
 
-Usage: provision.py TEMPLATE ENV_FILE [Prefix=... SenderEmail=...]
+Usage: provision.py TEMPLATE ENV_FILE [Prefix=... AllowedOrigins=...]
 """
 
 import re
@@ -191,6 +191,8 @@ class Stack:
         if name in pseudo:
             return pseudo[name]
         if name in self.parameters:
+            if self.template["Parameters"][name]["Type"] == "CommaDelimitedList":
+                return self.parameters[name].split(",")
             return self.parameters[name]
         resource = self.template["Resources"][name]
         if resource["Type"] == "AWS::SQS::Queue":
@@ -238,6 +240,9 @@ def apply_skipped(stack):
             if queues:
                 s3.put_bucket_notification_configuration(
                     Bucket=bucket, NotificationConfiguration={"QueueConfigurations": queues})
+            if "CorsConfiguration" in props:
+                s3.put_bucket_cors(Bucket=bucket, CORSConfiguration=cors_configuration(
+                    stack.resolve(props["CorsConfiguration"])))
         elif kind == "AWS::SES::EmailIdentity":
             ses.verify_email_identity(EmailAddress=stack.resolve(props["EmailIdentity"]))
         elif kind == "AWS::DynamoDB::Table" and "TimeToLiveSpecification" in props:
@@ -247,11 +252,21 @@ def apply_skipped(stack):
                 dynamodb.update_time_to_live(TableName=table, TimeToLiveSpecification=stack.resolve(props["TimeToLiveSpecification"]))
 
 
+def cors_configuration(template_value):
+    """A bucket's CORS rules, from the template's names to the S3 API's."""
+    names = {"Id": "ID", "AllowedMethods": "AllowedMethods", "AllowedOrigins": "AllowedOrigins",
+             "AllowedHeaders": "AllowedHeaders", "ExposedHeaders": "ExposeHeaders", "MaxAge": "MaxAgeSeconds"}
+    return {"CORSRules": [{names[k]: v for k, v in rule.items()} for rule in template_value["CorsRules"]]}
+
+
 def environment(stack):
     """The functions' environment, and which queue feeds each function
     (`LOCAL_QUEUE_<FUNCTION>_<EVENT>`, from the functions' SQS events) with
     how many messages at a time (`LOCAL_BATCH_SIZE_<FUNCTION>_<EVENT>`)."""
     variables = stack.resolve(stack.template["Globals"]["Function"]["Environment"]["Variables"])
+    # The api function's own too: `loyalty-local serve` runs it.
+    api = stack.template["Resources"]["ApiFunction"]["Properties"]
+    variables.update(stack.resolve(api.get("Environment", {}).get("Variables", {})))
     for logical, resource in stack.resources():
         if resource["Type"] != "AWS::Serverless::Function":
             continue

@@ -3,6 +3,8 @@
 //! and SES calls over HTTP through the AWS SDK, and the functions' own
 //! handlers delivered to by the local runner.
 
+pub mod webdriver;
+
 use lambda_http::http::{Method, StatusCode};
 use local_stack::console::{self, ApiResponse, SentEmail};
 use local_stack::runner::Function;

@@ -7,6 +7,7 @@
 //! | POST   | `/imports`          | creates an import, returns a presigned upload |
 //! | GET    | `/imports/{job_id}` | status, counts, progress, preview, result link |
 //! | GET    | `/templates/{kind}` | the sample CSV of a kind: `points`, `points_with_expiry`, `smile`, `cardcode`, `tierchange` (with the tenant's programs, tiers and custom fields) |
+//! | GET    | `/`, `/app.js`, `/app.css` | the import page (no key: the page asks for it) |
 //! | GET    | `/downloads/{tenant}/{job_id}/{token}` | the emailed link (no key: its token is the secret): a redirect to the processed file |
 //!
 //! This file translates requests into domain calls and answers them: it
@@ -15,6 +16,7 @@
 //! are the domain's (`shared::upload::request`); the tables and the bucket
 //! are `loyalty-aws`'s.
 
+use crate::{cors, page};
 use chrono::Utc;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -34,14 +36,21 @@ use crate::error::{error_reply, refuse, ApiError, Code};
 use crate::review;
 
 pub async fn handle(aws: &Aws, request: Request) -> Result<Response<Body>, lambda_http::Error> {
-    Ok(match route(aws, &request).await {
+    let allowed = &aws.settings.allowed_origins;
+    if let Some(preflight) = cors::preflight(allowed, &request) {
+        return Ok(preflight);
+    }
+    let origin = cors::origin(&request);
+    let mut response = match route(aws, &request).await {
         Ok(response) => response,
         Err(e @ (ApiError::Aws(_) | ApiError::Internal(..))) => {
             tracing::error!(error = %Redacted(&e), "request failed");
             error_reply(Code::Internal, "internal error; try again")
         }
         Err(ApiError::Refused(code, message)) => error_reply(code, &message),
-    })
+    };
+    cors::allow(allowed, origin, response.headers_mut());
+    Ok(response)
 }
 
 async fn route(aws: &Aws, request: &Request) -> Result<Response<Body>, ApiError> {
@@ -65,6 +74,10 @@ async fn route(aws: &Aws, request: &Request) -> Result<Response<Body>, ApiError>
         Some(i) => &segments[i..],
         None => &[][..],
     };
+    // The page asks for the key itself.
+    if let (&Method::GET, Some(asset)) = (request.method(), page::Asset::at(&segments)) {
+        return Ok(page::serve(aws, asset).await?);
+    }
     // The emailed link carries its own secret: no API key.
     if let (&Method::GET, ["downloads", tenant_id, job_id, token]) = (request.method(), route) {
         return download(aws, tenant_id, job_id, token).await;

@@ -1,8 +1,10 @@
 //! The API: creates imports with a presigned upload URL, shows a job's
 //! status and preview, and serves the sample files.
 
+pub mod cors;
 mod error;
 pub mod handler;
+pub mod page;
 mod review;
 
 pub use handler::handle;

@@ -57,6 +57,10 @@ pub struct Settings {
     pub membership_wait_seconds: i64,
     /// The CloudWatch namespace of the functions' metrics (`crate::metrics`).
     pub metrics_namespace: String,
+    /// The web origins (`https://portal.example`) whose pages may call the
+    /// API from a browser (`LOYALTY_ALLOWED_ORIGINS`, separated by commas);
+    /// none by default.
+    pub allowed_origins: Vec<String>,
 }
 
 /// The metrics' namespace when the environment names none.
@@ -82,6 +86,16 @@ fn number<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, Set
         Ok(v) => v.parse().map_err(|_| SettingsError::NotANumber(name, v)),
         Err(_) => Ok(default),
     }
+}
+
+/// A comma-separated list of origins, each as a browser sends it in an
+/// `Origin` header (no trailing slash).
+fn origins(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(|o| o.trim().trim_end_matches('/'))
+        .filter(|o| !o.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 impl Settings {
@@ -124,6 +138,7 @@ impl Settings {
                 .ok()
                 .filter(|n| !n.trim().is_empty())
                 .unwrap_or_else(|| METRICS_NAMESPACE.to_owned()),
+            allowed_origins: origins(&env::var("LOYALTY_ALLOWED_ORIGINS").unwrap_or_default()),
         })
     }
 }

@@ -7,5 +7,6 @@ pub mod demo;
 pub mod env;
 pub mod measure;
 pub mod runner;
+pub mod serve;
 
 pub use runner::Runner;

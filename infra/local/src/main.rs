@@ -122,6 +122,13 @@ enum Command {
     },
     /// A sample import end to end: tenant, upload, pipeline, results.
     Demo,
+    /// Serves the API and its import page on 127.0.0.1 while delivering
+    /// the queues: open the page in a browser and import a file end to end.
+    Serve {
+        /// The port to listen on.
+        #[arg(long, default_value_t = local_stack::serve::DEFAULT_PORT)]
+        port: u16,
+    },
 }
 
 #[derive(Subcommand)]
@@ -518,6 +525,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             country,
         } => preview(&file, kind, mode, &country)?,
         Command::Demo => local_stack::demo::run(aws).await?,
+        Command::Serve { port } => {
+            let listener = local_stack::serve::bind(port).await?;
+            let address = listener.local_addr()?;
+            println!("the import page: http://{address}/");
+            println!("create a tenant for its API key: loyalty-local tenant create <id> --admin-email <email>");
+            println!("serving the API and delivering queue messages; Ctrl-C to stop");
+            local_stack::serve::serve_with_runner(aws, listener).await?;
+        }
     }
     Ok(())
 }

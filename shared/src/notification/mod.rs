@@ -16,6 +16,10 @@ use crate::tenant::Tenant;
 use letter::Letter;
 use texts::{Texts, Title};
 
+/// One message to all the tenant's recipients. Bounded whatever the file:
+/// the digest keeps three examples of at most 200 bytes a code, a reason or
+/// message 500 characters, so both parts together stay under
+/// [`MAX_EMAIL_BYTES`], far inside SES's 10 MB a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email {
     /// Every recipient, the admin's address first.
@@ -24,6 +28,9 @@ pub struct Email {
     pub text: String,
     pub html: String,
 }
+
+/// The most bytes an email's subject and parts add up to.
+pub const MAX_EMAIL_BYTES: usize = 256 * 1024;
 
 impl Email {
     fn of(tenant: &Tenant, letter: &Letter) -> Email {
@@ -476,6 +483,27 @@ mod tests {
         );
         assert!(email.text.contains("Cards created or changed: 2\n"));
         assert!(!email.text.contains("Points"));
+    }
+
+    #[test]
+    fn the_largest_email_stays_small_whatever_the_file_holds() {
+        // Every code, each example a message of markup (escaping makes it
+        // five times longer), a name and a reason as long as they may be.
+        let markup = "<".repeat(crate::outcome::MESSAGE_MAX_CHARS);
+        let mut errors = ErrorDigest::default();
+        for code in ErrorCode::ALL {
+            for row in 0..10 {
+                errors.add(&RowOutcome::failed(u64::MAX - row, code, markup.as_str()));
+            }
+        }
+        let mut job = Job::new("acme", "J1", "incoming/acme/x.csv", &markup, Utc::now());
+        job.filename = format!("{}.csv", "'".repeat(1024));
+        job.split_abandoned = Some(markup.clone());
+        for tenant in [tenant(), french()] {
+            let email = completion_email(&tenant, &job, &tally(), &errors, &markup, 72);
+            let size = email.subject.len() + email.text.len() + email.html.len();
+            assert!(size < MAX_EMAIL_BYTES, "{size} bytes");
+        }
     }
 
     #[test]

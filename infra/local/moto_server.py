@@ -1,4 +1,4 @@
-"""Runs moto server for the local stack, with ten fixes to moto itself.
+"""Runs moto server for the local stack, with eleven fixes to moto itself.
 
 1. Moto records every model instance it ever creates (each S3 object version,
    SQS message, DynamoDB item...) for its dashboard and `/moto-api/data.json`.
@@ -64,6 +64,10 @@
    and the first was never imported. Here each event names its version and
    a sequencer that grows with every event, as S3's do for one key.
 
+11. SES's SendEmail kept one part of a message: its HTML part if it had
+   one, else its text part. Here a sent email keeps both: `body` is the
+   text part, `html` the HTML part (in `/moto-api/data.json`).
+
 Usage: the same arguments as moto_server (infra/local/dev starts it).
 """
 import base64
@@ -96,6 +100,7 @@ from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.responses import DynamoHandler
 from moto.s3 import notifications as s3_notifications
 from moto.s3.responses import S3Response
+from moto.ses.responses import EmailResponse
 from moto.sqs.models import SQSBackend
 
 
@@ -485,6 +490,21 @@ def get_s3_event(event_name, bucket, key, notification_id):
 
 
 s3_notifications._get_s3_event = get_s3_event
+
+
+# 11. A sent email keeps its text and its HTML part.
+def send_email(self):
+    message = self.backend.send_email(
+        self._get_param("Source"),
+        self._get_param("Message.Subject.Data"),
+        self._get_param("Message.Body.Text.Data"),
+        self._get_param("Destination", {}),
+    )
+    message.html = self._get_param("Message.Body.Html.Data")
+    return ActionResult({"MessageId": message.id})
+
+
+EmailResponse.send_email = send_email
 
 from moto.server import main  # noqa: E402  (after the patches, so every request uses them)
 

@@ -35,6 +35,19 @@ pub struct Example {
     pub message: String,
 }
 
+impl Example {
+    /// The message without the row it names first (`row 7, column amount:
+    /// ...` reads `column amount: ...`), for a list that shows the row
+    /// already.
+    pub fn detail(&self) -> &str {
+        let named = format!("row {}", self.row);
+        match self.message.strip_prefix(&named) {
+            Some(rest) if rest.starts_with(": ") || rest.starts_with(", ") => &rest[2..],
+            _ => &self.message,
+        }
+    }
+}
+
 impl ErrorDigest {
     /// Counts a row not applied; an applied row, or one skipped without a
     /// code, is not an error.
@@ -113,6 +126,24 @@ mod tests {
         let rows: Vec<u64> = digest.codes[0].examples.iter().map(|e| e.row).collect();
         assert_eq!(rows, [2, 3, 4]);
         assert_eq!(digest.codes[1].code, ErrorCode::InsufficientBalance);
+    }
+
+    #[test]
+    fn an_example_shows_its_message_without_the_row_it_names_first() {
+        let example = |row, message: &str| Example {
+            row,
+            message: message.into(),
+        };
+        assert_eq!(
+            example(7, "row 7, column amount: '1,000' is not a whole number").detail(),
+            "column amount: '1,000' is not a whole number"
+        );
+        assert_eq!(
+            example(9, "row 9: no outcome was recorded").detail(),
+            "no outcome was recorded"
+        );
+        assert_eq!(example(1, "row 12: other").detail(), "row 12: other");
+        assert_eq!(example(3, "the wallet").detail(), "the wallet");
     }
 
     #[test]

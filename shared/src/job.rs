@@ -12,6 +12,7 @@
 //! upload becoming a job are in `crate::upload` and `crate::admission`.
 
 use crate::csv_input::CsvInput;
+use crate::digest::ErrorDigest;
 use crate::kind::ImportKind;
 use crate::outcome::Tally;
 use crate::points::PreviewRow;
@@ -170,6 +171,10 @@ pub struct Job {
     pub credited: u64,
     #[serde(default)]
     pub debited: u64,
+    /// The rows not applied, by error code with the first few of each: set
+    /// with the final status (bounded: `crate::digest`).
+    #[serde(default, skip_serializing_if = "ErrorDigest::is_empty")]
+    pub errors: ErrorDigest,
     #[serde(default)]
     pub preview: Vec<PreviewRow>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -251,6 +256,7 @@ impl Job {
             failed: 0,
             credited: 0,
             debited: 0,
+            errors: ErrorDigest::default(),
             preview: Vec::new(),
             processed_key: None,
             finished_at: None,

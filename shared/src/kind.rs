@@ -92,16 +92,6 @@ impl ImportKind {
             _ => self.template().to_owned(),
         }
     }
-
-    /// How the admin's email names the import.
-    pub fn title(self) -> &'static str {
-        match self {
-            ImportKind::Points | ImportKind::PointsWithExpiry => "Points import",
-            ImportKind::Smile => "Smile.io points import",
-            ImportKind::CardCode => "Card code import",
-            ImportKind::TierChange => "Tier change import",
-        }
-    }
 }
 
 impl From<PointsKind> for ImportKind {

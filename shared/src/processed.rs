@@ -14,6 +14,7 @@
 //! Its length: about 310 lines of code; its tests follow it.
 
 use crate::csv_input::{CsvInput, FileError};
+use crate::digest::ErrorDigest;
 use crate::outcome::{ErrorCode, RowOutcome, RowStatus, Tally};
 use crate::split::Flow;
 use std::borrow::Cow;
@@ -96,7 +97,7 @@ where
     let input = CsvInput::open(input)?;
     let mut out = Whole(out);
     match write_processed_from(input, None, &mut outcomes, &mut out, detail, BOUNDARY_ROWS)? {
-        Written::Done(tally) => Ok(tally),
+        Written::Done(tally, _) => Ok(tally),
         Written::Stopped(_) => unreachable!("a whole file is written in one go"),
     }
 }
@@ -108,13 +109,17 @@ pub const BOUNDARY_ROWS: u64 = 1000;
 /// Where the writing of a processed file can go on from: every row before
 /// `row + 1` is written, and the next starts at `offset` of the original
 /// file (as uploaded).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Resume {
     pub offset: u64,
     /// Rows written so far.
     pub row: u64,
     /// Their totals.
     pub tally: Tally,
+    /// Those not applied, by error code with the first few of each (none
+    /// in a checkpoint saved before the digest was kept).
+    #[serde(default, skip_serializing_if = "ErrorDigest::is_empty")]
+    pub errors: ErrorDigest,
 }
 
 /// Where a processed file goes: bytes, and now and then (every so many
@@ -136,8 +141,9 @@ pub trait ProcessedOut<I>: Write {
 /// What a call of [`write_processed_from`] got to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Written {
-    /// Every row is written: the file's totals.
-    Done(Tally),
+    /// Every row is written: the file's totals, and its rows not applied
+    /// by error code.
+    Done(Tally, ErrorDigest),
     /// The output asked to stop: the writing goes on from here.
     Stopped(Resume),
 }
@@ -188,7 +194,7 @@ where
         builder.delimiter(header.delimiter).flexible(true);
         builder
     };
-    let mut at = from.copied().unwrap_or_default();
+    let mut at = from.cloned().unwrap_or_default();
     let progress = |e: O::Error| ProcessedError::Progress(e.to_string());
     // Rows are formatted into `chunk`, then handed to `out` whole, a
     // boundary's worth at a time.
@@ -213,6 +219,7 @@ where
                 None => out.not_processed(row).map_err(progress)?,
             };
             at.tally.add(&outcome);
+            at.errors.add(&outcome);
             write_row(&mut writer, input.record(), width, &outcome, detail)?;
             if row % every.max(1) == 0 {
                 ended = false;
@@ -226,7 +233,7 @@ where
         chunk.clear();
         if ended {
             out.flush().map_err(csv::Error::from)?;
-            return Ok(Written::Done(at.tally));
+            return Ok(Written::Done(at.tally, at.errors));
         }
         at.row = input.row();
         at.offset = input.resume_offset();
@@ -395,12 +402,17 @@ mod tests {
                 )
                 .unwrap()
                 {
-                    Written::Done(tally) => break tally,
+                    Written::Done(tally, errors) => break (tally, errors),
                     Written::Stopped(at) => from = Some(at),
                 }
             };
             assert_eq!(calls, 4);
-            assert_eq!(done, tally);
+            assert_eq!(done.0, tally);
+            // The errors found in every call, carried from one to the next.
+            let codes = &done.1.codes;
+            assert_eq!((codes.len(), codes[0].count), (1, 500));
+            let rows: Vec<u64> = codes[0].examples.iter().map(|e| e.row).collect();
+            assert_eq!(rows, [7, 14, 21]);
             assert_eq!(String::from_utf8(out.0).unwrap(), whole);
         }
         assert_eq!((tally.applied, tally.failed), (3_000, 500));

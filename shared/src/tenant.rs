@@ -1,16 +1,29 @@
 //! Tenants (one merchant each) and their API keys.
 //!
 //! An API key reads `<tenant>.<secret>`; only the SHA-256 of the secret is
-//! stored, and keys are compared in constant time.
+//! stored, and keys are compared in constant time. A tenant's settings say
+//! who its emails go to and in which language.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// The most addresses a tenant's emails go to, the admin's included. SES
+/// takes up to 50 destinations a message; a merchant's list is a handful,
+/// and a shorter bound keeps a mistyped list from mailing a crowd.
+pub const MAX_RECIPIENTS: usize = 10;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tenant {
     pub tenant_id: String,
-    /// The registered admin: the only address that import emails go to.
+    /// The registered admin: the first address import emails go to.
     pub admin_email: String,
+    /// Other addresses import emails go to, besides the admin's (at most
+    /// [`MAX_RECIPIENTS`] in all, the admin's included).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_recipients: Vec<String>,
+    /// The language of its emails.
+    #[serde(default)]
+    pub language: Language,
     /// ISO 3166 alpha-2 country used to read national mobile numbers.
     pub default_country: String,
     /// Hex SHA-256 of the API key's secret part.
@@ -26,6 +39,10 @@ pub enum TenantError {
     InvalidId(String),
     #[error("admin email '{0}' is not a valid email address")]
     InvalidAdminEmail(String),
+    #[error("recipient '{0}' is not a valid email address")]
+    InvalidRecipient(String),
+    #[error("{0} recipients: at most {MAX_RECIPIENTS}, the admin's address included")]
+    TooManyRecipients(usize),
     #[error("default country '{0}' is not an ISO 3166 two-letter country code")]
     InvalidCountry(String),
 }
@@ -53,6 +70,47 @@ pub fn country_code(value: &str) -> Result<String, TenantError> {
     }
 }
 
+/// The language of a tenant's emails.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    #[default]
+    En,
+    Fr,
+}
+
+impl Language {
+    pub const ALL: [Language; 2] = [Language::En, Language::Fr];
+
+    /// Its ISO 639-1 code, as stored and as HTML's `lang` reads it.
+    pub fn code(self) -> &'static str {
+        match self {
+            Language::En => "en",
+            Language::Fr => "fr",
+        }
+    }
+}
+
+impl std::str::FromStr for Language {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let code = value.trim().to_ascii_lowercase();
+        Language::ALL
+            .into_iter()
+            .find(|l| l.code() == code)
+            .ok_or_else(|| format!("'{value}' is not a language of the emails: use en or fr"))
+    }
+}
+
+/// An address as a recipient: trimmed, lower-cased, a plain address with a
+/// dotted domain (what the importer accepts as a customer's email).
+fn email_address(value: &str) -> Option<String> {
+    crate::identifier::CustomerRef::email(value)
+        .ok()
+        .map(|address| address.value().to_owned())
+}
+
 impl Tenant {
     /// A new tenant and its API key (shown once, never stored in clear).
     pub fn register(
@@ -62,18 +120,57 @@ impl Tenant {
         secret: [u8; 32],
     ) -> Result<(Tenant, String), TenantError> {
         validate_tenant_id(tenant_id)?;
-        let admin = crate::identifier::CustomerRef::email(admin_email)
-            .map_err(|_| TenantError::InvalidAdminEmail(admin_email.to_owned()))?;
+        let admin = email_address(admin_email)
+            .ok_or_else(|| TenantError::InvalidAdminEmail(admin_email.to_owned()))?;
         let country = country_code(default_country)?;
         let secret = hex::encode(secret);
         let tenant = Tenant {
             tenant_id: tenant_id.to_owned(),
-            admin_email: admin.value().to_owned(),
+            admin_email: admin,
+            more_recipients: Vec::new(),
+            language: Language::default(),
             default_country: country,
             api_key_hash: hash_secret(&secret),
             memberships: None,
         };
         Ok((tenant, format!("{tenant_id}.{secret}")))
+    }
+
+    /// The tenant with these addresses receiving its emails besides the
+    /// admin's; each checked as the admin's is, and kept once.
+    pub fn with_recipients<S: AsRef<str>>(
+        mut self,
+        addresses: &[S],
+    ) -> Result<Tenant, TenantError> {
+        let mut more: Vec<String> = Vec::new();
+        for address in addresses {
+            let address = address.as_ref();
+            let valid = email_address(address)
+                .ok_or_else(|| TenantError::InvalidRecipient(address.to_owned()))?;
+            if valid != self.admin_email && !more.contains(&valid) {
+                more.push(valid);
+            }
+        }
+        if more.len() + 1 > MAX_RECIPIENTS {
+            return Err(TenantError::TooManyRecipients(more.len() + 1));
+        }
+        self.more_recipients = more;
+        Ok(self)
+    }
+
+    /// Every address its emails go to: the admin's first, then the others,
+    /// at most [`MAX_RECIPIENTS`] (an item written by hand may list more).
+    pub fn recipients(&self) -> Vec<String> {
+        let mut all = vec![self.admin_email.clone()];
+        for address in &self.more_recipients {
+            if all.len() == MAX_RECIPIENTS {
+                break;
+            }
+            if !all.contains(address) {
+                all.push(address.clone());
+            }
+        }
+        all
     }
 
     /// Whether `secret` (the part after the dot) is this tenant's key.
@@ -130,6 +227,75 @@ mod tests {
                 "{admin}"
             );
         }
+    }
+
+    #[test]
+    fn a_tenant_item_without_recipients_or_language_reads_as_english_to_the_admin() {
+        let item = serde_json::json!({
+            "tenant_id": "acme",
+            "admin_email": "admin@acme.test",
+            "default_country": "FR",
+            "api_key_hash": "00",
+        });
+        let tenant: Tenant = serde_json::from_value(item).unwrap();
+        assert_eq!(tenant.language, Language::En);
+        assert_eq!(tenant.recipients(), ["admin@acme.test"]);
+    }
+
+    #[test]
+    fn recipients_are_checked_normalised_and_kept_once_after_the_admin() {
+        let (tenant, _) = Tenant::register("acme", "admin@acme.test", "FR", [7; 32]).unwrap();
+        let tenant = tenant
+            .with_recipients(&[
+                " Ops@Acme.test",
+                "ops@acme.test",
+                "ADMIN@acme.test",
+                "cfo@acme.test",
+            ])
+            .unwrap();
+        assert_eq!(
+            tenant.recipients(),
+            ["admin@acme.test", "ops@acme.test", "cfo@acme.test"]
+        );
+        let stored = serde_json::to_value(&tenant).unwrap();
+        let read: Tenant = serde_json::from_value(stored).unwrap();
+        assert_eq!(read, tenant);
+    }
+
+    #[test]
+    fn a_recipient_mail_cannot_reach_is_refused() {
+        let (tenant, _) = Tenant::register("acme", "admin@acme.test", "FR", [7; 32]).unwrap();
+        assert_eq!(
+            tenant.with_recipients(&["ops@acme.test", "Ops <ops@acme.test>"]),
+            Err(TenantError::InvalidRecipient("Ops <ops@acme.test>".into()))
+        );
+    }
+
+    #[test]
+    fn at_most_ten_addresses_receive_the_emails() {
+        let (tenant, _) = Tenant::register("acme", "admin@acme.test", "FR", [7; 32]).unwrap();
+        let nine: Vec<String> = (1..=9).map(|i| format!("ops{i}@acme.test")).collect();
+        let ten = tenant.clone().with_recipients(&nine).unwrap();
+        assert_eq!(ten.recipients().len(), MAX_RECIPIENTS);
+        let mut eleven = nine.clone();
+        eleven.push("ops10@acme.test".into());
+        assert_eq!(
+            tenant.clone().with_recipients(&eleven),
+            Err(TenantError::TooManyRecipients(11))
+        );
+        // An item written by hand with more is read, and mails ten.
+        let mut by_hand = ten;
+        by_hand.more_recipients = eleven;
+        assert_eq!(by_hand.recipients().len(), MAX_RECIPIENTS);
+    }
+
+    #[test]
+    fn languages_read_from_their_codes() {
+        assert_eq!("fr".parse::<Language>(), Ok(Language::Fr));
+        assert_eq!(" EN ".parse::<Language>(), Ok(Language::En));
+        assert!("de".parse::<Language>().is_err());
+        let stored = serde_json::to_value(Language::Fr).unwrap();
+        assert_eq!(stored, "fr");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use loyalty_aws::Aws;
 use serde_json::json;
 use shared::identifier::CustomerRef;
 use shared::job::Job;
-use shared::tenant::Tenant;
+use shared::tenant::{Language, Tenant};
 use std::time::Duration;
 
 pub struct Harness {
@@ -95,6 +95,29 @@ impl Harness {
             console::create_tenant(&self.aws, &id, &format!("admin@{id}.test"), "FR")
                 .await
                 .expect("tenant");
+        TestTenant { tenant, api_key }
+    }
+
+    /// A new tenant as [`Harness::tenant`], emailed in `language` to its
+    /// admin and to `<name>@<id>.test` for each of `others`.
+    pub async fn tenant_mailed(&self, language: Language, others: &[&str]) -> TestTenant {
+        let id = unique("t");
+        let mailing = console::Mailing {
+            recipients: others
+                .iter()
+                .map(|name| format!("{name}@{id}.test"))
+                .collect(),
+            language,
+        };
+        let (tenant, api_key) = console::create_tenant_mailing(
+            &self.aws,
+            &id,
+            &format!("admin@{id}.test"),
+            "FR",
+            &mailing,
+        )
+        .await
+        .expect("tenant");
         TestTenant { tenant, api_key }
     }
 

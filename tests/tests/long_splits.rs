@@ -247,6 +247,34 @@ async fn a_card_code_file_of_200000_rows_split_and_finalized_within_two_seconds_
         );
         assert_eq!(got, (*status, *code, card.as_str()), "row {}", n + 1);
     }
+    // The errors by code, gathered over every run of the finalizer: each
+    // code's count and first three rows, in the order the codes came.
+    let mut by_code: Vec<(&str, u64, Vec<u64>)> = Vec::new();
+    for (row, (_, code, _)) in (1..).zip(&expected) {
+        if code.is_empty() {
+            continue;
+        }
+        match by_code.iter_mut().find(|c| c.0 == *code) {
+            Some((_, count, examples)) => {
+                *count += 1;
+                if examples.len() < 3 {
+                    examples.push(row);
+                }
+            }
+            None => by_code.push((code, 1, vec![row])),
+        }
+    }
+    let digest: Vec<(&str, u64, Vec<u64>)> = job
+        .errors
+        .codes
+        .iter()
+        .map(|c| {
+            let rows = c.examples.iter().map(|e| e.row).collect();
+            (c.code.as_str(), c.count, rows)
+        })
+        .collect();
+    assert_eq!(digest, by_code);
+
     // A card made once and updated once is at its second version.
     for (code, version) in [("L-100", 1), ("L-500", 2), ("L-199500", 2), ("L-200000", 1)] {
         let stored = CardStore::card(&h.aws.tables, t.id(), code)

@@ -1,4 +1,5 @@
-//! Sending the admin's emails through SES.
+//! Sending the tenant's emails through SES: one message to all its
+//! recipients, with a plain text and an HTML part.
 
 use crate::settings::Settings;
 use crate::AwsError;
@@ -21,7 +22,9 @@ impl Mailer {
         }
     }
 
-    /// Sends one email; returns the SES message id.
+    /// Sends one email to every one of its recipients (at most
+    /// `shared::tenant::MAX_RECIPIENTS`, under SES's 50 destinations);
+    /// returns the SES message id.
     pub async fn send(&self, email: &Email) -> Result<String, MailError> {
         let content = |text: &str| {
             Content::builder()
@@ -34,11 +37,20 @@ impl Mailer {
             .client
             .send_email()
             .source(&self.sender)
-            .destination(Destination::builder().to_addresses(&email.to).build())
+            .destination(
+                Destination::builder()
+                    .set_to_addresses(Some(email.to.clone()))
+                    .build(),
+            )
             .message(
                 Message::builder()
                     .subject(content(&email.subject)?)
-                    .body(Body::builder().text(content(&email.text)?).build())
+                    .body(
+                        Body::builder()
+                            .text(content(&email.text)?)
+                            .html(content(&email.html)?)
+                            .build(),
+                    )
                     .build(),
             )
             .send()

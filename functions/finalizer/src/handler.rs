@@ -155,30 +155,32 @@ async fn finalize_claimed(
         .tenant(&job.tenant_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("tenant {} is gone", job.tenant_id))?;
+    let hours = aws.settings.link_hours;
     let email = match job.status {
         JobStatus::Rejected => rejection_email(&tenant, &job),
         JobStatus::Processing | JobStatus::Finalizing => {
-            let (key, tally) = match write_processed_file(aws, &job, lease, deadline).await? {
-                Wrote::Done(key, tally) => (key, tally),
-                Wrote::Stopped => {
-                    info!("the processed file goes on in the next run, from its checkpoint");
-                    aws.queues.request_finalize(request).await?;
-                    return Ok(());
-                }
-                Wrote::Overtaken => {
-                    info!("another run has taken this job over");
-                    return Ok(());
-                }
-            };
+            let (key, tally, errors) =
+                match write_processed_file(aws, &job, lease, deadline).await? {
+                    Wrote::Done(key, tally, errors) => (key, tally, errors),
+                    Wrote::Stopped => {
+                        info!("the processed file goes on in the next run, from its checkpoint");
+                        aws.queues.request_finalize(request).await?;
+                        return Ok(());
+                    }
+                    Wrote::Overtaken => {
+                        info!("another run has taken this job over");
+                        return Ok(());
+                    }
+                };
             let token = download_token()?;
-            let until = Utc::now() + chrono::Duration::hours(aws.settings.link_hours as i64);
+            let until = Utc::now() + chrono::Duration::hours(hours as i64);
             let finished = aws
                 .tables
                 .finish_job(
                     &job,
                     lease,
                     JobStatus::finished(&tally),
-                    &tally,
+                    (&tally, &errors),
                     &key,
                     (&token, until),
                 )
@@ -188,7 +190,7 @@ async fn finalize_claimed(
                 return Ok(());
             };
             let link = download_link(aws, &finished, &key).await?;
-            completion_email(&tenant, &job, &tally, &link, aws.settings.link_hours)
+            completion_email(&tenant, &job, &tally, &errors, &link, hours)
         }
         // Finished before, but the email was not sent: send it now.
         _ => {
@@ -197,7 +199,7 @@ async fn finalize_claimed(
                 .clone()
                 .unwrap_or_else(|| keys::processed(&job.tenant_id, &job.job_id, &job.filename));
             let link = download_link(aws, &job, &key).await?;
-            completion_email(&tenant, &job, &job.tally(), &link, aws.settings.link_hours)
+            completion_email(&tenant, &job, &job.tally(), &job.errors, &link, hours)
         }
     };
     if deadline.saturating_duration_since(Instant::now()) < EMAIL_MARGIN {

@@ -6,6 +6,7 @@ use loyalty_aws::objects::ObjectWriter;
 use loyalty_aws::tables::JobOutcomes;
 use loyalty_aws::{Aws, AwsError};
 use shared::csv_input::CsvInput;
+use shared::digest::ErrorDigest;
 use shared::job::FinalizeCheckpoint;
 use shared::job::{keys, Job};
 use shared::outcome::{RowOutcome, Tally};
@@ -18,8 +19,9 @@ use tracing::info;
 
 /// How far a run got with the processed file.
 pub(crate) enum Wrote {
-    /// Written whole: its key, and the file's totals.
-    Done(String, Tally),
+    /// Written whole: its key, the file's totals and its rows not applied
+    /// by error code (gathered over every run, carried in the checkpoints).
+    Done(String, Tally, ErrorDigest),
     /// Stopped at a checkpoint before the deadline: the next run goes on.
     Stopped,
     /// Another run holds the job now (this one's lease lapsed).
@@ -101,7 +103,7 @@ pub(crate) async fn write_processed_file(
         };
         let at = from.as_ref().map(|at| &at.at);
         match write_processed_from(input, at, &mut outcomes, &mut sink, detail, every)? {
-            Written::Done(tally) => {
+            Written::Done(tally, errors) => {
                 sink.seal_pending()?;
                 if sink.sealed > 0 {
                     info!(
@@ -110,7 +112,7 @@ pub(crate) async fn write_processed_file(
                     );
                 }
                 sink.finish()?;
-                Ok(Wrote::Done(key, tally))
+                Ok(Wrote::Done(key, tally, errors))
             }
             Written::Stopped(_) if sink.overtaken => Ok(Wrote::Overtaken),
             Written::Stopped(_) => Ok(Wrote::Stopped),
@@ -278,7 +280,7 @@ impl ProcessedOut<Outcomes> for Checkpoints {
             Some(key)
         };
         let checkpoint = FinalizeCheckpoint {
-            at: *at,
+            at: at.clone(),
             upload_id: self.writer.upload_id().map(str::to_owned),
             parts: self.writer.parts(),
             carry: carry.clone(),

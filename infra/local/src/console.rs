@@ -11,19 +11,41 @@ use loyalty_aws::Aws;
 use serde::Deserialize;
 use shared::identifier::CustomerRef;
 use shared::membership::programs::Memberships;
-use shared::tenant::Tenant;
+use shared::tenant::{Language, Tenant};
 
-/// Registers a tenant and returns it with its API key (shown only now).
+/// Who a tenant's emails go to besides its admin, and in which language.
+#[derive(Debug, Clone, Default)]
+pub struct Mailing {
+    pub recipients: Vec<String>,
+    pub language: Language,
+}
+
+/// Registers a tenant, emailed in English to its admin only, and returns it
+/// with its API key (shown only now).
 pub async fn create_tenant(
     aws: &Aws,
     id: &str,
     admin_email: &str,
     country: &str,
 ) -> anyhow::Result<(Tenant, String)> {
+    create_tenant_mailing(aws, id, admin_email, country, &Mailing::default()).await
+}
+
+/// Registers a tenant emailed as `mailing` says, and returns it with its
+/// API key (shown only now).
+pub async fn create_tenant_mailing(
+    aws: &Aws,
+    id: &str,
+    admin_email: &str,
+    country: &str,
+    mailing: &Mailing,
+) -> anyhow::Result<(Tenant, String)> {
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret)
         .map_err(|e| anyhow::anyhow!("no randomness for the API key: {e}"))?;
     let (tenant, key) = Tenant::register(id, admin_email, country, secret)?;
+    let mut tenant = tenant.with_recipients(&mailing.recipients)?;
+    tenant.language = mailing.language;
     if !aws.tables.create_tenant(&tenant).await? {
         anyhow::bail!("tenant '{id}' exists already");
     }
@@ -134,7 +156,11 @@ pub struct SentEmail {
     pub source: String,
     pub destinations: Destinations,
     pub subject: String,
+    /// The plain text part.
     pub body: String,
+    /// The HTML part, if it had one.
+    #[serde(default)]
+    pub html: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -9,6 +9,7 @@ use loyalty_aws::Aws;
 use shared::kind::ImportKind;
 use shared::smile::Mode;
 use shared::split::{self, SplitError, SplitRequest};
+use shared::tenant::Language;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -140,6 +141,13 @@ enum Tenant {
         /// Where the import reports are sent.
         #[arg(long, value_name = "EMAIL")]
         admin_email: String,
+        /// Another address the import reports are sent to (repeat it for
+        /// several; at most 10 addresses with the admin's).
+        #[arg(long = "recipient", value_name = "EMAIL")]
+        recipients: Vec<String>,
+        /// The language of the import reports: en or fr.
+        #[arg(long, value_name = "CODE", default_value = "en", value_parser = language)]
+        language: Language,
         /// The country of mobile numbers without a prefix (ISO code).
         #[arg(long, value_name = "CODE", default_value = "FR", value_parser = country)]
         country: String,
@@ -182,6 +190,11 @@ impl Customer {
 /// An ISO 3166 two-letter country code, in capitals.
 fn country(value: &str) -> Result<String, String> {
     shared::tenant::country_code(value).map_err(|e| e.to_string())
+}
+
+/// The language of a tenant's emails.
+fn language(value: &str) -> Result<Language, String> {
+    value.parse()
 }
 
 /// A kind of points file: the preview does not read membership files.
@@ -380,11 +393,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Tenant(Tenant::Create {
             id,
             admin_email,
+            recipients,
+            language,
             country,
         }) => {
-            let (tenant, key) = console::create_tenant(&aws, &id, &admin_email, &country).await?;
+            let mailing = console::Mailing {
+                recipients,
+                language,
+            };
+            let (tenant, key) =
+                console::create_tenant_mailing(&aws, &id, &admin_email, &country, &mailing).await?;
             println!("tenant:          {}", tenant.tenant_id);
             println!("admin email:     {}", tenant.admin_email);
+            println!("emails go to:    {}", tenant.recipients().join(", "));
+            println!("emails in:       {}", tenant.language.code());
             println!("default country: {}", tenant.default_country);
             println!("API key (shown once, keep it safe): {key}");
         }
@@ -516,6 +538,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     email.subject,
                     email.body
                 );
+                if let Some(html) = &email.html {
+                    println!("(and an HTML part of {} bytes)", html.len());
+                }
             }
         }
         Command::Preview {

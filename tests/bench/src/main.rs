@@ -313,7 +313,7 @@ fn finalize_file(path: &Path) -> anyhow::Result<(u64, u64)> {
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?
     {
-        Written::Done(tally) => Ok((tally.applied + tally.failed, parts.bytes)),
+        Written::Done(tally, _) => Ok((tally.applied + tally.failed, parts.bytes)),
         Written::Stopped(_) => anyhow::bail!("stopped"),
     }
 }

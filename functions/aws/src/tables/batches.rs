@@ -2,7 +2,7 @@
 //! with a marker item (`sk = JOB#<job>#BATCH#<n>`) that says it is done
 //! with; a job whose batches stopped coming marked stalled and its batches
 //! closed; the finalizer's lease on the job while it writes the processed
-//! file; the final status and totals; the email sent.
+//! file; the final status, totals and errors by code; the email sent.
 
 use super::jobs::{batch_sk, job_sk};
 use super::request::{check_item, put_item};
@@ -10,6 +10,7 @@ use super::{epoch_in_days, item, n, s, Tables, OUTCOME_TTL_DAYS};
 use crate::AwsError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
+use shared::digest::ErrorDigest;
 use shared::job::{Job, JobStatus};
 use shared::outcome::Tally;
 
@@ -211,8 +212,8 @@ impl Tables {
         Ok(())
     }
 
-    /// Records the final status and totals once the processed file is
-    /// written, and the emailed link's token and expiry unless an earlier
+    /// Records the final status, totals and errors by code once the
+    /// processed file is written, and the emailed link's token and expiry unless an earlier
     /// run set them (its email may have gone out), if the run holding the
     /// lease `held` still holds it. Returns the job as stored, or `None`
     /// if another run has the job now (this one outlived its lease).
@@ -221,16 +222,23 @@ impl Tables {
         job: &Job,
         held: i64,
         status: JobStatus,
-        tally: &Tally,
+        totals: (&Tally, &ErrorDigest),
         processed_key: &str,
         download: (&str, DateTime<Utc>),
     ) -> Result<Option<Job>, AwsError> {
+        let (tally, errors) = totals;
         let (token, until) = download;
+        let call = "dynamodb:UpdateItem";
+        // Under 30 KB (`shared::digest`), replacing the checkpoint that
+        // carried it: the job item grows by no more.
+        let errors =
+            serde_dynamo::to_attribute_value(errors).map_err(|e| AwsError::new(call, e))?;
         self.update_job(
             &job.tenant_id,
             &job.job_id,
             "SET #status = :status, applied = :applied, failed = :failed, skipped = :skipped, \
-             credited = :credited, debited = :debited, processed_key = :key, finished_at = :now, \
+             credited = :credited, debited = :debited, errors = :errors, processed_key = :key, \
+             finished_at = :now, \
              download_token = if_not_exists(download_token, :token), \
              download_until = if_not_exists(download_until, :until) \
              REMOVE finalize_checkpoint",
@@ -244,6 +252,7 @@ impl Tables {
                 (":skipped", n(tally.skipped)),
                 (":credited", n(tally.credited)),
                 (":debited", n(tally.debited)),
+                (":errors", errors),
                 (":key", s(processed_key)),
                 (":now", s(Utc::now().to_rfc3339())),
                 (":token", s(token)),

@@ -225,6 +225,7 @@ async fn job_reply(
             },
             "progress": job.progress(),
             "preview": job.preview,
+            "errors": job.errors,
             "review_first": job.review_first,
             "review": job.review,
             "started_at": job.started_at,

@@ -116,43 +116,9 @@ async fn an_admin_imports_a_points_file_from_the_page_and_downloads_its_result()
     .expect("the workspace, once the key is accepted");
     page.shot("key-accepted").await;
 
-    // Points with expiry (the sample's columns), a reason, the sample file;
-    // the review that exists after #17 is left out here (the import is
-    // applied at once).
-    let b = &page.browser;
-    script(
-        b,
-        "const kind = document.getElementById('kind'); kind.value = 'points_with_expiry';
-         kind.dispatchEvent(new Event('change'));",
-    )
-    .await;
-    let reviewed = script(b, "return document.getElementById('review').checked").await;
-    assert_eq!(reviewed, json!(true), "review is the default for points");
-    let review = b.find("#review").await.expect("review box");
-    b.click(&review).await.expect("untick review");
-    let reason = b.find("#reason").await.expect("reason");
-    b.send_keys(&reason, "Welcome campaign")
-        .await
-        .expect("type");
-    let file = b.find("#file").await.expect("file input");
-    b.send_keys(&file, &sample().display().to_string())
-        .await
-        .expect("choose the file");
-    page.shot("file-chosen").await;
-    let b = &page.browser;
-    let upload = b.find("#upload").await.expect("upload button");
-    b.click(&upload).await.expect("upload");
-
-    // The job is followed until it is done, its id in the address.
-    let b = &page.browser;
-    let job_id = b
-        .wait_for(
-            "const m = /^#job=(.+)$/.exec(location.hash); return m && m[1];",
-            Duration::from_secs(20),
-        )
-        .await
-        .expect("the job in the address");
-    let job_id = job_id.as_str().expect("job id").to_owned();
+    // Points with expiry (the sample's columns), a reason, the sample file,
+    // applied at once (not reviewed first).
+    let job_id = upload_sample(&mut page, false).await;
     page.shot("uploaded").await;
     let b = &page.browser;
     let status = b
@@ -234,6 +200,137 @@ async fn an_admin_imports_a_points_file_from_the_page_and_downloads_its_result()
     assert_eq!(wide, json!(false), "the page scrolls sideways on a phone");
     page.browser.quit().await;
     // Nothing of the tenant's left in flight for the next test binary.
+    page.harness.settle(&page.tenant).await;
+}
+
+/// Chooses the sample file's kind, a reason and the file, then uploads
+/// it; the job's id once the page follows it.
+async fn upload_sample(page: &mut Page, review: bool) -> String {
+    let b = &page.browser;
+    script(
+        b,
+        "const kind = document.getElementById('kind'); kind.value = 'points_with_expiry';
+         kind.dispatchEvent(new Event('change'));",
+    )
+    .await;
+    let ticked = script(b, "return document.getElementById('review').checked").await;
+    if ticked != json!(review) {
+        let box_ = b.find("#review").await.expect("review box");
+        b.click(&box_).await.expect("review box");
+    }
+    let reason = b.find("#reason").await.expect("reason");
+    b.send_keys(&reason, "Welcome campaign")
+        .await
+        .expect("type");
+    let file = b.find("#file").await.expect("file input");
+    b.send_keys(&file, &sample().display().to_string())
+        .await
+        .expect("choose the file");
+    let upload = b.find("#upload").await.expect("upload button");
+    b.click(&upload).await.expect("upload");
+    let job_id = b
+        .wait_for(
+            "const m = /^#job=(.+)$/.exec(location.hash); return m && m[1];",
+            Duration::from_secs(20),
+        )
+        .await
+        .expect("the job in the address");
+    job_id.as_str().expect("job id").to_owned()
+}
+
+/// Waits until the job shown has one of `statuses`; the status.
+async fn shown_status(page: &Page, statuses: &[&str], within: Duration) -> String {
+    let js = format!(
+        "const s = document.getElementById('job-section').dataset.status; return {} .includes(s) && s;",
+        json!(statuses)
+    );
+    let status = page
+        .browser
+        .wait_for(&js, within)
+        .await
+        .unwrap_or_else(|e| panic!("none of {statuses:?}: {e}"));
+    status.as_str().expect("a status").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_reviews_a_file_starts_it_and_finds_it_in_the_history() {
+    let mut page = Page::open("reviews_then_starts").await;
+    page.enter_key(&page.tenant.api_key.clone()).await;
+    page.browser
+        .wait_for(
+            "return !document.getElementById('workspace').hidden",
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("the workspace");
+    let job_id = upload_sample(&mut page, true).await;
+    shown_status(&page, &["ready_for_review"], Duration::from_secs(60)).await;
+    page.shot("review").await;
+
+    // The review's totals and its errors by code, as the API has them;
+    // nothing applied yet.
+    let b = &page.browser;
+    let valid = script(
+        b,
+        "const dt = [...document.querySelectorAll('#review-totals dt')]
+             .find(dt => dt.textContent === 'Valid rows');
+         return dt && dt.nextElementSibling.textContent;",
+    )
+    .await;
+    let job = page
+        .harness
+        .aws
+        .tables
+        .job(page.tenant.id(), &job_id)
+        .await
+        .expect("job")
+        .expect("the job");
+    let review = job.review.clone().expect("a review");
+    assert_eq!(valid, json!(review.valid.to_string()));
+    let codes = script(
+        b,
+        "return [...document.querySelectorAll('#review-errors tbody th')].map(th => th.textContent)",
+    )
+    .await;
+    let expected: Vec<&str> = review
+        .errors
+        .codes
+        .iter()
+        .map(|c| c.code.as_str())
+        .collect();
+    assert_eq!(codes, json!(expected));
+    assert!(!expected.is_empty(), "the sample has rows in error");
+    let alice = "email:alice@example.com";
+    assert_eq!(page.harness.balance(&page.tenant, alice).await, 0);
+
+    let start = b.find("#start").await.expect("start");
+    b.click(&start).await.expect("start");
+    let status = shown_status(
+        &page,
+        &["completed", "completed_with_errors"],
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(status, "completed_with_errors");
+    page.shot("started-and-done").await;
+    assert_eq!(page.harness.balance(&page.tenant, alice).await, 380);
+    let b = &page.browser;
+    let shown = script(b, "return !document.getElementById('result-errors').hidden").await;
+    assert_eq!(shown, json!(true), "the rows not applied, by error");
+
+    // The history lists it, newest first.
+    let refresh = b.find("#history-refresh").await.expect("refresh");
+    b.click(&refresh).await.expect("refresh");
+    let first = b
+        .wait_for(
+            "const a = document.querySelector('#history tbody tr th a'); return a && a.getAttribute('href');",
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("the history");
+    assert_eq!(first, json!(format!("#job={job_id}")));
+    page.shot("history").await;
+    page.browser.quit().await;
     page.harness.settle(&page.tenant).await;
 }
 

@@ -414,6 +414,7 @@ function showReview(job) {
     ["Rows", review.rows],
     ["Valid rows", review.valid],
     ["Invalid rows", review.invalid],
+    ["Rows with nothing to change", review.skipped || null],
     ["Credits", credits.rows == null ? null : `${credits.rows} rows, ${credits.points} points`],
     ["Debits", debits.rows == null ? null : `${debits.rows} rows, ${debits.points} points`],
     ["Balances set", review.set_balance_rows || null],
@@ -421,10 +422,22 @@ function showReview(job) {
     ["New customers", review.new_customers],
     ["Review open until", review.expires_at ? new Date(review.expires_at).toLocaleString() : null],
   ]);
-  const table = $("review-errors");
+  errorTable($("review-errors"), review.errors);
+  const ready = job.status === "ready_for_review";
+  $("start").hidden = !ready;
+  $("discard").hidden = !ready;
+  if (ready && wasHidden) {
+    $("review-title").focus();
+  }
+}
+
+// The rows not applied by error code (`{codes: [{code, count, examples}]}`)
+// as a table with a header for each column and each row.
+function errorTable(table, digest) {
   const body = table.querySelector("tbody");
   body.replaceChildren();
-  for (const error of review.errors || []) {
+  const codes = (digest && Array.isArray(digest.codes)) ? digest.codes : [];
+  for (const error of codes) {
     const tr = document.createElement("tr");
     const th = document.createElement("th");
     th.scope = "row";
@@ -440,12 +453,6 @@ function showReview(job) {
     body.appendChild(tr);
   }
   table.hidden = body.children.length === 0;
-  const ready = job.status === "ready_for_review";
-  $("start").hidden = !ready;
-  $("discard").hidden = !ready;
-  if (ready && wasHidden) {
-    $("review-title").focus();
-  }
 }
 
 function showResult(job) {
@@ -467,6 +474,7 @@ function showResult(job) {
     ["Points debited", counts.debited],
     ["Finished", job.finished_at ? new Date(job.finished_at).toLocaleString() : null],
   ]);
+  errorTable($("result-errors"), job.errors);
   const file = job.processed_file;
   const url = file && (typeof file === "string" ? file : file.url);
   $("result-download").hidden = !url;

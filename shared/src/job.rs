@@ -357,6 +357,16 @@ impl Job {
         }
     }
 
+    /// The row counts as the API shows them.
+    pub fn counts(&self) -> Counts {
+        Counts::new(
+            self.splitting_done,
+            self.total_rows,
+            self.invalid_rows,
+            self.tally(),
+        )
+    }
+
     pub fn tally(&self) -> Tally {
         Tally {
             applied: self.applied,
@@ -514,6 +524,27 @@ pub enum Watch {
     Waiting,
     /// A review never started in its time: it expires, nothing applied.
     ReviewExpired,
+}
+
+/// A job's row counts as the API shows them: its rows once the whole file
+/// is split (`None` before), the rows refused when split, and the outcomes
+/// of the others so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub rows: Option<u64>,
+    pub invalid: u64,
+    #[serde(flatten)]
+    pub tally: Tally,
+}
+
+impl Counts {
+    pub fn new(splitting_done: bool, total_rows: u64, invalid_rows: u64, tally: Tally) -> Self {
+        Counts {
+            rows: splitting_done.then_some(total_rows),
+            invalid: invalid_rows,
+            tally,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

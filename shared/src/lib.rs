@@ -16,6 +16,7 @@ pub mod apply;
 pub mod batch;
 pub mod csv_input;
 pub mod digest;
+pub mod history;
 pub mod identifier;
 pub mod job;
 pub mod kind;

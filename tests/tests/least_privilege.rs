@@ -54,22 +54,32 @@ async fn each_functions_role_allows_every_call_it_makes() {
         .await
         .expect("membership configuration");
 
-    // Through the API: an import, and a dry run.
+    // Through the API: an import, and a dry run, each with an
+    // Idempotency-Key and retried (its record claimed, answered, read).
+    let authorization = format!("Bearer {}", t.api_key);
     for (filename, dry_run) in [("api.csv", false), ("dry.csv", true)] {
         let content = format!("email,amount\napi-{filename}@example.com,10\n");
-        let created = console::api(
-            &api.aws,
-            Method::POST,
-            "/imports",
-            Some(&t.api_key),
-            Some(
-                json!({"kind": "points", "reason": "r", "filename": filename,
-                        "size_bytes": content.len(), "dry_run": dry_run}),
-            ),
-        )
-        .await
-        .unwrap();
-        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+        let body = json!({"kind": "points", "reason": "r", "filename": filename,
+                          "size_bytes": content.len(), "dry_run": dry_run});
+        let headers = [
+            ("authorization", authorization.as_str()),
+            ("idempotency-key", filename),
+        ];
+        let mut created = None;
+        for _ in 0..2 {
+            let response = console::api_request(
+                &api.aws,
+                Method::POST,
+                "/imports",
+                &headers,
+                Some(body.to_string()),
+            )
+            .await
+            .unwrap();
+            assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+            created = Some(response);
+        }
+        let created = created.unwrap();
         let upload: Presigned =
             serde_json::from_value(created.json().unwrap()["upload"].clone()).unwrap();
         console::upload(&upload, content.into_bytes())
@@ -111,6 +121,10 @@ async fn each_functions_role_allows_every_call_it_makes() {
         .unwrap();
         assert_eq!(status.status, StatusCode::OK);
     }
+    let history = console::api(&api.aws, Method::GET, "/imports", Some(&t.api_key), None)
+        .await
+        .unwrap();
+    assert_eq!(history.status, StatusCode::OK, "{}", history.text());
     finalizer::watchdog::sweep(&finalizer.aws).await.unwrap();
 
     // A batch whose writes always fail: set aside from its dead-letter queue.

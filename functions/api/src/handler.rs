@@ -1,14 +1,19 @@
-//! HTTP routes. Every request carries the tenant's API key
-//! (`Authorization: Bearer <key>` or `x-api-key: <key>`); a job is looked up
-//! under the key's tenant only, so another tenant's job is simply not found.
+//! HTTP routes (the table is `crate::routes::ROUTES`; `openapi.json`
+//! describes each). Every request but the emailed link, the page and the
+//! OpenAPI document carries the tenant's API key (`Authorization: Bearer <key>` or
+//! `x-api-key: <key>`); a job is looked up under the key's tenant only, so
+//! another tenant's job is simply not found.
 //!
 //! | method | path                | does                                         |
 //! |--------|---------------------|----------------------------------------------|
-//! | POST   | `/imports`          | creates an import, returns a presigned upload |
+//! | POST   | `/imports`          | creates an import, returns a presigned upload (`Idempotency-Key`) |
+//! | GET    | `/imports`          | the tenant's imports, newest first, a page at a time (`crate::history`) |
 //! | GET    | `/imports/{job_id}` | status, counts, progress, preview, result link |
+//! | POST   | `/imports/{job_id}/start`, `/discard` | a ready review started or discarded (`crate::review`; `Idempotency-Key`) |
 //! | GET    | `/templates/{kind}` | the sample CSV of a kind: `points`, `points_with_expiry`, `smile`, `cardcode`, `tierchange` (with the tenant's programs, tiers and custom fields) |
 //! | GET    | `/`, `/app.js`, `/app.css` | the import page (no key: the page asks for it) |
 //! | GET    | `/downloads/{tenant}/{job_id}/{token}` | the emailed link (no key: its token is the secret): a redirect to the processed file |
+//! | GET    | `/openapi.json`     | the OpenAPI document (no key)                |
 //!
 //! This file translates requests into domain calls and answers them: it
 //! authenticates the key, reads the route and the body, and turns results
@@ -16,9 +21,8 @@
 //! are the domain's (`shared::upload::request`); the tables and the bucket
 //! are `loyalty-aws`'s.
 
-use crate::{cors, page};
 use chrono::Utc;
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use loyalty_aws::Aws;
 use percent_encoding::percent_decode_str;
@@ -33,7 +37,9 @@ use std::time::Duration;
 use tracing::{info, instrument};
 
 use crate::error::{error_reply, refuse, ApiError, Code};
-use crate::review;
+use crate::routes::{self, Access, Matched, Route};
+use crate::page::Asset;
+use crate::{cors, history, idempotency, openapi, page, review};
 
 pub async fn handle(aws: &Aws, request: Request) -> Result<Response<Body>, lambda_http::Error> {
     let allowed = &aws.settings.allowed_origins;
@@ -41,7 +47,9 @@ pub async fn handle(aws: &Aws, request: Request) -> Result<Response<Body>, lambd
         return Ok(preflight);
     }
     let origin = cors::origin(&request);
-    let mut response = match route(aws, &request).await {
+    // On the heap: a route's handling, wrapped in its Idempotency-Key's, is
+    // a large future, and a caller may hold several on its stack.
+    let mut response = match Box::pin(route(aws, &request)).await {
         Ok(response) => response,
         Err(e @ (ApiError::Aws(_) | ApiError::Internal(..))) => {
             tracing::error!(error = %Redacted(&e), "request failed");
@@ -65,37 +73,63 @@ async fn route(aws: &Aws, request: &Request) -> Result<Response<Body>, ApiError>
         .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
         .collect();
     let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
-    // Match on the route's own segments, whatever prefix a stage or a local
-    // function URL puts before them.
-    let route = match segments
-        .iter()
-        .rposition(|s| matches!(*s, "imports" | "templates" | "downloads"))
-    {
-        Some(i) => &segments[i..],
-        None => &[][..],
+    let matched = routes::find(request.method().as_str(), &segments)
+        .ok_or_else(|| refuse(Code::NotFound, "no such route"))?;
+    let tenant = match matched.spec.access {
+        Access::Public => return public(aws, &matched).await,
+        Access::ApiKey => authenticate(aws, request).await?,
     };
-    // The page asks for the key itself.
-    if let (&Method::GET, Some(asset)) = (request.method(), page::Asset::at(&segments)) {
-        return Ok(page::serve(aws, asset).await?);
+    let handling = dispatch(aws, &tenant, request, &matched);
+    if matched.spec.idempotent {
+        idempotency::once(aws, &tenant, request, &matched, handling).await
+    } else {
+        handling.await
     }
-    // The emailed link carries its own secret: no API key.
-    if let (&Method::GET, ["downloads", tenant_id, job_id, token]) = (request.method(), route) {
-        return download(aws, tenant_id, job_id, token).await;
+}
+
+/// A request on a route that needs no key.
+async fn public(aws: &Aws, matched: &Matched<'_>) -> Result<Response<Body>, ApiError> {
+    let param = |name| matched.param(name);
+    match matched.spec.route {
+        // The emailed link carries its own secret.
+        Route::Download => download(aws, param("tenant"), param("job_id"), param("token")).await,
+        Route::OpenApi => Ok(openapi::document()),
+        // The page asks for the key itself.
+        Route::Page => Ok(page::serve(aws, Asset::Index).await?),
+        Route::PageScript => Ok(page::serve(aws, Asset::Script).await?),
+        Route::PageStyle => Ok(page::serve(aws, Asset::Style).await?),
+        // Routes that need a key are the tenant's (`dispatch`).
+        _ => Err(refuse(Code::Unauthorized, "a valid API key is required")),
     }
-    let tenant = authenticate(aws, request).await?;
-    match (request.method(), route) {
-        (&Method::POST, ["imports"]) => create_import(aws, &tenant, request).await,
-        (&Method::GET, ["imports", job_id]) => job_status(aws, &tenant, job_id).await,
-        (&Method::POST, ["imports", job_id, "start"]) => {
-            review::start(aws, &tenant, job_id).await?;
-            Ok(job_reply(aws, &tenant, job_id, StatusCode::ACCEPTED).await?)
+}
+
+/// A tenant's request on its route.
+async fn dispatch(
+    aws: &Aws,
+    tenant: &Tenant,
+    request: &Request,
+    matched: &Matched<'_>,
+) -> Result<Response<Body>, ApiError> {
+    let job_id = matched.param("job_id");
+    match matched.spec.route {
+        Route::CreateImport => create_import(aws, tenant, request).await,
+        Route::ListImports => history::list(aws, tenant, request).await,
+        Route::ImportStatus => job_reply(aws, tenant, job_id, StatusCode::OK).await,
+        Route::StartReview => {
+            review::start(aws, tenant, job_id).await?;
+            job_reply(aws, tenant, job_id, StatusCode::ACCEPTED).await
         }
-        (&Method::POST, ["imports", job_id, "discard"]) => {
-            review::discard(aws, &tenant, job_id).await?;
-            Ok(job_reply(aws, &tenant, job_id, StatusCode::OK).await?)
+        Route::DiscardReview => {
+            review::discard(aws, tenant, job_id).await?;
+            job_reply(aws, tenant, job_id, StatusCode::OK).await
         }
-        (&Method::GET, ["templates", kind]) => template(kind, &tenant),
-        _ => Err(refuse(Code::NotFound, "no such route")),
+        Route::Template => template(matched.param("kind"), tenant),
+        // Answered without a key (`public`).
+        Route::Download
+        | Route::OpenApi
+        | Route::Page
+        | Route::PageScript
+        | Route::PageStyle => public(aws, matched).await,
     }
 }
 
@@ -176,10 +210,6 @@ async fn create_import(
     ))
 }
 
-async fn job_status(aws: &Aws, tenant: &Tenant, job_id: &str) -> Result<Response<Body>, ApiError> {
-    job_reply(aws, tenant, job_id, StatusCode::OK).await
-}
-
 /// The job as `GET /imports/{job_id}` shows it, with `code`.
 async fn job_reply(
     aws: &Aws,
@@ -214,18 +244,9 @@ async fn job_reply(
             "created_at": job.created_at,
             "finished_at": job.finished_at,
             "rejection": job.rejection,
-            "counts": {
-                "rows": job.splitting_done.then_some(job.total_rows),
-                "invalid": job.invalid_rows,
-                "applied": job.applied,
-                "failed": job.failed,
-                "skipped": job.skipped,
-                "credited": job.credited,
-                "debited": job.debited,
-            },
+            "counts": job.counts(),
             "progress": job.progress(),
             "preview": job.preview,
-            "errors": job.errors,
             "review_first": job.review_first,
             "review": job.review,
             "started_at": job.started_at,

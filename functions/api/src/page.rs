@@ -21,16 +21,6 @@ pub enum Asset {
 }
 
 impl Asset {
-    /// The file a path's segments name, if any.
-    pub fn at(segments: &[&str]) -> Option<Asset> {
-        match segments {
-            [] | ["index.html"] => Some(Asset::Index),
-            ["app.js"] => Some(Asset::Script),
-            ["app.css"] => Some(Asset::Style),
-            _ => None,
-        }
-    }
-
     fn content(self) -> (&'static str, &'static str) {
         match self {
             Asset::Index => (
@@ -105,15 +95,6 @@ fn origin_of(url: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_page_and_its_two_files_are_found_by_path() {
-        assert_eq!(Asset::at(&[]), Some(Asset::Index));
-        assert_eq!(Asset::at(&["app.js"]), Some(Asset::Script));
-        assert_eq!(Asset::at(&["app.css"]), Some(Asset::Style));
-        assert_eq!(Asset::at(&["imports"]), None);
-        assert_eq!(Asset::at(&["page", "app.js"]), None);
-    }
 
     #[test]
     fn a_presigned_urls_origin_is_its_scheme_host_and_port() {

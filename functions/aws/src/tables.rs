@@ -9,11 +9,12 @@
 //! | table         | partition key                         | sort key                          | item                                              | module     |
 //! |---------------|---------------------------------------|-----------------------------------|---------------------------------------------------|------------|
 //! | tenants       | `tenant_id`                           | —                                 | a tenant, with its membership programs            | `tenants`  |
-//! | jobs          | `tenant_id`                           | `JOB#<job>`                       | a job                                             | `jobs`     |
+//! | jobs          | `tenant_id`                           | `JOB#<job>`                       | a job (its place in the `History` index: `listed`) | `jobs`, `history` |
 //! | jobs          | `tenant_id`                           | `JOB#<job>#BATCH#<n>`             | a batch done with: applied, or closed without it  | `batches`  |
 //! | jobs          | `tenant_id`                           | `CONTENT#<sha256>`                | which job imports a file's content                | `claims`   |
 //! | jobs          | `tenant_id`                           | `MEMBERSHIP#<date>#<seq>#<scope>` | a membership file's place in its tenant's order   | `order`    |
 //! | jobs          | `tenant_id`                           | `MEMBERSHIP_TURN`                 | the membership file that last took its turn       | `order`    |
+//! | jobs          | `tenant_id`                           | `IDEMPOTENCY#<sha256>`            | an API request made with an Idempotency-Key, and its response (24 h TTL) | `idempotency` |
 //! | wallets       | `<tenant>#<customer>`                 | `WALLET`                          | a wallet (its lots packed: `lots`)                | `wallets`  |
 //! | wallets       | `<tenant>#<customer>`                 | `ENTRY#<job>#<row>`               | a ledger entry                                    | `wallets`  |
 //! | outcomes      | `job_id`                              | `row`, a row number               | a row's outcome, recorded alone                   | `outcomes` |
@@ -39,6 +40,8 @@ use std::collections::HashMap;
 mod batches;
 mod cards;
 mod claims;
+mod history;
+mod idempotency;
 mod jobs;
 mod lots;
 mod order;
@@ -49,6 +52,9 @@ mod reviews;
 mod tenants;
 mod wallets;
 
+pub use idempotency::{
+    Claim, StoredResponse, Ticket, IDEMPOTENCY_TTL_HOURS, MAX_STORED_BODY_BYTES,
+};
 pub use pages::JobOutcomes;
 pub use wallets::WalletView;
 

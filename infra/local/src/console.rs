@@ -4,7 +4,7 @@
 
 use crate::env;
 use aws_sdk_s3::primitives::ByteStream;
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::{HeaderMap, Method, StatusCode};
 use lambda_http::Body;
 use loyalty_aws::objects::Presigned;
 use loyalty_aws::Aws;
@@ -72,6 +72,7 @@ pub async fn configure_memberships(
 #[derive(Debug)]
 pub struct ApiResponse {
     pub status: StatusCode,
+    pub headers: HeaderMap,
     pub body: Vec<u8>,
 }
 
@@ -93,21 +94,44 @@ pub async fn api(
     api_key: Option<&str>,
     body: Option<serde_json::Value>,
 ) -> anyhow::Result<ApiResponse> {
+    let authorization = api_key.map(|key| format!("Bearer {key}"));
+    let headers: Vec<(&str, &str)> = authorization
+        .as_deref()
+        .map(|value| ("authorization", value))
+        .into_iter()
+        .collect();
+    api_request(
+        aws,
+        method,
+        path,
+        &headers,
+        body.map(|json| json.to_string()),
+    )
+    .await
+}
+
+/// Calls the API function's handler in process with these headers (and
+/// no others) and this body, as API Gateway would.
+pub async fn api_request(
+    aws: &Aws,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<String>,
+) -> anyhow::Result<ApiResponse> {
     let mut request = lambda_http::http::Request::builder()
         .method(method)
         .uri(path);
-    if let Some(key) = api_key {
-        request = request.header("authorization", format!("Bearer {key}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
     }
-    let body = match body {
-        Some(json) => Body::from(json.to_string()),
-        None => Body::Empty,
-    };
+    let body = body.map_or(Body::Empty, Body::from);
     let response = api::handle(aws, request.body(body)?)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(ApiResponse {
         status: response.status(),
+        headers: response.headers().clone(),
         body: response.body().to_vec(),
     })
 }

@@ -443,7 +443,10 @@ impl Runner {
             .and_then(|chaos| chaos.time_limit(function))
             .unwrap_or_else(|| self.timeout_for(function));
         let deadline = Instant::now() + timeout;
-        let invocation = async {
+        // On the heap: a function's invocation is a large future (the
+        // splitter's most of all), and a test that holds a runner's on its
+        // stack, beside its own, overflowed a test thread's 2 MiB.
+        let invocation = Box::pin(async {
             match function {
                 Function::Splitter | Function::DeadUploads => {
                     splitter::handle_until(aws, event, deadline).await
@@ -456,7 +459,7 @@ impl Runner {
                     finalizer::handle_until(aws, event, deadline).await
                 }
             }
-        };
+        });
         let result = tokio::time::timeout(timeout, invocation)
             .await
             .unwrap_or_else(|_| Err(format!("the invocation timed out after {timeout:?}").into()));

@@ -9,6 +9,7 @@ use crate::AwsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
+use shared::history::Position;
 use shared::job::{Job, JobStatus};
 use shared::kind::ImportKind;
 use shared::points::PreviewRow;
@@ -24,6 +25,12 @@ struct JobItem {
     /// the sparse index the watchdog sweeps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     unfinished: Option<String>,
+    /// The job's place in its tenant's history (`shared::history::Position`):
+    /// the key of the sparse index `GET /imports` reads. Set when the job
+    /// is created and never written again (every later write is an
+    /// `UpdateItem` of other attributes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    listed: Option<String>,
 }
 
 /// The jobs table's sparse index of jobs between upload and email.
@@ -54,6 +61,11 @@ impl Tables {
             job: job.clone(),
             // An API job awaiting its upload is not in flight yet.
             unfinished: (job.status != JobStatus::AwaitingUpload).then(|| UNFINISHED.to_owned()),
+            listed: Some(
+                Position::of(job.created_at, &job.job_id)
+                    .as_str()
+                    .to_owned(),
+            ),
         };
         self.put_new(&self.jobs, to_item("dynamodb:PutItem", &item)?, "sk")
             .await

@@ -7,6 +7,7 @@
 use super::{Item, Tables};
 use crate::AwsError;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -27,6 +28,12 @@ pub(super) trait ConditionFailed {
 }
 
 impl ConditionFailed for PutItemError {
+    fn condition_failed(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
+}
+
+impl ConditionFailed for DeleteItemError {
     fn condition_failed(&self) -> bool {
         self.is_conditional_check_failed_exception()
     }

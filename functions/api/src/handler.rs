@@ -247,6 +247,7 @@ async fn job_reply(
             "counts": job.counts(),
             "progress": job.progress(),
             "preview": job.preview,
+            "errors": job.errors,
             "review_first": job.review_first,
             "review": job.review,
             "started_at": job.started_at,

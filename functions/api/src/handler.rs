@@ -37,8 +37,8 @@ use std::time::Duration;
 use tracing::{info, instrument};
 
 use crate::error::{error_reply, refuse, ApiError, Code};
-use crate::routes::{self, Access, Matched, Route};
 use crate::page::Asset;
+use crate::routes::{self, Access, Matched, Route};
 use crate::{cors, history, idempotency, openapi, page, review};
 
 pub async fn handle(aws: &Aws, request: Request) -> Result<Response<Body>, lambda_http::Error> {
@@ -125,11 +125,9 @@ async fn dispatch(
         }
         Route::Template => template(matched.param("kind"), tenant),
         // Answered without a key (`public`).
-        Route::Download
-        | Route::OpenApi
-        | Route::Page
-        | Route::PageScript
-        | Route::PageStyle => public(aws, matched).await,
+        Route::Download | Route::OpenApi | Route::Page | Route::PageScript | Route::PageStyle => {
+            public(aws, matched).await
+        }
     }
 }
 

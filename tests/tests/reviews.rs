@@ -6,6 +6,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::http::{Method, StatusCode};
+use local_stack::console::ApiResponse;
 use local_stack::runner::Chaos;
 use local_stack::Runner;
 use loyalty_aws::faults::FaultPlan;
@@ -81,6 +82,17 @@ async fn review_import(h: &Harness, tenant: &TestTenant, content: &str) -> Strin
     h.api_import_with(tenant, request, content).await
 }
 
+/// `POST /imports/{job_id}/<action>`: `start` or `discard`.
+async fn answer(h: &Harness, tenant: &TestTenant, job_id: &str, action: &str) -> ApiResponse {
+    h.api(
+        tenant,
+        Method::POST,
+        &format!("/imports/{job_id}/{action}"),
+        None,
+    )
+    .await
+}
+
 async fn status(h: &Harness, tenant: &TestTenant, job_id: &str) -> Value {
     let got = h
         .api(tenant, Method::GET, &format!("/imports/{job_id}"), None)
@@ -122,24 +134,10 @@ async fn a_reviewed_import_changes_nothing_until_started_then_applies_the_same_u
     assert_eq!(h.balance(&tenant, "email:c50@review.test").await, 0);
     assert!(h.emails_about(&job_id).await.is_empty());
 
-    let started = h
-        .api(
-            &tenant,
-            Method::POST,
-            &format!("/imports/{job_id}/start"),
-            None,
-        )
-        .await;
+    let started = answer(&h, &tenant, &job_id, "start").await;
     assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.text());
     assert_eq!(started.json().expect("json")["status"], "splitting");
-    let again = h
-        .api(
-            &tenant,
-            Method::POST,
-            &format!("/imports/{job_id}/start"),
-            None,
-        )
-        .await;
+    let again = answer(&h, &tenant, &job_id, "start").await;
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert_eq!(again.json().expect("json")["error"]["code"], "not_ready");
     h.settle(&tenant).await;
@@ -171,24 +169,10 @@ async fn a_discarded_review_applies_nothing_and_its_file_can_be_imported_again()
     let file = "email,amount\nd1@review.test,40\n";
     let job_id = review_import(&h, &tenant, file).await;
     h.settle(&tenant).await;
-    let discarded = h
-        .api(
-            &tenant,
-            Method::POST,
-            &format!("/imports/{job_id}/discard"),
-            None,
-        )
-        .await;
+    let discarded = answer(&h, &tenant, &job_id, "discard").await;
     assert_eq!(discarded.status, StatusCode::OK, "{}", discarded.text());
     assert_eq!(discarded.json().expect("json")["status"], "discarded");
-    let start = h
-        .api(
-            &tenant,
-            Method::POST,
-            &format!("/imports/{job_id}/start"),
-            None,
-        )
-        .await;
+    let start = answer(&h, &tenant, &job_id, "start").await;
     assert_eq!(start.status, StatusCode::CONFLICT);
     assert!(start.text().contains("it is discarded"), "{}", start.text());
     h.settle(&tenant).await;
@@ -229,14 +213,7 @@ async fn a_review_never_started_expires_and_can_no_longer_start() {
         .send()
         .await
         .expect("update");
-    let start = h
-        .api(
-            &tenant,
-            Method::POST,
-            &format!("/imports/{job_id}/start"),
-            None,
-        )
-        .await;
+    let start = answer(&h, &tenant, &job_id, "start").await;
     assert_eq!(start.status, StatusCode::CONFLICT);
     assert_eq!(
         start.json().expect("json")["error"]["code"],

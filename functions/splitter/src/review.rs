@@ -6,7 +6,7 @@
 //! admin. Nothing is applied and no outcome is written.
 
 use crate::pace::Pace;
-use crate::sink::Flush;
+use crate::sink::{write_preview, Flush};
 use loyalty_aws::{Aws, AwsError};
 use shared::batch::Batch;
 use shared::job::Job;
@@ -62,15 +62,14 @@ impl SplitSink<PointsRow> for ReviewSink {
     type Error = AwsError;
 
     fn preview(&mut self, kind: ImportKind, rows: &[PreviewRow]) -> Result<(), AwsError> {
-        if self.previewed {
-            return Ok(());
-        }
-        self.runtime.block_on(self.aws.tables.set_preview(
-            &self.job.tenant_id,
-            &self.job.job_id,
+        write_preview(
+            &self.aws,
+            &self.runtime,
+            &self.job,
+            self.previewed,
             kind,
             rows,
-        ))
+        )
     }
 
     fn failed(&mut self, outcomes: &[RowOutcome]) -> Result<(), AwsError> {

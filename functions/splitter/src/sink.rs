@@ -81,19 +81,37 @@ impl<R: BatchRow> JobSink<R> {
     }
 }
 
+/// Writes the preview on the job, unless it is there already (written
+/// before the read).
+pub fn write_preview(
+    aws: &Aws,
+    runtime: &Handle,
+    job: &Job,
+    previewed: bool,
+    kind: ImportKind,
+    rows: &[PreviewRow],
+) -> Result<(), AwsError> {
+    if previewed {
+        return Ok(());
+    }
+    runtime.block_on(
+        aws.tables
+            .set_preview(&job.tenant_id, &job.job_id, kind, rows),
+    )
+}
+
 impl<R: BatchRow> SplitSink<R> for JobSink<R> {
     type Error = AwsError;
 
     fn preview(&mut self, kind: ImportKind, rows: &[PreviewRow]) -> Result<(), AwsError> {
-        if self.previewed {
-            return Ok(());
-        }
-        self.runtime.block_on(self.aws.tables.set_preview(
-            &self.job.tenant_id,
-            &self.job.job_id,
+        write_preview(
+            &self.aws,
+            &self.runtime,
+            &self.job,
+            self.previewed,
             kind,
             rows,
-        ))
+        )
     }
 
     fn failed(&mut self, outcomes: &[RowOutcome]) -> Result<(), AwsError> {

@@ -82,6 +82,7 @@ async fn run_split(
         rows_per_batch: aws.settings.rows_per_batch,
         shards: aws.settings.shards,
         checkpoint_rows: aws.settings.split_checkpoint_rows,
+        reverts: job.reverts.clone(),
     };
     let from = job.split_checkpoint.clone();
     let previewed = job.membership_scope().is_none() && !job.dry_run;

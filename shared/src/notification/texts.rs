@@ -195,6 +195,8 @@ fn english_code(code: ErrorCode) -> &'static str {
         ErrorCode::ValueTooLong => "value too long",
         ErrorCode::ProcessingFailed => "processing failed",
         ErrorCode::NotProcessed => "not processed",
+        ErrorCode::NotApplied => "not applied by the import reverted: nothing to undo",
+        ErrorCode::CannotReverse => "points spent or expired since: not undone",
     }
 }
 
@@ -299,5 +301,7 @@ fn french_code(code: ErrorCode) -> &'static str {
         ErrorCode::ValueTooLong => "valeur trop longue",
         ErrorCode::ProcessingFailed => "échec du traitement",
         ErrorCode::NotProcessed => "ligne non traitée",
+        ErrorCode::NotApplied => "non appliquée par l'import annulé : rien à annuler",
+        ErrorCode::CannotReverse => "points dépensés ou expirés depuis : non annulée",
     }
 }

@@ -6,6 +6,7 @@
 //! |--------|---------------------|----------------------------------------------|
 //! | POST   | `/imports`          | creates an import, returns a presigned upload |
 //! | GET    | `/imports/{job_id}` | status, counts, progress, preview, result link |
+//! | POST   | `/imports/{job_id}/revert` | undoes a finished points import once: creates its reversal job (`revert.rs`) |
 //! | GET    | `/templates/{kind}` | the sample CSV of a kind: `points`, `points_with_expiry`, `smile`, `cardcode`, `tierchange` (with the tenant's programs, tiers and custom fields) |
 //! | GET    | `/`, `/app.js`, `/app.css` | the import page (no key: the page asks for it) |
 //! | GET    | `/downloads/{tenant}/{job_id}/{token}` | the emailed link (no key: its token is the secret): a redirect to the processed file |
@@ -33,7 +34,7 @@ use std::time::Duration;
 use tracing::{info, instrument};
 
 use crate::error::{error_reply, refuse, ApiError, Code};
-use crate::review;
+use crate::{review, revert};
 
 pub async fn handle(aws: &Aws, request: Request) -> Result<Response<Body>, lambda_http::Error> {
     let allowed = &aws.settings.allowed_origins;
@@ -93,6 +94,10 @@ async fn route(aws: &Aws, request: &Request) -> Result<Response<Body>, ApiError>
         (&Method::POST, ["imports", job_id, "discard"]) => {
             review::discard(aws, &tenant, job_id).await?;
             Ok(job_reply(aws, &tenant, job_id, StatusCode::OK).await?)
+        }
+        (&Method::POST, ["imports", job_id, "revert"]) => {
+            let reversal = revert::revert(aws, &tenant, job_id).await?;
+            Ok(job_reply(aws, &tenant, &reversal, StatusCode::ACCEPTED).await?)
         }
         (&Method::GET, ["templates", kind]) => template(kind, &tenant),
         _ => Err(refuse(Code::NotFound, "no such route")),
@@ -229,6 +234,8 @@ async fn job_reply(
             "review_first": job.review_first,
             "review": job.review,
             "started_at": job.started_at,
+            "reverts": job.reverts,
+            "reverted_by": job.reverted_by,
             "processed_file": processed_file,
             "email_sent_at": job.email_sent_at,
         }),

@@ -6,5 +6,6 @@ mod error;
 pub mod handler;
 pub mod page;
 mod review;
+mod revert;
 
 pub use handler::handle;

@@ -45,11 +45,13 @@ mod order;
 mod outcomes;
 mod pages;
 mod request;
+mod reversals;
 mod reviews;
 mod tenants;
 mod wallets;
 
 pub use pages::JobOutcomes;
+pub use reversals::Reverting;
 pub use wallets::WalletView;
 
 type Item = HashMap<String, AttributeValue>;

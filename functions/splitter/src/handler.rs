@@ -22,7 +22,7 @@ use aws_lambda_events::event::sqs::SqsBatchResponse;
 use loyalty_aws::metrics::Record;
 use loyalty_aws::s3_event::{self, ObjectCreated};
 use loyalty_aws::{Aws, AwsError};
-use shared::job::keys;
+use shared::job::{keys, Job};
 use shared::redact::{self, Redacted};
 use std::time::{Duration, Instant};
 use tracing::{info, instrument, warn};
@@ -102,10 +102,24 @@ pub async fn import_object(
     };
     for object in announced(aws, object).await? {
         if let Some(job) = job_for(aws, &object, &tenant, incoming).await? {
+            let reversal = reversal_of(aws, &job).await?;
             split_job(aws, &object, &tenant, job, deadline).await?;
+            if let Some(reversal) = reversal {
+                split_job(aws, &object, &tenant, reversal, deadline).await?;
+            }
         }
     }
     Ok(())
+}
+
+/// The job reverting `job`, if it was reverted: an upload's event stands
+/// for its reversal too, which reads the same object version
+/// (`shared::reversal`).
+async fn reversal_of(aws: &Aws, job: &Job) -> Result<Option<Job>, SplitterError> {
+    match &job.reverted_by {
+        Some(by) => Ok(aws.tables.job(&job.tenant_id, by).await?),
+        None => Ok(None),
+    }
 }
 
 /// The metric counting uploads no job was made for (the `reason` property
@@ -158,5 +172,8 @@ pub async fn give_up_object(aws: &Aws, object: &ObjectCreated) -> Result<(), Spl
     let Some(job) = job_for(aws, object, &tenant, incoming).await? else {
         return Ok(());
     };
+    if let Some(reversal) = reversal_of(aws, &job).await? {
+        finish::give_up_split(aws, reversal).await?;
+    }
     finish::give_up_split(aws, job).await
 }

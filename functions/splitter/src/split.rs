@@ -85,9 +85,12 @@ async fn run_split(
         reverts: job.reverts.clone(),
     };
     let from = job.split_checkpoint.clone();
-    let previewed = job.membership_scope().is_none() && !job.dry_run;
+    // A reversal reads its original's upload: it was checked as that, and
+    // its preview is written as the split reads it.
+    let reversal = job.reverts.is_some();
+    let previewed = job.membership_scope().is_none() && !job.dry_run && !reversal;
     // A started review passed the checks and has its preview: its read did.
-    let checked = job.status == JobStatus::Splitting && job.review.is_some();
+    let checked = (job.status == JobStatus::Splitting && job.review.is_some()) || reversal;
     if from.is_none() && !checked {
         // A points file's preview is written before the whole file is read
         // to check it (its hash): the merchant sees the first rows as soon

@@ -11,6 +11,12 @@ pub struct Title {
     pub in_sentence: &'static str,
 }
 
+/// A reversal's name, alone and within a sentence: (the job it reverts).
+pub struct ReversalTitle {
+    pub name: fn(&str) -> String,
+    pub in_sentence: fn(&str) -> String,
+}
+
 /// The words of the emails in one language. Row messages are not among
 /// them: they are written where rows are checked, in English.
 pub struct Texts {
@@ -24,6 +30,8 @@ pub struct Texts {
     pub tier_change_import: Title,
     /// A membership file refused before its name said which kind.
     pub membership_import: Title,
+    /// A job undoing another (`crate::reversal`).
+    pub reversal: ReversalTitle,
 
     pub completed: &'static str,
     pub completed_with_errors: &'static str,
@@ -117,6 +125,10 @@ pub const EN: Texts = Texts {
     membership_import: Title {
         name: "Membership import",
         in_sentence: "membership import",
+    },
+    reversal: ReversalTitle {
+        name: |job| format!("Reversal of import {job}"),
+        in_sentence: |job| format!("reversal of import {job}"),
     },
     completed: "completed",
     completed_with_errors: "completed with errors",
@@ -222,6 +234,10 @@ pub const FR: Texts = Texts {
     membership_import: Title {
         name: "Import d'adhésions",
         in_sentence: "import d'adhésions",
+    },
+    reversal: ReversalTitle {
+        name: |job| format!("Import d'annulation de l'import {job}"),
+        in_sentence: |job| format!("import d'annulation de l'import {job}"),
     },
     completed: "terminé",
     completed_with_errors: "terminé avec des erreurs",

@@ -77,10 +77,9 @@ impl Code {
             Code::Unauthorized => StatusCode::UNAUTHORIZED,
             Code::NotFound => StatusCode::NOT_FOUND,
             Code::InvalidRequest | Code::FileTooLarge => StatusCode::BAD_REQUEST,
-            Code::NotReady
-            | Code::ReviewExpired
-            | Code::NotRevertible
-            | Code::AlreadyReverted => StatusCode::CONFLICT,
+            Code::NotReady | Code::ReviewExpired | Code::NotRevertible | Code::AlreadyReverted => {
+                StatusCode::CONFLICT
+            }
             Code::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Code::RequestInProgress => StatusCode::CONFLICT,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -34,7 +34,7 @@ use std::time::Duration;
 use tracing::{info, instrument};
 
 use crate::error::{error_reply, refuse, ApiError, Code};
-use crate::{review, revert};
+use crate::{revert, review};
 
 pub async fn handle(aws: &Aws, request: Request) -> Result<Response<Body>, lambda_http::Error> {
     let allowed = &aws.settings.allowed_origins;

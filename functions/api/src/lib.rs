@@ -5,7 +5,7 @@ pub mod cors;
 mod error;
 pub mod handler;
 pub mod page;
-mod review;
 mod revert;
+mod review;
 
 pub use handler::handle;

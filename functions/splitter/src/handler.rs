@@ -103,9 +103,11 @@ pub async fn import_object(
     for object in announced(aws, object).await? {
         if let Some(job) = job_for(aws, &object, &tenant, incoming).await? {
             let reversal = reversal_of(aws, &job).await?;
-            split_job(aws, &object, &tenant, job, deadline).await?;
+            // Boxed: a split's future is deep, and two of them inline
+            // overflow a small stack.
+            Box::pin(split_job(aws, &object, &tenant, job, deadline)).await?;
             if let Some(reversal) = reversal {
-                split_job(aws, &object, &tenant, reversal, deadline).await?;
+                Box::pin(split_job(aws, &object, &tenant, reversal, deadline)).await?;
             }
         }
     }

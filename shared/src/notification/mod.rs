@@ -85,7 +85,11 @@ pub fn completion_email(
     let letter = Letter {
         texts: t,
         subject: format!("{} {verdict}{}{}{dry}", title.name, t.colon, job.filename),
-        intro: (t.finished)(&title.in_sentence, &job.filename, &format!("{verdict}{dry}")),
+        intro: (t.finished)(
+            &title.in_sentence,
+            &job.filename,
+            &format!("{verdict}{dry}"),
+        ),
         facts,
         notes,
         errors,

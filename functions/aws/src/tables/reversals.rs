@@ -45,10 +45,7 @@ impl Tables {
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":by", s(&reversal.job_id))
             .expression_attribute_values(":completed", s(JobStatus::Completed.as_str()))
-            .expression_attribute_values(
-                ":with_errors",
-                s(JobStatus::CompletedWithErrors.as_str()),
-            )
+            .expression_attribute_values(":with_errors", s(JobStatus::CompletedWithErrors.as_str()))
             .build()
             .map_err(|e| AwsError::new(CALL, e))?;
         let items = vec![create, TransactWriteItem::builder().update(mark).build()];

@@ -664,15 +664,11 @@ fn decide(
     let Some(movement) = movement_of(row, wallet, now) else {
         // Set balance: the wallet holds the balance already.
         let balance = wallet.balance_at(now);
-        let mut unchanged = RowOutcome::from(&RowError::new(
-            row.row,
+        let message = format!("the wallet holds {balance} points already");
+        return (
+            skipped(row.row, ErrorCode::NothingToChange, message, balance),
             None,
-            ErrorCode::NothingToChange,
-            format!("the wallet holds {balance} points already"),
-        ))
-        .with_balance(balance);
-        unchanged.status = RowStatus::Skipped;
-        return (unchanged, None);
+        );
     };
     match wallet.apply(&movement, now) {
         Ok(applied) => applied_row(batch, row, wallet, &movement, applied, None, now),
@@ -686,6 +682,14 @@ fn decide(
             (RowOutcome::from(&err).with_balance(refused.available), None)
         }
     }
+}
+
+/// A row with nothing to do: skipped, saying why, with the wallet's balance.
+fn skipped(row: u64, code: ErrorCode, message: String, balance: i64) -> RowOutcome {
+    let mut outcome =
+        RowOutcome::from(&RowError::new(row, None, code, message)).with_balance(balance);
+    outcome.status = RowStatus::Skipped;
+    outcome
 }
 
 /// An applied row's outcome, wallet after it and ledger entry.
@@ -741,15 +745,12 @@ fn undo(
 ) -> (RowOutcome, Option<(Wallet, LedgerEntry)>) {
     let balance = wallet.balance_at(now);
     let Some(original) = original else {
-        let mut skipped = RowOutcome::from(&RowError::new(
-            row.row,
+        let message =
+            format!("import {original_job} did not apply this row: there is nothing to reverse");
+        return (
+            skipped(row.row, ErrorCode::NotApplied, message, balance),
             None,
-            ErrorCode::NotApplied,
-            format!("import {original_job} did not apply this row: there is nothing to reverse"),
-        ))
-        .with_balance(balance);
-        skipped.status = RowStatus::Skipped;
-        return (skipped, None);
+        );
     };
     match reversal::reverse(wallet, original, now) {
         Ok(applied) => {

@@ -178,6 +178,16 @@ impl Wallet {
         self.lots.iter().filter(move |l| l.expires_at() > now)
     }
 
+    /// The wallet a row applied at `now` starts from: its expired and empty
+    /// lots dropped, its version one higher.
+    pub(crate) fn next_at(&self, now: DateTime<Utc>) -> Wallet {
+        let mut next = self.clone();
+        next.lots
+            .retain(|l| l.expires_at() > now && l.remaining > 0);
+        next.version += 1;
+        next
+    }
+
     /// Applies a movement at `now`. The wallet itself is unchanged; the
     /// caller stores the returned one.
     pub fn apply(
@@ -185,10 +195,7 @@ impl Wallet {
         movement: &Movement,
         now: DateTime<Utc>,
     ) -> Result<Applied, InsufficientBalance> {
-        let mut next = self.clone();
-        next.lots
-            .retain(|l| l.expires_at() > now && l.remaining > 0);
-        next.version += 1;
+        let mut next = self.next_at(now);
         let mut consumed = Vec::new();
         let mut expires_at = None;
         match movement.operation {

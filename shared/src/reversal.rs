@@ -140,10 +140,7 @@ pub fn reverse(
     entry: &LedgerEntry,
     now: DateTime<Utc>,
 ) -> Result<Applied, CannotReverse> {
-    let mut next = wallet.clone();
-    next.lots
-        .retain(|l| l.expires_at() > now && l.remaining > 0);
-    next.version += 1;
+    let mut next = wallet.next_at(now);
     let consumed = match entry.operation {
         Operation::Credit => take_back(&mut next, entry, now)?,
         Operation::Debit => give_back(&mut next, entry, now)?,

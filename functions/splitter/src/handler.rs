@@ -6,7 +6,8 @@
 //! split (`split`, with a membership file's turn first, `turn`), or, for an
 //! event from the ingest dead-letter queue, the split given up (`finish`).
 //! An upload no tenant owns gets no job: it is counted in a metric for the
-//! operator.
+//! operator. An upload whose job was reverted stands for its reversal too
+//! (`shared::reversal`), which reads the same object version.
 //!
 //! A membership file (a console drop under `incoming/<tenant>/memberships/`
 //! or named `<universe>_<scope>_<subsection>_<YYYYMMDD>[_<seq>].csv`, or an

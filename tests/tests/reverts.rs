@@ -238,3 +238,49 @@ async fn a_reversal_delivered_again_and_again_under_faults_undoes_each_row_once(
     }
     assert_eq!(h.emails_about(&reversal.job_id).await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_revert_whose_request_failed_before_the_split_was_asked_is_taken_up_by_the_next() {
+    let h = Harness::start().await;
+    let tenant = h.tenant().await;
+    let original = h
+        .api_import(
+            &tenant,
+            "points",
+            "once.csv",
+            "email,amount\ng@rev.test,12\n",
+            false,
+        )
+        .await;
+    h.settle(&tenant).await;
+    // The first request made the reversal and marked the original, then
+    // failed before handing the upload to the splitter.
+    let done = job(&h, &tenant, &original).await;
+    let reversal = shared::reversal::reversal_job(&done, chrono::Utc::now());
+    let made = h
+        .aws
+        .tables
+        .revert_job(&done, &reversal)
+        .await
+        .expect("revert");
+    assert_eq!(made, loyalty_aws::tables::Reverting::Created);
+    // Nothing moves it: no event names it.
+    let stuck = h
+        .runner
+        .run_until_idle(Some(tenant.id()), Duration::from_secs(5))
+        .await;
+    assert!(stuck.is_err());
+    assert_eq!(
+        job(&h, &tenant, &reversal.job_id).await.status,
+        JobStatus::Splitting
+    );
+
+    let (status, body) = revert(&h, &tenant, &original).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "already_reverted");
+    h.settle(&tenant).await;
+    let reversal = job(&h, &tenant, &reversal.job_id).await;
+    assert_eq!(reversal.status, JobStatus::Completed);
+    assert_eq!(h.balance(&tenant, "email:g@rev.test").await, 0);
+    assert_eq!(h.ledger_len(&tenant, "email:g@rev.test").await, 2);
+}

@@ -116,6 +116,7 @@ fuzz_target!(|data: &[u8]| {
         shards: 3,
         // Checkpoints often: their flushes must lose no row either.
         checkpoint_rows: 5,
+        reverts: None,
     };
     let mut rows = Rows::default();
     let result: Result<SplitSummary, SplitError<Infallible>> = match kind {

@@ -16,9 +16,10 @@
 
 use crate::batch::{Batch, BatchRow};
 use crate::identifier::CustomerRef;
-use crate::ledger::{LedgerEntry, Movement, Wallet};
+use crate::ledger::{Applied, LedgerEntry, Movement, Wallet};
 use crate::outcome::{ErrorCode, RowError, RowOutcome, RowStatus, Tally};
 use crate::points::{Operation, PointsRow};
+use crate::reversal;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::future::Future;
@@ -172,6 +173,14 @@ pub trait LedgerStore: Sync {
         accounts: &[Account],
     ) -> impl Future<Output = Result<Vec<Wallet>, Self::Error>> + Send;
 
+    /// The ledger entries of import `job_id` for these rows, each in its
+    /// wallet's history, those that exist (a reversal's original rows).
+    fn entries(
+        &self,
+        job_id: &str,
+        rows: &[(Account, u64)],
+    ) -> impl Future<Output = Result<Vec<LedgerEntry>, Self::Error>> + Send;
+
     /// Writes the outcomes, ledger entries and wallets, all or nothing, if
     /// every row is undecided, every wallet still at its read version and
     /// the batch still open.
@@ -238,9 +247,11 @@ pub async fn apply_batch<S: LedgerStore>(
 ) -> Result<BatchReport, ApplyError<S::Error>> {
     let pages: Vec<(Page, &[PointsRow])> = Page::of(batch).collect();
     let mut outcomes = recorded(store, &pages).await?;
+    let originals = originals(store, batch, &outcomes).await?;
     let mut conflicts = HashMap::new();
     for row in batch.rows.iter() {
-        if row.also.is_empty() || outcomes.contains_key(&row.row) {
+        // A reversal undoes what its original's row did to its wallet.
+        if row.also.is_empty() || outcomes.contains_key(&row.row) || batch.reverts.is_some() {
             continue;
         }
         let account = account_of(batch, &row.customer);
@@ -250,12 +261,21 @@ pub async fn apply_batch<S: LedgerStore>(
     }
     let mut known: HashMap<CustomerRef, Wallet> = HashMap::new();
     let mut refusals = 0;
-    for (page, rows) in &pages {
+    // A reversal undoes the batch's rows last first, so that a customer's
+    // debit is given back before the credit it spent is taken back.
+    let mut order: Vec<&(Page, &[PointsRow])> = pages.iter().collect();
+    if batch.reverts.is_some() {
+        order.reverse();
+    }
+    for (page, rows) in order {
         loop {
-            let pending: Vec<&PointsRow> = rows
+            let mut pending: Vec<&PointsRow> = rows
                 .iter()
                 .filter(|r| !outcomes.contains_key(&r.row))
                 .collect();
+            if batch.reverts.is_some() {
+                pending.reverse();
+            }
             if pending.is_empty() {
                 break;
             }
@@ -268,7 +288,12 @@ pub async fn apply_batch<S: LedgerStore>(
             }
             let read = store.wallets(&unread).await.map_err(ApplyError::Store)?;
             known.extend(unread.into_iter().map(|a| a.customer).zip(read));
-            let (commit, after) = group(batch, page, &pending, &known, &conflicts, now);
+            let read = Read {
+                wallets: &known,
+                conflicts: &conflicts,
+                originals: &originals,
+            };
+            let (commit, after) = group(batch, page, &pending, &read, now);
             match store.commit(&commit).await.map_err(ApplyError::Store)? {
                 Committed::Done => {
                     outcomes.extend(commit.rows.into_iter().map(|d| (d.outcome.row, d.outcome)));
@@ -300,6 +325,42 @@ pub async fn apply_batch<S: LedgerStore>(
         }
     }
     report(&batch.rows, outcomes)
+}
+
+/// For a reversal's batch, the original's ledger entry of each undecided
+/// row that has one, by row (entries never change: read once).
+async fn originals<S: LedgerStore>(
+    store: &S,
+    batch: &Batch,
+    outcomes: &HashMap<u64, RowOutcome>,
+) -> Result<HashMap<u64, LedgerEntry>, ApplyError<S::Error>> {
+    let Some(original) = &batch.reverts else {
+        return Ok(HashMap::new());
+    };
+    let rows: Vec<(Account, u64)> = batch
+        .rows
+        .iter()
+        .filter(|r| !outcomes.contains_key(&r.row))
+        .map(|r| (account_of(batch, &r.customer), r.row))
+        .collect();
+    if rows.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(store
+        .entries(original, &rows)
+        .await
+        .map_err(ApplyError::Store)?
+        .into_iter()
+        .map(|e| (e.row, e))
+        .collect())
+}
+
+/// What a page's rows are decided on: their wallets as known, the rows
+/// naming two customers, and a reversal's original entries.
+struct Read<'a> {
+    wallets: &'a HashMap<CustomerRef, Wallet>,
+    conflicts: &'a HashMap<u64, RowOutcome>,
+    originals: &'a HashMap<u64, LedgerEntry>,
 }
 
 /// The outcomes recorded in the batch's pages, by row.
@@ -380,10 +441,10 @@ fn group(
     batch: &Batch,
     page: &Page,
     pending: &[&PointsRow],
-    known: &HashMap<CustomerRef, Wallet>,
-    conflicts: &HashMap<u64, RowOutcome>,
+    read: &Read,
     now: DateTime<Utc>,
 ) -> (Commit, HashMap<CustomerRef, Wallet>) {
+    let known = read.wallets;
     let mut commit = Commit::new(page.clone());
     // Per wallet in the commit: its place in `commit.wallets`, and its state
     // after the rows decided so far.
@@ -413,7 +474,17 @@ fn group(
                 (commit.wallets.len() - 1, wallet)
             }
         };
-        let (outcome, change) = decide(batch, row, &wallet, conflicts.get(&row.row), now);
+        let (outcome, change) = match &batch.reverts {
+            Some(original) => undo(
+                batch,
+                row,
+                &wallet,
+                original,
+                read.originals.get(&row.row),
+                now,
+            ),
+            None => decide(batch, row, &wallet, read.conflicts.get(&row.row), now),
+        };
         let after = match change {
             Some((next, entry)) => {
                 commit.wallets[place].after = Some((next.clone(), entry.balance_after));
@@ -593,47 +664,14 @@ fn decide(
     let Some(movement) = movement_of(row, wallet, now) else {
         // Set balance: the wallet holds the balance already.
         let balance = wallet.balance_at(now);
-        let mut unchanged = RowOutcome::from(&RowError::new(
-            row.row,
+        let message = format!("the wallet holds {balance} points already");
+        return (
+            skipped(row.row, ErrorCode::NothingToChange, message, balance),
             None,
-            ErrorCode::NothingToChange,
-            format!("the wallet holds {balance} points already"),
-        ))
-        .with_balance(balance);
-        unchanged.status = RowStatus::Skipped;
-        return (unchanged, None);
+        );
     };
-    let entry_id = format!("{}#{}", batch.job_id, row.row);
     match wallet.apply(&movement, now) {
-        Ok(mut applied) => {
-            // A live wallet this row stores first is this import's.
-            if wallet.version == 0 && !batch.dry_run {
-                applied.wallet.created_by = Some(batch.job_id.clone());
-            }
-            let points = match movement.operation {
-                Operation::Credit => movement.amount,
-                Operation::Debit => -movement.amount,
-            };
-            let entry = LedgerEntry {
-                entry_id,
-                tenant: batch.tenant_id.clone(),
-                customer: row.customer.clone(),
-                job_id: batch.job_id.clone(),
-                row: row.row,
-                operation: movement.operation,
-                amount: movement.amount,
-                reason: batch.reason.clone(),
-                expires_at: applied.expires_at,
-                balance_after: applied.balance_after,
-                sequence: applied.wallet.version,
-                applied_at: now,
-                consumed: applied.consumed,
-            };
-            (
-                RowOutcome::applied(row.row, points, applied.balance_after),
-                Some((applied.wallet, entry)),
-            )
-        }
+        Ok(applied) => applied_row(batch, row, wallet, &movement, applied, None, now),
         Err(refused) => {
             let err = RowError::new(
                 row.row,
@@ -642,6 +680,99 @@ fn decide(
                 refused.to_string(),
             );
             (RowOutcome::from(&err).with_balance(refused.available), None)
+        }
+    }
+}
+
+/// A row with nothing to do: skipped, saying why, with the wallet's balance.
+fn skipped(row: u64, code: ErrorCode, message: String, balance: i64) -> RowOutcome {
+    let mut outcome =
+        RowOutcome::from(&RowError::new(row, None, code, message)).with_balance(balance);
+    outcome.status = RowStatus::Skipped;
+    outcome
+}
+
+/// An applied row's outcome, wallet after it and ledger entry.
+fn applied_row(
+    batch: &Batch,
+    row: &PointsRow,
+    wallet: &Wallet,
+    movement: &Movement,
+    mut applied: Applied,
+    reverses: Option<String>,
+    now: DateTime<Utc>,
+) -> (RowOutcome, Option<(Wallet, LedgerEntry)>) {
+    // A live wallet this row stores first is this import's.
+    if wallet.version == 0 && !batch.dry_run {
+        applied.wallet.created_by = Some(batch.job_id.clone());
+    }
+    let points = match movement.operation {
+        Operation::Credit => movement.amount,
+        Operation::Debit => -movement.amount,
+    };
+    let entry = LedgerEntry {
+        entry_id: format!("{}#{}", batch.job_id, row.row),
+        tenant: batch.tenant_id.clone(),
+        customer: row.customer.clone(),
+        job_id: batch.job_id.clone(),
+        row: row.row,
+        operation: movement.operation,
+        amount: movement.amount,
+        reason: batch.reason.clone(),
+        expires_at: applied.expires_at,
+        balance_after: applied.balance_after,
+        sequence: applied.wallet.version,
+        applied_at: now,
+        consumed: applied.consumed,
+        reverses,
+    };
+    (
+        RowOutcome::applied(row.row, points, applied.balance_after),
+        Some((applied.wallet, entry)),
+    )
+}
+
+/// A reversal's row decided on its wallet and the entry of the original's
+/// row (`None`: the original applied nothing there, so there is nothing to
+/// undo): the opposite of that entry, or why it cannot be undone.
+fn undo(
+    batch: &Batch,
+    row: &PointsRow,
+    wallet: &Wallet,
+    original_job: &str,
+    original: Option<&LedgerEntry>,
+    now: DateTime<Utc>,
+) -> (RowOutcome, Option<(Wallet, LedgerEntry)>) {
+    let balance = wallet.balance_at(now);
+    let Some(original) = original else {
+        let message =
+            format!("import {original_job} did not apply this row: there is nothing to reverse");
+        return (
+            skipped(row.row, ErrorCode::NotApplied, message, balance),
+            None,
+        );
+    };
+    match reversal::reverse(wallet, original, now) {
+        Ok(applied) => {
+            let movement = Movement {
+                operation: match original.operation {
+                    Operation::Credit => Operation::Debit,
+                    Operation::Debit => Operation::Credit,
+                },
+                amount: original.amount,
+                expire_in_days: None,
+            };
+            let reverses = Some(original.entry_id.clone());
+            applied_row(batch, row, wallet, &movement, applied, reverses, now)
+        }
+        Err(cannot) => {
+            let err = RowError::new(
+                row.row,
+                None,
+                ErrorCode::CannotReverse,
+                format!("import {original_job} applied it, but {cannot}"),
+            );
+            (RowOutcome::from(&err).with_balance(balance), None)
         }
     }
 }
@@ -669,6 +800,7 @@ mod tests {
             dry_run,
             rows_kind: RowKind::Points,
             amount_column: None,
+            reverts: None,
             rows: rows
                 .iter()
                 .map(|&(row, who, operation, amount)| PointsRow {
@@ -887,6 +1019,13 @@ mod tests {
         async fn seal(&self, job_id: &str, outcome: &RowOutcome) -> Result<bool, Self::Error> {
             self.inner.seal(job_id, outcome).await
         }
+        async fn entries(
+            &self,
+            job_id: &str,
+            rows: &[(Account, u64)],
+        ) -> Result<Vec<LedgerEntry>, Self::Error> {
+            self.inner.entries(job_id, rows).await
+        }
         async fn commit(&self, c: &Commit) -> Result<Committed, Self::Error> {
             if !self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
                 let other = batch("OTHER", false, &[(1, self.who, Operation::Credit, 7)]);
@@ -994,7 +1133,12 @@ mod tests {
             })
             .collect();
         let pending: Vec<&PointsRow> = b.rows.iter().collect();
-        let (commit, _) = group(&b, &page, &pending, &known, &HashMap::new(), now());
+        let read = Read {
+            wallets: &known,
+            conflicts: &HashMap::new(),
+            originals: &HashMap::new(),
+        };
+        let (commit, _) = group(&b, &page, &pending, &read, now());
         assert_eq!(commit.rows.len(), 29);
         let carried: usize = commit
             .wallets
@@ -1062,6 +1206,60 @@ mod tests {
             Some(ErrorCode::InsufficientBalance)
         );
         assert_eq!(live_balance(&store, "a@x.io"), 50);
+    }
+
+    #[test]
+    fn a_reversal_undoes_each_applied_row_once_and_reports_the_others() {
+        let store = MemoryLedger::default();
+        let rows = [
+            (1, "a@x.io", Operation::Credit, 50),
+            (2, "b@x.io", Operation::Credit, 30),
+            (3, "a@x.io", Operation::Debit, 20),
+            (4, "c@x.io", Operation::Debit, 5),
+        ];
+        let original = block_on(apply_batch(&store, &batch("J1", false, &rows), now())).unwrap();
+        assert_eq!(original.tally.applied, 3, "c has nothing to debit");
+        // b spends 10 of its 30 points.
+        block_on(apply_batch(
+            &store,
+            &batch("SPEND", false, &[(1, "b@x.io", Operation::Debit, 10)]),
+            now(),
+        ))
+        .unwrap();
+        let mut reversal = batch("J1-revert", false, &rows);
+        reversal.reverts = Some("J1".into());
+        let report = block_on(apply_batch(&store, &reversal, now())).unwrap();
+        let codes: Vec<Option<ErrorCode>> = report.outcomes.iter().map(|o| o.error_code).collect();
+        assert_eq!(
+            codes,
+            [
+                None,
+                Some(ErrorCode::CannotReverse),
+                None,
+                Some(ErrorCode::NotApplied)
+            ]
+        );
+        assert_eq!(report.outcomes[0].points, Some(-50));
+        assert_eq!(report.outcomes[2].points, Some(20));
+        assert_eq!(report.outcomes[3].status, RowStatus::Skipped);
+        let message = report.outcomes[1]
+            .error_message
+            .as_deref()
+            .unwrap_or_default();
+        assert!(message.contains("only 20 are left"), "{message}");
+        assert_eq!(live_balance(&store, "a@x.io"), 0);
+        assert_eq!(live_balance(&store, "b@x.io"), 20);
+        // Delivered again, it undoes nothing more.
+        let again = block_on(apply_batch(&store, &reversal, now())).unwrap();
+        assert_eq!(again, report);
+        let entries = store.entries.lock().unwrap();
+        let undone: Vec<&str> = entries
+            .iter()
+            .filter(|e| e.job_id == "J1-revert")
+            .filter_map(|e| e.reverses.as_deref())
+            .collect();
+        // Last first: a's debit was given back before its credit was taken.
+        assert_eq!(undone, ["J1#3", "J1#1"]);
     }
 
     #[test]

@@ -135,6 +135,10 @@ pub struct Batch<R = PointsRow> {
     /// when rows are applied; at most [`MAX_COLUMN_NAME_CHARS`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amount_column: Option<String>,
+    /// A reversal's batch: the original job, whose entry for each row is
+    /// undone instead of the row being applied (`crate::reversal`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverts: Option<String>,
     pub rows: Vec<R>,
 }
 
@@ -161,6 +165,8 @@ pub struct BatchPlan {
     pub reason: String,
     pub dry_run: bool,
     pub amount_column: Option<String>,
+    /// A reversal's original job.
+    pub reverts: Option<String>,
     pub rows_per_batch: usize,
     pub shards: u32,
 }
@@ -242,6 +248,7 @@ impl<R: BatchRow> Batcher<R> {
             dry_run: self.plan.dry_run,
             rows_kind: R::KIND,
             amount_column: self.plan.amount_column.clone(),
+            reverts: self.plan.reverts.clone(),
             rows: std::mem::replace(
                 &mut self.shards[shard as usize],
                 Vec::with_capacity(capacity),
@@ -279,6 +286,7 @@ mod tests {
     fn plan(rows_per_batch: usize, shards: u32) -> BatchPlan {
         BatchPlan {
             amount_column: None,
+            reverts: None,
             tenant_id: "acme".into(),
             job_id: "J".into(),
             reason: "r".into(),

@@ -85,11 +85,15 @@ pub struct ListedJob {
     pub credited: u64,
     #[serde(default)]
     pub debited: u64,
+    #[serde(default)]
+    pub reverts: Option<String>,
+    #[serde(default)]
+    pub reverted_by: Option<String>,
 }
 
 /// The attributes a [`ListedJob`] is read from, besides the table's keys:
 /// what the `History` index must project.
-pub const LISTED_ATTRIBUTES: [&str; 17] = [
+pub const LISTED_ATTRIBUTES: [&str; 19] = [
     "job_id",
     "status",
     "kind",
@@ -107,11 +111,27 @@ pub const LISTED_ATTRIBUTES: [&str; 17] = [
     "failed",
     "credited",
     "debited",
+    "reverts",
+    "reverted_by",
 ];
 
 impl ListedJob {
     pub fn position(&self) -> Position {
         Position::of(self.created_at, &self.job_id)
+    }
+
+    /// Whether the admin may revert it (`crate::reversal::revertible`).
+    pub fn can_revert(&self) -> bool {
+        crate::reversal::Candidate {
+            job_id: &self.job_id,
+            status: self.status,
+            kind: self.kind,
+            dry_run: self.dry_run,
+            reverts: self.reverts.as_deref(),
+            reverted_by: self.reverted_by.as_deref(),
+        }
+        .revertible()
+        .is_ok()
     }
 
     pub fn counts(&self) -> Counts {
@@ -180,6 +200,8 @@ mod tests {
             failed: 0,
             credited: 20,
             debited: 0,
+            reverts: None,
+            reverted_by: None,
         }
     }
 

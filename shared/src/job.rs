@@ -213,6 +213,14 @@ pub struct Job {
     /// When the admin started the reviewed import.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
+    /// A reversal's original job: this job applies the opposite of each of
+    /// its applied rows (`crate::reversal`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverts: Option<String>,
+    /// The job that reverts this one, once asked: a job is reverted at most
+    /// once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverted_by: Option<String>,
 }
 
 impl Job {
@@ -269,6 +277,8 @@ impl Job {
             review_first: false,
             review: None,
             started_at: None,
+            reverts: None,
+            reverted_by: None,
         }
     }
 

@@ -39,12 +39,34 @@ impl Lot {
     }
 
     /// How a debit's entry names the lot.
-    fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         format!("lot:{}", self.expires_on)
     }
 }
 
-fn end_of(day: NaiveDate) -> DateTime<Utc> {
+/// The day of the lot whose points stop counting at `expires_at` (the end
+/// of that day): the inverse of [`Lot::expires_at`].
+pub fn lot_day(expires_at: DateTime<Utc>) -> NaiveDate {
+    (expires_at - Duration::days(1)).date_naive()
+}
+
+/// Adds `points` to the lot of `day` in `lots` (soonest first), making it
+/// if there is none.
+pub(crate) fn credit_lot(lots: &mut Vec<Lot>, day: NaiveDate, points: i64) {
+    let position = lots.partition_point(|l| l.expires_on < day);
+    match lots.get_mut(position) {
+        Some(lot) if lot.expires_on == day => lot.remaining += points,
+        _ => lots.insert(
+            position,
+            Lot {
+                expires_on: day,
+                remaining: points,
+            },
+        ),
+    }
+}
+
+pub(crate) fn end_of(day: NaiveDate) -> DateTime<Utc> {
     (day + Duration::days(1))
         .and_hms_opt(0, 0, 0)
         .map(|t| t.and_utc())
@@ -91,9 +113,13 @@ pub struct LedgerEntry {
     pub applied_at: DateTime<Utc>,
     /// For debits: the points taken from each lot (`lot:<day>`; past
     /// [`MAX_CONSUMED_DETAIL`] lots one `lots:<first>..<last>` record sums
-    /// the rest), then `permanent` for points without expiry.
+    /// the rest), then `permanent` for points without expiry. For a
+    /// reversal's credit: where the points went back, named the same way.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub consumed: Vec<Consumed>,
+    /// For a reversal's row: the entry it reverses (`<job>#<row>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverses: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +178,16 @@ impl Wallet {
         self.lots.iter().filter(move |l| l.expires_at() > now)
     }
 
+    /// The wallet a row applied at `now` starts from: its expired and empty
+    /// lots dropped, its version one higher.
+    pub(crate) fn next_at(&self, now: DateTime<Utc>) -> Wallet {
+        let mut next = self.clone();
+        next.lots
+            .retain(|l| l.expires_at() > now && l.remaining > 0);
+        next.version += 1;
+        next
+    }
+
     /// Applies a movement at `now`. The wallet itself is unchanged; the
     /// caller stores the returned one.
     pub fn apply(
@@ -159,27 +195,14 @@ impl Wallet {
         movement: &Movement,
         now: DateTime<Utc>,
     ) -> Result<Applied, InsufficientBalance> {
-        let mut next = self.clone();
-        next.lots
-            .retain(|l| l.expires_at() > now && l.remaining > 0);
-        next.version += 1;
+        let mut next = self.next_at(now);
         let mut consumed = Vec::new();
         let mut expires_at = None;
         match movement.operation {
             Operation::Credit => match movement.expire_in_days {
                 Some(days) => {
                     let day = (now + Duration::days(i64::from(days))).date_naive();
-                    let position = next.lots.partition_point(|l| l.expires_on < day);
-                    match next.lots.get_mut(position) {
-                        Some(lot) if lot.expires_on == day => lot.remaining += movement.amount,
-                        _ => next.lots.insert(
-                            position,
-                            Lot {
-                                expires_on: day,
-                                remaining: movement.amount,
-                            },
-                        ),
-                    }
+                    credit_lot(&mut next.lots, day, movement.amount);
                     expires_at = Some(end_of(day));
                 }
                 None => next.permanent += movement.amount,

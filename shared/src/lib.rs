@@ -27,6 +27,7 @@ pub mod outcome;
 pub mod points;
 pub mod processed;
 pub mod redact;
+pub mod reversal;
 pub mod review;
 pub mod smile;
 pub mod split;

@@ -57,11 +57,15 @@ pub enum ErrorCode {
     ValueTooLong,
     ProcessingFailed,
     NotProcessed,
+    /// A reversal's row whose original row applied nothing.
+    NotApplied,
+    /// A reversal's row whose original points were spent or expired since.
+    CannotReverse,
 }
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 31] = [
+    pub const ALL: [ErrorCode; 33] = [
         ErrorCode::MissingIdentifier,
         ErrorCode::InvalidEmail,
         ErrorCode::InvalidMobile,
@@ -93,6 +97,8 @@ impl ErrorCode {
         ErrorCode::ValueTooLong,
         ErrorCode::ProcessingFailed,
         ErrorCode::NotProcessed,
+        ErrorCode::NotApplied,
+        ErrorCode::CannotReverse,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -128,6 +134,8 @@ impl ErrorCode {
             ErrorCode::ValueTooLong => "value_too_long",
             ErrorCode::ProcessingFailed => "processing_failed",
             ErrorCode::NotProcessed => "not_processed",
+            ErrorCode::NotApplied => "not_applied",
+            ErrorCode::CannotReverse => "cannot_reverse",
         }
     }
 }

@@ -64,6 +64,8 @@ pub struct SplitRequest {
     /// Rows between checkpoints ([`CHECKPOINT_ROWS`], unless a test asks
     /// for more of them).
     pub checkpoint_rows: u64,
+    /// A reversal's original job: its batches undo that job's rows.
+    pub reverts: Option<String>,
 }
 
 /// Where the splitter's results go (the queue and tables, in production).
@@ -388,6 +390,7 @@ fn split_rows<R: Read, F: RowFormat, S: SplitSink<F::Row>>(
             amount_column: format
                 .amount_column()
                 .map(|name| name.chars().take(MAX_COLUMN_NAME_CHARS).collect()),
+            reverts: request.reverts.clone(),
             rows_per_batch: request.rows_per_batch,
             shards: request.shards,
         },
@@ -542,6 +545,7 @@ mod tests {
             rows_per_batch: 4,
             shards: 2,
             checkpoint_rows: CHECKPOINT_ROWS,
+            reverts: None,
         }
     }
 

@@ -146,6 +146,7 @@ async fn a_points_file_split_over_many_invocations_applies_every_row_once() {
         rows_per_batch: h.aws.settings.rows_per_batch,
         shards: h.aws.settings.shards,
         checkpoint_rows: 200,
+        reverts: None,
     };
     let summary = shared::split::split(file.as_bytes(), &request, &mut whole).unwrap();
     assert_eq!(

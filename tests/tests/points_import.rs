@@ -177,6 +177,7 @@ async fn expired_points_are_not_spendable() {
         dry_run: false,
         rows_kind: shared::batch::RowKind::Points,
         amount_column: None,
+        reverts: None,
         rows: vec![shared::points::PointsRow {
             row: 1,
             customer: "email:erin@example.com".parse().unwrap(),

@@ -30,6 +30,11 @@ pub(crate) enum Code {
     FileTooLarge,
     NotReady,
     ReviewExpired,
+    /// The job cannot be reverted (not a finished points import, a dry
+    /// run, a reversal itself).
+    NotRevertible,
+    /// The job was reverted already; the message names its reversal.
+    AlreadyReverted,
     IdempotencyKeyReused,
     RequestInProgress,
     Internal,
@@ -37,13 +42,15 @@ pub(crate) enum Code {
 
 impl Code {
     #[cfg(test)]
-    pub(crate) const ALL: [Code; 9] = [
+    pub(crate) const ALL: [Code; 11] = [
         Code::Unauthorized,
         Code::NotFound,
         Code::InvalidRequest,
         Code::FileTooLarge,
         Code::NotReady,
         Code::ReviewExpired,
+        Code::NotRevertible,
+        Code::AlreadyReverted,
         Code::IdempotencyKeyReused,
         Code::RequestInProgress,
         Code::Internal,
@@ -57,6 +64,8 @@ impl Code {
             Code::FileTooLarge => "file_too_large",
             Code::NotReady => "not_ready",
             Code::ReviewExpired => "review_expired",
+            Code::NotRevertible => "not_revertible",
+            Code::AlreadyReverted => "already_reverted",
             Code::IdempotencyKeyReused => "idempotency_key_reused",
             Code::RequestInProgress => "request_in_progress",
             Code::Internal => "internal",
@@ -68,7 +77,9 @@ impl Code {
             Code::Unauthorized => StatusCode::UNAUTHORIZED,
             Code::NotFound => StatusCode::NOT_FOUND,
             Code::InvalidRequest | Code::FileTooLarge => StatusCode::BAD_REQUEST,
-            Code::NotReady | Code::ReviewExpired => StatusCode::CONFLICT,
+            Code::NotReady | Code::ReviewExpired | Code::NotRevertible | Code::AlreadyReverted => {
+                StatusCode::CONFLICT
+            }
             Code::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Code::RequestInProgress => StatusCode::CONFLICT,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,

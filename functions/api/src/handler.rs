@@ -10,6 +10,7 @@
 //! | GET    | `/imports`          | the tenant's imports, newest first, a page at a time (`crate::history`) |
 //! | GET    | `/imports/{job_id}` | status, counts, progress, preview, result link |
 //! | POST   | `/imports/{job_id}/start`, `/discard` | a ready review started or discarded (`crate::review`; `Idempotency-Key`) |
+//! | POST   | `/imports/{job_id}/revert` | undoes a finished points import once: creates its reversal job (`revert.rs`) |
 //! | GET    | `/templates/{kind}` | the sample CSV of a kind: `points`, `points_with_expiry`, `smile`, `cardcode`, `tierchange` (with the tenant's programs, tiers and custom fields) |
 //! | GET    | `/`, `/app.js`, `/app.css` | the import page (no key: the page asks for it) |
 //! | GET    | `/downloads/{tenant}/{job_id}/{token}` | the emailed link (no key: its token is the secret): a redirect to the processed file |
@@ -39,7 +40,7 @@ use tracing::{info, instrument};
 use crate::error::{error_reply, refuse, ApiError, Code};
 use crate::page::Asset;
 use crate::routes::{self, Access, Matched, Route};
-use crate::{cors, history, idempotency, openapi, page, review};
+use crate::{cors, history, idempotency, openapi, page, revert, review};
 
 pub async fn handle(aws: &Aws, request: Request) -> Result<Response<Body>, lambda_http::Error> {
     let allowed = &aws.settings.allowed_origins;
@@ -122,6 +123,10 @@ async fn dispatch(
         Route::DiscardReview => {
             review::discard(aws, tenant, job_id).await?;
             job_reply(aws, tenant, job_id, StatusCode::OK).await
+        }
+        Route::RevertImport => {
+            let reversal = revert::revert(aws, tenant, job_id).await?;
+            job_reply(aws, tenant, &reversal, StatusCode::ACCEPTED).await
         }
         Route::Template => template(matched.param("kind"), tenant),
         // Answered without a key (`public`).
@@ -249,6 +254,9 @@ async fn job_reply(
             "review_first": job.review_first,
             "review": job.review,
             "started_at": job.started_at,
+            "reverts": job.reverts,
+            "reverted_by": job.reverted_by,
+            "can_revert": shared::reversal::revertible(&job).is_ok(),
             "processed_file": processed_file,
             "email_sent_at": job.email_sent_at,
         }),

@@ -55,6 +55,9 @@ fn listed(job: &ListedJob) -> serde_json::Value {
         "dry_run": job.dry_run,
         "review": job.review_first,
         "counts": job.counts(),
+        "reverts": job.reverts,
+        "reverted_by": job.reverted_by,
+        "can_revert": job.can_revert(),
     })
 }
 

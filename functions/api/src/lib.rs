@@ -10,6 +10,7 @@ mod history;
 mod idempotency;
 mod openapi;
 pub mod page;
+mod revert;
 mod review;
 mod routes;
 

@@ -48,6 +48,7 @@ mod order;
 mod outcomes;
 mod pages;
 mod request;
+mod reversals;
 mod reviews;
 mod tenants;
 mod wallets;
@@ -56,6 +57,7 @@ pub use idempotency::{
     Claim, StoredResponse, Ticket, IDEMPOTENCY_TTL_HOURS, MAX_STORED_BODY_BYTES,
 };
 pub use pages::JobOutcomes;
+pub use reversals::Reverting;
 pub use wallets::WalletView;
 
 type Item = HashMap<String, AttributeValue>;

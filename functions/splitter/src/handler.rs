@@ -6,7 +6,8 @@
 //! split (`split`, with a membership file's turn first, `turn`), or, for an
 //! event from the ingest dead-letter queue, the split given up (`finish`).
 //! An upload no tenant owns gets no job: it is counted in a metric for the
-//! operator.
+//! operator. An upload whose job was reverted stands for its reversal too
+//! (`shared::reversal`), which reads the same object version.
 //!
 //! A membership file (a console drop under `incoming/<tenant>/memberships/`
 //! or named `<universe>_<scope>_<subsection>_<YYYYMMDD>[_<seq>].csv`, or an
@@ -22,7 +23,7 @@ use aws_lambda_events::event::sqs::SqsBatchResponse;
 use loyalty_aws::metrics::Record;
 use loyalty_aws::s3_event::{self, ObjectCreated};
 use loyalty_aws::{Aws, AwsError};
-use shared::job::keys;
+use shared::job::{keys, Job};
 use shared::redact::{self, Redacted};
 use std::time::{Duration, Instant};
 use tracing::{info, instrument, warn};
@@ -102,10 +103,26 @@ pub async fn import_object(
     };
     for object in announced(aws, object).await? {
         if let Some(job) = job_for(aws, &object, &tenant, incoming).await? {
-            split_job(aws, &object, &tenant, job, deadline).await?;
+            let reversal = reversal_of(aws, &job).await?;
+            // Boxed: a split's future is deep, and two of them inline
+            // overflow a small stack.
+            Box::pin(split_job(aws, &object, &tenant, job, deadline)).await?;
+            if let Some(reversal) = reversal {
+                Box::pin(split_job(aws, &object, &tenant, reversal, deadline)).await?;
+            }
         }
     }
     Ok(())
+}
+
+/// The job reverting `job`, if it was reverted: an upload's event stands
+/// for its reversal too, which reads the same object version
+/// (`shared::reversal`).
+async fn reversal_of(aws: &Aws, job: &Job) -> Result<Option<Job>, SplitterError> {
+    match &job.reverted_by {
+        Some(by) => Ok(aws.tables.job(&job.tenant_id, by).await?),
+        None => Ok(None),
+    }
 }
 
 /// The metric counting uploads no job was made for (the `reason` property
@@ -158,5 +175,8 @@ pub async fn give_up_object(aws: &Aws, object: &ObjectCreated) -> Result<(), Spl
     let Some(job) = job_for(aws, object, &tenant, incoming).await? else {
         return Ok(());
     };
+    if let Some(reversal) = reversal_of(aws, &job).await? {
+        finish::give_up_split(aws, reversal).await?;
+    }
     finish::give_up_split(aws, job).await
 }

@@ -82,11 +82,15 @@ async fn run_split(
         rows_per_batch: aws.settings.rows_per_batch,
         shards: aws.settings.shards,
         checkpoint_rows: aws.settings.split_checkpoint_rows,
+        reverts: job.reverts.clone(),
     };
     let from = job.split_checkpoint.clone();
-    let previewed = job.membership_scope().is_none() && !job.dry_run;
+    // A reversal reads its original's upload: it was checked as that, and
+    // its preview is written as the split reads it.
+    let reversal = job.reverts.is_some();
+    let previewed = job.membership_scope().is_none() && !job.dry_run && !reversal;
     // A started review passed the checks and has its preview: its read did.
-    let checked = job.status == JobStatus::Splitting && job.review.is_some();
+    let checked = (job.status == JobStatus::Splitting && job.review.is_some()) || reversal;
     if from.is_none() && !checked {
         // A points file's preview is written before the whole file is read
         // to check it (its hash): the merchant sees the first rows as soon

@@ -354,6 +354,7 @@ fn print_preview(
         rows_per_batch: 100,
         shards: 1,
         checkpoint_rows: shared::split::CHECKPOINT_ROWS,
+        reverts: None,
     };
     let input =
         std::fs::File::open(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;

@@ -85,7 +85,11 @@ pub fn completion_email(
     let letter = Letter {
         texts: t,
         subject: format!("{} {verdict}{}{}{dry}", title.name, t.colon, job.filename),
-        intro: (t.finished)(title.in_sentence, &job.filename, &format!("{verdict}{dry}")),
+        intro: (t.finished)(
+            &title.in_sentence,
+            &job.filename,
+            &format!("{verdict}{dry}"),
+        ),
         facts,
         notes,
         errors,
@@ -94,11 +98,29 @@ pub fn completion_email(
     Email::of(tenant, &letter)
 }
 
-/// The import's name; until the file says which, a membership import if it
-/// was dropped in the memberships folder, else a points import.
-fn title(t: &'static Texts, job: &Job) -> &'static Title {
+/// The import's name, alone and within a sentence: a reversal's names the
+/// import it reverts; else its kind's, until the file says which a
+/// membership import if it was dropped in the memberships folder, else a
+/// points import.
+fn title(t: &'static Texts, job: &Job) -> Name {
+    if let Some(original) = &job.reverts {
+        return Name {
+            name: (t.reversal.name)(original),
+            in_sentence: (t.reversal.in_sentence)(original),
+        };
+    }
     let membership = keys::parse_incoming(&job.source_key).is_some_and(|i| i.membership);
-    t.title(job.kind, membership)
+    let Title { name, in_sentence } = t.title(job.kind, membership);
+    Name {
+        name: (*name).to_owned(),
+        in_sentence: (*in_sentence).to_owned(),
+    }
+}
+
+/// An import's name, as [`Title`] gives it.
+struct Name {
+    name: String,
+    in_sentence: String,
 }
 
 /// The notice sent when a file is refused as a whole.
@@ -115,7 +137,7 @@ pub fn rejection_email(tenant: &Tenant, job: &Job) -> Email {
     let letter = Letter {
         texts: t,
         subject: format!("{} {}{}{}", title.name, t.rejected, t.colon, job.filename),
-        intro: (t.refused)(title.in_sentence, &job.filename),
+        intro: (t.refused)(&title.in_sentence, &job.filename),
         facts: vec![
             (t.job, job.job_id.clone()),
             (t.rejection_reason, why.to_owned()),
@@ -321,6 +343,29 @@ mod tests {
         let mut job = job();
         job.rejection = Some("unknown column 'colour'".into());
         assert_eq!(rejection_email(&french(), &job).to, email.to);
+    }
+
+    #[test]
+    fn a_reversals_email_says_which_import_it_reverts_in_each_language() {
+        let mut reversal = job();
+        reversal.job_id = "J0-revert".into();
+        reversal.reverts = Some("J0".into());
+        let email = clean(&tenant(), &reversal, &tally());
+        assert_eq!(
+            email.subject,
+            "Reversal of import J0 completed with errors: x.csv"
+        );
+        assert!(email
+            .text
+            .starts_with("Your reversal of import J0 of x.csv is completed with errors.\n"));
+        let email = clean(&french(), &reversal, &tally());
+        assert_eq!(
+            email.subject,
+            "Import d'annulation de l'import J0 terminé avec des erreurs : x.csv"
+        );
+        assert!(email.text.starts_with(
+            "Votre import d'annulation de l'import J0 du fichier x.csv est terminé avec des erreurs.\n"
+        ));
     }
 
     #[test]

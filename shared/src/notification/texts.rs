@@ -11,6 +11,12 @@ pub struct Title {
     pub in_sentence: &'static str,
 }
 
+/// A reversal's name, alone and within a sentence: (the job it reverts).
+pub struct ReversalTitle {
+    pub name: fn(&str) -> String,
+    pub in_sentence: fn(&str) -> String,
+}
+
 /// The words of the emails in one language. Row messages are not among
 /// them: they are written where rows are checked, in English.
 pub struct Texts {
@@ -24,6 +30,8 @@ pub struct Texts {
     pub tier_change_import: Title,
     /// A membership file refused before its name said which kind.
     pub membership_import: Title,
+    /// A job undoing another (`crate::reversal`).
+    pub reversal: ReversalTitle,
 
     pub completed: &'static str,
     pub completed_with_errors: &'static str,
@@ -118,6 +126,10 @@ pub const EN: Texts = Texts {
         name: "Membership import",
         in_sentence: "membership import",
     },
+    reversal: ReversalTitle {
+        name: |job| format!("Reversal of import {job}"),
+        in_sentence: |job| format!("reversal of import {job}"),
+    },
     completed: "completed",
     completed_with_errors: "completed with errors",
     rejected: "rejected",
@@ -195,6 +207,8 @@ fn english_code(code: ErrorCode) -> &'static str {
         ErrorCode::ValueTooLong => "value too long",
         ErrorCode::ProcessingFailed => "processing failed",
         ErrorCode::NotProcessed => "not processed",
+        ErrorCode::NotApplied => "not applied by the import reverted: nothing to undo",
+        ErrorCode::CannotReverse => "points spent or expired since: not undone",
     }
 }
 
@@ -220,6 +234,10 @@ pub const FR: Texts = Texts {
     membership_import: Title {
         name: "Import d'adhésions",
         in_sentence: "import d'adhésions",
+    },
+    reversal: ReversalTitle {
+        name: |job| format!("Import d'annulation de l'import {job}"),
+        in_sentence: |job| format!("import d'annulation de l'import {job}"),
     },
     completed: "terminé",
     completed_with_errors: "terminé avec des erreurs",
@@ -299,5 +317,7 @@ fn french_code(code: ErrorCode) -> &'static str {
         ErrorCode::ValueTooLong => "valeur trop longue",
         ErrorCode::ProcessingFailed => "échec du traitement",
         ErrorCode::NotProcessed => "ligne non traitée",
+        ErrorCode::NotApplied => "non appliquée par l'import annulé : rien à annuler",
+        ErrorCode::CannotReverse => "points dépensés ou expirés depuis : non annulée",
     }
 }

@@ -71,6 +71,23 @@ impl LedgerStore for MemoryLedger {
             .collect())
     }
 
+    async fn entries(
+        &self,
+        job_id: &str,
+        rows: &[(Account, u64)],
+    ) -> Result<Vec<LedgerEntry>, Infallible> {
+        let entries = lock(&self.entries);
+        Ok(rows
+            .iter()
+            .filter_map(|(account, row)| {
+                entries
+                    .iter()
+                    .find(|e| e.job_id == job_id && e.row == *row && e.customer == account.customer)
+            })
+            .cloned()
+            .collect())
+    }
+
     async fn commit(&self, c: &Commit) -> Result<Committed, Infallible> {
         let mut pages = lock(&self.pages);
         let mut wallets = lock(&self.wallets);

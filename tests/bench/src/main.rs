@@ -243,6 +243,7 @@ fn split_file(path: &Path) -> anyhow::Result<SplitSummary> {
         rows_per_batch: 100,
         shards: 8,
         checkpoint_rows: shared::split::CHECKPOINT_ROWS,
+        reverts: None,
     };
     let mut sink = Serialised::default();
     let summary =

@@ -17,20 +17,36 @@ use shared::split::SplitSummary;
 use std::future::Future;
 
 #[derive(Serialize, Deserialize)]
-struct JobItem {
-    sk: String,
+pub(super) struct JobItem {
+    pub(super) sk: String,
     #[serde(flatten)]
-    job: Job,
+    pub(super) job: Job,
     /// [`UNFINISHED`] from the upload to the email, then removed: the key of
     /// the sparse index the watchdog sweeps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    unfinished: Option<String>,
+    pub(super) unfinished: Option<String>,
     /// The job's place in its tenant's history (`shared::history::Position`):
     /// the key of the sparse index `GET /imports` reads. Set when the job
     /// is created and never written again (every later write is an
     /// `UpdateItem` of other attributes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    listed: Option<String>,
+    pub(super) listed: Option<String>,
+}
+
+impl JobItem {
+    /// A new job's item; an API job awaiting its upload is not in flight yet.
+    pub(super) fn new(job: &Job) -> Self {
+        JobItem {
+            sk: job_sk(&job.job_id),
+            job: job.clone(),
+            unfinished: (job.status != JobStatus::AwaitingUpload).then(|| UNFINISHED.to_owned()),
+            listed: Some(
+                Position::of(job.created_at, &job.job_id)
+                    .as_str()
+                    .to_owned(),
+            ),
+        }
+    }
 }
 
 /// The jobs table's sparse index of jobs between upload and email.
@@ -56,17 +72,7 @@ pub(super) fn batch_sk(job_id: &str, batch: u64) -> String {
 impl Tables {
     /// Stores a new job; `false` if a job with this id exists already.
     pub async fn create_job(&self, job: &Job) -> Result<bool, AwsError> {
-        let item = JobItem {
-            sk: job_sk(&job.job_id),
-            job: job.clone(),
-            // An API job awaiting its upload is not in flight yet.
-            unfinished: (job.status != JobStatus::AwaitingUpload).then(|| UNFINISHED.to_owned()),
-            listed: Some(
-                Position::of(job.created_at, &job.job_id)
-                    .as_str()
-                    .to_owned(),
-            ),
-        };
+        let item = JobItem::new(job);
         self.put_new(&self.jobs, to_item("dynamodb:PutItem", &item)?, "sk")
             .await
     }

@@ -69,6 +69,11 @@ enum Part {
     Entry,
 }
 
+/// A ledger entry's key in its wallet's partition.
+fn entry_sk(job_id: &str, row: u64) -> String {
+    format!("ENTRY#{job_id}#{row:010}")
+}
+
 fn wallet_pk(account: &Account) -> String {
     match &account.dry_run_of {
         None => format!("{}#{}", account.tenant_id, account.customer),
@@ -190,7 +195,7 @@ impl Tables {
             })?;
             let item = EntryItem {
                 pk: wallet_pk(account),
-                sk: format!("ENTRY#{}#{:010}", entry.job_id, entry.row),
+                sk: entry_sk(&entry.job_id, entry.row),
                 entry: entry.clone(),
                 ttl: scratch_ttl(account),
             };
@@ -332,6 +337,27 @@ impl LedgerStore for Tables {
                 },
             })
             .collect())
+    }
+
+    async fn entries(
+        &self,
+        job_id: &str,
+        rows: &[(Account, u64)],
+    ) -> Result<Vec<LedgerEntry>, AwsError> {
+        let keys = rows
+            .iter()
+            .map(|(account, row)| {
+                item([
+                    ("pk", s(wallet_pk(account))),
+                    ("sk", s(entry_sk(job_id, *row))),
+                ])
+            })
+            .collect();
+        self.batch_get(&self.wallets, keys)
+            .await?
+            .into_iter()
+            .map(|found| Ok(from_item::<EntryItem>("dynamodb:BatchGetItem", found)?.entry))
+            .collect()
     }
 
     fn page_outcomes(

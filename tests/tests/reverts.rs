@@ -1,0 +1,286 @@
+//! Imports undone (`POST /imports/{job}/revert`), end to end against the
+//! local emulator: each applied row's opposite applied once, from the lot
+//! it went to; what was spent since reported per row, never forced; a job
+//! reverted at most once; and a reversal redelivered under faults undoing
+//! each row once.
+
+use lambda_http::http::{Method, StatusCode};
+use local_stack::runner::Chaos;
+use local_stack::Runner;
+use loyalty_aws::faults::FaultPlan;
+use loyalty_aws::Aws;
+use pipeline_tests::{processed_rows, Harness, TestTenant};
+use serde_json::Value;
+use shared::job::{Job, JobStatus};
+use shared::reversal::reversal_id;
+use std::time::Duration;
+
+async fn revert(h: &Harness, tenant: &TestTenant, job_id: &str) -> (StatusCode, Value) {
+    let reply = h
+        .api(
+            tenant,
+            Method::POST,
+            &format!("/imports/{job_id}/revert"),
+            None,
+        )
+        .await;
+    (reply.status, reply.json().expect("json"))
+}
+
+async fn job(h: &Harness, tenant: &TestTenant, job_id: &str) -> Job {
+    h.aws
+        .tables
+        .job(tenant.id(), job_id)
+        .await
+        .expect("job")
+        .expect("it exists")
+}
+
+/// Credits with expiry to a, b and c, a debit of a's, an invalid row and a
+/// debit d cannot afford.
+const CAMPAIGN: &str = "email,amount,operation,expire_in_days\n\
+                        a@rev.test,100,CR,30\n\
+                        b@rev.test,50,CR,60\n\
+                        a@rev.test,20,DR,\n\
+                        c@rev.test,40,CR,90\n\
+                        not-an-email,5,CR,10\n\
+                        d@rev.test,10,DR,\n";
+
+#[tokio::test]
+async fn a_reverted_import_gives_every_wallet_back_but_what_was_spent_since() {
+    let h = Harness::start().await;
+    let tenant = h.tenant().await;
+    // e's points without expiry, credited before: the reversal leaves them.
+    h.api_import(
+        &tenant,
+        "points",
+        "before.csv",
+        "email,amount\ne@rev.test,7\n",
+        false,
+    )
+    .await;
+    let original = h
+        .api_import(
+            &tenant,
+            "points_with_expiry",
+            "campaign.csv",
+            CAMPAIGN,
+            false,
+        )
+        .await;
+    h.settle(&tenant).await;
+    assert_eq!(h.balance(&tenant, "email:a@rev.test").await, 80);
+    // b spends 45 of its 50 points.
+    h.api_import(
+        &tenant,
+        "points",
+        "spend.csv",
+        "email,amount,operation\nb@rev.test,45,DR\n",
+        false,
+    )
+    .await;
+    h.settle(&tenant).await;
+
+    let (status, body) = revert(&h, &tenant, &original).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let reversal_job = reversal_id(&original);
+    assert_eq!(body["job_id"], reversal_job.as_str());
+    assert_eq!(body["status"], "splitting");
+    assert_eq!(body["reverts"], original.as_str());
+    h.settle(&tenant).await;
+
+    assert_eq!(h.balance(&tenant, "email:a@rev.test").await, 0);
+    assert_eq!(h.balance(&tenant, "email:b@rev.test").await, 5);
+    assert_eq!(h.balance(&tenant, "email:c@rev.test").await, 0);
+    assert_eq!(h.balance(&tenant, "email:d@rev.test").await, 0);
+    // Each applied row undone once: a's two rows, c's one.
+    assert_eq!(h.ledger_len(&tenant, "email:a@rev.test").await, 4);
+    assert_eq!(h.ledger_len(&tenant, "email:b@rev.test").await, 2);
+    assert_eq!(h.ledger_len(&tenant, "email:c@rev.test").await, 2);
+
+    let reversal = job(&h, &tenant, &reversal_job).await;
+    assert_eq!(reversal.status, JobStatus::CompletedWithErrors);
+    assert_eq!(reversal.reverts.as_deref(), Some(original.as_str()));
+    assert!(reversal.reason.starts_with(&format!(
+        "Reversal of import {original} (campaign.csv): test campaign"
+    )));
+    assert_eq!(
+        (reversal.applied, reversal.failed, reversal.skipped),
+        (3, 2, 1)
+    );
+    let rows = processed_rows(&h.processed_file(&reversal).await);
+    let outcomes: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r.get("status"), r.get("error_code")))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("applied", ""),
+            ("failed", "cannot_reverse"),
+            ("applied", ""),
+            ("applied", ""),
+            ("failed", "invalid_email"),
+            ("skipped", "not_applied"),
+        ]
+    );
+    let spent = rows[1].get("error_message");
+    assert!(spent.contains("only 5 are left"), "{spent}");
+    assert_eq!(rows[1].get("balance_after"), "5");
+    let emails = h.emails_about(&reversal_job).await;
+    assert_eq!(emails.len(), 1);
+    assert!(
+        emails[0]
+            .body
+            .contains(&format!("Reversal of import {original}")),
+        "{}",
+        emails[0].body
+    );
+
+    let shown = h
+        .api(&tenant, Method::GET, &format!("/imports/{original}"), None)
+        .await
+        .json()
+        .expect("json");
+    assert_eq!(shown["reverted_by"], reversal_job.as_str());
+    let (status, again) = revert(&h, &tenant, &original).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(again["error"]["code"], "already_reverted");
+    assert!(again["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains(&reversal_job)));
+    let (status, of_reversal) = revert(&h, &tenant, &reversal_job).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(of_reversal["error"]["code"], "not_revertible");
+    assert_eq!(h.balance(&tenant, "email:e@rev.test").await, 7);
+}
+
+#[tokio::test]
+async fn a_rejected_running_or_dry_run_import_is_not_revertible() {
+    let h = Harness::start().await;
+    let tenant = h.tenant().await;
+    let rejected = h
+        .api_import(&tenant, "points", "bad.csv", "nothing,here\n1,2\n", false)
+        .await;
+    let dry = h
+        .api_import(
+            &tenant,
+            "points",
+            "dry.csv",
+            "email,amount\nf@rev.test,3\n",
+            true,
+        )
+        .await;
+    h.settle(&tenant).await;
+    assert_eq!(
+        job(&h, &tenant, &rejected).await.status,
+        JobStatus::Rejected
+    );
+    let running = h.create_import(&tenant, "later.csv", 10).await;
+    let running = running["job_id"].as_str().expect("job id");
+    for (job_id, why) in [
+        (rejected.as_str(), "it is rejected"),
+        (dry.as_str(), "dry run"),
+        (running, "it is awaiting_upload"),
+    ] {
+        let (status, body) = revert(&h, &tenant, job_id).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{job_id}: {body}");
+        assert_eq!(body["error"]["code"], "not_revertible");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(why), "{message}");
+        assert!(job(&h, &tenant, job_id).await.reverted_by.is_none());
+    }
+    let (status, _) = revert(&h, &tenant, "20260101000000-000000000000").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_reversal_delivered_again_and_again_under_faults_undoes_each_row_once() {
+    let h = Harness::start().await;
+    let tenant = h.tenant().await;
+    // 40 customers: a credit of 10 without expiry, then a debit of 3.
+    let mut file = String::from("email,amount,operation\n");
+    for op in [("10", "CR"), ("3", "DR")] {
+        for c in 0..40 {
+            file.push_str(&format!("c{c}@chaos.test,{},{}\n", op.0, op.1));
+        }
+    }
+    let original = h
+        .api_import(&tenant, "points", "chaos.csv", &file, false)
+        .await;
+    h.settle(&tenant).await;
+    assert_eq!(h.balance(&tenant, "email:c7@chaos.test").await, 7);
+
+    let settings = h.aws.settings.clone();
+    let faulty = Aws::with_faults(settings.clone(), FaultPlan::random(0x2e7e, 0.05)).await;
+    let runner = Runner::new(Aws::new(settings).await)
+        .expect("runner")
+        .with_chaos(Chaos::new(0x2e7e, faulty, 0.3));
+    let (status, body) = revert(&h, &tenant, &original).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    runner
+        .run_until_idle(Some(tenant.id()), Duration::from_secs(240))
+        .await
+        .expect("the reversal settles");
+
+    let reversal = job(&h, &tenant, &reversal_id(&original)).await;
+    assert_eq!(
+        reversal.status,
+        JobStatus::Completed,
+        "{:?}",
+        reversal.errors
+    );
+    assert_eq!(reversal.applied, 80);
+    for c in 0..40 {
+        let customer = format!("email:c{c}@chaos.test");
+        assert_eq!(h.balance(&tenant, &customer).await, 0, "{customer}");
+        assert_eq!(h.ledger_len(&tenant, &customer).await, 4, "{customer}");
+    }
+    assert_eq!(h.emails_about(&reversal.job_id).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_revert_whose_request_failed_before_the_split_was_asked_is_taken_up_by_the_next() {
+    let h = Harness::start().await;
+    let tenant = h.tenant().await;
+    let original = h
+        .api_import(
+            &tenant,
+            "points",
+            "once.csv",
+            "email,amount\ng@rev.test,12\n",
+            false,
+        )
+        .await;
+    h.settle(&tenant).await;
+    // The first request made the reversal and marked the original, then
+    // failed before handing the upload to the splitter.
+    let done = job(&h, &tenant, &original).await;
+    let reversal = shared::reversal::reversal_job(&done, chrono::Utc::now());
+    let made = h
+        .aws
+        .tables
+        .revert_job(&done, &reversal)
+        .await
+        .expect("revert");
+    assert_eq!(made, loyalty_aws::tables::Reverting::Created);
+    // Nothing moves it: no event names it.
+    let stuck = h
+        .runner
+        .run_until_idle(Some(tenant.id()), Duration::from_secs(5))
+        .await;
+    assert!(stuck.is_err());
+    assert_eq!(
+        job(&h, &tenant, &reversal.job_id).await.status,
+        JobStatus::Splitting
+    );
+
+    let (status, body) = revert(&h, &tenant, &original).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "already_reverted");
+    h.settle(&tenant).await;
+    let reversal = job(&h, &tenant, &reversal.job_id).await;
+    assert_eq!(reversal.status, JobStatus::Completed);
+    assert_eq!(h.balance(&tenant, "email:g@rev.test").await, 0);
+    assert_eq!(h.ledger_len(&tenant, "email:g@rev.test").await, 2);
+}

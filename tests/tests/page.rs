@@ -253,7 +253,7 @@ async fn shown_status(page: &Page, statuses: &[&str], within: Duration) -> Strin
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_admin_reviews_a_file_starts_it_and_finds_it_in_the_history() {
+async fn an_admin_reviews_a_file_starts_it_finds_it_in_the_history_and_reverts_it() {
     let mut page = Page::open("reviews_then_starts").await;
     page.enter_key(&page.tenant.api_key.clone()).await;
     page.browser
@@ -330,6 +330,37 @@ async fn an_admin_reviews_a_file_starts_it_and_finds_it_in_the_history() {
         .expect("the history");
     assert_eq!(first, json!(format!("#job={job_id}")));
     page.shot("history").await;
+
+    // Undone from its page: the reversal takes back what it applied.
+    let b = &page.browser;
+    let revert = b.find("#revert").await.expect("the revert button");
+    b.click(&revert).await.expect("revert");
+    page.shot("revert-asked").await;
+    let b = &page.browser;
+    let yes = b.find("#revert-yes").await.expect("the confirmation");
+    b.click(&yes).await.expect("confirm");
+    let reversal = format!("{job_id}-revert");
+    b.wait_for(
+        &format!("return location.hash === '#job={reversal}'"),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("the reversal followed");
+    shown_status(
+        &page,
+        &["completed", "completed_with_errors"],
+        Duration::from_secs(120),
+    )
+    .await;
+    page.shot("reverted").await;
+    assert_eq!(page.harness.balance(&page.tenant, alice).await, 0);
+    let b = &page.browser;
+    let said = script(
+        b,
+        "return document.getElementById('result-reverts').textContent",
+    )
+    .await;
+    assert_eq!(said, json!(format!("This import reverts import {job_id}.")));
     page.browser.quit().await;
     page.harness.settle(&page.tenant).await;
 }

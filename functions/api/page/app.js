@@ -475,6 +475,13 @@ function showResult(job) {
     ["Finished", job.finished_at ? new Date(job.finished_at).toLocaleString() : null],
   ]);
   errorTable($("result-errors"), job.errors);
+  const reverts = $("result-reverts");
+  reverts.hidden = !(job.reverts || job.reverted_by);
+  reverts.textContent = job.reverts
+    ? `This import reverts import ${job.reverts}.`
+    : job.reverted_by ? `This import was reverted by import ${job.reverted_by}.` : "";
+  $("revert-box").hidden = !job.can_revert;
+  $("revert-confirm").hidden = true;
   const file = job.processed_file;
   const url = file && (typeof file === "string" ? file : file.url);
   $("result-download").hidden = !url;
@@ -503,6 +510,20 @@ async function decide(action) {
   } finally {
     $("start").disabled = false;
     $("discard").disabled = false;
+  }
+}
+
+// Reverts an import, then follows its reversal.
+async function revert(jobId) {
+  clearAlert();
+  $("revert-yes").disabled = true;
+  try {
+    const reversal = await call("POST", `imports/${encodeURIComponent(jobId)}/revert`);
+    openJob(reversal.job_id);
+  } catch (e) {
+    fail(e);
+  } finally {
+    $("revert-yes").disabled = false;
   }
 }
 
@@ -550,6 +571,22 @@ async function loadHistory(more) {
     cell(tr, counts.rows);
     cell(tr, counts.applied);
     cell(tr, counts.failed);
+    const action = cell(tr, "");
+    if (job.can_revert) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "secondary";
+      button.textContent = "Revert…";
+      button.setAttribute("aria-label", `Revert the import of ${job.filename}`);
+      // Opens the import, whose panel asks to confirm.
+      button.addEventListener("click", (e) => {
+        e.stopPropagation();
+        location.hash = link.getAttribute("href");
+      });
+      action.appendChild(button);
+    } else if (job.reverted_by) {
+      action.textContent = "Reverted";
+    }
     tr.addEventListener("click", (e) => {
       if (e.target !== link) {
         location.hash = link.getAttribute("href");
@@ -610,6 +647,15 @@ document.addEventListener("DOMContentLoaded", () => {
   $("import-form").addEventListener("submit", upload);
   $("start").addEventListener("click", () => decide("start"));
   $("discard").addEventListener("click", () => decide("discard"));
+  $("revert").addEventListener("click", () => {
+    $("revert-confirm").hidden = false;
+    $("revert-yes").focus();
+  });
+  $("revert-no").addEventListener("click", () => {
+    $("revert-confirm").hidden = true;
+    $("revert").focus();
+  });
+  $("revert-yes").addEventListener("click", () => revert(state.jobId));
   $("history-refresh").addEventListener("click", refreshHistory);
   $("history-more").addEventListener("click", () => loadHistory(true).catch(fail));
   window.addEventListener("hashchange", followHash);

@@ -10,7 +10,7 @@
 //! rows already decided and reuse those outcomes instead of applying
 //! anything twice.
 //!
-//! Its length (about 640 lines of code, then its tests): applying a batch is one
+//! Its length (about 770 lines of code, then its tests): applying a batch is one
 //! algorithm, from reading the wallets to committing pages and retrying a
 //! refused commit, and it reads best in one place.
 
@@ -110,6 +110,10 @@ pub struct Commit {
     pub page: Page,
     pub wallets: Vec<WalletWrite>,
     pub rows: Vec<RowDecision>,
+    /// A reversal's entries for rows of its later batches, given back ahead
+    /// of this page's rows (`crate::reversal::LaterDebits`): each new, like
+    /// the rows' entries; the rows' own batches record their outcomes.
+    pub ahead: Vec<LedgerEntry>,
 }
 
 impl Commit {
@@ -118,13 +122,29 @@ impl Commit {
             page,
             wallets: Vec::new(),
             rows: Vec::new(),
+            ahead: Vec::new(),
         }
     }
 
-    /// The transaction items it takes: the page, the batch check, one per
-    /// wallet and one per ledger entry.
+    /// The transaction items it takes: the page (when it has rows), the
+    /// batch check, one per wallet and one per ledger entry.
     pub fn items(&self) -> usize {
-        2 + self.wallets.len() + self.rows.iter().filter(|r| r.entry.is_some()).count()
+        1 + usize::from(!self.rows.is_empty())
+            + self.wallets.len()
+            + self.rows.iter().filter(|r| r.entry.is_some()).count()
+            + self.ahead.len()
+    }
+
+    /// Every ledger entry it writes: its rows', then those given ahead.
+    pub fn entries(&self) -> impl Iterator<Item = &LedgerEntry> {
+        self.rows
+            .iter()
+            .filter_map(|r| r.entry.as_ref())
+            .chain(&self.ahead)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.rows.is_empty() && self.ahead.is_empty()
     }
 }
 
@@ -179,6 +199,14 @@ pub trait LedgerStore: Sync {
         &self,
         job_id: &str,
         rows: &[(Account, u64)],
+    ) -> impl Future<Output = Result<Vec<LedgerEntry>, Self::Error>> + Send;
+
+    /// Every ledger entry of import `job_id` in one wallet's history, in
+    /// row order.
+    fn job_entries(
+        &self,
+        account: &Account,
+        job_id: &str,
     ) -> impl Future<Output = Result<Vec<LedgerEntry>, Self::Error>> + Send;
 
     /// Writes the outcomes, ledger entries and wallets, all or nothing, if
@@ -248,6 +276,7 @@ pub async fn apply_batch<S: LedgerStore>(
     let pages: Vec<(Page, &[PointsRow])> = Page::of(batch).collect();
     let mut outcomes = recorded(store, &pages).await?;
     let originals = originals(store, batch, &outcomes).await?;
+    let mut later = reversal::LaterDebits::default();
     let mut conflicts = HashMap::new();
     for row in batch.rows.iter() {
         // A reversal undoes what its original's row did to its wallet.
@@ -292,12 +321,21 @@ pub async fn apply_batch<S: LedgerStore>(
                 wallets: &known,
                 conflicts: &conflicts,
                 originals: &originals,
+                later: &later,
             };
-            let (commit, after) = group(batch, page, &pending, &read, now);
+            let grouped = group(batch, page, &pending, &read, now);
+            if let Some(customer) = grouped.look_up {
+                look_up(store, batch, customer, &mut later).await?;
+                continue;
+            }
+            let commit = grouped.commit;
             match store.commit(&commit).await.map_err(ApplyError::Store)? {
                 Committed::Done => {
                     outcomes.extend(commit.rows.into_iter().map(|d| (d.outcome.row, d.outcome)));
-                    known.extend(after);
+                    known.extend(grouped.after);
+                    for (customer, count) in grouped.settled {
+                        later.settled(&customer, count);
+                    }
                 }
                 Committed::Refused {
                     decided_elsewhere,
@@ -317,8 +355,10 @@ pub async fn apply_batch<S: LedgerStore>(
                     if decided_elsewhere || closed {
                         let rows: Vec<u64> = pending.iter().map(|r| r.row).collect();
                         reread(store, page, &rows, closed, &mut outcomes).await?;
-                        // Another delivery moved wallets too: read them all again.
+                        // Another delivery moved wallets too: read them all
+                        // again, and what it gave back ahead.
                         known.clear();
+                        later.forget();
                     }
                 }
             }
@@ -327,15 +367,22 @@ pub async fn apply_batch<S: LedgerStore>(
     report(&batch.rows, outcomes)
 }
 
-/// For a reversal's batch, the original's ledger entry of each undecided
-/// row that has one, by row (entries never change: read once).
+/// What a reversal's batch reads of the original once (entries never
+/// change): the original's entry of each undecided row that has one, and
+/// the reversal's entry of a debit's row an earlier batch gave back ahead.
+#[derive(Default)]
+struct Originals {
+    entries: HashMap<u64, LedgerEntry>,
+    given_ahead: HashMap<u64, LedgerEntry>,
+}
+
 async fn originals<S: LedgerStore>(
     store: &S,
     batch: &Batch,
     outcomes: &HashMap<u64, RowOutcome>,
-) -> Result<HashMap<u64, LedgerEntry>, ApplyError<S::Error>> {
+) -> Result<Originals, ApplyError<S::Error>> {
     let Some(original) = &batch.reverts else {
-        return Ok(HashMap::new());
+        return Ok(Originals::default());
     };
     let rows: Vec<(Account, u64)> = batch
         .rows
@@ -344,15 +391,63 @@ async fn originals<S: LedgerStore>(
         .map(|r| (account_of(batch, &r.customer), r.row))
         .collect();
     if rows.is_empty() {
-        return Ok(HashMap::new());
+        return Ok(Originals::default());
     }
-    Ok(store
+    let entries: HashMap<u64, LedgerEntry> = store
         .entries(original, &rows)
         .await
         .map_err(ApplyError::Store)?
         .into_iter()
         .map(|e| (e.row, e))
-        .collect())
+        .collect();
+    let debits: Vec<(Account, u64)> = rows
+        .into_iter()
+        .filter(|(_, row)| {
+            entries
+                .get(row)
+                .is_some_and(|e| e.operation == Operation::Debit)
+        })
+        .collect();
+    let given_ahead = if debits.is_empty() {
+        HashMap::new()
+    } else {
+        store
+            .entries(&batch.job_id, &debits)
+            .await
+            .map_err(ApplyError::Store)?
+            .into_iter()
+            .map(|e| (e.row, e))
+            .collect()
+    };
+    Ok(Originals {
+        entries,
+        given_ahead,
+    })
+}
+
+/// Reads a reversal's customer's entries of the original and of the
+/// reversal: its debits of later batches to give back ahead.
+async fn look_up<S: LedgerStore>(
+    store: &S,
+    batch: &Batch,
+    customer: CustomerRef,
+    later: &mut reversal::LaterDebits,
+) -> Result<(), ApplyError<S::Error>> {
+    let Some(original) = &batch.reverts else {
+        return Ok(());
+    };
+    let account = account_of(batch, &customer);
+    let entries = store
+        .job_entries(&account, original)
+        .await
+        .map_err(ApplyError::Store)?;
+    let reversed = store
+        .job_entries(&account, &batch.job_id)
+        .await
+        .map_err(ApplyError::Store)?;
+    let last_row = batch.rows.iter().map(|r| r.row).max().unwrap_or(0);
+    later.found(customer, entries, &reversed, last_row);
+    Ok(())
 }
 
 /// What a page's rows are decided on: their wallets as known, the rows
@@ -360,7 +455,8 @@ async fn originals<S: LedgerStore>(
 struct Read<'a> {
     wallets: &'a HashMap<CustomerRef, Wallet>,
     conflicts: &'a HashMap<u64, RowOutcome>,
-    originals: &'a HashMap<u64, LedgerEntry>,
+    originals: &'a Originals,
+    later: &'a reversal::LaterDebits,
 }
 
 /// The outcomes recorded in the batch's pages, by row.
@@ -433,56 +529,113 @@ fn account_of(batch: &Batch, customer: &CustomerRef) -> Account {
     }
 }
 
+/// A page's commit as [`group`] formed it.
+struct Grouped {
+    commit: Commit,
+    /// The wallets after it.
+    after: HashMap<CustomerRef, Wallet>,
+    /// For each customer whose later debits it gave back ahead: how many of
+    /// the pending ones it settled.
+    settled: Vec<(CustomerRef, usize)>,
+    /// A reversal's customer whose credit cannot be taken back in full and
+    /// whose later debits are not looked up yet: look them up, then group
+    /// again (the commit is not to be sent).
+    look_up: Option<CustomerRef>,
+}
+
 /// The page's pending rows in one commit, each decided on its wallet as
 /// known (every pending row's wallet is), and the wallets after them. The
-/// commit takes the rows in order until its wallets would carry more than
-/// [`MAX_COMMIT_LOTS`]; the rest wait for the next commit.
+/// commit takes the rows in order until it would hold more than
+/// [`MAX_COMMIT_ITEMS`] items or its wallets more than [`MAX_COMMIT_LOTS`]
+/// lots; the rest wait for the next commit. A reversal's customer joining
+/// the commit first has its later debits given back ahead
+/// ([`reversal::LaterDebits`]); more of them than a commit holds make
+/// commits of their own, before the customer's rows.
 fn group(
     batch: &Batch,
     page: &Page,
     pending: &[&PointsRow],
     read: &Read,
     now: DateTime<Utc>,
-) -> (Commit, HashMap<CustomerRef, Wallet>) {
+) -> Grouped {
     let known = read.wallets;
     let mut commit = Commit::new(page.clone());
+    let mut settled = Vec::new();
     // Per wallet in the commit: its place in `commit.wallets`, and its state
     // after the rows decided so far.
     let mut touched: HashMap<&CustomerRef, (usize, Wallet)> = HashMap::new();
-    // The lots the commit's wallets may carry: as read, plus one a row.
+    // The lots the commit's wallets may carry: as read, plus one a row or
+    // a lot a debit given back ahead names.
     let mut lots = 0;
     for row in pending {
-        let joining = !touched.contains_key(&row.customer);
+        let customer = &row.customer;
+        let joining = !touched.contains_key(customer);
+        let mut ahead = if joining {
+            read.later.pending(customer)
+        } else {
+            &[]
+        };
+        // Its wallet, its page (if the commit has no row yet), the row's
+        // entry and the debits given back ahead.
+        let items = usize::from(joining) + usize::from(commit.rows.is_empty()) + 1 + ahead.len();
+        if commit.is_empty() && 1 + items > MAX_COMMIT_ITEMS {
+            // Only some of the debits, in a commit of their own.
+            ahead = &ahead[..MAX_COMMIT_ITEMS - 2];
+        }
         let more = 1 + if joining {
-            known[&row.customer].lots.len()
+            known[customer].lots.len() + ahead.iter().map(|d| d.consumed.len()).sum::<usize>()
         } else {
             0
         };
-        if !commit.rows.is_empty() && lots + more > MAX_COMMIT_LOTS {
+        if !commit.is_empty()
+            && (lots + more > MAX_COMMIT_LOTS || commit.items() + items > MAX_COMMIT_ITEMS)
+        {
             break;
         }
         lots += more;
-        let (place, wallet) = match touched.get(&row.customer) {
+        let (place, wallet) = match touched.get(customer) {
             Some((place, wallet)) => (*place, wallet.clone()),
             None => {
-                let wallet = known[&row.customer].clone();
+                let read_wallet = &known[customer];
+                let (wallet, given) = reversal::give_back_ahead(read_wallet, ahead, now);
+                if !ahead.is_empty() {
+                    settled.push((customer.clone(), ahead.len()));
+                }
+                let after = given.last().map(|(_, a)| (wallet.clone(), a.balance_after));
+                commit.ahead.extend(
+                    given
+                        .into_iter()
+                        .map(|(debit, applied)| reversal_entry(batch, debit, &applied, now)),
+                );
                 commit.wallets.push(WalletWrite {
-                    account: account_of(batch, &row.customer),
-                    read_version: wallet.version,
-                    after: None,
+                    account: account_of(batch, customer),
+                    read_version: read_wallet.version,
+                    after,
                 });
                 (commit.wallets.len() - 1, wallet)
             }
         };
+        if ahead.len() < read.later.pending(customer).len() && joining {
+            // The rest of the debits go first in the next commit.
+            touched.insert(customer, (place, wallet));
+            break;
+        }
         let (outcome, change) = match &batch.reverts {
-            Some(original) => undo(
-                batch,
-                row,
-                &wallet,
-                original,
-                read.originals.get(&row.row),
-                now,
-            ),
+            Some(original) => {
+                let entry = read.originals.entries.get(&row.row);
+                if !read.later.looked_up(customer)
+                    && entry.is_some_and(|e| reversal::short_of_points(&wallet, e, now))
+                {
+                    return Grouped {
+                        commit,
+                        after: HashMap::new(),
+                        settled,
+                        look_up: Some(customer.clone()),
+                    };
+                }
+                let given = read.originals.given_ahead.get(&row.row);
+                undo(batch, row, &wallet, original, entry, given, now)
+            }
             None => decide(batch, row, &wallet, read.conflicts.get(&row.row), now),
         };
         let after = match change {
@@ -502,14 +655,19 @@ fn group(
                 wallet
             }
         };
-        touched.insert(&row.customer, (place, after));
+        touched.insert(customer, (place, after));
     }
     debug_assert!(commit.items() <= MAX_COMMIT_ITEMS);
     let after = touched
         .into_iter()
         .map(|(customer, (_, wallet))| (customer.clone(), wallet))
         .collect();
-    (commit, after)
+    Grouped {
+        commit,
+        after,
+        settled,
+        look_up: None,
+    }
 }
 
 /// Gives up on a points batch that failed on every delivery: its undecided
@@ -671,7 +829,7 @@ fn decide(
         );
     };
     match wallet.apply(&movement, now) {
-        Ok(applied) => applied_row(batch, row, wallet, &movement, applied, None, now),
+        Ok(applied) => applied_row(batch, row, wallet, &movement, applied, now),
         Err(refused) => {
             let err = RowError::new(
                 row.row,
@@ -699,7 +857,6 @@ fn applied_row(
     wallet: &Wallet,
     movement: &Movement,
     mut applied: Applied,
-    reverses: Option<String>,
     now: DateTime<Utc>,
 ) -> (RowOutcome, Option<(Wallet, LedgerEntry)>) {
     // A live wallet this row stores first is this import's.
@@ -724,7 +881,7 @@ fn applied_row(
         sequence: applied.wallet.version,
         applied_at: now,
         consumed: applied.consumed,
-        reverses,
+        reverses: None,
     };
     (
         RowOutcome::applied(row.row, points, applied.balance_after),
@@ -734,13 +891,16 @@ fn applied_row(
 
 /// A reversal's row decided on its wallet and the entry of the original's
 /// row (`None`: the original applied nothing there, so there is nothing to
-/// undo): the opposite of that entry, or why it cannot be undone.
+/// undo): the opposite of that entry, or why it cannot be undone. A debit
+/// an earlier batch gave back ahead (`given`) is applied already: its
+/// outcome is that entry's.
 fn undo(
     batch: &Batch,
     row: &PointsRow,
     wallet: &Wallet,
     original_job: &str,
     original: Option<&LedgerEntry>,
+    given: Option<&LedgerEntry>,
     now: DateTime<Utc>,
 ) -> (RowOutcome, Option<(Wallet, LedgerEntry)>) {
     let balance = wallet.balance_at(now);
@@ -752,18 +912,15 @@ fn undo(
             None,
         );
     };
+    if let Some(given) = given {
+        let outcome = RowOutcome::applied(row.row, signed(given), given.balance_after);
+        return (outcome, None);
+    }
     match reversal::reverse(wallet, original, now) {
         Ok(applied) => {
-            let movement = Movement {
-                operation: match original.operation {
-                    Operation::Credit => Operation::Debit,
-                    Operation::Debit => Operation::Credit,
-                },
-                amount: original.amount,
-                expire_in_days: None,
-            };
-            let reverses = Some(original.entry_id.clone());
-            applied_row(batch, row, wallet, &movement, applied, reverses, now)
+            let entry = reversal_entry(batch, original, &applied, now);
+            let outcome = RowOutcome::applied(row.row, signed(&entry), applied.balance_after);
+            (outcome, Some((applied.wallet, entry)))
         }
         Err(cannot) => {
             let err = RowError::new(
@@ -774,6 +931,43 @@ fn undo(
             );
             (RowOutcome::from(&err).with_balance(balance), None)
         }
+    }
+}
+
+/// An entry's points, negative for a debit.
+fn signed(entry: &LedgerEntry) -> i64 {
+    match entry.operation {
+        Operation::Credit => entry.amount,
+        Operation::Debit => -entry.amount,
+    }
+}
+
+/// The reversal's ledger entry undoing `original` (the same row, the
+/// opposite operation, where the points went or came from).
+fn reversal_entry(
+    batch: &Batch,
+    original: &LedgerEntry,
+    applied: &Applied,
+    now: DateTime<Utc>,
+) -> LedgerEntry {
+    LedgerEntry {
+        entry_id: format!("{}#{}", batch.job_id, original.row),
+        tenant: batch.tenant_id.clone(),
+        customer: original.customer.clone(),
+        job_id: batch.job_id.clone(),
+        row: original.row,
+        operation: match original.operation {
+            Operation::Credit => Operation::Debit,
+            Operation::Debit => Operation::Credit,
+        },
+        amount: original.amount,
+        reason: batch.reason.clone(),
+        expires_at: None,
+        balance_after: applied.balance_after,
+        sequence: applied.wallet.version,
+        applied_at: now,
+        consumed: applied.consumed.clone(),
+        reverses: Some(original.entry_id.clone()),
     }
 }
 
@@ -1026,6 +1220,13 @@ mod tests {
         ) -> Result<Vec<LedgerEntry>, Self::Error> {
             self.inner.entries(job_id, rows).await
         }
+        async fn job_entries(
+            &self,
+            account: &Account,
+            job_id: &str,
+        ) -> Result<Vec<LedgerEntry>, Self::Error> {
+            self.inner.job_entries(account, job_id).await
+        }
         async fn commit(&self, c: &Commit) -> Result<Committed, Self::Error> {
             if !self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
                 let other = batch("OTHER", false, &[(1, self.who, Operation::Credit, 7)]);
@@ -1136,9 +1337,10 @@ mod tests {
         let read = Read {
             wallets: &known,
             conflicts: &HashMap::new(),
-            originals: &HashMap::new(),
+            originals: &Originals::default(),
+            later: &reversal::LaterDebits::default(),
         };
-        let (commit, _) = group(&b, &page, &pending, &read, now());
+        let commit = group(&b, &page, &pending, &read, now()).commit;
         assert_eq!(commit.rows.len(), 29);
         let carried: usize = commit
             .wallets
@@ -1260,6 +1462,145 @@ mod tests {
             .collect();
         // Last first: a's debit was given back before its credit was taken.
         assert_eq!(undone, ["J1#3", "J1#1"]);
+    }
+
+    /// The batches of `job` numbered from 1, and their reversal's.
+    fn batches(job: &str, each: &[&[(u64, &str, Operation, i64)]]) -> (Vec<Batch>, Vec<Batch>) {
+        let numbered = |job: &str, reverts: Option<&str>| -> Vec<Batch> {
+            each.iter()
+                .zip(1..)
+                .map(|(rows, number)| Batch {
+                    number,
+                    reverts: reverts.map(str::to_owned),
+                    ..batch(job, false, rows)
+                })
+                .collect()
+        };
+        let reversal = format!("{job}-revert");
+        (numbered(job, None), numbered(&reversal, Some(job)))
+    }
+
+    fn reversal_entries(store: &MemoryLedger) -> Vec<(String, u64)> {
+        let entries = store.entries.lock().unwrap();
+        entries
+            .iter()
+            .filter(|e| e.job_id.ends_with("-revert"))
+            .map(|e| (e.reverses.clone().unwrap_or_default(), e.sequence))
+            .sorted_by_sequence()
+    }
+
+    trait SortedBySequence {
+        fn sorted_by_sequence(self) -> Vec<(String, u64)>;
+    }
+
+    impl<I: Iterator<Item = (String, u64)>> SortedBySequence for I {
+        fn sorted_by_sequence(self) -> Vec<(String, u64)> {
+            let mut all: Vec<(String, u64)> = self.collect();
+            all.sort_by_key(|(_, sequence)| *sequence);
+            all
+        }
+    }
+
+    #[test]
+    fn a_credit_spent_by_a_later_batch_of_the_same_import_is_taken_back_once_that_debit_is_given_back(
+    ) {
+        let store = MemoryLedger::default();
+        let (original, reversal) = batches(
+            "J1",
+            &[
+                &[(1, "a@x.io", Operation::Credit, 50)],
+                &[
+                    (2, "b@x.io", Operation::Credit, 5),
+                    (3, "a@x.io", Operation::Debit, 30),
+                ],
+            ],
+        );
+        for b in &original {
+            block_on(apply_batch(&store, b, now())).unwrap();
+        }
+        assert_eq!(live_balance(&store, "a@x.io"), 20);
+
+        let first = block_on(apply_batch(&store, &reversal[0], now())).unwrap();
+        assert_eq!(first.outcomes[0].error_code, None, "{first:?}");
+        assert_eq!(first.outcomes[0].points, Some(-50));
+        assert_eq!(first.outcomes[0].balance_after, Some(0));
+        // The debit of the later batch was given back first, in the same
+        // commit; its own batch records it as applied.
+        assert_eq!(
+            reversal_entries(&store),
+            [("J1#3".into(), 3), ("J1#1".into(), 4)]
+        );
+        let second = block_on(apply_batch(&store, &reversal[1], now())).unwrap();
+        assert_eq!(second.tally.applied, 2);
+        assert_eq!(second.outcomes[1].points, Some(30));
+        assert_eq!(second.outcomes[1].balance_after, Some(50));
+        assert_eq!(live_balance(&store, "a@x.io"), 0);
+        assert_eq!(live_balance(&store, "b@x.io"), 0);
+        // Each batch delivered again undoes nothing more.
+        assert_eq!(
+            block_on(apply_batch(&store, &reversal[0], now())).unwrap(),
+            first
+        );
+        assert_eq!(
+            block_on(apply_batch(&store, &reversal[1], now())).unwrap(),
+            second
+        );
+        assert_eq!(reversal_entries(&store).len(), 3);
+    }
+
+    #[test]
+    fn more_later_debits_than_one_transaction_holds_are_given_back_in_commits_of_their_own() {
+        let store = MemoryLedger::default();
+        let debits: Vec<(u64, &str, Operation, i64)> = (2..=151)
+            .map(|row| (row, "a@x.io", Operation::Debit, 1))
+            .collect();
+        let (original, reversal) =
+            batches("J1", &[&[(1, "a@x.io", Operation::Credit, 1000)], &debits]);
+        for b in &original {
+            block_on(apply_batch(&store, b, now())).unwrap();
+        }
+        assert_eq!(live_balance(&store, "a@x.io"), 850);
+        store.commits.lock().unwrap().clear();
+
+        // MemoryLedger refuses a commit of more than 100 items.
+        let first = block_on(apply_batch(&store, &reversal[0], now())).unwrap();
+        assert_eq!(first.tally.applied, 1);
+        // 98 debits alone, then the other 52 with the credit.
+        assert_eq!(*store.commits.lock().unwrap(), [0, 1]);
+        let second = block_on(apply_batch(&store, &reversal[1], now())).unwrap();
+        assert_eq!(second.tally.applied, 150);
+        assert_eq!(live_balance(&store, "a@x.io"), 0);
+        let undone = reversal_entries(&store);
+        assert_eq!(undone.len(), 151);
+        // Last first, one wallet version after the other.
+        assert_eq!(undone[0], ("J1#151".into(), 152));
+        assert_eq!(undone[150], ("J1#1".into(), 302));
+    }
+
+    #[test]
+    fn a_credit_spent_elsewhere_is_still_refused_after_looking_for_later_debits() {
+        let store = MemoryLedger::default();
+        let (original, reversal) = batches(
+            "J1",
+            &[
+                &[(1, "a@x.io", Operation::Credit, 50)],
+                &[(2, "a@x.io", Operation::Credit, 5)],
+            ],
+        );
+        for b in &original {
+            block_on(apply_batch(&store, b, now())).unwrap();
+        }
+        block_on(apply_batch(
+            &store,
+            &batch("SPEND", false, &[(1, "a@x.io", Operation::Debit, 40)]),
+            now(),
+        ))
+        .unwrap();
+        let first = block_on(apply_batch(&store, &reversal[0], now())).unwrap();
+        assert_eq!(first.outcomes[0].error_code, Some(ErrorCode::CannotReverse));
+        let second = block_on(apply_batch(&store, &reversal[1], now())).unwrap();
+        assert_eq!(second.tally.applied, 1);
+        assert_eq!(live_balance(&store, "a@x.io"), 10);
     }
 
     #[test]

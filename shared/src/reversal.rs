@@ -15,12 +15,14 @@
 //! reversal: splitting ─► processing ─► finalizing ─► completed(_with_errors)
 //! ```
 
+use crate::identifier::CustomerRef;
 use crate::job::{Job, JobStatus};
 use crate::kind::ImportKind;
 use crate::ledger::{credit_lot, end_of, lot_day, Applied, Consumed, LedgerEntry, Wallet};
 use crate::points::Operation;
 use crate::upload::request::MAX_REASON_CHARS;
 use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::HashMap;
 
 /// The reversal job's id: derived from the original's, so a retried request
 /// finds the reversal it made, and the two ids sort together.
@@ -245,6 +247,96 @@ fn give_back(
         }
     }
     Ok(entry.consumed.clone())
+}
+
+/// A customer's debits in the original's later batches, given back by a
+/// reversal's batch ahead of a credit they spent.
+///
+/// A reversal's batches go in file order (a shard's one after the other)
+/// and each undoes its rows last first. A credit undone in one batch may
+/// have been spent by the same import's debit in a later batch: taken back
+/// first, its points would be found gone. So when a credit cannot be taken
+/// back in full, the batch reads the customer's entries of the original and
+/// of the reversal, and gives back first, last first, each debit of a later
+/// batch not given back yet (`apply::Commit::ahead`). That debit's own batch
+/// then finds its reversal entry and records the row as applied with it.
+#[derive(Debug, Default)]
+pub struct LaterDebits {
+    /// Per customer looked up: the debits still to give back, last first.
+    pending: HashMap<CustomerRef, Vec<LedgerEntry>>,
+}
+
+impl LaterDebits {
+    /// Whether the customer's later debits were looked up.
+    pub fn looked_up(&self, customer: &CustomerRef) -> bool {
+        self.pending.contains_key(customer)
+    }
+
+    /// Records what a look-up found: the original's entries of the
+    /// customer (`entries`) and the reversal's (`reversed`); the debits
+    /// after `last_row` (the batch's last) not reversed yet are pending.
+    pub fn found(
+        &mut self,
+        customer: CustomerRef,
+        entries: Vec<LedgerEntry>,
+        reversed: &[LedgerEntry],
+        last_row: u64,
+    ) {
+        let mut debits: Vec<LedgerEntry> = entries
+            .into_iter()
+            .filter(|e| e.operation == Operation::Debit && e.row > last_row)
+            .filter(|e| !reversed.iter().any(|r| r.row == e.row))
+            .collect();
+        debits.sort_by_key(|e| std::cmp::Reverse(e.row));
+        self.pending.insert(customer, debits);
+    }
+
+    /// The customer's debits still to give back, last first.
+    pub fn pending(&self, customer: &CustomerRef) -> &[LedgerEntry] {
+        self.pending.get(customer).map_or(&[], Vec::as_slice)
+    }
+
+    /// The first `count` pending debits were settled by a commit: given
+    /// back, or found impossible to give back (their own batch reports
+    /// them).
+    pub fn settled(&mut self, customer: &CustomerRef, count: usize) {
+        if let Some(debits) = self.pending.get_mut(customer) {
+            debits.drain(..count.min(debits.len()));
+        }
+    }
+
+    /// Forgets every look-up: another delivery may have given debits back.
+    pub fn forget(&mut self) {
+        self.pending.clear();
+    }
+}
+
+/// Each pending debit given back on `wallet` in turn, those that can be:
+/// the wallet after them and, for each, the reversal applied.
+pub fn give_back_ahead<'a>(
+    wallet: &Wallet,
+    debits: &'a [LedgerEntry],
+    now: DateTime<Utc>,
+) -> (Wallet, Vec<(&'a LedgerEntry, Applied)>) {
+    let mut wallet = wallet.clone();
+    let mut given = Vec::new();
+    for debit in debits {
+        if let Ok(applied) = reverse(&wallet, debit, now) {
+            wallet = applied.wallet.clone();
+            given.push((debit, applied));
+        }
+    }
+    (wallet, given)
+}
+
+/// Whether taking back this credit fails for want of points that later
+/// rows may have spent (so a look-up of later debits may help).
+pub fn short_of_points(wallet: &Wallet, entry: &LedgerEntry, now: DateTime<Utc>) -> bool {
+    entry.operation == Operation::Credit
+        && matches!(
+            reverse(wallet, entry, now),
+            Err(CannotReverse::Spent { .. })
+        )
 }
 
 enum Source {

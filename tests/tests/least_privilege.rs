@@ -127,6 +127,67 @@ async fn each_functions_role_allows_every_call_it_makes() {
     assert_eq!(history.status, StatusCode::OK, "{}", history.text());
     finalizer::watchdog::sweep(&finalizer.aws).await.unwrap();
 
+    // Reviewed first: one started, one discarded.
+    for (filename, answer) in [("started.csv", "start"), ("discarded.csv", "discard")] {
+        let content = format!("email,amount\nreview-{filename}@example.com,3\n");
+        let body = json!({"kind": "points", "reason": "r", "filename": filename,
+                          "size_bytes": content.len(), "review": true});
+        let created = console::api(
+            &api.aws,
+            Method::POST,
+            "/imports",
+            Some(&t.api_key),
+            Some(body),
+        )
+        .await
+        .unwrap();
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+        let created = created.json().unwrap();
+        let upload: Presigned = serde_json::from_value(created["upload"].clone()).unwrap();
+        console::upload(&upload, content.into_bytes())
+            .await
+            .unwrap();
+        runner
+            .run_until_idle(Some(t.id()), Duration::from_secs(90))
+            .await
+            .expect("the review is read");
+        let path = format!("/imports/{}/{answer}", created["job_id"].as_str().unwrap());
+        let answered = console::api(&api.aws, Method::POST, &path, Some(&t.api_key), None)
+            .await
+            .unwrap();
+        assert!(answered.status.is_success(), "{}", answered.text());
+    }
+    // Reverted, after x spent some of the points: its credit cannot be taken
+    // back in full, so the processor looks for later debits of x's.
+    h.drop_file(
+        &t,
+        "spend.csv",
+        "email,amount,operation\nx@example.com,25,DR\n",
+        None,
+    )
+    .await;
+    runner
+        .run_until_idle(Some(t.id()), Duration::from_secs(90))
+        .await
+        .expect("the pipeline settles");
+    let expiry = h
+        .jobs(&t)
+        .await
+        .into_iter()
+        .find(|j| j.filename == "expiry.csv");
+    let path = format!(
+        "/imports/{}/revert",
+        expiry.expect("the expiry import").job_id
+    );
+    let reverted = console::api(&api.aws, Method::POST, &path, Some(&t.api_key), None)
+        .await
+        .unwrap();
+    assert_eq!(reverted.status, StatusCode::ACCEPTED, "{}", reverted.text());
+    runner
+        .run_until_idle(Some(t.id()), Duration::from_secs(90))
+        .await
+        .expect("the reversal settles");
+
     // A batch whose writes always fail: set aside from its dead-letter queue.
     let failing_plan = FaultPlan::fail_always("DynamoDB:TransactWriteItems");
     let failing = Recorded {
@@ -179,8 +240,15 @@ async fn each_functions_role_allows_every_call_it_makes() {
         .await
         .expect("the pipeline settles");
     let jobs = h.jobs(&t).await;
-    assert_eq!(jobs.len(), 11);
-    assert!(jobs.iter().all(|j| j.email_sent_at.is_some()), "{jobs:#?}");
+    assert_eq!(jobs.len(), 15);
+    let discarded = |j: &&shared::job::Job| j.status == shared::job::JobStatus::Discarded;
+    assert_eq!(jobs.iter().filter(discarded).count(), 1);
+    assert!(
+        jobs.iter()
+            .filter(|j| !discarded(j))
+            .all(|j| j.email_sent_at.is_some()),
+        "{jobs:#?}"
+    );
 
     let mut accesses: BTreeMap<&str, Vec<String>> = [
         ("SplitterFunction", &splitter),

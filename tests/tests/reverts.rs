@@ -1,8 +1,9 @@
 //! Imports undone (`POST /imports/{job}/revert`), end to end against the
 //! local emulator: each applied row's opposite applied once, from the lot
 //! it went to; what was spent since reported per row, never forced; a job
-//! reverted at most once; and a reversal redelivered under faults undoing
-//! each row once.
+//! reverted at most once; and a reversal in small batches, redelivered
+//! under faults, undoing each row once (a credit spent by a debit of a later
+//! batch taken back once that debit is given back).
 
 use lambda_http::http::{Method, StatusCode};
 use local_stack::runner::Chaos;
@@ -25,6 +26,30 @@ async fn revert(h: &Harness, tenant: &TestTenant, job_id: &str) -> (StatusCode, 
         )
         .await;
     (reply.status, reply.json().expect("json"))
+}
+
+/// Reverts `original` and runs the pipeline on `runner` until the reversal
+/// completes with every row undone.
+async fn revert_completely(
+    h: &Harness,
+    tenant: &TestTenant,
+    original: &str,
+    runner: &Runner,
+) -> Job {
+    let (status, body) = revert(h, tenant, original).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    runner
+        .run_until_idle(Some(tenant.id()), Duration::from_secs(240))
+        .await
+        .expect("the reversal settles");
+    let reversal = job(h, tenant, &reversal_id(original)).await;
+    assert_eq!(
+        reversal.status,
+        JobStatus::Completed,
+        "{:?}",
+        reversal.errors
+    );
+    reversal
 }
 
 async fn job(h: &Harness, tenant: &TestTenant, job_id: &str) -> Job {
@@ -195,7 +220,7 @@ async fn a_rejected_running_or_dry_run_import_is_not_revertible() {
 }
 
 #[tokio::test]
-async fn a_reversal_delivered_again_and_again_under_faults_undoes_each_row_once() {
+async fn a_reversal_in_small_batches_delivered_again_and_again_under_faults_undoes_each_row_once() {
     let h = Harness::start().await;
     let tenant = h.tenant().await;
     // 40 customers: a credit of 10 without expiry, then a debit of 3.
@@ -211,25 +236,16 @@ async fn a_reversal_delivered_again_and_again_under_faults_undoes_each_row_once(
     h.settle(&tenant).await;
     assert_eq!(h.balance(&tenant, "email:c7@chaos.test").await, 7);
 
-    let settings = h.aws.settings.clone();
+    // Each customer's credit and debit are in different batches of the
+    // reversal: the debit, of a later batch, is given back ahead of the
+    // credit it spent.
+    let mut settings = h.aws.settings.clone();
+    settings.rows_per_batch = 4;
     let faulty = Aws::with_faults(settings.clone(), FaultPlan::random(0x2e7e, 0.05)).await;
     let runner = Runner::new(Aws::new(settings).await)
         .expect("runner")
         .with_chaos(Chaos::new(0x2e7e, faulty, 0.3));
-    let (status, body) = revert(&h, &tenant, &original).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    runner
-        .run_until_idle(Some(tenant.id()), Duration::from_secs(240))
-        .await
-        .expect("the reversal settles");
-
-    let reversal = job(&h, &tenant, &reversal_id(&original)).await;
-    assert_eq!(
-        reversal.status,
-        JobStatus::Completed,
-        "{:?}",
-        reversal.errors
-    );
+    let reversal = revert_completely(&h, &tenant, &original, &runner).await;
     assert_eq!(reversal.applied, 80);
     for c in 0..40 {
         let customer = format!("email:c{c}@chaos.test");
@@ -237,6 +253,36 @@ async fn a_reversal_delivered_again_and_again_under_faults_undoes_each_row_once(
         assert_eq!(h.ledger_len(&tenant, &customer).await, 4, "{customer}");
     }
     assert_eq!(h.emails_about(&reversal.job_id).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_credit_spent_by_more_later_debits_than_one_transaction_holds_is_taken_back() {
+    let h = Harness::start().await;
+    let tenant = h.tenant().await;
+    // One customer: 1,000 points, then 150 debits of one point.
+    let mut file = String::from("email,amount,operation\nbig@rev.test,1000,CR\n");
+    for _ in 0..150 {
+        file.push_str("big@rev.test,1,DR\n");
+    }
+    let original = h
+        .api_import(&tenant, "points", "many.csv", &file, false)
+        .await;
+    h.settle(&tenant).await;
+    assert_eq!(h.balance(&tenant, "email:big@rev.test").await, 850);
+
+    // The reversal's first batch holds the credit and 49 debits; the 101
+    // debits of later batches are given back ahead of the credit, 98 in a
+    // transaction of DynamoDB's 100 items, then the rest with the credit.
+    let mut settings = h.aws.settings.clone();
+    settings.rows_per_batch = 50;
+    let runner = Runner::new(Aws::new(settings).await).expect("runner");
+    let reversal = revert_completely(&h, &tenant, &original, &runner).await;
+    assert_eq!(reversal.applied, 151);
+    assert_eq!(h.balance(&tenant, "email:big@rev.test").await, 0);
+    assert_eq!(h.ledger_len(&tenant, "email:big@rev.test").await, 302);
+    let rows = processed_rows(&h.processed_file(&reversal).await);
+    assert_eq!(rows[0].get("balance_after"), "0");
+    assert!(rows.iter().all(|r| r.get("status") == "applied"));
 }
 
 #[tokio::test]

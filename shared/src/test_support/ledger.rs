@@ -2,7 +2,7 @@
 //! (`loyalty_aws::tables`) must match.
 
 use super::lock;
-use crate::apply::{Account, Commit, Committed, LedgerStore, Page};
+use crate::apply::{Account, Commit, Committed, LedgerStore, Page, MAX_COMMIT_ITEMS};
 use crate::ledger::{LedgerEntry, Wallet};
 use crate::outcome::RowOutcome;
 use std::collections::HashMap;
@@ -88,15 +88,40 @@ impl LedgerStore for MemoryLedger {
             .collect())
     }
 
+    async fn job_entries(
+        &self,
+        account: &Account,
+        job_id: &str,
+    ) -> Result<Vec<LedgerEntry>, Infallible> {
+        let mut found: Vec<LedgerEntry> = lock(&self.entries)
+            .iter()
+            .filter(|e| e.job_id == job_id && e.customer == account.customer)
+            .cloned()
+            .collect();
+        found.sort_by_key(|e| e.row);
+        Ok(found)
+    }
+
     async fn commit(&self, c: &Commit) -> Result<Committed, Infallible> {
+        assert!(
+            c.items() <= MAX_COMMIT_ITEMS,
+            "{} items in one transaction",
+            c.items()
+        );
         let mut pages = lock(&self.pages);
         let mut wallets = lock(&self.wallets);
         let closed = lock(&self.closed).contains(&(c.page.job_id.clone(), c.page.batch));
         let page = pages.entry(c.page.clone()).or_default();
+        let mut entries = lock(&self.entries);
         let decided_elsewhere = c
             .rows
             .iter()
-            .any(|r| page.iter().any(|o| o.row == r.outcome.row));
+            .any(|r| page.iter().any(|o| o.row == r.outcome.row))
+            || c.entries().any(|new| {
+                entries.iter().any(|e| {
+                    (&e.job_id, e.row, &e.customer) == (&new.job_id, new.row, &new.customer)
+                })
+            });
         let stale: Vec<Account> = c
             .wallets
             .iter()
@@ -115,9 +140,8 @@ impl LedgerStore for MemoryLedger {
                 wallets.insert(w.account.clone(), wallet.clone());
             }
         }
-        let mut entries = lock(&self.entries);
+        entries.extend(c.entries().cloned());
         for row in &c.rows {
-            entries.extend(row.entry.clone());
             page.push(row.outcome.clone());
         }
         lock(&self.commits).push(c.rows.len());

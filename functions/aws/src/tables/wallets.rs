@@ -172,11 +172,13 @@ impl Tables {
     /// A commit's transaction, and what each of its items stands for.
     fn commit_items(&self, c: &Commit) -> Result<(Vec<Part>, Vec<TransactWriteItem>), AwsError> {
         let now = Utc::now();
-        let mut parts = vec![Part::Batch, Part::Page];
-        let mut items = vec![
-            self.batch_open(&c.page.tenant_id, &c.page.job_id, c.page.batch)?,
-            self.page_update(c)?,
-        ];
+        let mut parts = vec![Part::Batch];
+        let mut items = vec![self.batch_open(&c.page.tenant_id, &c.page.job_id, c.page.batch)?];
+        // A commit of debits given back ahead only has no outcome to record.
+        if !c.rows.is_empty() {
+            parts.push(Part::Page);
+            items.push(self.page_update(c)?);
+        }
         for (i, w) in c.wallets.iter().enumerate() {
             items.push(self.wallet_write(w, now)?);
             parts.push(Part::Wallet(i));
@@ -186,7 +188,7 @@ impl Tables {
             .iter()
             .map(|w| (&w.account.customer, &w.account))
             .collect();
-        for entry in c.rows.iter().filter_map(|r| r.entry.as_ref()) {
+        for entry in c.entries() {
             let account = accounts.get(&entry.customer).ok_or_else(|| {
                 AwsError::new(
                     CALL,
@@ -358,6 +360,31 @@ impl LedgerStore for Tables {
             .into_iter()
             .map(|found| Ok(from_item::<EntryItem>("dynamodb:BatchGetItem", found)?.entry))
             .collect()
+    }
+
+    async fn job_entries(
+        &self,
+        account: &Account,
+        job_id: &str,
+    ) -> Result<Vec<LedgerEntry>, AwsError> {
+        let call = "dynamodb:Query";
+        let mut items = self
+            .client
+            .query()
+            .table_name(&self.wallets)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :entries)")
+            .expression_attribute_values(":pk", s(wallet_pk(account)))
+            .expression_attribute_values(":entries", s(format!("ENTRY#{job_id}#")))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        // Keys sort by row: `entry_sk` pads it.
+        let mut found = Vec::new();
+        while let Some(item) = items.try_next().await.map_err(|e| AwsError::sdk(call, e))? {
+            found.push(from_item::<EntryItem>(call, item)?.entry);
+        }
+        Ok(found)
     }
 
     fn page_outcomes(

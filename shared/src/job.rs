@@ -344,6 +344,11 @@ impl Job {
         }
         match self.status {
             JobStatus::AwaitingUpload | JobStatus::Waiting => Watch::Fine,
+            JobStatus::Splitting
+                if self.split_asked_by_api() && self.split_checkpoint.is_none() =>
+            {
+                Watch::AskSplitAgain
+            }
             JobStatus::Splitting | JobStatus::Reviewing => Watch::SplitStalled,
             JobStatus::Processing if !self.splitting_done => Watch::SplitStalled,
             JobStatus::Processing if !self.ready_to_finalize() && self.stalled_at.is_none() => {
@@ -351,6 +356,13 @@ impl Job {
             }
             _ => Watch::FinalizeAgain,
         }
+    }
+
+    /// Whether the split was asked for by the API, not by an upload's event:
+    /// a reversal's, or a review's once started. The API moves such a job
+    /// to `splitting` itself, then sends the upload's event.
+    pub fn split_asked_by_api(&self) -> bool {
+        self.reverts.is_some() || self.review_first
     }
 
     /// Rows decided so far (invalid rows are decided when split).
@@ -534,6 +546,11 @@ pub enum Watch {
     Waiting,
     /// A review never started in its time: it expires, nothing applied.
     ReviewExpired,
+    /// A split the API asked for (a reversal, a started review) that never
+    /// began: the upload's event may have been lost with the request that
+    /// sent it. It is sent again (a split already going finds it has been
+    /// overtaken, or overtakes).
+    AskSplitAgain,
 }
 
 /// A job's row counts as the API shows them: its rows once the whole file
@@ -657,6 +674,7 @@ mod tests {
         let at = Utc.with_ymd_and_hms(2026, 12, 4, 9, 0, 0).unwrap();
         let mut job = Job::new("acme", "J1", "incoming/acme/uploads/J1/f.csv", "r", at);
         job.status = JobStatus::ReadyForReview;
+        job.review_first = true;
         let mut review = crate::review::Review::default();
         review.ready(at);
         job.review = Some(review);
@@ -669,6 +687,44 @@ mod tests {
         assert!(!job.finalization_due());
         job.status = JobStatus::Reviewing;
         assert_eq!(job.watch(at + days, 60), Watch::SplitStalled);
+        // Started, and its split never began: asked for again.
+        job.status = JobStatus::Splitting;
+        job.progress_at = Some(at);
+        assert_eq!(
+            job.watch(at + chrono::Duration::seconds(59), 60),
+            Watch::Fine
+        );
+        assert_eq!(job.watch(at + days, 60), Watch::AskSplitAgain);
+        job.split_checkpoint = Some(crate::split::Checkpoint {
+            offset: 100,
+            row: 5,
+            invalid_rows: 0,
+            batches: 1,
+        });
+        assert_eq!(job.watch(at + days, 60), Watch::SplitStalled);
+    }
+
+    #[test]
+    fn a_reversal_whose_split_never_began_is_asked_for_again() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 4, 9, 0, 0).unwrap();
+        let mut original = Job::new("acme", "J1", "incoming/acme/uploads/J1/f.csv", "r", at);
+        original.status = JobStatus::Completed;
+        let mut reversal = crate::reversal::reversal_job(&original, at);
+        reversal.status = JobStatus::Splitting;
+        assert_eq!(
+            reversal.watch(at + chrono::Duration::seconds(30), 60),
+            Watch::Fine
+        );
+        assert_eq!(
+            reversal.watch(at + chrono::Duration::seconds(61), 60),
+            Watch::AskSplitAgain
+        );
+        // An upload's split is retried by the ingest queue instead.
+        original.status = JobStatus::Splitting;
+        assert_eq!(
+            original.watch(at + chrono::Duration::seconds(61), 60),
+            Watch::SplitStalled
+        );
     }
 
     #[test]

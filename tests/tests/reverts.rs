@@ -52,6 +52,27 @@ async fn revert_completely(
     reversal
 }
 
+/// An import crediting `who` 12 points, and a revert request that made the
+/// reversal and marked the original, then failed before handing the upload
+/// to the splitter: the original's id and the reversal.
+async fn revert_request_lost(h: &Harness, tenant: &TestTenant, who: &str) -> (String, Job) {
+    let file = format!("email,amount\n{who},12\n");
+    let original = h
+        .api_import(tenant, "points", "once.csv", &file, false)
+        .await;
+    h.settle(tenant).await;
+    let done = job(h, tenant, &original).await;
+    let reversal = shared::reversal::reversal_job(&done, chrono::Utc::now());
+    let made = h
+        .aws
+        .tables
+        .revert_job(&done, &reversal)
+        .await
+        .expect("revert");
+    assert_eq!(made, loyalty_aws::tables::Reverting::Created);
+    (original, reversal)
+}
+
 async fn job(h: &Harness, tenant: &TestTenant, job_id: &str) -> Job {
     h.aws
         .tables
@@ -289,27 +310,7 @@ async fn a_credit_spent_by_more_later_debits_than_one_transaction_holds_is_taken
 async fn a_revert_whose_request_failed_before_the_split_was_asked_is_taken_up_by_the_next() {
     let h = Harness::start().await;
     let tenant = h.tenant().await;
-    let original = h
-        .api_import(
-            &tenant,
-            "points",
-            "once.csv",
-            "email,amount\ng@rev.test,12\n",
-            false,
-        )
-        .await;
-    h.settle(&tenant).await;
-    // The first request made the reversal and marked the original, then
-    // failed before handing the upload to the splitter.
-    let done = job(&h, &tenant, &original).await;
-    let reversal = shared::reversal::reversal_job(&done, chrono::Utc::now());
-    let made = h
-        .aws
-        .tables
-        .revert_job(&done, &reversal)
-        .await
-        .expect("revert");
-    assert_eq!(made, loyalty_aws::tables::Reverting::Created);
+    let (original, reversal) = revert_request_lost(&h, &tenant, "g@rev.test").await;
     // Nothing moves it: no event names it.
     let stuck = h
         .runner
@@ -329,4 +330,30 @@ async fn a_revert_whose_request_failed_before_the_split_was_asked_is_taken_up_by
     assert_eq!(reversal.status, JobStatus::Completed);
     assert_eq!(h.balance(&tenant, "email:g@rev.test").await, 0);
     assert_eq!(h.ledger_len(&tenant, "email:g@rev.test").await, 2);
+}
+
+#[tokio::test]
+async fn a_reversal_whose_split_was_never_asked_for_is_asked_again_by_the_watchdog() {
+    let h = Harness::start().await;
+    let tenant = h.tenant().await;
+    // Nobody asks again.
+    let (_, reversal) = revert_request_lost(&h, &tenant, "w@rev.test").await;
+
+    let mut impatient = h.aws.settings.clone();
+    impatient.stall_seconds = 1;
+    let watchdog = Aws::new(impatient).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sweep = finalizer::watchdog::sweep(&watchdog).await.expect("sweep");
+    let name = format!("{}/{}", tenant.id(), reversal.job_id);
+    assert!(sweep.splits_asked_again.contains(&name), "{sweep:?}");
+    // Its stall period starts over: asked again once per period, not at
+    // every sweep.
+    let asked = job(&h, &tenant, &reversal.job_id).await;
+    assert!(asked.progress_at > Some(reversal.created_at), "{asked:?}");
+
+    h.settle(&tenant).await;
+    let reversal = job(&h, &tenant, &reversal.job_id).await;
+    assert_eq!(reversal.status, JobStatus::Completed);
+    assert_eq!(h.balance(&tenant, "email:w@rev.test").await, 0);
+    assert_eq!(h.ledger_len(&tenant, "email:w@rev.test").await, 2);
 }

@@ -6,7 +6,9 @@
 //! one email. A membership file waiting for its turn is handed to the
 //! splitter again, which looks at its turn anew (the file it waited for may
 //! be done, or its wait for a card code file over). A review never started
-//! within its days expires.
+//! within its days expires. A split the API asked for (a reversal, a
+//! started review) that never began is asked for again, once per stall
+//! period.
 
 use chrono::{DateTime, Utc};
 use loyalty_aws::queues::FinalizeRequest;
@@ -31,6 +33,8 @@ pub struct Sweep {
     pub waiting: Vec<String>,
     /// Reviews never started in their time, now expired.
     pub expired_reviews: Vec<String>,
+    /// Splits the API asked for that never began, asked for again.
+    pub splits_asked_again: Vec<String>,
     /// Jobs whose handling failed this time (logged; the next sweep tries
     /// again, and the others were handled regardless).
     pub failed: Vec<String>,
@@ -94,6 +98,14 @@ async fn watch(
             {
                 info!(tenant = %job.tenant_id, job = %job.job_id, "the review was never started: it expired");
                 sweep.expired_reviews.push(name.to_owned());
+            }
+        }
+        Watch::AskSplitAgain => {
+            if let Some(job) = aws.tables.ask_split_again(job, now).await? {
+                warn!(tenant = %job.tenant_id, job = %job.job_id,
+                    "the split the API asked for never began: its upload's event is sent again");
+                aws.queues.resubmit(&job).await?;
+                sweep.splits_asked_again.push(name.to_owned());
             }
         }
         Watch::SplitStalled => {

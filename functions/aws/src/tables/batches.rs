@@ -124,6 +124,28 @@ impl Tables {
         .await
     }
 
+    /// Marks a split the API asked for, that never began, as asked for
+    /// again at `now` (its stall period starts over): `None` if it began
+    /// or moved on meanwhile.
+    pub async fn ask_split_again(
+        &self,
+        job: &Job,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Job>, AwsError> {
+        self.update_job(
+            &job.tenant_id,
+            &job.job_id,
+            "SET progress_at = :now",
+            Some("#status = :splitting AND attribute_not_exists(split_checkpoint)"),
+            &[("#status", "status")],
+            vec![
+                (":now", s(now.to_rfc3339())),
+                (":splitting", s(JobStatus::Splitting.as_str())),
+            ],
+        )
+        .await
+    }
+
     /// Takes the job for finalizing, for `lease_seconds`, unless another
     /// run holds it. Returns the lease's end, which names this run's hold
     /// ([`Self::save_finalize_checkpoint`]), and the job as it is now (a

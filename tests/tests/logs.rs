@@ -1,5 +1,6 @@
 //! What the functions log while they import files full of personal data:
-//! JSON lines that name the tenant and the job, and never a customer's email
+//! flat JSON lines that name the tenant and the job at their top level,
+//! with their level and time, and never a customer's email
 //! address, phone number or card code, not even where a file quotes one in a
 //! rejected header, a refused row or its own name.
 //!
@@ -127,10 +128,11 @@ async fn logs_are_json_with_tenant_and_job_and_no_personal_data() {
         let found = about(message);
         assert!(!found.is_empty(), "no '{message}' line: {text}");
         for line in found {
-            let span = &line["span"];
-            assert_eq!(span["tenant"].as_str(), Some(t.id()), "{line}");
-            let job = span["job"].as_str().unwrap_or_default();
+            assert_eq!(line["tenant"].as_str(), Some(t.id()), "{line}");
+            let job = line["job"].as_str().unwrap_or_default();
             assert!(job_ids.contains(&job), "{line}");
+            assert_eq!(line["level"], "INFO", "{line}");
+            assert!(line["timestamp"].is_string(), "{line}");
         }
     }
     // The rejection is logged with its reason, the header's cell masked.

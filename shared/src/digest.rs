@@ -83,6 +83,14 @@ impl ErrorDigest {
         self.codes.iter().map(|c| c.count).sum()
     }
 
+    /// The rows of one code.
+    pub fn count_of(&self, code: ErrorCode) -> u64 {
+        self.codes
+            .iter()
+            .find(|c| c.code == code)
+            .map_or(0, |c| c.count)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.codes.is_empty()
     }

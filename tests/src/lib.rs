@@ -227,6 +227,16 @@ impl Harness {
         self.aws.tables.jobs(tenant.id()).await.expect("jobs")
     }
 
+    /// One of the tenant's jobs, which must exist.
+    pub async fn job(&self, tenant: &TestTenant, job_id: &str) -> Job {
+        self.aws
+            .tables
+            .job(tenant.id(), job_id)
+            .await
+            .expect("job")
+            .unwrap_or_else(|| panic!("job {job_id} exists"))
+    }
+
     /// The tenant's only job.
     pub async fn only_job(&self, tenant: &TestTenant) -> Job {
         let mut jobs = self.jobs(tenant).await;

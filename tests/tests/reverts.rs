@@ -42,7 +42,7 @@ async fn revert_completely(
         .run_until_idle(Some(tenant.id()), Duration::from_secs(240))
         .await
         .expect("the reversal settles");
-    let reversal = job(h, tenant, &reversal_id(original)).await;
+    let reversal = h.job(tenant, &reversal_id(original)).await;
     assert_eq!(
         reversal.status,
         JobStatus::Completed,
@@ -61,7 +61,7 @@ async fn revert_request_lost(h: &Harness, tenant: &TestTenant, who: &str) -> (St
         .api_import(tenant, "points", "once.csv", &file, false)
         .await;
     h.settle(tenant).await;
-    let done = job(h, tenant, &original).await;
+    let done = h.job(tenant, &original).await;
     let reversal = shared::reversal::reversal_job(&done, chrono::Utc::now());
     let made = h
         .aws
@@ -71,15 +71,6 @@ async fn revert_request_lost(h: &Harness, tenant: &TestTenant, who: &str) -> (St
         .expect("revert");
     assert_eq!(made, loyalty_aws::tables::Reverting::Created);
     (original, reversal)
-}
-
-async fn job(h: &Harness, tenant: &TestTenant, job_id: &str) -> Job {
-    h.aws
-        .tables
-        .job(tenant.id(), job_id)
-        .await
-        .expect("job")
-        .expect("it exists")
 }
 
 /// Credits with expiry to a, b and c, a debit of a's, an invalid row and a
@@ -144,7 +135,7 @@ async fn a_reverted_import_gives_every_wallet_back_but_what_was_spent_since() {
     assert_eq!(h.ledger_len(&tenant, "email:b@rev.test").await, 2);
     assert_eq!(h.ledger_len(&tenant, "email:c@rev.test").await, 2);
 
-    let reversal = job(&h, &tenant, &reversal_job).await;
+    let reversal = h.job(&tenant, &reversal_job).await;
     assert_eq!(reversal.status, JobStatus::CompletedWithErrors);
     assert_eq!(reversal.reverts.as_deref(), Some(original.as_str()));
     assert!(reversal.reason.starts_with(&format!(
@@ -218,10 +209,7 @@ async fn a_rejected_running_or_dry_run_import_is_not_revertible() {
         )
         .await;
     h.settle(&tenant).await;
-    assert_eq!(
-        job(&h, &tenant, &rejected).await.status,
-        JobStatus::Rejected
-    );
+    assert_eq!(h.job(&tenant, &rejected).await.status, JobStatus::Rejected);
     let running = h.create_import(&tenant, "later.csv", 10).await;
     let running = running["job_id"].as_str().expect("job id");
     for (job_id, why) in [
@@ -234,7 +222,7 @@ async fn a_rejected_running_or_dry_run_import_is_not_revertible() {
         assert_eq!(body["error"]["code"], "not_revertible");
         let message = body["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(why), "{message}");
-        assert!(job(&h, &tenant, job_id).await.reverted_by.is_none());
+        assert!(h.job(&tenant, job_id).await.reverted_by.is_none());
     }
     let (status, _) = revert(&h, &tenant, "20260101000000-000000000000").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -318,7 +306,7 @@ async fn a_revert_whose_request_failed_before_the_split_was_asked_is_taken_up_by
         .await;
     assert!(stuck.is_err());
     assert_eq!(
-        job(&h, &tenant, &reversal.job_id).await.status,
+        h.job(&tenant, &reversal.job_id).await.status,
         JobStatus::Splitting
     );
 
@@ -326,7 +314,7 @@ async fn a_revert_whose_request_failed_before_the_split_was_asked_is_taken_up_by
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"]["code"], "already_reverted");
     h.settle(&tenant).await;
-    let reversal = job(&h, &tenant, &reversal.job_id).await;
+    let reversal = h.job(&tenant, &reversal.job_id).await;
     assert_eq!(reversal.status, JobStatus::Completed);
     assert_eq!(h.balance(&tenant, "email:g@rev.test").await, 0);
     assert_eq!(h.ledger_len(&tenant, "email:g@rev.test").await, 2);
@@ -348,11 +336,11 @@ async fn a_reversal_whose_split_was_never_asked_for_is_asked_again_by_the_watchd
     assert!(sweep.splits_asked_again.contains(&name), "{sweep:?}");
     // Its stall period starts over: asked again once per period, not at
     // every sweep.
-    let asked = job(&h, &tenant, &reversal.job_id).await;
+    let asked = h.job(&tenant, &reversal.job_id).await;
     assert!(asked.progress_at > Some(reversal.created_at), "{asked:?}");
 
     h.settle(&tenant).await;
-    let reversal = job(&h, &tenant, &reversal.job_id).await;
+    let reversal = h.job(&tenant, &reversal.job_id).await;
     assert_eq!(reversal.status, JobStatus::Completed);
     assert_eq!(h.balance(&tenant, "email:w@rev.test").await, 0);
     assert_eq!(h.ledger_len(&tenant, "email:w@rev.test").await, 2);

@@ -474,7 +474,7 @@ async fn an_upload_no_tenant_owns_is_counted_for_the_operators_alarm() {
         .map(|document| {
             let emf = &document["_aws"]["CloudWatchMetrics"][0];
             assert_eq!(emf["Namespace"], "loyalty-import/test");
-            assert_eq!(emf["Dimensions"], json!([["Function"]]));
+            assert_eq!(emf["Dimensions"], json!([["Function"], []]));
             assert_eq!(
                 emf["Metrics"],
                 json!([{"Name": splitter::handler::UPLOADS_IGNORED, "Unit": "Count"}])

@@ -6,9 +6,22 @@
 //! Off Lambda the same line goes to stderr beside the readable logs; tests
 //! keep the lines in memory and read them back.
 //!
-//! Dimensions stay low-cardinality (a reason, a kind): every distinct value
-//! is a metric of its own. Tenant ids, job ids and object keys are
-//! properties, searchable in the logs and never billed as metrics.
+//! Dimensions stay low-cardinality (the function, a kind, a reason): every
+//! distinct value is a metric of its own. Tenant ids, job ids and object
+//! keys are properties, searchable in the logs and never billed as metrics.
+//! Every value is published twice: with its record's dimensions, and with
+//! none (the total the alarms and the dashboard read).
+//!
+//! What the functions emit ([`names`]):
+//!
+//! | function | when | values | dimensions |
+//! |---|---|---|---|
+//! | splitter | a split's run ends (done or at a checkpoint) | `SplitRows`, `SplitSeconds`, `SplitRowsPerSecond` | `Function`, `Kind` |
+//! | splitter | an upload no tenant owns | `UploadsIgnored` | `Function` |
+//! | processor | a batch is settled | `BatchRows`, `BatchSeconds`, `BatchRetries`, `DeadBatches` (given up from the dead-letter queue) | `Function`, `Kind` |
+//! | finalizer | a job's email is sent | `RowsApplied`, `RowsFailed`, `RowsSkipped`, `RowsNotProcessed`, `PointsCredited`, `PointsDebited`, `UploadToEmailSeconds` (a dry run: `DryRunRows` instead of the rows and points) | `Function`, `Kind` |
+//! | finalizer | an email is sent or not | `EmailsSent`, `EmailsFailed` (retried), `EmailsUnconfirmed` (SES may have it: not sent again) | `Function` |
+//! | watchdog | each sweep | `UnfinishedJobs`, `JobsStalled`, `FinalizeAskedAgain`, `SplitsAskedAgain`, `ReviewsExpired`, `WatchdogFailures` | `Function` |
 
 use serde_json::{json, Map, Value};
 use std::io::Write;
@@ -19,11 +32,45 @@ pub const MAX_DIMENSIONS: usize = 30;
 /// Most values one record may carry (EMF allows 100 metrics per document).
 pub const MAX_VALUES: usize = 100;
 
+/// The metrics' names (see the module's table).
+pub mod names {
+    pub const SPLIT_ROWS: &str = "SplitRows";
+    pub const SPLIT_SECONDS: &str = "SplitSeconds";
+    pub const SPLIT_ROWS_PER_SECOND: &str = "SplitRowsPerSecond";
+    pub const BATCH_ROWS: &str = "BatchRows";
+    pub const BATCH_SECONDS: &str = "BatchSeconds";
+    pub const BATCH_RETRIES: &str = "BatchRetries";
+    pub const DEAD_BATCHES: &str = "DeadBatches";
+    pub const ROWS_APPLIED: &str = "RowsApplied";
+    pub const ROWS_FAILED: &str = "RowsFailed";
+    pub const ROWS_SKIPPED: &str = "RowsSkipped";
+    pub const ROWS_NOT_PROCESSED: &str = "RowsNotProcessed";
+    pub const POINTS_CREDITED: &str = "PointsCredited";
+    pub const POINTS_DEBITED: &str = "PointsDebited";
+    pub const UPLOAD_TO_EMAIL_SECONDS: &str = "UploadToEmailSeconds";
+    pub const DRY_RUN_ROWS: &str = "DryRunRows";
+    pub const EMAILS_SENT: &str = "EmailsSent";
+    pub const EMAILS_FAILED: &str = "EmailsFailed";
+    pub const EMAILS_UNCONFIRMED: &str = "EmailsUnconfirmed";
+    pub const UNFINISHED_JOBS: &str = "UnfinishedJobs";
+    pub const JOBS_STALLED: &str = "JobsStalled";
+    pub const FINALIZE_ASKED_AGAIN: &str = "FinalizeAskedAgain";
+    pub const SPLITS_ASKED_AGAIN: &str = "SplitsAskedAgain";
+    pub const REVIEWS_EXPIRED: &str = "ReviewsExpired";
+    pub const WATCHDOG_FAILURES: &str = "WatchdogFailures";
+}
+
+/// The `Kind` dimension of a job's kind (`unknown` before its file says).
+pub fn kind_dimension(kind: Option<shared::kind::ImportKind>) -> &'static str {
+    kind.map_or("unknown", shared::kind::ImportKind::as_str)
+}
+
 /// The unit of a value, as CloudWatch names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
     Count,
     Seconds,
+    CountPerSecond,
 }
 
 impl Unit {
@@ -31,6 +78,7 @@ impl Unit {
         match self {
             Unit::Count => "Count",
             Unit::Seconds => "Seconds",
+            Unit::CountPerSecond => "Count/Second",
         }
     }
 }
@@ -92,6 +140,13 @@ impl Record {
             root.insert((*name).to_owned(), json!(value));
         }
         let dimension_set: Vec<&str> = self.dimensions.iter().map(|(name, _)| *name).collect();
+        // Each value also as one metric over every dimension value (an empty
+        // set): what alarms and the dashboard's totals read.
+        let dimension_sets = if dimension_set.is_empty() {
+            json!([[]])
+        } else {
+            json!([dimension_set, []])
+        };
         let metrics: Vec<Value> = self
             .values
             .iter()
@@ -103,7 +158,7 @@ impl Record {
                 "Timestamp": epoch_millis,
                 "CloudWatchMetrics": [{
                     "Namespace": namespace,
-                    "Dimensions": [dimension_set],
+                    "Dimensions": dimension_sets,
                     "Metrics": metrics,
                 }],
             }),
@@ -196,7 +251,7 @@ mod tests {
                     "Timestamp": 1_700_000_000_123u64,
                     "CloudWatchMetrics": [{
                         "Namespace": "loyalty-import",
-                        "Dimensions": [["Reason"]],
+                        "Dimensions": [["Reason"], []],
                         "Metrics": [
                             {"Name": "UploadsIgnored", "Unit": "Count"},
                             {"Name": "Waited", "Unit": "Seconds"},
@@ -236,6 +291,7 @@ mod tests {
         let document = record.document("n", 0);
         let set = &document["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(set["Dimensions"][0].as_array().map(Vec::len), Some(30));
+        assert_eq!(set["Dimensions"][1], json!([]));
         assert_eq!(set["Metrics"].as_array().map(Vec::len), Some(100));
     }
 

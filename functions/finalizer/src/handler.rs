@@ -7,14 +7,17 @@
 
 use crate::processed_file::{write_processed_file, Wrote};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use loyalty_aws::mail::MailError;
+use loyalty_aws::metrics::{kind_dimension, names, Record, Unit};
 use loyalty_aws::queues::FinalizeRequest;
 use loyalty_aws::{Aws, AwsError};
 use serde::Deserialize;
+use shared::digest::ErrorDigest;
 use shared::job::{keys, Job, JobStatus};
 use shared::membership::file_name::FileName;
 use shared::notification::{completion_email, rejection_email};
+use shared::outcome::{ErrorCode, Tally};
 use shared::redact::Redacted;
 use std::time::{Duration, Instant};
 use tracing::{error, info, instrument};
@@ -156,8 +159,12 @@ async fn finalize_claimed(
         .await?
         .ok_or_else(|| anyhow::anyhow!("tenant {} is gone", job.tenant_id))?;
     let hours = aws.settings.link_hours;
-    let email = match job.status {
-        JobStatus::Rejected => rejection_email(&tenant, &job),
+    let (email, tally, errors) = match job.status {
+        JobStatus::Rejected => (
+            rejection_email(&tenant, &job),
+            job.tally(),
+            job.errors.clone(),
+        ),
         JobStatus::Processing | JobStatus::Finalizing => {
             let (key, tally, errors) =
                 match write_processed_file(aws, &job, lease, deadline).await? {
@@ -190,7 +197,8 @@ async fn finalize_claimed(
                 return Ok(());
             };
             let link = download_link(aws, &finished, &key).await?;
-            completion_email(&tenant, &job, &tally, &errors, &link, hours)
+            let email = completion_email(&tenant, &job, &tally, &errors, &link, hours);
+            (email, tally, errors)
         }
         // Finished before, but the email was not sent: send it now.
         _ => {
@@ -199,7 +207,8 @@ async fn finalize_claimed(
                 .clone()
                 .unwrap_or_else(|| keys::processed(&job.tenant_id, &job.job_id, &job.filename));
             let link = download_link(aws, &job, &key).await?;
-            completion_email(&tenant, &job, &job.tally(), &job.errors, &link, hours)
+            let email = completion_email(&tenant, &job, &job.tally(), &job.errors, &link, hours);
+            (email, job.tally(), job.errors.clone())
         }
     };
     if deadline.saturating_duration_since(Instant::now()) < EMAIL_MARGIN {
@@ -207,7 +216,9 @@ async fn finalize_claimed(
         // (its lease lapsed) sends it with time to spare.
         anyhow::bail!("too little time left to send the email safely; the request is retried");
     }
-    match aws.mailer.send(&email).await {
+    let sent = aws.mailer.send(&email).await;
+    emit_email(aws, &job, &sent);
+    match sent {
         Ok(message_id) => info!(ses_message_id = %message_id, "job finalized and admin emailed"),
         // Nothing went out: the retried request sends it.
         Err(MailError::NotSent(e)) => return Err(e.into()),
@@ -218,6 +229,8 @@ async fn finalize_claimed(
         }
     }
     mark_email_sent(aws, &job).await?;
+    aws.metrics
+        .emit(job_record(&job, &tally, &errors, Utc::now()));
     release_waiting(aws, &job).await?;
     Ok(())
 }
@@ -287,4 +300,49 @@ fn download_token() -> anyhow::Result<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     Ok(hex::encode(bytes))
+}
+
+/// An email's fate as a metric.
+fn emit_email<T>(aws: &Aws, job: &Job, sent: &Result<T, MailError>) {
+    let name = match sent {
+        Ok(_) => names::EMAILS_SENT,
+        Err(MailError::NotSent(_)) => names::EMAILS_FAILED,
+        Err(MailError::Unconfirmed(_)) => names::EMAILS_UNCONFIRMED,
+    };
+    let record = Record::new()
+        .dimension("Function", "finalizer")
+        .count(name, 1)
+        .property("tenant", job.tenant_id.as_str())
+        .property("job", job.job_id.as_str());
+    aws.metrics.emit(record);
+}
+
+/// A finished job as metrics, once its email is sent: its rows by outcome
+/// (`not_processed` apart from the other failures), its points, and the
+/// time from its upload to the email. A dry run applied nothing: its rows
+/// are counted apart.
+pub fn job_record(job: &Job, tally: &Tally, errors: &ErrorDigest, now: DateTime<Utc>) -> Record {
+    let not_processed = errors.count_of(ErrorCode::NotProcessed);
+    let seconds = (now - job.created_at).num_milliseconds().max(0) as f64 / 1000.0;
+    let mut record = Record::new()
+        .dimension("Function", "finalizer")
+        .dimension("Kind", kind_dimension(job.kind))
+        .value(names::UPLOAD_TO_EMAIL_SECONDS, Unit::Seconds, seconds)
+        .property("tenant", job.tenant_id.as_str())
+        .property("job", job.job_id.as_str())
+        .property("status", job.status.as_str());
+    if job.dry_run {
+        return record.count(names::DRY_RUN_ROWS, tally.rows());
+    }
+    record = record
+        .count(names::ROWS_APPLIED, tally.applied)
+        .count(
+            names::ROWS_FAILED,
+            tally.failed.saturating_sub(not_processed),
+        )
+        .count(names::ROWS_SKIPPED, tally.skipped)
+        .count(names::ROWS_NOT_PROCESSED, not_processed)
+        .count(names::POINTS_CREDITED, tally.credited)
+        .count(names::POINTS_DEBITED, tally.debited);
+    record
 }

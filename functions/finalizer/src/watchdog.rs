@@ -11,6 +11,7 @@
 //! period.
 
 use chrono::{DateTime, Utc};
+use loyalty_aws::metrics::{names, Record};
 use loyalty_aws::queues::FinalizeRequest;
 use loyalty_aws::{Aws, AwsError};
 use serde::Serialize;
@@ -56,7 +57,24 @@ pub async fn sweep(aws: &Aws) -> Result<Sweep, AwsError> {
             sweep.failed.push(name);
         }
     }
+    aws.metrics.emit(sweep.record());
     Ok(sweep)
+}
+
+impl Sweep {
+    /// The sweep as metrics, zeros included: an alarm on stalled jobs sees
+    /// every sweep.
+    pub fn record(&self) -> Record {
+        let count = |names: &[String]| names.len() as u64;
+        Record::new()
+            .dimension("Function", "watchdog")
+            .count(names::UNFINISHED_JOBS, self.jobs as u64)
+            .count(names::JOBS_STALLED, count(&self.stalled))
+            .count(names::FINALIZE_ASKED_AGAIN, count(&self.finalize_again))
+            .count(names::SPLITS_ASKED_AGAIN, count(&self.splits_asked_again))
+            .count(names::REVIEWS_EXPIRED, count(&self.expired_reviews))
+            .count(names::WATCHDOG_FAILURES, count(&self.failed))
+    }
 }
 
 /// Looks at one unfinished job and does what it needs.

@@ -10,10 +10,12 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::Utc;
+use loyalty_aws::metrics::{kind_dimension, names, Record, Unit};
 use loyalty_aws::queues::FinalizeRequest;
 use loyalty_aws::Aws;
 use shared::apply::{apply_batch, give_up_batch, give_up_rows, BatchReport};
 use shared::batch::{Batch, BatchHead, BatchRow, RowKind};
+use shared::kind::ImportKind;
 use shared::membership::apply::{CardJob, MembershipRow};
 use shared::membership::cards::CardRow;
 use shared::membership::programs::Memberships;
@@ -21,6 +23,7 @@ use shared::membership::tier_changes::TierChangeRow;
 use shared::points::PointsRow;
 use shared::redact::Redacted;
 use std::collections::HashSet;
+use std::time::Instant;
 use tracing::{error, info, instrument};
 
 pub async fn handle(aws: &Aws, event: SqsEvent) -> Result<SqsBatchResponse, lambda_runtime::Error> {
@@ -44,27 +47,46 @@ pub async fn handle(aws: &Aws, event: SqsEvent) -> Result<SqsBatchResponse, lamb
     Ok(loyalty_aws::sqs::retry_only(retry))
 }
 
+/// A batch's delivery: from which queue, its how-manieth, and when its
+/// handling began.
+#[derive(Debug, Clone, Copy)]
+struct Delivery {
+    dead_letter: bool,
+    /// SQS's `ApproximateReceiveCount`: 1 on the first delivery.
+    receive_count: u64,
+    started: Instant,
+}
+
 #[instrument(skip_all, fields(message_id = message.message_id.as_deref().unwrap_or("")))]
 async fn process(aws: &Aws, message: &SqsMessage, dead_letter: bool) -> anyhow::Result<()> {
+    let delivery = Delivery {
+        dead_letter,
+        receive_count: message
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1),
+        started: Instant::now(),
+    };
     let body = message.body.as_deref().unwrap_or_default();
     let head: BatchHead = match serde_json::from_str(body) {
         Ok(head) => head,
         Err(err) => return unreadable(err, dead_letter),
     };
     match head.rows_kind {
-        RowKind::Points => settle_message::<PointsRow>(aws, body, dead_letter).await,
-        RowKind::Cards => settle_message::<CardRow>(aws, body, dead_letter).await,
-        RowKind::TierChanges => settle_message::<TierChangeRow>(aws, body, dead_letter).await,
+        RowKind::Points => settle_message::<PointsRow>(aws, body, delivery).await,
+        RowKind::Cards => settle_message::<CardRow>(aws, body, delivery).await,
+        RowKind::TierChanges => settle_message::<TierChangeRow>(aws, body, delivery).await,
     }
 }
 
 /// Reads a batch of `R` rows and settles it. Boxed: the nested futures of a
 /// batch's commit are deep enough that an optimised build overflows the
 /// compiler's layout query depth.
-async fn settle_message<R: Apply>(aws: &Aws, body: &str, dead_letter: bool) -> anyhow::Result<()> {
+async fn settle_message<R: Apply>(aws: &Aws, body: &str, delivery: Delivery) -> anyhow::Result<()> {
     match serde_json::from_str(body) {
-        Ok(batch) => Box::pin(settle::<R>(aws, batch, dead_letter)).await,
-        Err(err) => unreadable(err, dead_letter),
+        Ok(batch) => Box::pin(settle::<R>(aws, batch, delivery)).await,
+        Err(err) => unreadable(err, delivery.dead_letter),
     }
 }
 
@@ -140,16 +162,12 @@ async fn memberships(aws: &Aws, tenant_id: &str) -> anyhow::Result<Memberships> 
 }
 
 #[instrument(name = "batch", skip_all, fields(tenant = %batch.tenant_id, job = %batch.job_id, batch = batch.number))]
-async fn settle<R: Apply>(aws: &Aws, batch: Batch<R>, dead_letter: bool) -> anyhow::Result<()> {
+async fn settle<R: Apply>(aws: &Aws, batch: Batch<R>, delivery: Delivery) -> anyhow::Result<()> {
+    let dead_letter = delivery.dead_letter;
     // A batch only ever belongs to a job the splitter created; anything else
     // is refused, and after its retries it goes to the dead-letter queue,
     // where it is logged and dropped: it names no job to report to.
-    if aws
-        .tables
-        .job(&batch.tenant_id, &batch.job_id)
-        .await?
-        .is_none()
-    {
+    let Some(job) = aws.tables.job(&batch.tenant_id, &batch.job_id).await? else {
         if dead_letter {
             error!("a dead batch names no existing job: dropped");
             return Ok(());
@@ -160,7 +178,8 @@ async fn settle<R: Apply>(aws: &Aws, batch: Batch<R>, dead_letter: bool) -> anyh
             batch.job_id,
             batch.tenant_id
         );
-    }
+    };
+    let kind = job.kind;
     let report = if dead_letter {
         error!(
             rows = batch.rows.len(),
@@ -180,10 +199,36 @@ async fn settle<R: Apply>(aws: &Aws, batch: Batch<R>, dead_letter: bool) -> anyh
         batches_done = job.batches_done,
         "batch applied"
     );
+    emit_batch(aws, &batch, kind, delivery);
     if job.ready_to_finalize() {
         aws.queues
             .request_finalize(&FinalizeRequest::of(&job))
             .await?;
     }
     Ok(())
+}
+
+/// A settled batch as metrics: its rows, how long it took, how many
+/// deliveries before this one, and whether it was given up.
+fn emit_batch<R>(aws: &Aws, batch: &Batch<R>, kind: Option<ImportKind>, delivery: Delivery) {
+    let mut record = Record::new()
+        .dimension("Function", "processor")
+        .dimension("Kind", kind_dimension(kind))
+        .count(names::BATCH_ROWS, batch.rows.len() as u64)
+        .value(
+            names::BATCH_SECONDS,
+            Unit::Seconds,
+            delivery.started.elapsed().as_secs_f64(),
+        )
+        .count(
+            names::BATCH_RETRIES,
+            delivery.receive_count.saturating_sub(1),
+        )
+        .property("tenant", batch.tenant_id.as_str())
+        .property("job", batch.job_id.as_str())
+        .property("batch", batch.number);
+    if delivery.dead_letter {
+        record = record.count(names::DEAD_BATCHES, 1);
+    }
+    aws.metrics.emit(record);
 }

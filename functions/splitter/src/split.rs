@@ -12,6 +12,7 @@ use crate::review::ReviewSink;
 use crate::sink::{Flush, JobSink};
 use crate::turn::take_turn;
 use chrono::Utc;
+use loyalty_aws::metrics::{kind_dimension, names, Record, Unit};
 use loyalty_aws::s3_event::ObjectCreated;
 use loyalty_aws::{Aws, AwsError};
 use shared::batch::BatchRow;
@@ -24,7 +25,7 @@ use shared::split::{
     SplitRequest, SplitSink, SplitSummary,
 };
 use shared::tenant::Tenant;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tracing::{info, instrument};
 
 /// The upload as the split reads it.
@@ -114,6 +115,7 @@ async fn run_split(
     if job.status == JobStatus::Reviewing {
         return review(aws, job, input, request, from, previewed, deadline).await;
     }
+    let (started, from_row) = (Instant::now(), from.as_ref().map_or(0, |c| c.row));
     let result = match job.membership_scope() {
         None => split_off(JobSink::new(aws, &job, previewed, deadline), move |sink| {
             let input = input.map_err(SplitError::Rejected)?;
@@ -141,6 +143,9 @@ async fn run_split(
             .map(|(summary, overtaken, _)| (summary, overtaken))
         }
     };
+    if let Ok((summary, _)) = &result {
+        emit_split(aws, &job, summary, from_row, started.elapsed());
+    }
     match result {
         Ok((summary, _)) if summary.stopped.is_some() => {
             let at = summary.stopped.as_ref().map(|c| c.row);
@@ -176,6 +181,31 @@ async fn run_split(
         Err(SplitError::Read(e)) => Err(SplitterError::Read(e)),
         Err(SplitError::Sink(e)) => Err(e.into()),
     }
+}
+
+/// The split's run as metrics: the rows it read (from its checkpoint, if
+/// it went on from one) and how fast.
+fn emit_split(aws: &Aws, job: &Job, summary: &SplitSummary, from_row: u64, took: Duration) {
+    let rows = summary.total_rows.saturating_sub(from_row);
+    let seconds = took.as_secs_f64();
+    let record = Record::new()
+        .dimension("Function", "splitter")
+        .dimension("Kind", kind_dimension(Some(summary.kind)))
+        .count(names::SPLIT_ROWS, rows)
+        .value(names::SPLIT_SECONDS, Unit::Seconds, seconds)
+        .value(
+            names::SPLIT_ROWS_PER_SECOND,
+            Unit::CountPerSecond,
+            if seconds > 0.0 {
+                rows as f64 / seconds
+            } else {
+                0.0
+            },
+        )
+        .property("tenant", job.tenant_id.as_str())
+        .property("job", job.job_id.as_str())
+        .property("done", summary.stopped.is_none());
+    aws.metrics.emit(record);
 }
 
 /// Reads a review's file whole, counting its rows; at the end the review

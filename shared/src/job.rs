@@ -700,6 +700,7 @@ mod tests {
             row: 5,
             invalid_rows: 0,
             batches: 1,
+            shards: Some(8),
         });
         assert_eq!(job.watch(at + days, 60), Watch::SplitStalled);
     }

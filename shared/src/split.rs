@@ -35,6 +35,12 @@ pub struct Checkpoint {
     pub invalid_rows: u64,
     /// Batches cut so far.
     pub batches: u64,
+    /// The shards the split spreads batches over: a split going on from
+    /// here keeps them, whatever the function's setting is now (a deploy
+    /// may change it mid-split), so a customer's rows stay in one shard.
+    /// (Absent from checkpoints written before it was kept.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u32>,
 }
 
 /// What the sink wants after a checkpoint.
@@ -443,7 +449,14 @@ fn split_rows<R: Read, F: RowFormat, S: SplitSink<F::Row>>(
         if row.is_multiple_of(request.checkpoint_rows.max(1)) {
             // An interval closes: hand everything over, and go on only if
             // the sink wants to.
-            let at = checkpoint(&input, &mut batcher, &mut failed, &mut summary, sink)?;
+            let at = checkpoint(
+                &input,
+                request,
+                &mut batcher,
+                &mut failed,
+                &mut summary,
+                sink,
+            )?;
             if sink.checkpoint(&at).map_err(SplitError::Sink)? == Flow::Stop {
                 summary.stopped = Some(at);
                 return Ok(summary);
@@ -467,6 +480,7 @@ fn split_rows<R: Read, F: RowFormat, S: SplitSink<F::Row>>(
 /// the split stands: after the current row.
 fn checkpoint<R: Read, Row: BatchRow, S: SplitSink<Row>>(
     input: &CsvInput<R>,
+    request: &SplitRequest,
     batcher: &mut Batcher<Row>,
     failed: &mut Vec<RowOutcome>,
     summary: &mut SplitSummary,
@@ -485,6 +499,7 @@ fn checkpoint<R: Read, Row: BatchRow, S: SplitSink<Row>>(
         row: input.row(),
         invalid_rows: summary.invalid_rows,
         batches: summary.batches,
+        shards: Some(request.shards),
     })
 }
 
@@ -617,6 +632,7 @@ mod tests {
         let mut summary = split(file, &request(), &mut sink).unwrap();
         let mut runs = 1;
         while let Some(at) = summary.stopped.clone() {
+            assert_eq!(at.shards, Some(request().shards), "kept for the rest");
             let header = CsvInput::open(file).unwrap().header().clone();
             let rest = CsvInput::resume(&file[at.offset as usize..], header, at.offset, at.row);
             summary = split_input(rest, Some(&at), &request(), &mut sink).unwrap();

@@ -401,3 +401,62 @@ async fn a_file_of_200000_rows_split_and_finalized_within_two_seconds_a_run() {
         assert_eq!(h.balance(&t, &customer).await, expected[who], "{who}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_split_going_on_after_a_deploy_changed_the_shards_keeps_its_own() {
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    let rows = 3_000u64;
+    let mut file = String::from("email,amount\n");
+    for n in 1..=rows {
+        file.push_str(&format!("s{}@x.test,1\n", n % 40));
+    }
+    // Before the deploy: 2 shards, a checkpoint every 50 rows, and too
+    // little time for the whole file: the split stops at a checkpoint.
+    let mut before = h.aws.settings.clone();
+    before.shards = 2;
+    before.split_checkpoint_rows = 50;
+    let hurried = Runner::new(Aws::new(before).await)
+        .expect("runner")
+        .with_timeout_for(Function::Splitter, TIME_LIMIT);
+    h.drop_file(&t, "deploy.csv", &file, None).await;
+    let mut checkpointed = None;
+    for _ in 0..50 {
+        hurried
+            .pump_function(Function::Splitter)
+            .await
+            .expect("pump");
+        let jobs = h.jobs(&t).await;
+        if let Some(at) = jobs.first().and_then(|j| j.split_checkpoint.clone()) {
+            checkpointed = Some(at);
+            break;
+        }
+    }
+    let jobs = h.jobs(&t).await;
+    let at = checkpointed.unwrap_or_else(|| panic!("no checkpoint: {jobs:#?}"));
+    assert_eq!(at.shards, Some(2));
+    assert!(at.row < rows);
+
+    // After it: 5 shards. The split goes on over its own 2.
+    let mut after = h.aws.settings.clone();
+    after.shards = 5;
+    let runner = Runner::new(Aws::new(after).await).expect("runner");
+    let job = only_job_settled(&h, &runner, &t).await;
+    assert_eq!(job.shards, 2);
+    assert_eq!((job.total_rows, job.applied), (rows, rows));
+    // Each customer's rows in file order: its balance after each is its count.
+    let mut running: HashMap<String, i64> = HashMap::new();
+    for (n, row) in processed_rows(&h.processed_file(&job).await)
+        .iter()
+        .enumerate()
+    {
+        let balance = running.entry(row.get("email").to_owned()).or_default();
+        *balance += 1;
+        assert_eq!(
+            row.get("balance_after"),
+            balance.to_string(),
+            "row {}",
+            n + 1
+        );
+    }
+}

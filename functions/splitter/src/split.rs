@@ -81,7 +81,12 @@ async fn run_split(
         smile_mode: job.smile_mode,
         default_country: tenant.default_country.clone(),
         rows_per_batch: aws.settings.rows_per_batch,
-        shards: aws.settings.shards,
+        // A split going on keeps its shards (`Checkpoint::shards`).
+        shards: job
+            .split_checkpoint
+            .as_ref()
+            .and_then(|c| c.shards)
+            .unwrap_or(aws.settings.shards),
         checkpoint_rows: aws.settings.split_checkpoint_rows,
         reverts: job.reverts.clone(),
     };

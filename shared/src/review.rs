@@ -12,6 +12,7 @@
 //!
 //! ```text
 //! awaiting_upload ─► reviewing ─► ready_for_review ─► splitting ─► … ─► completed
+//!                        │               ├─► waiting ─► splitting  (a membership file, in its turn)
 //!                        │               ├─► discarded  (the admin said no)
 //!                        └─► rejected    └─► expired    (never started in REVIEW_VALID_DAYS)
 //! ```

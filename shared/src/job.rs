@@ -300,6 +300,13 @@ impl Job {
         self.kind.and_then(ImportKind::scope)
     }
 
+    /// When the file joined its tenant's order of membership files: when
+    /// it arrived, or, reviewed first, when its admin started it (a review
+    /// takes no place in the order: it applies nothing).
+    pub fn in_order_since(&self) -> DateTime<Utc> {
+        self.started_at.unwrap_or(self.created_at)
+    }
+
     /// All batches are applied: the finalizer may run.
     pub fn ready_to_finalize(&self) -> bool {
         self.status == JobStatus::Processing

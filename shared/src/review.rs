@@ -4,13 +4,24 @@
 //! debit, the customers it names and how many are new, the errors by code
 //! — then starts it (the same object version is applied) or discards it.
 //!
+//! A membership file is reviewed the same way: its rows move no points, so
+//! what it names once each is its cards (by card code; new: no card with
+//! that code yet), with the codes it leaves to be generated (card codes)
+//! or its rows by tier (tier changes). Started, it takes its place in its
+//! tenant's order of membership files and waits for its turn there.
+//!
 //! ```text
 //! awaiting_upload ─► reviewing ─► ready_for_review ─► splitting ─► … ─► completed
+//!                        │               ├─► waiting ─► splitting  (a membership file, in its turn)
 //!                        │               ├─► discarded  (the admin said no)
 //!                        └─► rejected    └─► expired    (never started in REVIEW_VALID_DAYS)
 //! ```
 
+use crate::batch::BatchRow;
 use crate::digest::ErrorDigest;
+use crate::job::{Job, JobStatus};
+use crate::membership::cards::CardRow;
+use crate::membership::tier_changes::TierChangeRow;
 use crate::outcome::{RowOutcome, RowStatus};
 use crate::points::{Operation, PointsRow};
 use chrono::{DateTime, Duration, Utc};
@@ -18,6 +29,12 @@ use serde::{Deserialize, Serialize};
 
 /// How long a review can be started after it is ready; then it expires.
 pub const REVIEW_VALID_DAYS: i64 = 7;
+
+/// Tier names a review lists with their rows; the rows of any further
+/// name are summed (`Review::other_tier_rows`). With names of at most 128
+/// characters the list stays under 11 KB of the job's item (DynamoDB:
+/// 400 KB), beside the error digest's 30 KB.
+pub const MAX_TIERS_SHOWN: usize = 20;
 
 /// What the review of a file found: the rows up to its last checkpoint
 /// while it is read, the whole file once it is ready.
@@ -35,10 +52,24 @@ pub struct Review {
     /// difference, known only when the row is applied.
     #[serde(default)]
     pub set_balance_rows: u64,
-    /// Distinct customers the valid rows name.
+    /// Distinct customers the valid rows name (a membership file: distinct
+    /// card codes).
     pub customers: u64,
-    /// Of those, customers with no wallet when they were counted.
+    /// Of those, customers with no wallet when they were counted (a
+    /// membership file: card codes with no card).
     pub new_customers: u64,
+    /// Card code rows with an empty card code: each would create a card
+    /// under a code generated for it (if the tenant generates codes).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub codes_to_generate: u64,
+    /// Tier change rows by the tier they move their card to, named as the
+    /// file first writes it (names match in any case), the first
+    /// [`MAX_TIERS_SHOWN`] names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<TierRows>,
+    /// Tier change rows of names beyond those listed in `tiers`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub other_tier_rows: u64,
     #[serde(default)]
     pub errors: ErrorDigest,
     /// When the whole file was read; the review can be started until
@@ -56,6 +87,17 @@ pub struct Movement {
     pub points: u64,
 }
 
+/// Tier change rows moving their card to one tier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierRows {
+    pub tier_name: String,
+    pub rows: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 impl Movement {
     fn add(&mut self, points: i64) {
         self.rows += 1;
@@ -64,17 +106,28 @@ impl Movement {
 }
 
 impl Review {
-    /// A valid row: its direction and points.
-    pub fn add_valid(&mut self, row: &PointsRow) {
+    /// A valid row, and what it would do.
+    pub fn add_valid<R: Reviewed>(&mut self, row: &R) {
         self.rows += 1;
         self.valid += 1;
-        if row.set_balance {
-            self.set_balance_rows += 1;
+        row.count(self);
+    }
+
+    fn add_tier(&mut self, name: &str) {
+        let name = name.trim();
+        if let Some(tier) = self
+            .tiers
+            .iter_mut()
+            .find(|t| t.tier_name.eq_ignore_ascii_case(name))
+        {
+            tier.rows += 1;
+        } else if self.tiers.len() < MAX_TIERS_SHOWN {
+            self.tiers.push(TierRows {
+                tier_name: name.to_owned(),
+                rows: 1,
+            });
         } else {
-            match row.operation {
-                Operation::Credit => self.credits.add(row.amount),
-                Operation::Debit => self.debits.add(row.amount),
-            }
+            self.other_tier_rows += 1;
         }
     }
 
@@ -107,15 +160,94 @@ impl Review {
     }
 }
 
-/// Of a batch's rows, each customer with the row that first names it (the
-/// rows are in file order): the customers a review counts if no earlier
-/// batch named them.
-pub fn first_rows(rows: &[PointsRow]) -> Vec<(String, u64)> {
+/// What a review counts once per file, and calls new if nothing of it is
+/// stored yet.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Named {
+    /// A points row's customer (`email:…`, `mobile:…`, `customer_id:…`):
+    /// new without a wallet.
+    Customer(String),
+    /// A membership row's card, by its code: new without a card.
+    Card(String),
+}
+
+impl Named {
+    /// How the review's marker names it: the customer, or `card:<code>`.
+    pub fn marker(&self) -> String {
+        match self {
+            Named::Customer(customer) => customer.clone(),
+            Named::Card(code) => format!("card:{code}"),
+        }
+    }
+}
+
+/// A valid row as a review counts it.
+pub trait Reviewed: BatchRow {
+    /// Adds what the row would do to the review (its row is counted).
+    fn count(&self, review: &mut Review);
+    /// What the row names that the review counts once per file; `None`
+    /// for a card whose code is yet to be generated.
+    fn named(&self) -> Option<Named>;
+}
+
+impl Reviewed for PointsRow {
+    fn count(&self, review: &mut Review) {
+        if self.set_balance {
+            review.set_balance_rows += 1;
+        } else {
+            match self.operation {
+                Operation::Credit => review.credits.add(self.amount),
+                Operation::Debit => review.debits.add(self.amount),
+            }
+        }
+    }
+
+    fn named(&self) -> Option<Named> {
+        Some(Named::Customer(self.customer.to_string()))
+    }
+}
+
+impl Reviewed for CardRow {
+    fn count(&self, review: &mut Review) {
+        if self.card_code.is_none() {
+            review.codes_to_generate += 1;
+        }
+    }
+
+    fn named(&self) -> Option<Named> {
+        self.card_code.clone().map(Named::Card)
+    }
+}
+
+impl Reviewed for TierChangeRow {
+    fn count(&self, review: &mut Review) {
+        review.add_tier(&self.tier_name);
+    }
+
+    fn named(&self) -> Option<Named> {
+        Some(Named::Card(self.card_code.clone()))
+    }
+}
+
+/// Of a batch's rows, each customer (or card) with the row that first
+/// names it (the rows are in file order): what a review counts if no
+/// earlier batch named it.
+pub fn first_rows<R: Reviewed>(rows: &[R]) -> Vec<(Named, u64)> {
     let mut seen = std::collections::HashSet::new();
     rows.iter()
-        .filter(|r| seen.insert(r.customer.to_string()))
-        .map(|r| (r.customer.to_string(), r.row))
+        .filter_map(|r| Some((r.named()?, r.row())))
+        .filter(|(named, _)| seen.insert(named.clone()))
         .collect()
+}
+
+/// The status a started review moves to: its split, or for a membership
+/// file its place in its tenant's order, where it waits for its turn (a
+/// review reads the file without taking a place: it applies nothing).
+pub fn started(job: &Job) -> JobStatus {
+    match job.membership_scope() {
+        Some(_) => JobStatus::Waiting,
+        None => JobStatus::Splitting,
+    }
 }
 
 /// Whether a customer is counted at `row`: when no earlier row of the file
@@ -132,6 +264,7 @@ mod tests {
     use super::*;
     use crate::identifier::CustomerRef;
     use crate::outcome::ErrorCode;
+    use crate::test_support::{card_rows, club, tier_rows};
     use chrono::TimeZone;
 
     fn row(n: u64, email: &str, operation: Operation, amount: i64) -> PointsRow {
@@ -185,8 +318,8 @@ mod tests {
         assert_eq!(
             first_rows(&rows),
             [
-                ("email:a@x.com".to_owned(), 2),
-                ("email:b@x.com".to_owned(), 3)
+                (Named::Customer("email:a@x.com".to_owned()), 2),
+                (Named::Customer("email:b@x.com".to_owned()), 3)
             ]
         );
         assert!(counted_at(None, 9));
@@ -195,6 +328,88 @@ mod tests {
             "a run read it after the same checkpoint"
         );
         assert!(!counted_at(Some(2), 9), "an earlier row named it");
+    }
+
+    #[test]
+    fn a_card_code_review_counts_its_cards_once_and_the_codes_to_generate() {
+        let rows = card_rows(
+            "card_code;customer_key;id_program",
+            "C-1;ann@x.com;1\n;bob@x.com;1\nC-1;ann@x.com;\n;eve@x.com;1\n",
+            &club(true),
+        );
+        let mut review = Review::default();
+        for row in &rows {
+            review.add_valid(row);
+        }
+        assert_eq!((review.rows, review.valid), (4, 4));
+        assert_eq!(review.codes_to_generate, 2);
+        assert_eq!(review.credits, Movement::default());
+        assert_eq!(review.debits, Movement::default());
+        // A card is counted at its first row; a code to generate names none.
+        assert_eq!(first_rows(&rows), [(Named::Card("C-1".to_owned()), 1)]);
+        assert_eq!(Named::Card("C-1".into()).marker(), "card:C-1");
+    }
+
+    #[test]
+    fn a_tier_change_review_counts_rows_by_tier_in_any_case() {
+        let rows = tier_rows("A;Gold;;2026-01-10;\nB;gold ;;2026-01-10;\nA;Silver;;2026-01-11;\n");
+        let mut review = Review::default();
+        for row in &rows {
+            review.add_valid(row);
+        }
+        let tiers = |review: &Review| {
+            review
+                .tiers
+                .iter()
+                .map(|t| (t.tier_name.clone(), t.rows))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            tiers(&review),
+            [("Gold".to_owned(), 2), ("Silver".to_owned(), 1)]
+        );
+        assert_eq!(
+            first_rows(&rows),
+            [
+                (Named::Card("A".to_owned()), 1),
+                (Named::Card("B".to_owned()), 2)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_review_lists_a_bounded_number_of_tiers_and_sums_the_rest() {
+        let body: String = (0..MAX_TIERS_SHOWN + 3)
+            .map(|n| format!("C{n};Tier {n};;2026-01-10;\n"))
+            .collect();
+        let mut review = Review::default();
+        for row in &tier_rows(&body) {
+            review.add_valid(row);
+        }
+        assert_eq!(review.tiers.len(), MAX_TIERS_SHOWN);
+        assert_eq!(review.other_tier_rows, 3);
+    }
+
+    #[test]
+    fn a_review_stored_before_cards_were_reviewed_reads_and_a_points_review_shows_no_card_fields() {
+        let stored = r#"{"rows":1,"valid":1,"invalid":0,"credits":{"rows":1,"points":5},
+            "debits":{"rows":0,"points":0},"customers":1,"new_customers":1}"#;
+        let review: Review = serde_json::from_str(stored).unwrap();
+        assert_eq!((review.codes_to_generate, review.tiers.len()), (0, 0));
+        let shown = serde_json::to_value(&review).unwrap();
+        for field in ["codes_to_generate", "tiers", "other_tier_rows"] {
+            assert!(shown.get(field).is_none(), "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_started_review_is_split_or_for_a_membership_file_waits_for_its_turn() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 4, 10, 0, 0).unwrap();
+        let mut job = Job::new("acme", "J1", "incoming/acme/uploads/J1/f.csv", "r", at);
+        job.kind = Some(crate::kind::ImportKind::Points);
+        assert_eq!(started(&job), JobStatus::Splitting);
+        job.kind = Some(crate::kind::ImportKind::TierChange);
+        assert_eq!(started(&job), JobStatus::Waiting);
     }
 
     #[test]

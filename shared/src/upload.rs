@@ -12,7 +12,8 @@ use crate::job::{Job, JobStatus};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arrival {
     /// The file the job awaited: the job claims it and moves to this status
-    /// (a membership file waits for its turn first).
+    /// (a review is read first; a membership file not reviewed waits for
+    /// its turn first).
     Claim(JobStatus),
     /// The job's own file, announced again: the job goes on.
     Resume,
@@ -30,8 +31,8 @@ pub fn arrival(job: &Job, key: &str, version_id: Option<&str>, etag: Option<&str
     }
     if job.status == JobStatus::AwaitingUpload {
         return Arrival::Claim(match job.membership_scope() {
+            _ if job.review_first => JobStatus::Reviewing,
             Some(_) => JobStatus::Waiting,
-            None if job.review_first => JobStatus::Reviewing,
             None => JobStatus::Splitting,
         });
     }
@@ -68,6 +69,14 @@ mod tests {
         points.review_first = true;
         assert_eq!(
             arrival(&points, KEY, Some("v1"), None),
+            Arrival::Claim(JobStatus::Reviewing)
+        );
+        // A membership file is read for its review before it takes a place
+        // in its tenant's order.
+        let mut cards = awaiting(ImportKind::CardCode);
+        cards.review_first = true;
+        assert_eq!(
+            arrival(&cards, KEY, Some("v1"), None),
             Arrival::Claim(JobStatus::Reviewing)
         );
     }

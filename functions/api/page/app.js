@@ -28,7 +28,15 @@ const KIND_TEXT = {
   cardcode: "Membership cards",
   tierchange: "Tier changes",
 };
-const POINTS_KINDS = ["points", "points_with_expiry", "smile:add", "smile:set_balance"];
+// What a review counts once per file, and which of them are new: a points
+// file's customers (new: no wallet yet), a membership file's cards by code
+// (new: no card of that code yet; for a tier change, a card it cannot find
+// unless an earlier file creates it).
+const REVIEW_NAMES = {
+  points: ["Customers", "New customers"],
+  cardcode: ["Cards", "New cards"],
+  tierchange: ["Cards", "Cards not found yet"],
+};
 
 const $ = (id) => document.getElementById(id);
 
@@ -181,11 +189,6 @@ async function downloadTemplate() {
 
 // --- Upload ---------------------------------------------------------------
 
-// Review is the default for points files, whose totals say what will move.
-function kindChanged() {
-  $("review").checked = POINTS_KINDS.includes($("kind").value);
-}
-
 async function upload(event) {
   event.preventDefault();
   clearAlert();
@@ -212,7 +215,6 @@ async function upload(event) {
     const ticket = await call("POST", "imports", request);
     await put(ticket.upload, file);
     $("import-form").reset();
-    kindChanged();
     openJob(ticket.job_id);
   } catch (e) {
     fail(e);
@@ -408,18 +410,25 @@ function showReview(job) {
   if (panel.hidden) {
     return;
   }
-  const credits = review.credits || {};
-  const debits = review.debits || {};
+  // A direction no row takes (every direction, in a membership file) has no line.
+  const movement = (m) => (m && m.rows ? `${m.rows} rows, ${m.points} points` : null);
+  const [named, fresh] = REVIEW_NAMES[job.kind] || REVIEW_NAMES.points;
+  const tiers = (review.tiers || []).map((t) => `${t.tier_name}: ${t.rows}`);
+  if (review.other_tier_rows) {
+    tiers.push(`other tiers: ${review.other_tier_rows}`);
+  }
   facts($("review-totals"), [
     ["Rows", review.rows],
     ["Valid rows", review.valid],
     ["Invalid rows", review.invalid],
     ["Rows with nothing to change", review.skipped || null],
-    ["Credits", credits.rows == null ? null : `${credits.rows} rows, ${credits.points} points`],
-    ["Debits", debits.rows == null ? null : `${debits.rows} rows, ${debits.points} points`],
+    ["Credits", movement(review.credits)],
+    ["Debits", movement(review.debits)],
     ["Balances set", review.set_balance_rows || null],
-    ["Customers", review.customers],
-    ["New customers", review.new_customers],
+    [named, review.customers],
+    [fresh, review.new_customers],
+    ["Card codes to generate", review.codes_to_generate || null],
+    ["Rows by tier", tiers.length ? tiers.join(", ") : null],
     ["Review open until", review.expires_at ? new Date(review.expires_at).toLocaleString() : null],
   ]);
   errorTable($("review-errors"), review.errors);
@@ -642,7 +651,6 @@ async function useKey(event) {
 document.addEventListener("DOMContentLoaded", () => {
   $("key-form").addEventListener("submit", useKey);
   $("forget-key").addEventListener("click", forgetKey);
-  $("kind").addEventListener("change", kindChanged);
   $("template").addEventListener("click", downloadTemplate);
   $("import-form").addEventListener("submit", upload);
   $("start").addEventListener("click", () => decide("start"));
@@ -659,7 +667,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("history-refresh").addEventListener("click", refreshHistory);
   $("history-more").addEventListener("click", () => loadHistory(true).catch(fail));
   window.addEventListener("hashchange", followHash);
-  kindChanged();
   showWorkspace();
   if (apiKey()) {
     refreshHistory();

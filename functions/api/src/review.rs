@@ -1,6 +1,7 @@
 //! A review's admin answers it (`shared::review`): `POST
 //! /imports/{job_id}/start` applies the file it read — the same object
-//! version, handed to the splitter again — and `POST
+//! version, handed to the splitter again (a membership file first takes
+//! its place in its tenant's order) — and `POST
 //! /imports/{job_id}/discard` closes it with nothing applied. Either only
 //! while it is ready; a review past its days can no longer start.
 
@@ -8,6 +9,7 @@ use crate::error::{refuse, ApiError, Code};
 use chrono::Utc;
 use loyalty_aws::Aws;
 use shared::job::{Job, JobStatus};
+use shared::review;
 use shared::tenant::Tenant;
 use tracing::info;
 
@@ -23,7 +25,7 @@ pub async fn start(aws: &Aws, tenant: &Tenant, job_id: &str) -> Result<(), ApiEr
     }
     let Some(started) = aws
         .tables
-        .start_review(&tenant.tenant_id, job_id, now)
+        .start_review(&tenant.tenant_id, job_id, review::started(&job), now)
         .await?
     else {
         return Err(not_ready(&job));

@@ -17,6 +17,7 @@
 //! | jobs          | `tenant_id`                           | `IDEMPOTENCY#<sha256>`            | an API request made with an Idempotency-Key, and its response (24 h TTL) | `idempotency` |
 //! | wallets       | `<tenant>#<customer>`                 | `WALLET`                          | a wallet (its lots packed: `lots`)                | `wallets`  |
 //! | wallets       | `<tenant>#<customer>`                 | `ENTRY#<job>#<row>`               | a ledger entry                                    | `wallets`  |
+//! | wallets       | `<tenant>#review:<job>#<customer>`    | `SEEN`                            | a customer (or `card:<code>`) a review counted, 7-day TTL | `reviews` |
 //! | outcomes      | `job_id`                              | `row`, a row number               | a row's outcome, recorded alone                   | `outcomes` |
 //! | outcomes      | `job_id`                              | `row`, from `PAGE_BASE` up        | a page of a points batch's outcomes               | `pages`    |
 //! | subscriptions | `<tenant>#CARD#<code>`                | `CARD`                            | a membership card                                 | `cards`    |

@@ -1,7 +1,9 @@
 //! A review's read of its file (`shared::review`): the split's rows are
-//! counted, not sent — the valid ones by direction and points, their
-//! customers once each (marked in the wallets table, so the count is right
-//! however often the read stops), the others by error code. Its checkpoints
+//! counted, not sent — the valid ones by what they would do (points rows by
+//! direction and points, card code rows' codes to generate, tier change rows
+//! by tier), their customers (or a membership file's cards) once each
+//! (marked in the wallets table, so the count is right however often the
+//! read stops), the others by error code. Its checkpoints
 //! carry what it found so far; at the end the review is ready for the
 //! admin. Nothing is applied and no outcome is written.
 
@@ -12,8 +14,8 @@ use shared::batch::Batch;
 use shared::job::Job;
 use shared::kind::ImportKind;
 use shared::outcome::RowOutcome;
-use shared::points::{PointsRow, PreviewRow};
-use shared::review::{first_rows, Review};
+use shared::points::PreviewRow;
+use shared::review::{first_rows, Review, Reviewed};
 use shared::split::{Checkpoint, Flow, SplitSink};
 use std::time::Instant;
 use tokio::runtime::Handle;
@@ -58,7 +60,7 @@ impl Flush for ReviewSink {
     }
 }
 
-impl SplitSink<PointsRow> for ReviewSink {
+impl<R: Reviewed> SplitSink<R> for ReviewSink {
     type Error = AwsError;
 
     fn preview(&mut self, kind: ImportKind, rows: &[PreviewRow]) -> Result<(), AwsError> {
@@ -79,7 +81,7 @@ impl SplitSink<PointsRow> for ReviewSink {
         Ok(())
     }
 
-    fn batch(&mut self, batch: Batch<PointsRow>) -> Result<(), AwsError> {
+    fn batch(&mut self, batch: Batch<R>) -> Result<(), AwsError> {
         for row in &batch.rows {
             self.review.add_valid(row);
         }

@@ -15,11 +15,14 @@ use chrono::Utc;
 use loyalty_aws::metrics::{kind_dimension, names, Record, Unit};
 use loyalty_aws::s3_event::ObjectCreated;
 use loyalty_aws::{Aws, AwsError};
-use shared::batch::BatchRow;
 use shared::csv_input::CsvInput;
 use shared::job::{Job, JobStatus};
-use shared::membership::admission::NO_PROGRAMS;
+use shared::membership::admission::{self, NO_PROGRAMS};
+use shared::membership::cards::CardRow;
 use shared::membership::file_name::Scope;
+use shared::membership::tier_changes::TierChangeRow;
+use shared::points::PointsRow;
+use shared::review::{Review, Reviewed};
 use shared::split::{
     self, split_cards_input, split_input, split_tier_changes_input, Checkpoint, SplitError,
     SplitRequest, SplitSink, SplitSummary,
@@ -56,6 +59,13 @@ pub async fn split_job(
         }
         info!(status = job.status.as_str(), "already split");
         return Ok(());
+    }
+    if job.status == JobStatus::Reviewing && job.membership_scope().is_some() {
+        // A membership file takes its place in its tenant's order only when
+        // its review is started; what would refuse it there now is said now.
+        if let Err(why) = admission::admit(&job.filename, tenant.memberships.as_ref()) {
+            return reject(aws, &job, &why).await;
+        }
     }
     // Checked once, on the first run: a split or a read going on passed it.
     if job.split_checkpoint.is_none() && job.hashing.is_none() {
@@ -118,41 +128,23 @@ async fn run_split(
     }
     let input = open_input(aws, &job, from.as_ref()).await?;
     if job.status == JobStatus::Reviewing {
-        return review(aws, job, input, request, from, previewed, deadline).await;
+        let read = Reading(ReviewSink::new(aws, &job, previewed, deadline));
+        let result = split_by_kind(tenant, &job, input, from, request, read).await?;
+        return reviewed(aws, &job, result).await;
     }
     let (started, from_row) = (Instant::now(), from.as_ref().map_or(0, |c| c.row));
-    let result = match job.membership_scope() {
-        None => split_off(JobSink::new(aws, &job, previewed, deadline), move |sink| {
-            let input = input.map_err(SplitError::Rejected)?;
-            split_input(input, from.as_ref(), &request, sink)
-        })
-        .await?
-        .map(|(summary, overtaken, _)| (summary, overtaken)),
-        Some(Scope::CardCode) => {
-            let Some(config) = tenant.memberships.clone() else {
-                return reject(aws, &job, NO_PROGRAMS).await;
-            };
-            split_off(JobSink::new(aws, &job, previewed, deadline), move |sink| {
-                let input = input.map_err(SplitError::Rejected)?;
-                split_cards_input(input, from.as_ref(), &config, &request, sink)
-            })
-            .await?
-            .map(|(summary, overtaken, _)| (summary, overtaken))
-        }
-        Some(Scope::TierChange) => {
-            split_off(JobSink::new(aws, &job, previewed, deadline), move |sink| {
-                let input = input.map_err(SplitError::Rejected)?;
-                split_tier_changes_input(input, from.as_ref(), &request, sink)
-            })
-            .await?
-            .map(|(summary, overtaken, _)| (summary, overtaken))
-        }
+    let import = Import {
+        aws: aws.clone(),
+        job: job.clone(),
+        previewed,
+        deadline,
     };
-    if let Ok((summary, _)) = &result {
+    let result = split_by_kind(tenant, &job, input, from, request, import).await?;
+    if let Ok((summary, _, ())) = &result {
         emit_split(aws, &job, summary, from_row, started.elapsed());
     }
     match result {
-        Ok((summary, _)) if summary.stopped.is_some() => {
+        Ok((summary, _, ())) if summary.stopped.is_some() => {
             let at = summary.stopped.as_ref().map(|c| c.row);
             info!(
                 row = at,
@@ -160,11 +152,11 @@ async fn run_split(
             );
             Ok(aws.queues.resubmit(&job).await?)
         }
-        Ok((_, true)) => {
+        Ok((_, true, ())) => {
             info!("another run of this split has got further: this one stops");
             Ok(())
         }
-        Ok((summary, _)) => {
+        Ok((summary, _, ())) => {
             info!(
                 rows = summary.total_rows,
                 invalid = summary.invalid_rows,
@@ -213,37 +205,22 @@ fn emit_split(aws: &Aws, job: &Job, summary: &SplitSummary, from_row: u64, took:
     aws.metrics.emit(record);
 }
 
-/// Reads a review's file whole, counting its rows; at the end the review
-/// is ready for the admin.
-async fn review(
-    aws: &Aws,
-    job: Job,
-    input: Result<CsvInput<Source>, String>,
-    request: SplitRequest,
-    from: Option<Checkpoint>,
-    previewed: bool,
-    deadline: Instant,
-) -> Result<(), SplitterError> {
-    let sink = ReviewSink::new(aws, &job, previewed, deadline);
-    let result = split_off(sink, move |sink| {
-        let input = input.map_err(SplitError::Rejected)?;
-        split_input(input, from.as_ref(), &request, sink)
-    })
-    .await?;
+/// What a review's read of its whole file found: the review ready for its
+/// admin, or the read going on from its checkpoint, or the file refused.
+async fn reviewed(aws: &Aws, job: &Job, result: Split<Review>) -> Result<(), SplitterError> {
     match result {
         Ok((summary, _, _)) if summary.stopped.is_some() => {
             info!(
                 row = summary.stopped.as_ref().map(|c| c.row),
                 "the review's read stops at a checkpoint before its deadline and hands itself the rest"
             );
-            Ok(aws.queues.resubmit(&job).await?)
+            Ok(aws.queues.resubmit(job).await?)
         }
         Ok((_, true, _)) => {
             info!("another run of this review has got further: this one stops");
             Ok(())
         }
-        Ok((summary, _, sink)) => {
-            let mut review = sink.review;
+        Ok((summary, _, mut review)) => {
             review.ready(Utc::now());
             info!(
                 rows = review.rows,
@@ -251,10 +228,10 @@ async fn review(
                 customers = review.customers,
                 "the review is ready"
             );
-            aws.tables.finish_review(&job, &summary, &review).await?;
+            aws.tables.finish_review(job, &summary, &review).await?;
             Ok(())
         }
-        Err(SplitError::Rejected(why)) => reject(aws, &job, &why).await,
+        Err(SplitError::Rejected(why)) => reject(aws, job, &why).await,
         Err(SplitError::Read(e)) => Err(SplitterError::Read(e)),
         Err(SplitError::Sink(e)) => Err(e.into()),
     }
@@ -308,25 +285,104 @@ async fn preview_now(aws: &Aws, job: &Job, request: &SplitRequest) -> Result<(),
     }
 }
 
+/// What a split found: its summary, whether another run of it got further,
+/// and what its sink kept; or why it failed.
+type Split<T> = Result<(SplitSummary, bool, T), SplitError<AwsError>>;
+
+/// The sink a split of any kind's rows goes into, made for its row type,
+/// and what the split's driver keeps of it once the split returns.
+trait Sinks: Send + 'static {
+    type Sink<R: Reviewed>: SplitSink<R, Error = AwsError> + Flush + Send + 'static;
+    type Found: Send + 'static;
+    fn sink<R: Reviewed>(self) -> Self::Sink<R>;
+    fn found<R: Reviewed>(sink: Self::Sink<R>) -> Self::Found;
+}
+
+/// An import's split: its batches sent to be applied.
+struct Import {
+    aws: Aws,
+    job: Job,
+    previewed: bool,
+    deadline: Instant,
+}
+
+impl Sinks for Import {
+    type Sink<R: Reviewed> = JobSink<R>;
+    type Found = ();
+    fn sink<R: Reviewed>(self) -> JobSink<R> {
+        JobSink::new(&self.aws, &self.job, self.previewed, self.deadline)
+    }
+    fn found<R: Reviewed>(_: JobSink<R>) {}
+}
+
+/// A review's read: its rows counted, nothing sent.
+struct Reading(ReviewSink);
+
+impl Sinks for Reading {
+    type Sink<R: Reviewed> = ReviewSink;
+    type Found = Review;
+    fn sink<R: Reviewed>(self) -> ReviewSink {
+        self.0
+    }
+    fn found<R: Reviewed>(sink: ReviewSink) -> Review {
+        sink.review
+    }
+}
+
+/// Splits the job's file with its kind's format (points, card codes or
+/// tier changes) into the sink `sinks` makes for that format's rows.
+async fn split_by_kind<K: Sinks>(
+    tenant: &Tenant,
+    job: &Job,
+    input: Result<CsvInput<Source>, String>,
+    from: Option<Checkpoint>,
+    request: SplitRequest,
+    sinks: K,
+) -> Result<Split<K::Found>, SplitterError> {
+    let input = match input {
+        Ok(input) => input,
+        Err(why) => return Ok(Err(SplitError::Rejected(why))),
+    };
+    match job.membership_scope() {
+        None => {
+            split_off::<PointsRow, _, _>(sinks, move |sink| {
+                split_input(input, from.as_ref(), &request, sink)
+            })
+            .await
+        }
+        Some(Scope::CardCode) => {
+            let Some(config) = tenant.memberships.clone() else {
+                return Ok(Err(SplitError::Rejected(NO_PROGRAMS.into())));
+            };
+            split_off::<CardRow, _, _>(sinks, move |sink| {
+                split_cards_input(input, from.as_ref(), &config, &request, sink)
+            })
+            .await
+        }
+        Some(Scope::TierChange) => {
+            split_off::<TierChangeRow, _, _>(sinks, move |sink| {
+                split_tier_changes_input(input, from.as_ref(), &request, sink)
+            })
+            .await
+        }
+    }
+}
+
 /// Runs a split (the CSV reader is blocking) off the async threads; it calls
 /// back into the runtime for each write, and its last batches are sent
 /// before it returns.
-/// Returns the summary, whether another run of the split got further, and
-/// the sink.
-async fn split_off<R, S, F>(
-    mut sink: S,
-    split: F,
-) -> Result<Result<(SplitSummary, bool, S), SplitError<AwsError>>, SplitterError>
+async fn split_off<R, K, F>(sinks: K, split: F) -> Result<Split<K::Found>, SplitterError>
 where
-    R: BatchRow,
-    S: SplitSink<R, Error = AwsError> + Flush + Send + 'static,
-    F: FnOnce(&mut S) -> Result<SplitSummary, SplitError<AwsError>> + Send + 'static,
+    R: Reviewed,
+    K: Sinks,
+    F: FnOnce(&mut K::Sink<R>) -> Result<SplitSummary, SplitError<AwsError>> + Send + 'static,
 {
+    let mut sink = sinks.sink::<R>();
     tokio::task::spawn_blocking(move || {
         let summary = split(&mut sink)?;
         sink.flush().map_err(SplitError::Sink)?;
         let overtaken = sink.overtaken();
-        Ok((summary, overtaken, sink))
+        Ok((summary, overtaken, K::found(sink)))
     })
     .await
     .map_err(|e| SplitterError::Task(e.to_string()))

@@ -50,7 +50,7 @@ pub async fn take_turn(aws: &Aws, tenant: &Tenant, job: Job) -> Result<Option<Jo
         Turn::Go => {
             let started = aws.tables.start_waiting_job(&job).await?;
             if started.is_some() {
-                let waited = (Utc::now() - job.created_at).num_seconds();
+                let waited = (Utc::now() - job.in_order_since()).num_seconds();
                 info!(waited_seconds = waited, "membership file's turn: splitting");
             }
             Ok(started)

@@ -31,7 +31,7 @@ impl Placed {
             filename: job.filename.clone(),
             position: name.position(),
             status: job.status,
-            arrived_at: job.created_at,
+            arrived_at: job.in_order_since(),
         }
     }
 
@@ -244,6 +244,9 @@ mod tests {
             Placed::of(&job, &name),
             placed("J2", "u_tierchange_s_20261125_2.csv", JobStatus::Waiting, 7)
         );
+        // Reviewed first, it joins the order when its admin starts it.
+        job.started_at = Some(at(40));
+        assert_eq!(Placed::of(&job, &name).arrived_at, at(40));
         assert_eq!(
             held("J1", &name),
             "job J1 holds the place of the tierchange file of 2026-11-25 already"

@@ -112,11 +112,10 @@ impl CreateImport {
                 ));
             }
         }
-        if self.review && (kind.scope().is_some() || self.dry_run) {
+        if self.review && self.dry_run {
             return Err(Refusal::Invalid(format!(
-                "review is for points files, and is not a dry run: kind {kind}{} cannot be \
-                 reviewed first",
-                if self.dry_run { " with dry_run" } else { "" }
+                "review and dry_run do not go together: a review applies nothing until it is \
+                 started, then applies the file (kind {kind}); ask for one or the other"
             )));
         }
         let smile_mode = match (&self.mode, kind) {
@@ -250,18 +249,22 @@ mod tests {
     }
 
     #[test]
-    fn a_points_request_may_ask_to_be_reviewed_first() {
-        let mut asked = request("smile", "s.csv");
-        asked.review = true;
+    fn any_kind_may_ask_to_be_reviewed_first_but_not_as_a_dry_run() {
         let at = Utc.with_ymd_and_hms(2026, 12, 4, 9, 30, 0).unwrap();
-        assert!(asked.check(MAX).unwrap().job("acme", "J1", at).review_first);
-        let mut cards = request("cardcode", "u_cardcode_s_20261125.csv");
-        cards.review = true;
-        assert!(refused(cards).starts_with("review is for points files"));
+        for (kind, filename) in [
+            ("smile", "s.csv"),
+            ("cardcode", "u_cardcode_s_20261125.csv"),
+            ("tierchange", "u_tierchange_s_20261125.csv"),
+        ] {
+            let mut asked = request(kind, filename);
+            asked.review = true;
+            let job = asked.check(MAX).unwrap().job("acme", "J1", at);
+            assert!(job.review_first, "{kind}");
+        }
         let mut dry = request("points", "p.csv");
         dry.review = true;
         dry.dry_run = true;
-        assert!(refused(dry).contains("with dry_run"));
+        assert!(refused(dry).starts_with("review and dry_run do not go together"));
     }
 
     #[test]

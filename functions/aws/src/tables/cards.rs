@@ -44,7 +44,7 @@ struct CardItem {
     card: Card,
 }
 
-fn card_pk(tenant_id: &str, code: &str) -> String {
+pub(super) fn card_pk(tenant_id: &str, code: &str) -> String {
     format!("{tenant_id}#CARD#{code}")
 }
 

@@ -52,7 +52,7 @@ impl Tables {
             ("sk", s(&sk)),
             ("job_id", s(&job.job_id)),
             ("filename", s(&job.filename)),
-            ("arrived_at", s(job.created_at.to_rfc3339())),
+            ("arrived_at", s(job.in_order_since().to_rfc3339())),
         ]);
         loop {
             if self

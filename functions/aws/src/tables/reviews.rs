@@ -9,14 +9,18 @@
 //! under 200 bytes, with a TTL). The marker decides each count once: a run
 //! that reads the same rows after the same checkpoint finds its own
 //! markers and counts them again at the same rows, exactly as the run that
-//! stopped would have, and never a customer an earlier row named.
+//! stopped would have, and never a customer an earlier row named. A
+//! membership file's cards are marked the same way
+//! (`<tenant>#review:<job>#card:<code>`, under 400 bytes with a code of 128
+//! characters), new if `subscriptions` holds no card of that code.
 
+use super::cards::card_pk;
 use super::{epoch_in_days, item, n, s, Item, Tables};
 use crate::AwsError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use shared::job::{Job, JobStatus};
-use shared::review::{counted_at, Review, REVIEW_VALID_DAYS};
+use shared::review::{counted_at, Named, Review, REVIEW_VALID_DAYS};
 use shared::split::{Checkpoint, SplitSummary};
 use std::collections::{HashMap, HashSet};
 
@@ -26,27 +30,37 @@ fn seen_pk(tenant_id: &str, job_id: &str, customer: &str) -> String {
     format!("{tenant_id}#review:{job_id}#{customer}")
 }
 
+/// Where what a review names would be stored if it is not new: the
+/// customer's wallet, or the card.
+fn stored_key(tenant_id: &str, named: &Named) -> (String, &'static str) {
+    match named {
+        Named::Customer(customer) => (format!("{tenant_id}#{customer}"), "WALLET"),
+        Named::Card(code) => (card_pk(tenant_id, code), "CARD"),
+    }
+}
+
 fn attribute<T: serde::Serialize>(value: &T) -> Result<AttributeValue, AwsError> {
     serde_dynamo::to_attribute_value(value).map_err(|e| AwsError::new("dynamodb:UpdateItem", e))
 }
 
 impl Tables {
-    /// Counts, of these customers each with the row of a batch that first
-    /// names it (`shared::review::first_rows`), those no earlier row of the
-    /// file named, and of those the ones with no wallet: `(customers, new)`.
+    /// Counts, of these customers (or cards) each with the row of a batch
+    /// that first names it (`shared::review::first_rows`), those no earlier
+    /// row of the file named, and of those the ones not stored yet (no
+    /// wallet, no card): `(counted, new)`.
     pub async fn count_first_sightings(
         &self,
         tenant_id: &str,
         job_id: &str,
-        firsts: &[(String, u64)],
+        firsts: &[(Named, u64)],
     ) -> Result<(u64, u64), AwsError> {
-        let marker_key = |customer: &str| {
+        let marker_key = |named: &Named| {
             item([
-                ("pk", s(seen_pk(tenant_id, job_id, customer))),
+                ("pk", s(seen_pk(tenant_id, job_id, &named.marker()))),
                 ("sk", s(SEEN)),
             ])
         };
-        let keys = firsts.iter().map(|(c, _)| marker_key(c)).collect();
+        let keys = firsts.iter().map(|(named, _)| marker_key(named)).collect();
         let mut marked: HashMap<String, (u64, bool)> = HashMap::new();
         for found in self.batch_get(&self.wallets, keys).await? {
             if let (Some(AttributeValue::S(pk)), Some(AttributeValue::N(row))) =
@@ -59,43 +73,31 @@ impl Tables {
                 marked.insert(pk.clone(), (row, new));
             }
         }
-        let (mut customers, mut new) = (0, 0);
+        let (mut counted, mut new) = (0, 0);
         let mut unmarked = Vec::new();
-        for (customer, row) in firsts {
-            match marked.get(&seen_pk(tenant_id, job_id, customer)) {
+        for (named, row) in firsts {
+            match marked.get(&seen_pk(tenant_id, job_id, &named.marker())) {
                 Some(&(first, was_new)) => {
                     if counted_at(Some(first), *row) {
-                        customers += 1;
+                        counted += 1;
                         new += u64::from(was_new);
                     }
                 }
-                None => unmarked.push((customer, *row)),
+                None => unmarked.push((named, *row)),
             }
         }
         if unmarked.is_empty() {
-            return Ok((customers, new));
+            return Ok((counted, new));
         }
-        let wallet_keys = unmarked
-            .iter()
-            .map(|(c, _)| item([("pk", s(format!("{tenant_id}#{c}"))), ("sk", s("WALLET"))]))
-            .collect();
-        let with_wallet: HashSet<String> = self
-            .batch_get_projected(&self.wallets, wallet_keys, Some("pk"))
-            .await?
-            .into_iter()
-            .filter_map(|i| match i.get("pk") {
-                Some(AttributeValue::S(pk)) => Some(pk.clone()),
-                _ => None,
-            })
-            .collect();
+        let stored = self.stored_of(tenant_id, &unmarked).await?;
         let ttl = epoch_in_days(REVIEW_VALID_DAYS);
         let markers: Vec<Item> = unmarked
             .iter()
-            .map(|(customer, row)| {
-                let is_new = !with_wallet.contains(&format!("{tenant_id}#{customer}"));
-                customers += 1;
+            .map(|(named, row)| {
+                let is_new = !stored.contains(&stored_key(tenant_id, named).0);
+                counted += 1;
                 new += u64::from(is_new);
-                let mut marker = marker_key(customer);
+                let mut marker = marker_key(named);
                 marker.insert("row".into(), n(row));
                 marker.insert("new".into(), AttributeValue::Bool(is_new));
                 marker.insert("ttl".into(), n(ttl));
@@ -103,7 +105,39 @@ impl Tables {
             })
             .collect();
         self.batch_put(&self.wallets, markers).await?;
-        Ok((customers, new))
+        Ok((counted, new))
+    }
+
+    /// The keys (`pk`) of the wallets and cards stored for these, read for
+    /// their key only.
+    async fn stored_of(
+        &self,
+        tenant_id: &str,
+        unmarked: &[(&Named, u64)],
+    ) -> Result<HashSet<String>, AwsError> {
+        let (mut wallets, mut cards) = (Vec::new(), Vec::new());
+        for (named, _) in unmarked {
+            let (pk, sk) = stored_key(tenant_id, named);
+            let key = item([("pk", s(pk)), ("sk", s(sk))]);
+            match named {
+                Named::Customer(_) => wallets.push(key),
+                Named::Card(_) => cards.push(key),
+            }
+        }
+        let mut found = self
+            .batch_get_projected(&self.wallets, wallets, Some("pk"))
+            .await?;
+        found.extend(
+            self.batch_get_projected(&self.subscriptions, cards, Some("pk"))
+                .await?,
+        );
+        Ok(found
+            .into_iter()
+            .filter_map(|i| match i.get("pk") {
+                Some(AttributeValue::S(pk)) => Some(pk.clone()),
+                _ => None,
+            })
+            .collect())
     }
 
     /// Records where a review's read stands and what it found up to there,
@@ -163,17 +197,20 @@ impl Tables {
     }
 
     /// Starts a ready review: its file, the same object version, is split
-    /// and applied from its first row. `None` if it was not ready.
+    /// and applied from its first row (`next` is `splitting`, or `waiting`
+    /// for a membership file's turn: `shared::review::started`). `None` if
+    /// it was not ready.
     pub async fn start_review(
         &self,
         tenant_id: &str,
         job_id: &str,
+        next: JobStatus,
         now: DateTime<Utc>,
     ) -> Result<Option<Job>, AwsError> {
         self.leave_review(
             tenant_id,
             job_id,
-            JobStatus::Splitting,
+            next,
             "SET #status = :next, progress_at = :now, started_at = :now",
             now,
         )

@@ -127,10 +127,32 @@ async fn each_functions_role_allows_every_call_it_makes() {
     assert_eq!(history.status, StatusCode::OK, "{}", history.text());
     finalizer::watchdog::sweep(&finalizer.aws).await.unwrap();
 
-    // Reviewed first: one started, one discarded.
-    for (filename, answer) in [("started.csv", "start"), ("discarded.csv", "discard")] {
-        let content = format!("email,amount\nreview-{filename}@example.com,3\n");
-        let body = json!({"kind": "points", "reason": "r", "filename": filename,
+    // Reviewed first: two points files, one started, one discarded; a card
+    // code file started (its review reads whether each card exists).
+    let card = "card_code;customer_key;id_program;join_date;expiration_date;birthday;id_tier\n\
+                \"REVIEW-1\";\"rev@example.com\";\"1\";;;;\"2\"\n";
+    let reviews = [
+        (
+            "points",
+            "started.csv",
+            "email,amount\nreview-started@example.com,3\n",
+            "start",
+        ),
+        (
+            "points",
+            "discarded.csv",
+            "email,amount\nreview-discarded@example.com,3\n",
+            "discard",
+        ),
+        (
+            "cardcode",
+            "demoshop_cardcode_customers_20260111.csv",
+            card,
+            "start",
+        ),
+    ];
+    for (kind, filename, content, answer) in reviews {
+        let body = json!({"kind": kind, "reason": "r", "filename": filename,
                           "size_bytes": content.len(), "review": true});
         let created = console::api(
             &api.aws,
@@ -144,7 +166,7 @@ async fn each_functions_role_allows_every_call_it_makes() {
         assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
         let created = created.json().unwrap();
         let upload: Presigned = serde_json::from_value(created["upload"].clone()).unwrap();
-        console::upload(&upload, content.into_bytes())
+        console::upload(&upload, content.as_bytes().to_vec())
             .await
             .unwrap();
         runner
@@ -240,7 +262,7 @@ async fn each_functions_role_allows_every_call_it_makes() {
         .await
         .expect("the pipeline settles");
     let jobs = h.jobs(&t).await;
-    assert_eq!(jobs.len(), 15);
+    assert_eq!(jobs.len(), 16);
     let discarded = |j: &&shared::job::Job| j.status == shared::job::JobStatus::Discarded;
     assert_eq!(jobs.iter().filter(discarded).count(), 1);
     assert!(

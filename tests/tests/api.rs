@@ -318,9 +318,10 @@ async fn a_refusal_is_kept_for_the_retry_and_a_failure_is_not() {
 async fn a_retry_while_the_first_request_is_handled_is_told_it_is_in_progress() {
     let h = Harness::start().await;
     let t = h.tenant().await;
-    // The first request's job write is throttled a few times: the SDK
-    // backs off for seconds, holding the request after its claim.
-    let plan = FaultPlan::throttle_call(3, 3);
+    // The first request's job write (after the tenant's read, its request
+    // counted and the key claimed) is throttled a few times: the SDK backs
+    // off for seconds, holding the request after its claim.
+    let plan = FaultPlan::throttle_call(4, 3);
     let slow = Aws::with_faults(h.aws.settings.clone(), plan.clone()).await;
     let body = import_body("slow.csv");
     let first = {
@@ -344,7 +345,15 @@ async fn a_retry_while_the_first_request_is_handled_is_told_it_is_in_progress() 
     assert_eq!(error_code(&during), "request_in_progress");
     let first = first.await.unwrap().unwrap();
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.text());
-    assert_eq!(plan.calls()[2], "DynamoDB:PutItem");
+    assert_eq!(
+        plan.calls()[..4],
+        [
+            "DynamoDB:GetItem",
+            "DynamoDB:UpdateItem",
+            "DynamoDB:PutItem",
+            "DynamoDB:PutItem"
+        ]
+    );
     let after = post_with_key(&h.aws, &t, "k-slow", &body).await;
     assert_eq!(
         (after.status, &after.body),
@@ -410,4 +419,42 @@ async fn the_openapi_document_is_served_without_a_key() {
     let doc = response.json().unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.0"));
     assert!(doc["paths"]["/imports"]["get"].is_object());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_past_its_share_of_the_api_is_told_to_wait_and_the_others_are_not() {
+    let h = Harness::start().await;
+    let (noisy, quiet) = (h.tenant().await, h.tenant().await);
+    let mut aws = h.aws.clone();
+    aws.settings.tenant_requests_per_minute = 3;
+    // A minute's edge may fall among the calls: a refusal comes by the
+    // seventh call at the latest (two minutes' shares).
+    let mut allowed = 0;
+    let mut refused = None;
+    for _ in 0..7 {
+        let reply = call(&aws, Some(&noisy), Method::GET, "/imports", &[], None).await;
+        if reply.status == StatusCode::OK {
+            allowed += 1;
+        } else {
+            refused = Some(reply);
+            break;
+        }
+    }
+    let refused = refused.expect("a refusal past the share");
+    assert!((3..=6).contains(&allowed), "{allowed} allowed");
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    let body = refused.json().expect("json");
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    let wait: u32 = refused.headers["retry-after"]
+        .to_str()
+        .expect("text")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&wait), "{wait}");
+    // Another tenant is answered as usual, and so are requests without a
+    // key (the page, the OpenAPI document).
+    let other = call(&aws, Some(&quiet), Method::GET, "/imports", &[], None).await;
+    assert_eq!(other.status, StatusCode::OK);
+    let public = call(&aws, None, Method::GET, "/openapi.json", &[], None).await;
+    assert_eq!(public.status, StatusCode::OK);
 }

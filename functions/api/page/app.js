@@ -120,6 +120,8 @@ async function call(method, path, body) {
   }
   if (!response.ok) {
     const error = errorOf(response.status, json);
+    // A tenant past its share of the API: when to call again.
+    error.retryAfter = Number(response.headers.get("retry-after")) || 0;
     if (error.status === 401) {
       forgetKey();
     }
@@ -290,9 +292,15 @@ async function poll() {
   try {
     job = await call("GET", `imports/${encodeURIComponent(jobId)}`);
   } catch (e) {
-    if (jobId === state.jobId) {
-      fail(e);
+    if (jobId !== state.jobId) {
+      return;
     }
+    if (e.code === "rate_limited") {
+      // Watching goes on once the tenant may call again.
+      state.timer = setTimeout(poll, Math.max(e.retryAfter, 1) * 1000);
+      return;
+    }
+    fail(e);
     return;
   }
   if (jobId !== state.jobId) {

@@ -2,7 +2,7 @@
 //! stable code per kind of refusal and its HTTP status.
 
 use crate::handler::reply;
-use lambda_http::http::StatusCode;
+use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
 use loyalty_aws::AwsError;
 use serde_json::json;
@@ -37,12 +37,14 @@ pub(crate) enum Code {
     AlreadyReverted,
     IdempotencyKeyReused,
     RequestInProgress,
+    /// The tenant made more requests this minute than its share.
+    RateLimited,
     Internal,
 }
 
 impl Code {
     #[cfg(test)]
-    pub(crate) const ALL: [Code; 11] = [
+    pub(crate) const ALL: [Code; 12] = [
         Code::Unauthorized,
         Code::NotFound,
         Code::InvalidRequest,
@@ -53,6 +55,7 @@ impl Code {
         Code::AlreadyReverted,
         Code::IdempotencyKeyReused,
         Code::RequestInProgress,
+        Code::RateLimited,
         Code::Internal,
     ];
 
@@ -68,6 +71,7 @@ impl Code {
             Code::AlreadyReverted => "already_reverted",
             Code::IdempotencyKeyReused => "idempotency_key_reused",
             Code::RequestInProgress => "request_in_progress",
+            Code::RateLimited => "rate_limited",
             Code::Internal => "internal",
         }
     }
@@ -82,6 +86,7 @@ impl Code {
             }
             Code::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Code::RequestInProgress => StatusCode::CONFLICT,
+            Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -97,6 +102,20 @@ pub(crate) fn error_reply(code: Code, message: &str) -> Response<Body> {
         code.status(),
         &json!({"error": {"code": code.as_str(), "message": message}}),
     )
+}
+
+/// A tenant past its share of the API this minute: 429, and when to
+/// come back (`Retry-After`, RFC 9110 §10.2.3).
+pub(crate) fn rate_limited(per_minute: u32, retry_after: u32) -> Response<Body> {
+    let message = format!(
+        "this tenant made more than {per_minute} requests this minute; try again in \
+         {retry_after} s"
+    );
+    let mut response = error_reply(Code::RateLimited, &message);
+    response
+        .headers_mut()
+        .insert("retry-after", HeaderValue::from(retry_after));
+    response
 }
 
 #[cfg(test)]

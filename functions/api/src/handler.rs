@@ -25,6 +25,7 @@
 use chrono::Utc;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
+use loyalty_aws::tables::Counted;
 use loyalty_aws::Aws;
 use percent_encoding::percent_decode_str;
 use serde::Serialize;
@@ -37,7 +38,7 @@ use shared::upload::request::{CreateImport, Refusal};
 use std::time::Duration;
 use tracing::{info, instrument};
 
-use crate::error::{error_reply, refuse, ApiError, Code};
+use crate::error::{error_reply, rate_limited, refuse, ApiError, Code};
 use crate::page::Asset;
 use crate::routes::{self, Access, Matched, Route};
 use crate::{cors, history, idempotency, openapi, page, revert, review};
@@ -80,6 +81,15 @@ async fn route(aws: &Aws, request: &Request) -> Result<Response<Body>, ApiError>
         Access::Public => return public(aws, &matched).await,
         Access::ApiKey => authenticate(aws, request).await?,
     };
+    let per_minute = aws.settings.tenant_requests_per_minute;
+    let counted = aws
+        .tables
+        .count_request(&tenant.tenant_id, Utc::now(), per_minute)
+        .await?;
+    if let Counted::Refused { retry_after } = counted {
+        tracing::warn!(tenant = %tenant.tenant_id, per_minute, "a tenant past its share of the API");
+        return Ok(rate_limited(per_minute, retry_after));
+    }
     let handling = dispatch(aws, &tenant, request, &matched);
     if matched.spec.idempotent {
         idempotency::once(aws, &tenant, request, &matched, handling).await

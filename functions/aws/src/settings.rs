@@ -61,7 +61,16 @@ pub struct Settings {
     /// API from a browser (`LOYALTY_ALLOWED_ORIGINS`, separated by commas);
     /// none by default.
     pub allowed_origins: Vec<String>,
+    /// A tenant's share of the API: its requests with a key in one minute
+    /// (`LOYALTY_TENANT_REQUESTS_PER_MINUTE`; 0, no limit). Past it, 429
+    /// until the next minute (`tables::quota`).
+    pub tenant_requests_per_minute: u32,
 }
+
+/// A tenant's requests per minute by default: a quarter of the API's own
+/// throttle (20 a second in the template), so that one tenant's burst
+/// leaves the others three quarters of it.
+pub const TENANT_REQUESTS_PER_MINUTE: u32 = 300;
 
 /// The metrics' namespace when the environment names none.
 pub const METRICS_NAMESPACE: &str = "loyalty-import";
@@ -139,6 +148,10 @@ impl Settings {
                 .filter(|n| !n.trim().is_empty())
                 .unwrap_or_else(|| METRICS_NAMESPACE.to_owned()),
             allowed_origins: origins(&env::var("LOYALTY_ALLOWED_ORIGINS").unwrap_or_default()),
+            tenant_requests_per_minute: number(
+                "LOYALTY_TENANT_REQUESTS_PER_MINUTE",
+                TENANT_REQUESTS_PER_MINUTE,
+            )?,
         })
     }
 }

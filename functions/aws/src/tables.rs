@@ -15,6 +15,7 @@
 //! | jobs          | `tenant_id`                           | `MEMBERSHIP#<date>#<seq>#<scope>` | a membership file's place in its tenant's order   | `order`    |
 //! | jobs          | `tenant_id`                           | `MEMBERSHIP_TURN`                 | the membership file that last took its turn       | `order`    |
 //! | jobs          | `tenant_id`                           | `IDEMPOTENCY#<sha256>`            | an API request made with an Idempotency-Key, and its response (24 h TTL) | `idempotency` |
+//! | jobs          | `tenant_id`                           | `QUOTA#<minute>`                  | a tenant's API requests in one minute (2 min TTL) | `quota` |
 //! | wallets       | `<tenant>#<customer>`                 | `WALLET`                          | a wallet (its lots packed: `lots`)                | `wallets`  |
 //! | wallets       | `<tenant>#<customer>`                 | `ENTRY#<job>#<row>`               | a ledger entry                                    | `wallets`  |
 //! | wallets       | `<tenant>#review:<job>#<customer>`    | `SEEN`                            | a customer (or `card:<code>`) a review counted, 7-day TTL | `reviews` |
@@ -48,6 +49,7 @@ mod lots;
 mod order;
 mod outcomes;
 mod pages;
+mod quota;
 mod request;
 mod reversals;
 mod reviews;
@@ -58,6 +60,7 @@ pub use idempotency::{
     Claim, StoredResponse, Ticket, IDEMPOTENCY_TTL_HOURS, MAX_STORED_BODY_BYTES,
 };
 pub use pages::JobOutcomes;
+pub use quota::Counted;
 pub use reversals::Reverting;
 pub use wallets::WalletView;
 

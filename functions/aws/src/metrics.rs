@@ -3,8 +3,9 @@
 //! On Lambda a JSON line written to stdout with an `_aws` member becomes a
 //! metric, extracted from the log stream by CloudWatch: no API call, no
 //! agent, no cost per call (AWS, "Specification: Embedded metric format").
-//! Off Lambda the same line goes to stderr beside the readable logs; tests
-//! keep the lines in memory and read them back.
+//! Off Lambda (the local runner, the command line, tests) the same line is
+//! a debug log of target `metrics` (`RUST_LOG=metrics=debug` shows them);
+//! tests keep the lines in memory and read them back.
 //!
 //! Dimensions stay low-cardinality (the function, a kind, a reason): every
 //! distinct value is a metric of its own. Tenant ids, job ids and object
@@ -170,7 +171,7 @@ impl Record {
 #[derive(Clone)]
 enum Sink {
     Stdout,
-    Stderr,
+    Log,
     Memory(Arc<Mutex<Vec<Value>>>),
 }
 
@@ -182,12 +183,12 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Stdout on Lambda (where CloudWatch reads it), stderr elsewhere.
+    /// Stdout on Lambda (where CloudWatch reads it), a debug log elsewhere.
     pub fn new(namespace: impl Into<String>) -> Self {
         let sink = if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
             Sink::Stdout
         } else {
-            Sink::Stderr
+            Sink::Log
         };
         Metrics {
             namespace: namespace.into(),
@@ -207,7 +208,7 @@ impl Metrics {
     pub fn recorded(&self) -> Vec<Value> {
         match &self.sink {
             Sink::Memory(kept) => kept.lock().expect("metrics").clone(),
-            Sink::Stdout | Sink::Stderr => Vec::new(),
+            Sink::Stdout | Sink::Log => Vec::new(),
         }
     }
 
@@ -220,7 +221,10 @@ impl Metrics {
         let line = format!("{document}\n");
         let written = match &self.sink {
             Sink::Stdout => std::io::stdout().lock().write_all(line.as_bytes()),
-            Sink::Stderr => std::io::stderr().lock().write_all(line.as_bytes()),
+            Sink::Log => {
+                tracing::debug!(target: "metrics", "{document}");
+                Ok(())
+            }
             Sink::Memory(kept) => {
                 kept.lock().expect("metrics").push(document);
                 Ok(())

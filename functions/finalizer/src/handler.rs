@@ -323,6 +323,11 @@ fn emit_email<T>(aws: &Aws, job: &Job, sent: &Result<T, MailError>) {
 /// are counted apart.
 pub fn job_record(job: &Job, tally: &Tally, errors: &ErrorDigest, now: DateTime<Utc>) -> Record {
     let not_processed = errors.count_of(ErrorCode::NotProcessed);
+    // Claimed while processing, it has finished since.
+    let status = match job.status {
+        JobStatus::Processing | JobStatus::Finalizing => JobStatus::finished(tally),
+        status => status,
+    };
     let seconds = (now - job.created_at).num_milliseconds().max(0) as f64 / 1000.0;
     let mut record = Record::new()
         .dimension("Function", "finalizer")
@@ -330,7 +335,7 @@ pub fn job_record(job: &Job, tally: &Tally, errors: &ErrorDigest, now: DateTime<
         .value(names::UPLOAD_TO_EMAIL_SECONDS, Unit::Seconds, seconds)
         .property("tenant", job.tenant_id.as_str())
         .property("job", job.job_id.as_str())
-        .property("status", job.status.as_str());
+        .property("status", status.as_str());
     if job.dry_run {
         return record.count(names::DRY_RUN_ROWS, tally.rows());
     }

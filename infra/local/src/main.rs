@@ -121,6 +121,16 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
         rows: Vec<u64>,
     },
+    /// Many tenants importing at once: each one's upload-to-email time
+    /// against one tenant importing alone.
+    Tenants {
+        /// How many tenants import at once.
+        #[arg(long, default_value_t = 20)]
+        tenants: usize,
+        /// The rows of each tenant's file.
+        #[arg(long, default_value_t = 2000)]
+        rows: u64,
+    },
     /// A sample import end to end: tenant, upload, pipeline, results.
     Demo,
     /// Serves the API and its import page on 127.0.0.1 while delivering
@@ -465,6 +475,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Costs { rows } => local_stack::measure::costs(&aws, rows).await?,
         Command::Throughput { rows } => local_stack::measure::throughput(&aws, &rows).await?,
+        Command::Tenants { tenants, rows } => {
+            local_stack::measure::tenants(&aws, tenants, rows).await?
+        }
         Command::Drop {
             tenant,
             file,

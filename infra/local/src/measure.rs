@@ -167,6 +167,66 @@ pub async fn throughput(aws: &Aws, sizes: &[u64]) -> anyhow::Result<()> {
     emulator_costs(aws, 1000).await
 }
 
+/// `tenants` tenants dropping a file of `rows` rows at the same moment, the
+/// pipeline run until every one is emailed: each tenant's time from upload
+/// to email against one tenant's alone, and the order they finished in.
+/// The local runner delivers one message at a time, where Lambda runs a
+/// processor per message group: the figures show how fairly the queues
+/// share the pipeline among tenants, not how much faster AWS would be.
+pub async fn tenants(aws: &Aws, tenants: usize, rows: u64) -> anyhow::Result<()> {
+    let runner = Runner::new(aws.clone())?;
+    let alone = new_tenant(aws, "alone").await?;
+    let started = Instant::now();
+    let job = import(&runner, &alone, "alone.csv", points_file(rows, 1)).await?;
+    let alone_seconds = started.elapsed().as_secs_f64();
+    if job.applied != rows {
+        anyhow::bail!("alone: {} of {rows} rows applied", job.applied);
+    }
+    let mut ids = Vec::with_capacity(tenants);
+    for n in 0..tenants {
+        ids.push(new_tenant(aws, &format!("many{n}")).await?);
+    }
+    let started = Instant::now();
+    for id in &ids {
+        let key = format!("incoming/{id}/together.csv");
+        console::drop_object(aws, &key, points_file(rows, 1).into_bytes(), &[]).await?;
+    }
+    runner
+        .run_until_idle(None, Duration::from_secs(3600))
+        .await?;
+    let all_seconds = started.elapsed().as_secs_f64();
+    let mut times = Vec::with_capacity(tenants);
+    for id in &ids {
+        let jobs = aws.tables.jobs(id).await?;
+        let job = jobs
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("no job for tenant {id}"))?;
+        let (Some(emailed), true) = (job.email_sent_at, job.applied == rows) else {
+            anyhow::bail!(
+                "tenant {id}: {} with {} rows applied",
+                job.status.as_str(),
+                job.applied
+            );
+        };
+        times.push((emailed - job.created_at).num_milliseconds() as f64 / 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "| tenants at once | rows each | one tenant alone | first emailed | median | last emailed | last / alone | all {tenants} files, upload to last email | rows/s together |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {tenants} | {rows} | {alone_seconds:.1} s | {:.1} s | {:.1} s | {:.1} s | {:.1} | {all_seconds:.1} s | {:.0} |",
+        at(0.0),
+        at(0.5),
+        at(1.0),
+        at(1.0) / alone_seconds,
+        (tenants as u64 * rows) as f64 / all_seconds,
+    );
+    Ok(())
+}
+
 /// What the emulator charges: the time of a one-item request, and per item
 /// of 100-item transactions, each the mean of `n` items.
 pub async fn emulator_costs(aws: &Aws, n: usize) -> anyhow::Result<()> {

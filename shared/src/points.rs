@@ -155,6 +155,10 @@ pub struct PreviewRow {
     pub expiry: Option<String>,
     /// `valid`, or the row's error message.
     pub result: String,
+    /// For a file whose rows are not points (a membership file): its first
+    /// [`PREVIEW_CELLS`] cells as read, the fields above left empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cells: Vec<String>,
 }
 
 /// The column a header name stands for: `points` and `coins` are other
@@ -382,6 +386,7 @@ impl PointsColumns {
             },
             expiry: self.expire_in_days.map(|i| lossy(Some(i))),
             result: PreviewRow::result_of(result),
+            cells: Vec::new(),
         }
     }
 }
@@ -389,6 +394,12 @@ impl PointsColumns {
 /// The most characters of a cell the preview shows: it is kept on the job
 /// (a DynamoDB item, 400 KB at most) for fifty rows.
 const PREVIEW_CELL_CHARS: usize = 100;
+
+/// The cells a membership file's preview shows of a row, its first ones:
+/// fifty rows of them take at most 50 × 6 × 101 characters (about 136 KB
+/// serialised in four-byte characters, with the rows' results), well within
+/// the job's 400 KB item.
+pub const PREVIEW_CELLS: usize = 6;
 
 impl PreviewRow {
     /// The row with every cell cut to what the preview shows.
@@ -402,12 +413,32 @@ impl PreviewRow {
             amount: cut(self.amount),
             operation: cut(self.operation),
             expiry: self.expiry.map(cut),
+            cells: self.cells.into_iter().map(cut).collect(),
             ..self
         }
     }
 
+    /// A row of a file whose rows are not points (a membership file): its
+    /// first cells as read, and its result.
+    pub fn of_cells<R>(row: u64, record: &ByteRecord, result: &Result<R, RowOutcome>) -> Self {
+        let cells = record
+            .iter()
+            .take(PREVIEW_CELLS)
+            .map(|cell| String::from_utf8_lossy(cell).trim().to_owned())
+            .collect();
+        PreviewRow {
+            row,
+            identifier: String::new(),
+            amount: String::new(),
+            operation: String::new(),
+            expiry: None,
+            result: PreviewRow::result_of(result),
+            cells,
+        }
+    }
+
     /// `valid`, or why the row is not imported.
-    pub fn result_of(result: &Result<PointsRow, RowOutcome>) -> String {
+    pub fn result_of<R>(result: &Result<R, RowOutcome>) -> String {
         match result {
             Ok(_) => "valid".to_owned(),
             Err(e) => e.error_message.clone().unwrap_or_default(),

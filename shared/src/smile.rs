@@ -210,6 +210,7 @@ impl SmileColumns {
             },
             expiry: None,
             result: PreviewRow::result_of(result),
+            cells: Vec::new(),
         }
     }
 }

@@ -197,11 +197,11 @@ impl RowFormat for CardColumns {
     }
     fn preview(
         &self,
-        _: u64,
-        _: &ByteRecord,
-        _: &Result<CardRow, RowOutcome>,
+        row: u64,
+        record: &ByteRecord,
+        result: &Result<CardRow, RowOutcome>,
     ) -> Option<PreviewRow> {
-        None
+        Some(PreviewRow::of_cells(row, record, result))
     }
 }
 
@@ -215,11 +215,11 @@ impl RowFormat for TierChangeColumns {
     }
     fn preview(
         &self,
-        _: u64,
-        _: &ByteRecord,
-        _: &Result<TierChangeRow, RowOutcome>,
+        row: u64,
+        record: &ByteRecord,
+        result: &Result<TierChangeRow, RowOutcome>,
     ) -> Option<PreviewRow> {
-        None
+        Some(PreviewRow::of_cells(row, record, result))
     }
 }
 
@@ -671,6 +671,40 @@ mod tests {
         assert_eq!(whole.total_rows, rows);
         let batched: usize = once.inner.batches.iter().map(|b| b.rows.len()).sum();
         assert_eq!(batched as u64 + whole.invalid_rows, rows);
+    }
+
+    #[test]
+    fn a_membership_files_preview_shows_its_rows_first_cells_bounded() {
+        let config = crate::test_support::sample_memberships();
+        let mut file = String::from(
+            "card_code;customer_key;id_program;join_date;expiration_date;birthday;id_tier;store\n",
+        );
+        file.push_str("\"K-1\";\"ann@x.io\";\"1\";;;;\"2\";\"Lyon\"\n");
+        file.push_str("\"K-2\";\"bob@x.io\";\"1\";\"not a date\";;;\"2\";\n");
+        // The worst case: every cell 10,000 four-byte characters, 60 rows.
+        let huge = "\u{1F600}".repeat(10_000);
+        for n in 0..60 {
+            file.push_str(&format!("\"H-{n}{huge}\";\"{huge}\";\"{huge}\";\"{huge}\";\"{huge}\";\"{huge}\";\"{huge}\";\"{huge}\"\n"));
+        }
+        let mut sink = Collect::<crate::membership::cards::CardRow>::default();
+        split_cards(file.as_bytes(), &config, &request(), &mut sink).unwrap();
+        let preview = &sink.preview;
+        assert_eq!(preview.len(), PREVIEW_ROWS);
+        assert_eq!(preview[0].cells, ["K-1", "ann@x.io", "1", "", "", ""]);
+        assert_eq!(preview[0].result, "valid");
+        assert_eq!(preview[1].cells[0], "K-2");
+        assert!(
+            preview[1].result.contains("not a date"),
+            "{}",
+            preview[1].result
+        );
+        assert!(preview
+            .iter()
+            .all(|r| r.cells.len() <= crate::points::PREVIEW_CELLS));
+        // Kept on the job, a DynamoDB item of 400 KB at most: about 136 KB
+        // at worst, cells and results together.
+        let stored = serde_json::to_vec(preview).unwrap().len();
+        assert!(stored < 150_000, "{stored} bytes");
     }
 
     #[test]

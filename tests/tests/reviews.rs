@@ -366,6 +366,13 @@ async fn a_reviewed_card_code_import_changes_no_card_until_started_then_applies(
         .collect();
     assert_eq!(codes, [("invalid_date", 1), ("invalid_number", 1)]);
     assert!(job["review"]["expires_at"].is_string());
+    // The preview: each row's first cells and its result.
+    let preview = job["preview"].as_array().expect("preview");
+    assert_eq!(preview.len(), 6);
+    assert_eq!(preview[0]["cells"][0], "K-1");
+    assert_eq!(preview[0]["result"], "valid");
+    let refused = preview.iter().filter(|r| r["result"] != "valid").count();
+    assert_eq!(refused, 2);
     // Nothing changed: no card made, K-1 as it was, no email.
     assert!(card(&h, &tenant, "R-1").await.is_none());
     assert_eq!(card(&h, &tenant, "K-1").await.unwrap().birthday, None);

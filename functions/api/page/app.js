@@ -371,9 +371,29 @@ function cell(row, text, className) {
   return td;
 }
 
+// The preview's column headers: a points file's columns, or for a
+// membership file (rows of `cells`) the row's first cells.
+function previewHeaders(cells) {
+  const names = cells
+    ? [["Row"], ["First cells of the row", 4], ["Result"]]
+    : [["Row"], ["Customer"], ["Points"], ["Operation"], ["Expiry"], ["Result"]];
+  const tr = $("preview").querySelector("thead tr");
+  tr.replaceChildren();
+  for (const [name, span] of names) {
+    const th = document.createElement("th");
+    th.scope = "col";
+    th.textContent = name;
+    if (span) {
+      th.colSpan = span;
+    }
+    tr.appendChild(th);
+  }
+}
+
 function showPreview(rows) {
   const body = $("preview").querySelector("tbody");
   body.replaceChildren();
+  previewHeaders(rows.some((r) => Array.isArray(r.cells)));
   for (const r of rows.slice(0, 50)) {
     const tr = document.createElement("tr");
     const th = document.createElement("th");

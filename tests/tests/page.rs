@@ -206,11 +206,19 @@ async fn an_admin_imports_a_points_file_from_the_page_and_downloads_its_result()
 /// Chooses the sample file's kind, a reason and the file, then uploads
 /// it; the job's id once the page follows it.
 async fn upload_sample(page: &mut Page, review: bool) -> String {
+    upload(page, "points_with_expiry", &sample(), review).await
+}
+
+/// Chooses `kind`, a reason and `file`, then uploads it; the job's id once
+/// the page follows it.
+async fn upload(page: &mut Page, kind: &str, file: &std::path::Path, review: bool) -> String {
     let b = &page.browser;
     script(
         b,
-        "const kind = document.getElementById('kind'); kind.value = 'points_with_expiry';
-         kind.dispatchEvent(new Event('change'));",
+        &format!(
+            "const kind = document.getElementById('kind'); kind.value = '{kind}';
+             kind.dispatchEvent(new Event('change'));"
+        ),
     )
     .await;
     let ticked = script(b, "return document.getElementById('review').checked").await;
@@ -222,8 +230,8 @@ async fn upload_sample(page: &mut Page, review: bool) -> String {
     b.send_keys(&reason, "Welcome campaign")
         .await
         .expect("type");
-    let file = b.find("#file").await.expect("file input");
-    b.send_keys(&file, &sample().display().to_string())
+    let input = b.find("#file").await.expect("file input");
+    b.send_keys(&input, &file.display().to_string())
         .await
         .expect("choose the file");
     let upload = b.find("#upload").await.expect("upload button");
@@ -363,6 +371,69 @@ async fn an_admin_reviews_a_file_starts_it_finds_it_in_the_history_and_reverts_i
     assert_eq!(said, json!(format!("This import reverts import {job_id}.")));
     page.browser.quit().await;
     page.harness.settle(&page.tenant).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_reviews_a_card_file_sees_its_rows_and_discards_it() {
+    let mut page = Page::open("reviews_cards_then_discards").await;
+    local_stack::console::configure_memberships(
+        &page.harness.aws,
+        page.tenant.id(),
+        shared::test_support::SAMPLE_MEMBERSHIPS,
+    )
+    .await
+    .expect("membership programs");
+    page.enter_key(&page.tenant.api_key.clone()).await;
+    page.browser
+        .wait_for(
+            "return !document.getElementById('workspace').hidden",
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("the workspace");
+    let cards = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../infra/local/sample/demoshop_cardcode_customers_20260110.csv")
+        .canonicalize()
+        .expect("the sample card file");
+    let job_id = upload(&mut page, "cardcode", &cards, true).await;
+    shown_status(&page, &["ready_for_review"], Duration::from_secs(60)).await;
+    page.shot("card-review").await;
+
+    // Its rows' first cells under their own heading, and its cards counted.
+    let b = &page.browser;
+    let heading = script(
+        b,
+        "return [...document.querySelectorAll('#preview thead th')].map(th => th.textContent)",
+    )
+    .await;
+    assert_eq!(heading, json!(["Row", "First cells of the row", "Result"]));
+    let first = script(
+        b,
+        "return document.querySelector('#preview tbody tr td').textContent",
+    )
+    .await;
+    assert!(
+        first.as_str().is_some_and(|c| c.starts_with("my_card_code, jane@example.com")),
+        "{first}"
+    );
+    let job = page.harness.job(&page.tenant, &job_id).await;
+    assert!(job.review.expect("a review").customers > 0);
+
+    let discard = b.find("#discard").await.expect("discard");
+    b.click(&discard).await.expect("discard");
+    shown_status(&page, &["discarded"], Duration::from_secs(20)).await;
+    page.shot("card-discarded").await;
+    // Nothing applied: no card, no email.
+    let card = shared::membership::apply::CardStore::card(
+        &page.harness.aws.tables,
+        page.tenant.id(),
+        "my_card_code",
+    )
+    .await
+    .expect("card read");
+    assert!(card.is_none());
+    assert!(page.harness.emails_about(&job_id).await.is_empty());
+    page.browser.quit().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

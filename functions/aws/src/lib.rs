@@ -30,15 +30,22 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 pub use clients::Aws;
 pub use settings::Settings;
 
-/// The instant an invocation must be over by, from the Lambda context's
-/// deadline (milliseconds since the Unix epoch).
+/// The instant an invocation's work is to be over by: three quarters of
+/// the time left before the Lambda context's deadline (milliseconds since
+/// the Unix epoch). A long split or processed file hands the rest to the
+/// next invocation by then, so that an invocation past 80 % of its time
+/// limit (the template's duration alarm) is one that went wrong, not a
+/// long file.
 pub fn deadline_of(epoch_millis: u64) -> std::time::Instant {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let left = std::time::Duration::from_millis(epoch_millis).saturating_sub(now);
-    std::time::Instant::now() + left
+    std::time::Instant::now() + left * WORK_SHARE_PERCENT / 100
 }
+
+/// The share of an invocation's time that [`deadline_of`] gives its work.
+pub const WORK_SHARE_PERCENT: u32 = 75;
 
 /// An error talking to AWS, with the call that failed.
 #[derive(Debug, thiserror::Error)]
@@ -67,5 +74,24 @@ impl AwsError {
             call,
             message: DisplayErrorContext(err).to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn an_invocations_work_ends_at_three_quarters_of_its_time() {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let deadline = now + Duration::from_secs(60);
+        let work = deadline_of(deadline.as_millis() as u64);
+        let left = work.saturating_duration_since(Instant::now());
+        assert!(left <= Duration::from_secs(45), "{left:?}");
+        assert!(left >= Duration::from_secs(44), "{left:?}");
+        // A deadline past gives no time at all.
+        let past = deadline_of((now - Duration::from_secs(1)).as_millis() as u64);
+        assert!(past <= Instant::now());
     }
 }

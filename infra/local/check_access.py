@@ -45,6 +45,7 @@ class Roles:
             "bucket": f"arn:aws:s3:::{name}",
             "queue": f"arn:aws:sqs:{region}:{account}:{name}",
             "from": f"arn:aws:ses:{region}:{account}:identity/{name}",
+            "configuration-set": f"arn:aws:ses:{region}:{account}:configuration-set/{name}",
         }.get(kind, resource)
 
     def statements(self, function):

@@ -64,8 +64,9 @@
    and the first was never imported. Here each event names its version and
    a sequencer that grows with every event, as S3's do for one key.
 
-11. SES's SendEmail kept one part of a message: its HTML part if it had
-   one, else its text part. Here a sent email keeps both: `body` is the
+11. SES's SendEmail (API v1, and v2's, which the functions use and moto
+   hands to v1's backend) kept one part of a message: its HTML part if it
+   had one, else its text part. Here a sent email keeps both: `body` is the
    text part, `html` the HTML part (in `/moto-api/data.json`).
 
 Usage: the same arguments as moto_server (infra/local/dev starts it).
@@ -101,6 +102,7 @@ from moto.dynamodb.responses import DynamoHandler
 from moto.s3 import notifications as s3_notifications
 from moto.s3.responses import S3Response
 from moto.ses.responses import EmailResponse
+from moto.sesv2.responses import SESV2Response
 from moto.sqs.models import SQSBackend
 
 
@@ -505,6 +507,26 @@ def send_email(self):
 
 
 EmailResponse.send_email = send_email
+
+
+def send_email_v2(self):
+    params = json.loads(self.body)
+    simple = params.get("Content", {}).get("Simple")
+    if simple is None:
+        return original_send_email_v2(self)
+    body = simple.get("Body", {})
+    message = self.sesv2_backend.send_email(
+        source=params.get("FromEmailAddress"),
+        destinations=params.get("Destination", {}),
+        subject=simple["Subject"]["Data"],
+        body=body.get("Text", {}).get("Data"),
+    )
+    message.html = body.get("Html", {}).get("Data")
+    return json.dumps({"MessageId": message.id})
+
+
+original_send_email_v2 = SESV2Response.send_email
+SESV2Response.send_email = send_email_v2
 
 from moto.server import main  # noqa: E402  (after the patches, so every request uses them)
 

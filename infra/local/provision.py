@@ -3,14 +3,15 @@
 The stack is created through the emulator's CloudFormation, from the same
 template that describes AWS. What that CloudFormation skips and the local
 pipeline relies on (bucket notifications, versioning and CORS rules, SES
-identities, table TTLs) is applied here from the template's own values, never from a
+identities and configuration sets, table TTLs) is applied here from the template's own values, never from a
 second list. The environment the template gives the functions, plus which
 queue feeds which function, is written to an env file for the local runner,
 the tests and `cargo lambda`.
 
 The rest of what the emulator skips is left out, as nothing local acts on
 it: the functions and the HTTP API (the local runner calls the handlers),
-alarms and the alarm topic's email subscription, lifecycle rules, public
+alarms, the dashboard and the alarm topic's email subscription, SES's
+event destinations, lifecycle rules, public
 access block and ownership controls, point in time recovery. The bucket
 policy is left out on purpose: it denies requests not made over TLS, and the
 emulator speaks plain HTTP on loopback. (Roles, log groups and the key are
@@ -197,6 +198,9 @@ class Stack:
         resource = self.template["Resources"][name]
         if resource["Type"] == "AWS::SQS::Queue":
             return self.queue_url(name)
+        # Created by apply_skipped under the name the template gives it.
+        if resource["Type"] == "AWS::SES::ConfigurationSet" and name not in self.physical:
+            return self.resolve(resource["Properties"]["Name"])
         if name not in self.physical:
             raise SystemExit(f"{name} ({resource['Type']}) is not created by the emulator")
         return self.physical[name]
@@ -222,6 +226,7 @@ def apply_skipped(stack):
     """Applies, from the template, what the emulator's CloudFormation leaves
     out and the local pipeline relies on."""
     s3, ses, dynamodb = boto3.client("s3"), boto3.client("ses"), boto3.client("dynamodb")
+    sesv2 = boto3.client("sesv2")
     for logical, resource in stack.resources():
         props = resource.get("Properties", {})
         kind = resource["Type"]
@@ -245,6 +250,11 @@ def apply_skipped(stack):
                     stack.resolve(props["CorsConfiguration"])))
         elif kind == "AWS::SES::EmailIdentity":
             ses.verify_email_identity(EmailAddress=stack.resolve(props["EmailIdentity"]))
+        elif kind == "AWS::SES::ConfigurationSet":
+            name = stack.resolve(props["Name"])
+            existing = sesv2.list_configuration_sets().get("ConfigurationSets", [])
+            if name not in existing:
+                sesv2.create_configuration_set(ConfigurationSetName=name)
         elif kind == "AWS::DynamoDB::Table" and "TimeToLiveSpecification" in props:
             table = stack.ref(logical)
             ttl = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]

@@ -5,7 +5,8 @@
 //!
 //! An access reads `<action> <resource>`, the resource one of
 //! `table/<name>`, `object/<bucket>/<key>`, `bucket/<bucket>`,
-//! `queue/<name>` and `from/<address>` (the sender of an email): the test
+//! `queue/<name>`, `from/<address>` (the sender of an email) and
+//! `configuration-set/<name>` (the SES configuration set it is sent under): the test
 //! turns them into ARNs of the stack it provisioned.
 
 use percent_encoding::percent_decode_str;
@@ -31,18 +32,16 @@ pub fn of_request(service: &str, operation: &str, uri: &str, body: Option<&[u8]>
             };
             vec![format!("sqs:{action} queue/{name}")]
         }
-        "SES" => {
-            let form = body.map(String::from_utf8_lossy).unwrap_or_default();
-            let source = form
-                .split('&')
-                .find_map(|pair| pair.strip_prefix("Source="))
-                .map(|v| {
-                    percent_decode_str(&v.replace('+', " "))
-                        .decode_utf8_lossy()
-                        .into_owned()
-                })
-                .unwrap_or_default();
-            vec![format!("ses:{operation} from/{source}")]
+        // SES API v2 (JSON): the sender's identity, and the configuration
+        // set the email is sent under, if any, are both authorized.
+        "SESv2" => {
+            let body = json().unwrap_or(Value::Null);
+            let source = body["FromEmailAddress"].as_str().unwrap_or_default();
+            let mut accesses = vec![format!("ses:{operation} from/{source}")];
+            if let Some(set) = body["ConfigurationSetName"].as_str() {
+                accesses.push(format!("ses:{operation} configuration-set/{set}"));
+            }
+            accesses
         }
         other => vec![format!("{}:{operation} *", other.to_ascii_lowercase())],
     }
@@ -175,10 +174,19 @@ mod tests {
             of_request("SQS", "SendMessageBatch", "http://h/", Some(body)),
             ["sqs:SendMessage queue/loyalty-batches.fifo"]
         );
-        let form = b"Action=SendEmail&Version=2010-12-01&Source=imports%40shop.example&Destination.ToAddresses.member.1=a%40b.c";
+        let email = br#"{"FromEmailAddress": "imports@shop.example", "ConfigurationSetName": "loyalty-emails",
+            "Destination": {"ToAddresses": ["a@b.c"]}}"#;
         assert_eq!(
-            of_request("SES", "SendEmail", "http://h/", Some(form)),
-            ["ses:SendEmail from/imports@shop.example"]
+            of_request(
+                "SESv2",
+                "SendEmail",
+                "http://h/v2/email/outbound-emails",
+                Some(email)
+            ),
+            [
+                "ses:SendEmail from/imports@shop.example",
+                "ses:SendEmail configuration-set/loyalty-emails"
+            ]
         );
     }
 }

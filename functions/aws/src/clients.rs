@@ -19,7 +19,7 @@ struct Builders {
     s3: aws_sdk_s3::config::Builder,
     dynamodb: aws_sdk_dynamodb::config::Builder,
     sqs: aws_sdk_sqs::config::Builder,
-    ses: aws_sdk_ses::config::Builder,
+    ses: aws_sdk_sesv2::config::Builder,
 }
 
 impl Builders {
@@ -33,7 +33,7 @@ impl Builders {
             dynamodb: aws_sdk_dynamodb::config::Builder::from(config)
                 .retry_config(RetryConfig::standard().with_max_attempts(DYNAMODB_ATTEMPTS)),
             sqs: aws_sdk_sqs::config::Builder::from(config),
-            ses: aws_sdk_ses::config::Builder::from(config),
+            ses: aws_sdk_sesv2::config::Builder::from(config),
         }
     }
 }
@@ -88,7 +88,7 @@ impl Aws {
                 &settings,
             ),
             queues: Queues::new(aws_sdk_sqs::Client::from_conf(sqs.build()), &settings),
-            mailer: Mailer::new(aws_sdk_ses::Client::from_conf(ses.build()), &settings),
+            mailer: Mailer::new(aws_sdk_sesv2::Client::from_conf(ses.build()), &settings),
             metrics: Metrics::new(settings.metrics_namespace.clone()),
             settings,
         }

@@ -1,17 +1,20 @@
-//! Sending the tenant's emails through SES: one message to all its
-//! recipients, with a plain text and an HTML part.
+//! Sending the tenant's emails through SES (API v2): one message to all its
+//! recipients, with a plain text and an HTML part, under the stack's
+//! configuration set when there is one (its bounces and complaints are
+//! counted in CloudWatch, and alarmed: infra/template.yaml).
 
 use crate::settings::Settings;
 use crate::AwsError;
-use aws_sdk_ses::error::SdkError;
-use aws_sdk_ses::types::{Body, Content, Destination, Message};
-use aws_sdk_ses::Client;
+use aws_sdk_sesv2::error::SdkError;
+use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
+use aws_sdk_sesv2::Client;
 use shared::notification::Email;
 
 #[derive(Clone)]
 pub struct Mailer {
     client: Client,
     sender: String,
+    configuration_set: Option<String>,
 }
 
 impl Mailer {
@@ -19,6 +22,7 @@ impl Mailer {
         Mailer {
             client,
             sender: settings.sender.clone(),
+            configuration_set: settings.ses_configuration_set.clone(),
         }
     }
 
@@ -36,19 +40,24 @@ impl Mailer {
         let out = self
             .client
             .send_email()
-            .source(&self.sender)
+            .from_email_address(&self.sender)
+            .set_configuration_set_name(self.configuration_set.clone())
             .destination(
                 Destination::builder()
                     .set_to_addresses(Some(email.to.clone()))
                     .build(),
             )
-            .message(
-                Message::builder()
-                    .subject(content(&email.subject)?)
-                    .body(
-                        Body::builder()
-                            .text(content(&email.text)?)
-                            .html(content(&email.html)?)
+            .content(
+                EmailContent::builder()
+                    .simple(
+                        Message::builder()
+                            .subject(content(&email.subject)?)
+                            .body(
+                                Body::builder()
+                                    .text(content(&email.text)?)
+                                    .html(content(&email.html)?)
+                                    .build(),
+                            )
                             .build(),
                     )
                     .build(),
@@ -69,7 +78,7 @@ impl Mailer {
                     MailError::NotSent(err)
                 }
             })?;
-        Ok(out.message_id().to_owned())
+        Ok(out.message_id().unwrap_or_default().to_owned())
     }
 }
 

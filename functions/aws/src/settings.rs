@@ -15,6 +15,10 @@ pub struct Settings {
     pub finalize_queue_url: String,
     /// The verified address import emails are sent from.
     pub sender: String,
+    /// The SES configuration set every email is sent under
+    /// (`LOYALTY_SES_CONFIGURATION_SET`): its event destination counts
+    /// deliveries, bounces and complaints in CloudWatch. None: sent without.
+    pub ses_configuration_set: Option<String>,
     /// Rows per batch message: 196 = four pages of 49 rows, each page one
     /// transaction (`shared::apply::PAGE_ROWS`).
     pub rows_per_batch: usize,
@@ -120,6 +124,10 @@ impl Settings {
             batch_queue_url: required("LOYALTY_BATCH_QUEUE_URL")?,
             finalize_queue_url: required("LOYALTY_FINALIZE_QUEUE_URL")?,
             sender: required("LOYALTY_SENDER")?,
+            ses_configuration_set: env::var("LOYALTY_SES_CONFIGURATION_SET")
+                .ok()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty()),
             rows_per_batch: number("LOYALTY_ROWS_PER_BATCH", 196)?,
             shards: number("LOYALTY_SHARDS", 8)?,
             split_checkpoint_rows: number(

@@ -53,6 +53,18 @@ impl Page {
         b.click(&submit).await.expect("use the key");
     }
 
+    /// Enters the tenant's key and waits for the workspace it opens.
+    async fn sign_in(&self) {
+        self.enter_key(&self.tenant.api_key.clone()).await;
+        self.browser
+            .wait_for(
+                "return !document.getElementById('workspace').hidden",
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("the workspace");
+    }
+
     async fn shot(&mut self, step: &str) {
         self.browser.screenshot(step).await.expect("a screenshot");
     }
@@ -263,14 +275,7 @@ async fn shown_status(page: &Page, statuses: &[&str], within: Duration) -> Strin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_reviews_a_file_starts_it_finds_it_in_the_history_and_reverts_it() {
     let mut page = Page::open("reviews_then_starts").await;
-    page.enter_key(&page.tenant.api_key.clone()).await;
-    page.browser
-        .wait_for(
-            "return !document.getElementById('workspace').hidden",
-            Duration::from_secs(10),
-        )
-        .await
-        .expect("the workspace");
+    page.sign_in().await;
     let job_id = upload_sample(&mut page, true).await;
     shown_status(&page, &["ready_for_review"], Duration::from_secs(60)).await;
     page.shot("review").await;
@@ -383,14 +388,7 @@ async fn an_admin_reviews_a_card_file_sees_its_rows_and_discards_it() {
     )
     .await
     .expect("membership programs");
-    page.enter_key(&page.tenant.api_key.clone()).await;
-    page.browser
-        .wait_for(
-            "return !document.getElementById('workspace').hidden",
-            Duration::from_secs(10),
-        )
-        .await
-        .expect("the workspace");
+    page.sign_in().await;
     let cards = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../infra/local/sample/demoshop_cardcode_customers_20260110.csv")
         .canonicalize()
@@ -413,7 +411,9 @@ async fn an_admin_reviews_a_card_file_sees_its_rows_and_discards_it() {
     )
     .await;
     assert!(
-        first.as_str().is_some_and(|c| c.starts_with("my_card_code, jane@example.com")),
+        first
+            .as_str()
+            .is_some_and(|c| c.starts_with("my_card_code, jane@example.com")),
         "{first}"
     );
     let job = page.harness.job(&page.tenant, &job_id).await;

@@ -15,6 +15,7 @@
 //! | jobs          | `tenant_id`                           | `MEMBERSHIP#<date>#<seq>#<scope>` | a membership file's place in its tenant's order   | `order`    |
 //! | jobs          | `tenant_id`                           | `MEMBERSHIP_TURN`                 | the membership file that last took its turn       | `order`    |
 //! | jobs          | `tenant_id`                           | `IDEMPOTENCY#<sha256>`            | an API request made with an Idempotency-Key, and its response (24 h TTL) | `idempotency` |
+//! | jobs          | `#watchdog`                           | `LAST_SWEEP`                      | what the watchdog's last sweep found and did      | `sweeps`   |
 //! | wallets       | `<tenant>#<customer>`                 | `WALLET`                          | a wallet (its lots packed: `lots`)                | `wallets`  |
 //! | wallets       | `<tenant>#<customer>`                 | `ENTRY#<job>#<row>`               | a ledger entry                                    | `wallets`  |
 //! | outcomes      | `job_id`                              | `row`, a row number               | a row's outcome, recorded alone                   | `outcomes` |
@@ -50,6 +51,7 @@ mod pages;
 mod request;
 mod reversals;
 mod reviews;
+mod sweeps;
 mod tenants;
 mod wallets;
 

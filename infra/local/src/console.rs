@@ -40,16 +40,21 @@ pub async fn create_tenant_mailing(
     country: &str,
     mailing: &Mailing,
 ) -> anyhow::Result<(Tenant, String)> {
-    let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret)
-        .map_err(|e| anyhow::anyhow!("no randomness for the API key: {e}"))?;
-    let (tenant, key) = Tenant::register(id, admin_email, country, secret)?;
+    let (tenant, key) = Tenant::register(id, admin_email, country, new_secret()?)?;
     let mut tenant = tenant.with_recipients(&mailing.recipients)?;
     tenant.language = mailing.language;
     if !aws.tables.create_tenant(&tenant).await? {
         anyhow::bail!("tenant '{id}' exists already");
     }
     Ok((tenant, key))
+}
+
+/// 256 random bits: an API key's secret.
+pub fn new_secret() -> anyhow::Result<[u8; 32]> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret)
+        .map_err(|e| anyhow::anyhow!("no randomness for the API key: {e}"))?;
+    Ok(secret)
 }
 
 /// Loads a tenant's membership configuration from JSON (see

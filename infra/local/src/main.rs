@@ -443,11 +443,21 @@ fn print_preview(
 }
 
 /// JSON (pretty, one document), or the text `text` makes.
-fn print_either(json: bool, value: serde_json::Value, text: impl FnOnce() -> String) {
-    if json {
-        println!("{value:#}");
-    } else {
-        print!("{}", text());
+fn print_either(
+    json: bool,
+    value: serde_json::Value,
+    text: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
+    emit(&if json { format!("{value:#}\n") } else { text() })
+}
+
+/// Writes `out`; a reader gone before the end (`jobs --json | head`) had
+/// what it wanted.
+fn emit(out: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(out.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
 }
 
@@ -468,34 +478,34 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             let (tenant, key) =
                 console::create_tenant_mailing(&aws, &id, &admin_email, &country, &mailing).await?;
-            print!("{}", tenants::key_output(&tenant, &key, json));
+            emit(&tenants::key_output(&tenant, &key, json))?;
         }
         Command::Tenant(Tenant::Show { id, json }) => {
             let tenant = tenants::existing(&aws, &id).await?;
             print_either(json, tenants::tenant_json(&tenant), || {
                 tenants::tenant_text(&tenant)
-            });
+            })?;
         }
         Command::Tenant(Tenant::Set(args)) => {
             let tenant = tenants::set(&aws, &args.id, &args.change()).await?;
             print_either(args.json, tenants::tenant_json(&tenant), || {
                 tenants::tenant_text(&tenant)
-            });
+            })?;
         }
         Command::Tenant(Tenant::RotateKey { id, json }) => {
             let (tenant, key) = tenants::rotate_key(&aws, &id).await?;
-            print!("{}", tenants::key_output(&tenant, &key, json));
+            emit(&tenants::key_output(&tenant, &key, json))?;
         }
         Command::Jobs(args) => {
             let cursor = args.cursor.as_deref();
             let page = jobs::list(&aws, &args.tenant, args.limit.into(), cursor).await?;
             print_either(args.json, jobs::list_json(&page), || {
                 jobs::list_table(&page)
-            });
+            })?;
         }
         Command::Job(args) => {
             let job = jobs::show(&aws, &args.tenant, &args.job_id).await?;
-            print_either(args.json, jobs::job_json(&job), || jobs::job_text(&job));
+            print_either(args.json, jobs::job_json(&job), || jobs::job_text(&job))?;
         }
         Command::Dlq(dlq::DlqArgs {
             replay: Some(dlq::DlqCommand::ReplayIngest(args)),
@@ -504,7 +514,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let done = dlq::replay_ingest(&aws, &args.which.ids).await?;
             print_either(args.json, dlq::replay_json(&done), || {
                 dlq::replay_text(&done)
-            });
+            })?;
             if !done.iter().all(dlq::Replayed::succeeded) {
                 anyhow::bail!("not every message asked for was replayed");
             }
@@ -513,7 +523,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let queues = dlq::list(&aws, args.max.into()).await?;
             print_either(args.json, dlq::list_json(&queues), || {
                 dlq::list_text(&queues)
-            });
+            })?;
         }
         Command::Watchdog { json } => {
             let sweep = operator::watchdog::last_sweep(&aws).await?;
@@ -522,7 +532,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 json,
                 operator::watchdog::sweep_json(sweep.as_ref(), now),
                 || operator::watchdog::sweep_text(sweep.as_ref(), now),
-            );
+            )?;
         }
         Command::Tenant(Tenant::Memberships { id, config }) => {
             let json = std::fs::read_to_string(&config)

@@ -320,12 +320,27 @@ fn help_succeeds_and_a_preview_needs_no_stack_but_a_real_country() {
 
 #[test]
 fn a_preview_read_in_part_ends_quietly() {
-    use std::io::Read;
-    // The reader is gone before the preview is written (as `| head` is
-    // after its lines): the write fails, and the command ends quietly.
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/sample/welcome-campaign.csv");
-    let mut child = Command::new(CLI)
-        .args(["preview", sample])
+    ends_quietly_unread(Command::new(CLI).args(["preview", sample]));
+}
+
+#[test]
+fn an_operators_listing_read_in_part_ends_quietly() {
+    let stack = stack_env_json();
+    let mut command = Command::new(CLI);
+    command
+        .env("RUST_LOG", "error")
+        .arg("--stack-env")
+        .arg(&stack);
+    ends_quietly_unread(command.args(["dlq", "--json"]));
+    std::fs::remove_file(&stack).unwrap();
+}
+
+/// The reader is gone before the command writes (as `| head` is after its
+/// lines): the write fails, and the command ends quietly.
+fn ends_quietly_unread(command: &mut Command) {
+    use std::io::Read;
+    let mut child = command
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

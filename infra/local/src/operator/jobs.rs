@@ -95,7 +95,15 @@ pub fn list_table(page: &JobsPage) -> String {
         return format!("no jobs for tenant {}\n", page.tenant_id);
     }
     let mut table = Table::new(&[
-        "JOB", "CREATED", "KIND", "FILE", "STATUS", "ROWS", "APPLIED", "FAILED", "SKIPPED",
+        "JOB",
+        "CREATED",
+        "KIND",
+        "FILE",
+        "STATUS",
+        "DECIDED/ROWS",
+        "APPLIED",
+        "FAILED",
+        "SKIPPED",
     ]);
     for job in &page.jobs {
         let total = if job.splitting_done {

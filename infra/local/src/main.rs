@@ -78,12 +78,18 @@ enum Command {
         tenant: String,
         #[command(flatten)]
         customer: Customer,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// A card: its customer, tier and tier history.
     Card {
         /// The tenant's id.
         tenant: String,
         card_code: String,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Puts a file in the tenant's incoming folder, as an operator would with
     /// the S3 console: that starts an import.
@@ -565,26 +571,33 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 println!("  custom fields: {}", config.custom_fields.join(", "));
             }
         }
-        Command::Wallet { tenant, customer } => {
-            let tenant = aws
-                .tables
-                .tenant(&tenant)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no tenant '{tenant}'"))?;
+        Command::Wallet {
+            tenant,
+            customer,
+            json,
+        } => {
+            let tenant = tenants::existing(&aws, &tenant).await?;
             let (kind, value) = customer.kind_and_value();
             let customer = console::customer_ref(&tenant, kind, value)?;
-            print!(
-                "{}",
-                console::wallet_report(&aws, &tenant, &customer).await?
-            );
+            if json {
+                let value = console::wallet_json(&aws, &tenant, &customer).await?;
+                emit(&format!("{value:#}\n"))?;
+            } else {
+                emit(&console::wallet_report(&aws, &tenant, &customer).await?)?;
+            }
         }
-        Command::Card { tenant, card_code } => {
-            let tenant = aws
-                .tables
-                .tenant(&tenant)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no tenant {tenant}"))?;
-            print!("{}", console::card_report(&aws, &tenant, &card_code).await?);
+        Command::Card {
+            tenant,
+            card_code,
+            json,
+        } => {
+            let tenant = tenants::existing(&aws, &tenant).await?;
+            if json {
+                let value = console::card_json(&aws, &tenant, &card_code).await?;
+                emit(&format!("{value:#}\n"))?;
+            } else {
+                emit(&console::card_report(&aws, &tenant, &card_code).await?)?;
+            }
         }
         Command::Costs { rows } => local_stack::measure::costs(&aws, rows).await?,
         Command::Throughput { rows } => local_stack::measure::throughput(&aws, &rows).await?,

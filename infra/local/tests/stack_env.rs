@@ -146,6 +146,13 @@ async fn an_operator_follows_a_tenants_imports_and_keeps_the_stack_on_a_stack_na
     assert!(!job["errors"]["codes"].as_array().unwrap().is_empty());
     let shown = cli(&stack, &["job", &id, &job_id]);
     assert!(text(&shown).contains("errors by code"), "{}", text(&shown));
+    let wallet = json_of(&cli(
+        &stack,
+        &["wallet", &id, "--email", "alice@example.com", "--json"],
+    ));
+    assert!(wallet["balance"].as_i64().unwrap() > 0, "{wallet}");
+    let card = json_of(&cli(&stack, &["card", &id, "no-such-card", "--json"]));
+    assert!(card["card"].is_null(), "{card}");
     let refused = cli(&stack, &["jobs", &id, "--limit", "500"]);
     assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
 

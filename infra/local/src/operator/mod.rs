@@ -6,6 +6,7 @@
 
 pub mod dlq;
 pub mod jobs;
+mod peek;
 pub mod table;
 pub mod tenants;
 pub mod watchdog;

@@ -5,7 +5,7 @@ use crate::job::{Counts, JobStatus};
 use crate::kind::ImportKind;
 use crate::outcome::Tally;
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A job's creation time as its place in the history: fixed width, with
 /// nanoseconds, so that text order is time order even within a second.
@@ -50,11 +50,35 @@ impl Position {
     pub fn job_id(&self) -> &str {
         self.0.split_once('#').map_or("", |(_, id)| id)
     }
+
+    /// The position as a page's cursor: its hex, opaque to clients (the
+    /// API's `next_cursor`, `loyalty-local jobs --cursor`).
+    pub fn cursor(&self) -> String {
+        hex::encode(self.as_str())
+    }
+
+    /// The position a cursor stands for, if it is exactly one
+    /// [`Position::cursor`] gives.
+    pub fn from_cursor(cursor: &str) -> Option<Position> {
+        let lower_hex = cursor.len() <= MAX_CURSOR_CHARS
+            && cursor
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !lower_hex {
+            return None;
+        }
+        let text = String::from_utf8(hex::decode(cursor).ok()?).ok()?;
+        Position::parse(&text)
+    }
 }
+
+/// A position is a 30-character time, `#` and a job id of at most 64
+/// bytes: its cursor, the hex, twice that.
+pub const MAX_CURSOR_CHARS: usize = 2 * (TIME_WIDTH + 1 + MAX_JOB_ID_BYTES);
 
 /// What the history shows of a job: read from the jobs table's `History`
 /// index, which holds these attributes of a job and no others.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListedJob {
     pub job_id: String,
     pub status: JobStatus,
@@ -132,6 +156,17 @@ impl ListedJob {
         }
         .revertible()
         .is_ok()
+    }
+
+    /// Rows decided so far: the list holds no `rows_done`, so while the
+    /// job runs, its invalid rows and the outcomes counted from its
+    /// batches; once it is final, all of them.
+    pub fn rows_decided(&self) -> u64 {
+        if self.status.is_final() {
+            self.total_rows
+        } else {
+            self.invalid_rows + self.applied + self.skipped + self.failed
+        }
     }
 
     pub fn counts(&self) -> Counts {

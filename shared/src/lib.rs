@@ -31,6 +31,7 @@ pub mod reversal;
 pub mod review;
 pub mod smile;
 pub mod split;
+pub mod sweep;
 pub mod tenant;
 pub mod text_encoding;
 pub mod upload;

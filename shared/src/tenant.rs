@@ -33,6 +33,24 @@ pub struct Tenant {
     pub memberships: Option<crate::membership::programs::Memberships>,
 }
 
+/// What an operator changes of a registered tenant: each `None` stays as it
+/// is; `recipients: Some(vec![])` leaves the admin alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettingsChange {
+    pub admin_email: Option<String>,
+    /// The addresses besides the admin's, all of them (they replace the
+    /// current ones).
+    pub recipients: Option<Vec<String>>,
+    pub language: Option<Language>,
+    pub default_country: Option<String>,
+}
+
+impl SettingsChange {
+    pub fn is_empty(&self) -> bool {
+        *self == SettingsChange::default()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TenantError {
     #[error("tenant id '{0}' must be 3 to 40 characters of a-z, 0-9 and '-'")]
@@ -123,17 +141,56 @@ impl Tenant {
         let admin = email_address(admin_email)
             .ok_or_else(|| TenantError::InvalidAdminEmail(admin_email.to_owned()))?;
         let country = country_code(default_country)?;
-        let secret = hex::encode(secret);
-        let tenant = Tenant {
+        let mut tenant = Tenant {
             tenant_id: tenant_id.to_owned(),
             admin_email: admin,
             more_recipients: Vec::new(),
             language: Language::default(),
             default_country: country,
-            api_key_hash: hash_secret(&secret),
+            api_key_hash: String::new(),
             memberships: None,
         };
-        Ok((tenant, format!("{tenant_id}.{secret}")))
+        let key = tenant.new_key(secret);
+        Ok((tenant, key))
+    }
+
+    /// Gives the tenant a new API key made of `secret` and returns it
+    /// (shown once, never stored in clear): once stored, the old key is
+    /// refused.
+    pub fn new_key(&mut self, secret: [u8; 32]) -> String {
+        let secret = hex::encode(secret);
+        self.api_key_hash = hash_secret(&secret);
+        format!("{}.{secret}", self.tenant_id)
+    }
+
+    /// A short, harmless mark of the current key (the first 8 hex digits
+    /// of its stored hash): enough to tell two keys apart, nothing to sign
+    /// in with.
+    pub fn key_fingerprint(&self) -> &str {
+        self.api_key_hash
+            .get(..8)
+            .unwrap_or(self.api_key_hash.as_str())
+    }
+
+    /// The tenant with `change` applied, each value checked as when it was
+    /// registered. The other recipients are kept unless `change` names
+    /// them; an address that becomes the admin's is no longer among them.
+    pub fn with_settings(mut self, change: &SettingsChange) -> Result<Tenant, TenantError> {
+        if let Some(admin) = &change.admin_email {
+            self.admin_email = email_address(admin)
+                .ok_or_else(|| TenantError::InvalidAdminEmail(admin.clone()))?;
+        }
+        if let Some(country) = &change.default_country {
+            self.default_country = country_code(country)?;
+        }
+        if let Some(language) = change.language {
+            self.language = language;
+        }
+        let others = change
+            .recipients
+            .clone()
+            .unwrap_or_else(|| self.more_recipients.clone());
+        self.with_recipients(&others)
     }
 
     /// The tenant with these addresses receiving its emails besides the
@@ -287,6 +344,79 @@ mod tests {
         let mut by_hand = ten;
         by_hand.more_recipients = eleven;
         assert_eq!(by_hand.recipients().len(), MAX_RECIPIENTS);
+    }
+
+    #[test]
+    fn a_new_key_replaces_the_old_one() {
+        let (mut tenant, old) = Tenant::register("acme", "admin@acme.test", "FR", [7; 32]).unwrap();
+        let before = tenant.key_fingerprint().to_owned();
+        let new = tenant.new_key([9; 32]);
+        let secret = |key: &str| parse_api_key(key).unwrap().1.to_owned();
+        assert!(tenant.accepts_secret(&secret(&new)));
+        assert!(!tenant.accepts_secret(&secret(&old)));
+        assert!(new.starts_with("acme."));
+        assert_ne!(tenant.key_fingerprint(), before);
+        assert_eq!(tenant.key_fingerprint().len(), 8);
+    }
+
+    #[test]
+    fn settings_change_only_what_is_named_and_are_checked_as_at_registration() {
+        let (tenant, _) = Tenant::register("acme", "admin@acme.test", "FR", [7; 32]).unwrap();
+        let tenant = tenant.with_recipients(&["ops@acme.test"]).unwrap();
+        let language = SettingsChange {
+            language: Some(Language::Fr),
+            ..SettingsChange::default()
+        };
+        let french = tenant.clone().with_settings(&language).unwrap();
+        assert_eq!(french.language, Language::Fr);
+        assert_eq!(french.recipients(), ["admin@acme.test", "ops@acme.test"]);
+        assert_eq!(french.default_country, "FR");
+
+        // The other recipient becomes the admin: it is listed once.
+        let admin = SettingsChange {
+            admin_email: Some("OPS@acme.test".into()),
+            default_country: Some("be".into()),
+            ..SettingsChange::default()
+        };
+        let moved = tenant.clone().with_settings(&admin).unwrap();
+        assert_eq!(moved.recipients(), ["ops@acme.test"]);
+        assert_eq!(moved.default_country, "BE");
+
+        let none = SettingsChange {
+            recipients: Some(Vec::new()),
+            ..SettingsChange::default()
+        };
+        assert_eq!(
+            tenant.clone().with_settings(&none).unwrap().recipients(),
+            ["admin@acme.test"]
+        );
+        for (change, error) in [
+            (
+                SettingsChange {
+                    admin_email: Some("admin@localhost".into()),
+                    ..SettingsChange::default()
+                },
+                TenantError::InvalidAdminEmail("admin@localhost".into()),
+            ),
+            (
+                SettingsChange {
+                    default_country: Some("XX".into()),
+                    ..SettingsChange::default()
+                },
+                TenantError::InvalidCountry("XX".into()),
+            ),
+            (
+                SettingsChange {
+                    recipients: Some(vec!["not an address".into()]),
+                    ..SettingsChange::default()
+                },
+                TenantError::InvalidRecipient("not an address".into()),
+            ),
+        ] {
+            assert_eq!(tenant.clone().with_settings(&change), Err(error));
+        }
+        assert!(SettingsChange::default().is_empty());
+        assert!(!language.is_empty());
     }
 
     #[test]

@@ -291,6 +291,29 @@ impl Harness {
     }
 }
 
+/// Takes away the batches waiting in the batch queue `runner` delivers
+/// from, as if their messages were lost: their job stalls, for the
+/// watchdog to close.
+pub async fn lose_batches(runner: &Runner) {
+    let sqs = runner.aws().queues.client();
+    let batches = runner.queue_url(Function::Processor);
+    let received = sqs
+        .receive_message()
+        .queue_url(batches)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .expect("receive");
+    for message in received.messages() {
+        sqs.delete_message()
+            .queue_url(batches)
+            .receipt_handle(message.receipt_handle().expect("a receipt"))
+            .send()
+            .await
+            .expect("delete");
+    }
+}
+
 /// One row of a processed file: its cells by column name.
 pub struct ProcessedRow(pub std::collections::HashMap<String, String>);
 

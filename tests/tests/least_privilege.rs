@@ -232,23 +232,7 @@ async fn each_functions_role_allows_every_call_it_makes() {
     h.drop_file(&t, "lost.csv", "email,amount\nlost@example.com,4\n", None)
         .await;
     runner.pump_function(Function::Splitter).await.unwrap();
-    let sqs = h.aws.queues.client();
-    let batches = runner.queue_url(Function::Processor);
-    let received = sqs
-        .receive_message()
-        .queue_url(batches)
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .unwrap();
-    for message in received.messages() {
-        sqs.delete_message()
-            .queue_url(batches)
-            .receipt_handle(message.receipt_handle().unwrap())
-            .send()
-            .await
-            .unwrap();
-    }
+    pipeline_tests::lose_batches(&runner).await;
     let mut impatient = finalizer.aws.settings.clone();
     impatient.stall_seconds = 1;
     let watchdog = Recorded {

@@ -15,9 +15,8 @@ use shared::tenant::Tenant;
 
 pub(crate) const DEFAULT_LIMIT: usize = 20;
 pub(crate) const MAX_LIMIT: usize = 100;
-/// A position is a 30-character time, `#` and a job id of at most 64
-/// bytes: its hex, twice that.
-const MAX_CURSOR_CHARS: usize = 2 * (30 + 1 + 64);
+#[cfg(test)]
+use shared::history::MAX_CURSOR_CHARS;
 
 pub(crate) async fn list(
     aws: &Aws,
@@ -135,20 +134,12 @@ fn limit(value: &str) -> Option<usize> {
 
 /// A page's next cursor: the hex of its last job's position.
 fn cursor(after: &Position) -> String {
-    hex::encode(after.as_str())
+    after.cursor()
 }
 
 /// The position a cursor stands for, if it is exactly one [`cursor`] gives.
 fn position(cursor: &str) -> Option<Position> {
-    let lower_hex = cursor.len() <= MAX_CURSOR_CHARS
-        && cursor
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if !lower_hex {
-        return None;
-    }
-    let text = String::from_utf8(hex::decode(cursor).ok()?).ok()?;
-    Position::parse(&text)
+    Position::from_cursor(cursor)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 //! | jobs          | `tenant_id`                           | `MEMBERSHIP_TURN`                 | the membership file that last took its turn       | `order`    |
 //! | jobs          | `tenant_id`                           | `IDEMPOTENCY#<sha256>`            | an API request made with an Idempotency-Key, and its response (24 h TTL) | `idempotency` |
 //! | jobs          | `tenant_id`                           | `QUOTA#<minute>`                  | a tenant's API requests in one minute (2 min TTL) | `quota` |
+//! | jobs          | `#watchdog`                           | `LAST_SWEEP`                      | what the watchdog's last sweep found and did      | `sweeps`   |
 //! | wallets       | `<tenant>#<customer>`                 | `WALLET`                          | a wallet (its lots packed: `lots`)                | `wallets`  |
 //! | wallets       | `<tenant>#<customer>`                 | `ENTRY#<job>#<row>`               | a ledger entry                                    | `wallets`  |
 //! | wallets       | `<tenant>#review:<job>#<customer>`    | `SEEN`                            | a customer (or `card:<code>`) a review counted, 7-day TTL | `reviews` |
@@ -53,6 +54,7 @@ mod quota;
 mod request;
 mod reversals;
 mod reviews;
+mod sweeps;
 mod tenants;
 mod wallets;
 

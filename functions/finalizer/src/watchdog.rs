@@ -8,7 +8,8 @@
 //! be done, or its wait for a card code file over). A review never started
 //! within its days expires. A split the API asked for (a reversal, a
 //! started review) that never began is asked for again, once per stall
-//! period.
+//! period. Each sweep leaves its summary in the jobs table
+//! (`Tables::record_sweep`), for the operator's `loyalty-local watchdog`.
 
 use chrono::{DateTime, Utc};
 use loyalty_aws::metrics::{names, Record};
@@ -17,6 +18,7 @@ use loyalty_aws::{Aws, AwsError};
 use serde::Serialize;
 use shared::job::{Job, JobStatus, Watch};
 use shared::redact::Redacted;
+use shared::sweep::{Names, SweepRecord};
 use tracing::{error, info, instrument, warn};
 
 /// What one sweep found and did.
@@ -57,14 +59,23 @@ pub async fn sweep(aws: &Aws) -> Result<Sweep, AwsError> {
             sweep.failed.push(name);
         }
     }
-    aws.metrics.emit(sweep.record());
+    aws.metrics.emit(sweep.metrics());
+    // What the sweep did is done: failing to record it only leaves the
+    // previous record shown, so it is logged, not retried.
+    if let Err(err) = aws
+        .tables
+        .record_sweep(&sweep.record(now, Utc::now()))
+        .await
+    {
+        warn!(error = %Redacted(&err), "the sweep's summary could not be recorded");
+    }
     Ok(sweep)
 }
 
 impl Sweep {
     /// The sweep as metrics, zeros included: an alarm on stalled jobs sees
     /// every sweep.
-    pub fn record(&self) -> Record {
+    pub fn metrics(&self) -> Record {
         let count = |names: &[String]| names.len() as u64;
         Record::new()
             .dimension("Function", "watchdog")
@@ -74,6 +85,23 @@ impl Sweep {
             .count(names::SPLITS_ASKED_AGAIN, count(&self.splits_asked_again))
             .count(names::REVIEWS_EXPIRED, count(&self.expired_reviews))
             .count(names::WATCHDOG_FAILURES, count(&self.failed))
+    }
+
+    /// The summary kept of it: its counts, and the first names of each list
+    /// (`shared::sweep`).
+    pub fn record(&self, started_at: DateTime<Utc>, finished_at: DateTime<Utc>) -> SweepRecord {
+        SweepRecord {
+            started_at,
+            finished_at,
+            jobs: self.jobs as u64,
+            stalled: Names::of(&self.stalled),
+            finalize_again: Names::of(&self.finalize_again),
+            split_stalled: Names::of(&self.split_stalled),
+            waiting: Names::of(&self.waiting),
+            expired_reviews: Names::of(&self.expired_reviews),
+            splits_asked_again: Names::of(&self.splits_asked_again),
+            failed: Names::of(&self.failed),
+        }
     }
 }
 

@@ -40,16 +40,21 @@ pub async fn create_tenant_mailing(
     country: &str,
     mailing: &Mailing,
 ) -> anyhow::Result<(Tenant, String)> {
-    let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret)
-        .map_err(|e| anyhow::anyhow!("no randomness for the API key: {e}"))?;
-    let (tenant, key) = Tenant::register(id, admin_email, country, secret)?;
+    let (tenant, key) = Tenant::register(id, admin_email, country, new_secret()?)?;
     let mut tenant = tenant.with_recipients(&mailing.recipients)?;
     tenant.language = mailing.language;
     if !aws.tables.create_tenant(&tenant).await? {
         anyhow::bail!("tenant '{id}' exists already");
     }
     Ok((tenant, key))
+}
+
+/// 256 random bits: an API key's secret.
+pub fn new_secret() -> anyhow::Result<[u8; 32]> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret)
+        .map_err(|e| anyhow::anyhow!("no randomness for the API key: {e}"))?;
+    Ok(secret)
 }
 
 /// Loads a tenant's membership configuration from JSON (see
@@ -269,6 +274,39 @@ pub async fn wallet_report(
         )?;
     }
     Ok(out)
+}
+
+/// A customer's wallet as JSON: its balance now, the wallet as stored
+/// (`null` if none yet) and every ledger entry.
+pub async fn wallet_json(
+    aws: &Aws,
+    tenant: &Tenant,
+    customer: &CustomerRef,
+) -> anyhow::Result<serde_json::Value> {
+    let view = aws.tables.wallet_view(&tenant.tenant_id, customer).await?;
+    let now = chrono::Utc::now();
+    Ok(serde_json::json!({
+        "tenant_id": tenant.tenant_id,
+        "customer": customer.to_string(),
+        "balance": view.wallet.as_ref().map_or(0, |w| w.balance_at(now)),
+        "wallet": view.wallet,
+        "entries": view.entries,
+    }))
+}
+
+/// A card as JSON (`null` if there is no such card), with its tier history.
+pub async fn card_json(
+    aws: &Aws,
+    tenant: &Tenant,
+    card_code: &str,
+) -> anyhow::Result<serde_json::Value> {
+    use shared::membership::apply::CardStore;
+    let stored = CardStore::card(&aws.tables, &tenant.tenant_id, card_code).await?;
+    Ok(serde_json::json!({
+        "tenant_id": tenant.tenant_id,
+        "card_code": card_code,
+        "card": stored.map(|s| s.card),
+    }))
 }
 
 /// A card as text: holder, program and tier (by name), dates, custom

@@ -4,6 +4,7 @@
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use local_stack::console;
+use local_stack::operator::{self, country, dlq, jobs, language, tenants};
 use local_stack::{env, Runner};
 use loyalty_aws::Aws;
 use shared::kind::ImportKind;
@@ -14,9 +15,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// What works on a deployed stack: what reads or writes the tenants, the
-/// wallets, the cards and the bucket. The rest would consume its queues, or
-/// needs the emulator (a preview needs no stack at all).
-const DEPLOYED_COMMANDS: [&str; 4] = ["tenant", "wallet", "card", "drop"];
+/// jobs, the wallets, the cards and the bucket, what reads the dead-letter
+/// queues (and sends an upload's event back from the ingest one), and the
+/// watchdog's last sweep. The rest would consume its queues, or needs the
+/// emulator (a preview needs no stack at all).
+const DEPLOYED_COMMANDS: [&str; 8] = [
+    "tenant", "jobs", "job", "wallet", "card", "drop", "dlq", "watchdog",
+];
 
 /// The developer's commands against the local stack (.local/stack.env, from
 /// `bash infra/local/dev up`), and the operator's against a deployed one
@@ -24,7 +29,8 @@ const DEPLOYED_COMMANDS: [&str; 4] = ["tenant", "wallet", "card", "drop"];
 #[derive(Parser)]
 #[command(name = "loyalty-local", arg_required_else_help = true)]
 struct Cli {
-    /// A deployed stack's settings, for tenant, wallet, card and drop.
+    /// A deployed stack's settings, for tenant, jobs, job, wallet, card,
+    /// drop, dlq and watchdog.
     ///
     /// A function's variables as `aws lambda get-function-configuration
     /// --query Environment.Variables` prints them (a JSON object), or
@@ -38,21 +44,52 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Registers a tenant, or loads its membership programs.
+    /// Registers a tenant, shows or changes its settings, rotates its API
+    /// key, or loads its membership programs.
     #[command(subcommand)]
     Tenant(Tenant),
+    /// A tenant's imports, newest first: status, rows decided, counts.
+    Jobs(jobs::JobsArgs),
+    /// One import: status, progress, counts, dates, errors by code.
+    Job(jobs::JobArgs),
+    /// What sits in each dead-letter queue (ingest, batches, finalize),
+    /// peeked at without being consumed; `dlq replay-ingest` sends upload
+    /// events back to the ingest queue.
+    ///
+    /// SQS has no read that leaves a message alone: a receive hides what it
+    /// returns. With a visibility timeout of 0 every receive could return
+    /// the same ten messages, so the listing receives with a short one (30
+    /// s: each receive then brings messages not seen yet), deletes nothing,
+    /// and makes every message it saw visible again at once when it is done
+    /// (stopped half way, they come back by themselves after 30 s). Each
+    /// receive counts in a message's receive count, which moves nothing
+    /// from a dead-letter queue. A FIFO queue (batches) shows the first
+    /// message of each group only.
+    Dlq(dlq::DlqArgs),
+    /// The watchdog's last sweep: when, the jobs it looked at, what it did.
+    Watchdog {
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// A customer's wallet: balance, unexpired points, ledger.
     Wallet {
         /// The tenant's id.
         tenant: String,
         #[command(flatten)]
         customer: Customer,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// A card: its customer, tier and tier history.
     Card {
         /// The tenant's id.
         tenant: String,
         card_code: String,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Puts a file in the tenant's incoming folder, as an operator would with
     /// the S3 console: that starts an import.
@@ -161,6 +198,31 @@ enum Tenant {
         /// The country of mobile numbers without a prefix (ISO code).
         #[arg(long, value_name = "CODE", default_value = "FR", value_parser = country)]
         country: String,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A tenant's settings: who its emails go to, in which language, its
+    /// country, its key's fingerprint, its programs.
+    Show {
+        /// The tenant's id.
+        id: String,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Changes a tenant's admin, other recipients, language or country
+    /// (each checked as at registration); what is not named stays.
+    Set(tenants::SetArgs),
+    /// Gives the tenant a new API key and prints it, once: the old key is
+    /// refused from then on (within a second: the API reads the tenant
+    /// with each request).
+    RotateKey {
+        /// The tenant's id.
+        id: String,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Loads a tenant's membership programs and tiers from a JSON file
     /// (shaped like infra/local/sample/memberships.json).
@@ -195,16 +257,6 @@ impl Customer {
             (None, None, None) => unreachable!("no customer identifier"),
         }
     }
-}
-
-/// An ISO 3166 two-letter country code, in capitals.
-fn country(value: &str) -> Result<String, String> {
-    shared::tenant::country_code(value).map_err(|e| e.to_string())
-}
-
-/// The language of a tenant's emails.
-fn language(value: &str) -> Result<Language, String> {
-    value.parse()
 }
 
 /// A kind of points file: the preview does not read membership files.
@@ -249,6 +301,14 @@ fn usages(command: &clap::Command) -> String {
     let mut lines = Vec::new();
     for sub in command.get_subcommands().filter(|c| c.get_name() != "help") {
         if sub.has_subcommands() {
+            // A command of its own too (`dlq`, beside `dlq replay-ingest`).
+            if sub
+                .get_arguments()
+                .any(|a| !a.is_global_set() && a.get_id() != "help")
+            {
+                let name = sub.get_bin_name().unwrap_or_else(|| sub.get_name());
+                lines.push(format!("  {name}{}", synopsis(sub)));
+            }
             lines.push(usages(sub));
         } else {
             let name = sub.get_bin_name().unwrap_or_else(|| sub.get_name());
@@ -398,6 +458,25 @@ fn print_preview(
     Ok(())
 }
 
+/// JSON (pretty, one document), or the text `text` makes.
+fn print_either(
+    json: bool,
+    value: serde_json::Value,
+    text: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
+    emit(&if json { format!("{value:#}\n") } else { text() })
+}
+
+/// Writes `out`; a reader gone before the end (`jobs --json | head`) had
+/// what it wanted.
+fn emit(out: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(out.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
 async fn run(command: Command) -> anyhow::Result<()> {
     let aws = Aws::from_env().await?;
     match command {
@@ -407,6 +486,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             recipients,
             language,
             country,
+            json,
         }) => {
             let mailing = console::Mailing {
                 recipients,
@@ -414,12 +494,61 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             let (tenant, key) =
                 console::create_tenant_mailing(&aws, &id, &admin_email, &country, &mailing).await?;
-            println!("tenant:          {}", tenant.tenant_id);
-            println!("admin email:     {}", tenant.admin_email);
-            println!("emails go to:    {}", tenant.recipients().join(", "));
-            println!("emails in:       {}", tenant.language.code());
-            println!("default country: {}", tenant.default_country);
-            println!("API key (shown once, keep it safe): {key}");
+            emit(&tenants::key_output(&tenant, &key, json))?;
+        }
+        Command::Tenant(Tenant::Show { id, json }) => {
+            let tenant = tenants::existing(&aws, &id).await?;
+            print_either(json, tenants::tenant_json(&tenant), || {
+                tenants::tenant_text(&tenant)
+            })?;
+        }
+        Command::Tenant(Tenant::Set(args)) => {
+            let tenant = tenants::set(&aws, &args.id, &args.change()).await?;
+            print_either(args.json, tenants::tenant_json(&tenant), || {
+                tenants::tenant_text(&tenant)
+            })?;
+        }
+        Command::Tenant(Tenant::RotateKey { id, json }) => {
+            let (tenant, key) = tenants::rotate_key(&aws, &id).await?;
+            emit(&tenants::key_output(&tenant, &key, json))?;
+        }
+        Command::Jobs(args) => {
+            let cursor = args.cursor.as_deref();
+            let page = jobs::list(&aws, &args.tenant, args.limit.into(), cursor).await?;
+            print_either(args.json, jobs::list_json(&page), || {
+                jobs::list_table(&page)
+            })?;
+        }
+        Command::Job(args) => {
+            let job = jobs::show(&aws, &args.tenant, &args.job_id).await?;
+            print_either(args.json, jobs::job_json(&job), || jobs::job_text(&job))?;
+        }
+        Command::Dlq(dlq::DlqArgs {
+            replay: Some(dlq::DlqCommand::ReplayIngest(args)),
+            ..
+        }) => {
+            let done = dlq::replay_ingest(&aws, &args.which.ids).await?;
+            print_either(args.json, dlq::replay_json(&done), || {
+                dlq::replay_text(&done)
+            })?;
+            if !done.iter().all(dlq::Replayed::succeeded) {
+                anyhow::bail!("not every message asked for was replayed");
+            }
+        }
+        Command::Dlq(args) => {
+            let queues = dlq::list(&aws, args.max.into()).await?;
+            print_either(args.json, dlq::list_json(&queues), || {
+                dlq::list_text(&queues)
+            })?;
+        }
+        Command::Watchdog { json } => {
+            let sweep = operator::watchdog::last_sweep(&aws).await?;
+            let now = chrono::Utc::now();
+            print_either(
+                json,
+                operator::watchdog::sweep_json(sweep.as_ref(), now),
+                || operator::watchdog::sweep_text(sweep.as_ref(), now),
+            )?;
         }
         Command::Tenant(Tenant::Memberships { id, config }) => {
             let json = std::fs::read_to_string(&config)
@@ -452,26 +581,33 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 println!("  custom fields: {}", config.custom_fields.join(", "));
             }
         }
-        Command::Wallet { tenant, customer } => {
-            let tenant = aws
-                .tables
-                .tenant(&tenant)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no tenant '{tenant}'"))?;
+        Command::Wallet {
+            tenant,
+            customer,
+            json,
+        } => {
+            let tenant = tenants::existing(&aws, &tenant).await?;
             let (kind, value) = customer.kind_and_value();
             let customer = console::customer_ref(&tenant, kind, value)?;
-            print!(
-                "{}",
-                console::wallet_report(&aws, &tenant, &customer).await?
-            );
+            if json {
+                let value = console::wallet_json(&aws, &tenant, &customer).await?;
+                emit(&format!("{value:#}\n"))?;
+            } else {
+                emit(&console::wallet_report(&aws, &tenant, &customer).await?)?;
+            }
         }
-        Command::Card { tenant, card_code } => {
-            let tenant = aws
-                .tables
-                .tenant(&tenant)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no tenant {tenant}"))?;
-            print!("{}", console::card_report(&aws, &tenant, &card_code).await?);
+        Command::Card {
+            tenant,
+            card_code,
+            json,
+        } => {
+            let tenant = tenants::existing(&aws, &tenant).await?;
+            if json {
+                let value = console::card_json(&aws, &tenant, &card_code).await?;
+                emit(&format!("{value:#}\n"))?;
+            } else {
+                emit(&console::card_report(&aws, &tenant, &card_code).await?)?;
+            }
         }
         Command::Costs { rows } => local_stack::measure::costs(&aws, rows).await?,
         Command::Throughput { rows } => local_stack::measure::throughput(&aws, &rows).await?,

@@ -99,6 +99,111 @@ async fn an_operator_registers_a_tenant_and_its_programs_on_a_stack_named_by_a_f
     std::fs::remove_file(&stack).unwrap();
 }
 
+/// A command's JSON output.
+fn json_of(output: &Output) -> serde_json::Value {
+    assert!(output.status.success(), "{}", text(output));
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(output)))
+}
+
+#[tokio::test]
+async fn an_operator_follows_a_tenants_imports_and_keeps_the_stack_on_a_stack_named_by_a_file() {
+    let stack = stack_env_json();
+    let id = tenant_id("day");
+    let created = json_of(&cli(
+        &stack,
+        &[
+            "tenant",
+            "create",
+            &id,
+            "--admin-email",
+            "a@shop.example",
+            "--json",
+        ],
+    ));
+    let first_key = created["api_key"].as_str().unwrap().to_owned();
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/sample/welcome-campaign.csv");
+    let dropped = cli(&stack, &["drop", &id, sample, "--reason", "Welcome"]);
+    assert!(dropped.status.success(), "{}", text(&dropped));
+    let aws = Aws::from_env().await.unwrap();
+    local_stack::Runner::new(aws.clone())
+        .unwrap()
+        .run_until_idle(Some(&id), std::time::Duration::from_secs(90))
+        .await
+        .unwrap();
+    finalizer::watchdog::sweep(&aws).await.unwrap();
+
+    // The tenant's jobs, as a table and as JSON, and the one job.
+    let listed = cli(&stack, &["jobs", &id]);
+    assert!(listed.status.success(), "{}", text(&listed));
+    let table = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(table.starts_with("JOB "), "{table}");
+    assert!(table.contains("welcome-campaign.csv") && table.contains("completed_with_errors"));
+    let jobs = json_of(&cli(&stack, &["jobs", &id, "--limit", "5", "--json"]));
+    let job_id = jobs["jobs"][0]["job_id"].as_str().unwrap().to_owned();
+    assert!(table.contains(&job_id), "{table}");
+    let job = json_of(&cli(&stack, &["job", &id, &job_id, "--json"]));
+    assert_eq!(job["status"], "completed_with_errors");
+    assert!(!job["errors"]["codes"].as_array().unwrap().is_empty());
+    let shown = cli(&stack, &["job", &id, &job_id]);
+    assert!(text(&shown).contains("errors by code"), "{}", text(&shown));
+    let wallet = json_of(&cli(
+        &stack,
+        &["wallet", &id, "--email", "alice@example.com", "--json"],
+    ));
+    assert!(wallet["balance"].as_i64().unwrap() > 0, "{wallet}");
+    let card = json_of(&cli(&stack, &["card", &id, "no-such-card", "--json"]));
+    assert!(card["card"].is_null(), "{card}");
+    let refused = cli(&stack, &["jobs", &id, "--limit", "500"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+
+    // Its settings changed, its key rotated.
+    let set = json_of(&cli(
+        &stack,
+        &[
+            "tenant",
+            "set",
+            &id,
+            "--language",
+            "fr",
+            "--recipient",
+            "ops@shop.example",
+            "--json",
+        ],
+    ));
+    assert_eq!(set["language"], "fr");
+    assert_eq!(set["recipients"][1], "ops@shop.example");
+    let bad = cli(&stack, &["tenant", "set", &id, "--country", "XX"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    let rotated = json_of(&cli(&stack, &["tenant", "rotate-key", &id, "--json"]));
+    let new_key = rotated["api_key"].as_str().unwrap();
+    assert_ne!(new_key, first_key);
+    let tenant = aws.tables.tenant(&id).await.unwrap().unwrap();
+    let secret = |key: &str| shared::tenant::parse_api_key(key).unwrap().1.to_owned();
+    assert!(tenant.accepts_secret(&secret(new_key)));
+    assert!(!tenant.accepts_secret(&secret(&first_key)));
+    let show = cli(&stack, &["tenant", "show", &id]);
+    assert!(
+        text(&show).contains(tenant.key_fingerprint()),
+        "{}",
+        text(&show)
+    );
+
+    // The dead-letter queues and the watchdog's last sweep.
+    let queues = json_of(&cli(&stack, &["dlq", "--json"]));
+    let sources: Vec<&str> = queues["dead_letter_queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources, ["ingest", "batches", "finalize"]);
+    let sweep = json_of(&cli(&stack, &["watchdog", "--json"]));
+    assert!(sweep["last_sweep"]["started_at"].is_string(), "{sweep}");
+    let sweep = cli(&stack, &["watchdog"]);
+    assert!(text(&sweep).starts_with("last sweep: "), "{}", text(&sweep));
+    std::fs::remove_file(&stack).unwrap();
+}
+
 #[test]
 fn commands_that_would_consume_a_stacks_queues_are_refused() {
     let stack = stack_env_json();
@@ -222,12 +327,27 @@ fn help_succeeds_and_a_preview_needs_no_stack_but_a_real_country() {
 
 #[test]
 fn a_preview_read_in_part_ends_quietly() {
-    use std::io::Read;
-    // The reader is gone before the preview is written (as `| head` is
-    // after its lines): the write fails, and the command ends quietly.
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/sample/welcome-campaign.csv");
-    let mut child = Command::new(CLI)
-        .args(["preview", sample])
+    ends_quietly_unread(Command::new(CLI).args(["preview", sample]));
+}
+
+#[test]
+fn an_operators_listing_read_in_part_ends_quietly() {
+    let stack = stack_env_json();
+    let mut command = Command::new(CLI);
+    command
+        .env("RUST_LOG", "error")
+        .arg("--stack-env")
+        .arg(&stack);
+    ends_quietly_unread(command.args(["dlq", "--json"]));
+    std::fs::remove_file(&stack).unwrap();
+}
+
+/// The reader is gone before the command writes (as `| head` is after its
+/// lines): the write fails, and the command ends quietly.
+fn ends_quietly_unread(command: &mut Command) {
+    use std::io::Read;
+    let mut child = command
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -53,16 +53,21 @@ impl Page {
         b.click(&submit).await.expect("use the key");
     }
 
-    /// Enters the tenant's key and waits for the workspace it opens.
+    /// Enters the tenant's key and waits until the page is done with it:
+    /// the workspace shown, the history read, and the focus on the new
+    /// import's title (a form filled in before then may lose its focus
+    /// halfway).
     async fn sign_in(&self) {
         self.enter_key(&self.tenant.api_key.clone()).await;
         self.browser
             .wait_for(
-                "return !document.getElementById('workspace').hidden",
-                Duration::from_secs(10),
+                "return !document.getElementById('workspace').hidden
+                    && document.activeElement
+                    && document.activeElement.id === 'new-title'",
+                Duration::from_secs(20),
             )
             .await
-            .expect("the workspace");
+            .expect("the workspace, the history read");
     }
 
     async fn shot(&mut self, step: &str) {
@@ -118,14 +123,7 @@ fn sample() -> PathBuf {
 async fn an_admin_imports_a_points_file_from_the_page_and_downloads_its_result() {
     let mut page = Page::open("imports_a_points_file").await;
     page.shot("key-asked").await;
-    page.enter_key(&page.tenant.api_key.clone()).await;
-    let b = &page.browser;
-    b.wait_for(
-        "return !document.getElementById('workspace').hidden",
-        Duration::from_secs(10),
-    )
-    .await
-    .expect("the workspace, once the key is accepted");
+    page.sign_in().await;
     page.shot("key-accepted").await;
 
     // Points with expiry (the sample's columns), a reason, the sample file,
@@ -251,10 +249,18 @@ async fn upload(page: &mut Page, kind: &str, file: &std::path::Path, review: boo
     let job_id = b
         .wait_for(
             "const m = /^#job=(.+)$/.exec(location.hash); return m && m[1];",
-            Duration::from_secs(20),
+            Duration::from_secs(30),
         )
-        .await
-        .expect("the job in the address");
+        .await;
+    let Ok(job_id) = job_id else {
+        page.shot("upload-failed").await;
+        let alert = script(
+            &page.browser,
+            "const a = document.getElementById('alert'); return a.hidden ? '' : a.textContent",
+        )
+        .await;
+        panic!("no job in the address after the upload; the page says: {alert}");
+    };
     job_id.as_str().expect("job id").to_owned()
 }
 

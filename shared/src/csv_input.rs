@@ -370,7 +370,7 @@ pub struct Cells<'a> {
     pub encoding: TextEncoding,
 }
 
-impl Cells<'_> {
+impl<'a> Cells<'a> {
     pub fn raw(&self, i: usize) -> std::borrow::Cow<'_, str> {
         String::from_utf8_lossy(self.record.get(i).unwrap_or_default())
     }
@@ -394,12 +394,12 @@ impl Cells<'_> {
     }
 
     /// The trimmed text of a cell; a missing column or cell reads as empty.
-    pub fn text(&self, index: Option<usize>, column: &str) -> Result<String, RowError> {
+    pub fn text(&self, index: Option<usize>, column: &str) -> Result<&'a str, RowError> {
         let Some(bytes) = index.and_then(|i| self.record.get(i)) else {
-            return Ok(String::new());
+            return Ok("");
         };
         match std::str::from_utf8(bytes) {
-            Ok(s) => Ok(s.trim().to_owned()),
+            Ok(s) => Ok(s.trim()),
             Err(e) => {
                 let before = String::from_utf8_lossy(&bytes[..e.valid_up_to()]);
                 let byte = bytes[e.valid_up_to()];

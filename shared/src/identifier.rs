@@ -8,13 +8,14 @@
 //! lower-cased, mobiles become E.164 using the tenant's default country.
 
 use crate::outcome::ErrorCode;
+use rlibphonenumber::{PhoneNumberFormat, Region, PHONE_NUMBER_UTIL};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
 /// A normalised customer identifier, the key of a wallet within a tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(into = "String", try_from = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
 pub enum CustomerRef {
     Email(String),
     Mobile(String),
@@ -27,6 +28,63 @@ pub struct IdentifierError {
     pub code: ErrorCode,
     pub message: String,
 }
+
+/// How a tenant's mobile numbers are read: the default country of its
+/// national numbers (ISO 3166 alpha-2, e.g. `FR`), found once per file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MobileCountry {
+    code: String,
+    /// `None` for a code that is no region: only international numbers
+    /// (`+…`) are then read.
+    region: Option<Region>,
+    /// Whether the country's national numbers begin with a trunk 0 that
+    /// the international form drops (France, Belgium, Germany, the UK…;
+    /// not Italy, whose fixed numbers keep their 0, nor Spain).
+    trunk_zero: bool,
+}
+
+impl MobileCountry {
+    /// Cheap: the phone metadata is loaded by the first number read, not
+    /// here (a file without mobiles never loads it).
+    pub fn new(default_country: &str) -> Self {
+        let code = default_country.trim().to_ascii_uppercase();
+        let region = Region::from_str(&code).ok();
+        let trunk_zero = region.is_some() && TRUNK_ZERO.binary_search(&code.as_str()).is_ok();
+        MobileCountry {
+            code,
+            region,
+            trunk_zero,
+        }
+    }
+
+    /// Whether the metadata knows the country (a tenant's country must be
+    /// one it knows).
+    pub fn is_known(&self) -> bool {
+        self.region
+            .is_some_and(|r| PHONE_NUMBER_UTIL.get_country_code_for_region(r).is_some())
+    }
+
+    /// Whether its national numbers begin with a trunk 0.
+    pub fn trunk_zero(&self) -> bool {
+        self.trunk_zero
+    }
+}
+
+/// The countries whose national numbers begin with a trunk 0 that the
+/// international form drops (libphonenumber's national prefix "0"; its
+/// metadata keeps that prefix private in `rlibphonenumber`), sorted. A
+/// test holds it to `phonenumber`'s metadata, which the importer read it
+/// from before.
+const TRUNK_ZERO: &[&str] = &[
+    "AE", "AF", "AL", "AM", "AR", "AT", "AU", "AX", "AZ", "BA", "BD", "BE", "BG", "BL", "BO", "BR",
+    "CC", "CD", "CH", "CN", "CO", "CU", "CX", "DE", "DZ", "EC", "EG", "EH", "ER", "ET", "FI", "FR",
+    "GB", "GE", "GF", "GG", "GH", "GP", "HR", "ID", "IE", "IL", "IM", "IN", "IQ", "IR", "JE", "JO",
+    "JP", "KE", "KG", "KH", "KI", "KP", "KR", "LA", "LB", "LI", "LK", "LR", "LT", "LY", "MA", "MC",
+    "MD", "ME", "MF", "MG", "MK", "MM", "MN", "MQ", "MW", "MY", "NA", "NG", "NL", "NP", "NZ", "PE",
+    "PH", "PK", "PM", "PS", "PY", "RE", "RO", "RS", "RW", "SA", "SD", "SE", "SI", "SK", "SL", "SO",
+    "SS", "SY", "TH", "TR", "TW", "TZ", "UA", "UG", "UY", "VE", "VN", "XK", "YE", "YT", "ZA", "ZM",
+    "ZW",
+];
 
 const MAX_CUSTOMER_ID_LEN: usize = 128;
 
@@ -54,8 +112,8 @@ impl CustomerRef {
     }
 
     /// Normalises a mobile number to E.164, reading national numbers in
-    /// `default_country` (ISO 3166 alpha-2, e.g. `FR`).
-    pub fn mobile(raw: &str, default_country: &str) -> Result<Self, IdentifierError> {
+    /// the tenant's default country.
+    pub fn mobile(raw: &str, country: &MobileCountry) -> Result<Self, IdentifierError> {
         let value = raw.trim();
         let invalid = |why: &str| IdentifierError {
             code: ErrorCode::InvalidMobile,
@@ -66,33 +124,30 @@ impl CustomerRef {
                 ": it looks like a spreadsheet turned it into scientific notation; format the column as text",
             ));
         }
-        let country_code = default_country.to_ascii_uppercase();
-        let country = phonenumber::country::Id::from_str(&country_code).ok();
+        let code = &country.code;
         // A national number written without its trunk prefix (France's
         // leading 0) is what a spreadsheet makes of 06 12 34 56 78 stored
         // as a number: refused, not completed by guess.
-        let trunk = phonenumber::metadata::DATABASE
-            .by_id(country_code.as_str())
-            .and_then(|m| m.national_prefix())
-            .filter(|prefix| *prefix == "0");
         let digits = value.trim_start_matches(|c: char| !c.is_ascii_digit() && c != '+');
-        if trunk.is_some() && !digits.starts_with(['0', '+']) {
+        if country.trunk_zero && !digits.starts_with(['0', '+']) {
             return Err(invalid(&format!(
-                ": a {country_code} number starts with 0, or with + and its country code; a \
+                ": a {code} number starts with 0, or with + and its country code; a \
                  spreadsheet may have dropped its leading zero: format the column as text"
             )));
         }
-        let number = phonenumber::parse(country, value).map_err(|_| invalid(""))?;
-        if !phonenumber::is_valid(&number) {
+        let number = PHONE_NUMBER_UTIL
+            .parse(value, country.region)
+            .map_err(|_| invalid(""))?;
+        if !number.is_valid() {
             let hint = if !value.starts_with(['0', '+']) {
-                format!(" for {default_country}: if a spreadsheet dropped its leading zero or '+', format the column as text")
+                format!(" for {code}: if a spreadsheet dropped its leading zero or '+', format the column as text")
             } else {
-                format!(" for {default_country}")
+                format!(" for {code}")
             };
             return Err(invalid(&hint));
         }
         Ok(CustomerRef::Mobile(
-            number.format().mode(phonenumber::Mode::E164).to_string(),
+            number.format_as(PhoneNumberFormat::E164).into_owned(),
         ))
     }
 
@@ -129,6 +184,14 @@ impl CustomerRef {
 impl fmt::Display for CustomerRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.kind(), self.value())
+    }
+}
+
+/// As its `kind:value` string, written straight into the output (a batch
+/// serialises one or more a row).
+impl Serialize for CustomerRef {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
     }
 }
 
@@ -196,16 +259,109 @@ mod tests {
         assert!(err.message.contains("'alice.example.com'"));
     }
 
+    /// Every country `phonenumber` had metadata for.
+    fn countries_known_before() -> Vec<String> {
+        (b'A'..=b'Z')
+            .flat_map(|a| (b'A'..=b'Z').map(move |b| String::from_utf8(vec![a, b]).unwrap()))
+            .filter(|code| phonenumber::metadata::DATABASE.by_id(code).is_some())
+            .collect()
+    }
+
+    #[test]
+    fn every_country_known_before_is_known_with_the_same_trunk_zero() {
+        let before = countries_known_before();
+        assert!(before.len() > 200, "{}", before.len());
+        for code in &before {
+            let country = MobileCountry::new(code);
+            assert!(country.is_known(), "{code}");
+            let zero = phonenumber::metadata::DATABASE
+                .by_id(code.as_str())
+                .and_then(|m| m.national_prefix())
+                == Some("0");
+            assert_eq!(country.trunk_zero, zero, "{code}");
+        }
+        assert!(TRUNK_ZERO.windows(2).all(|w| w[0] < w[1]), "sorted");
+        for code in ["FR", "BE", "DE", "GB", "NL"] {
+            assert!(MobileCountry::new(code).trunk_zero, "{code}");
+        }
+        for code in ["IT", "ES", "US", "PT"] {
+            assert!(!MobileCountry::new(code).trunk_zero, "{code}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_country_reads_only_international_numbers() {
+        let nowhere = MobileCountry::new("XX");
+        assert!(!nowhere.is_known());
+        assert_eq!(
+            CustomerRef::mobile("+33 6 12 34 56 78", &nowhere).map(|c| c.to_string()),
+            Ok("mobile:+33612345678".to_owned())
+        );
+        assert!(CustomerRef::mobile("06 12 34 56 78", &nowhere).is_err());
+    }
+
+    fn e164(raw: &str, country: &str) -> Option<String> {
+        CustomerRef::mobile(raw, &MobileCountry::new(country))
+            .ok()
+            .map(|c| c.value().to_owned())
+    }
+
+    // Where the importer's reading differs from `phonenumber`'s (the
+    // library it used before), it follows Google's libphonenumber:
+    // `loyalty-bench phones` counts each kind on its corpus.
+
+    #[test]
+    fn another_countrys_number_keeps_its_own_trunk_rules() {
+        // Refused before: Spain's (absent) trunk prefix was applied.
+        assert_eq!(
+            e164("+33 (0)6 12 34 56 78", "ES").as_deref(),
+            Some("+33612345678")
+        );
+        // Read before as +49 70 …, another customer: the US trunk 1 was
+        // stripped from a German mobile.
+        assert_eq!(
+            e164("+49 170 5580772", "US").as_deref(),
+            Some("+491705580772")
+        );
+        // Refused before: France's trunk 0 was stripped from an Italian
+        // number, whose 0 belongs to it.
+        assert_eq!(
+            e164("+39 0556 30777", "FR").as_deref(),
+            Some("+39055630777")
+        );
+    }
+
+    #[test]
+    fn a_letter_in_a_number_is_not_read_as_a_keypad_digit() {
+        // Read before as 0622 9 19687658.
+        assert_eq!(e164("0622x19687658", "DE"), None);
+    }
+
+    #[test]
+    fn a_national_number_beginning_with_the_calling_code_keeps_its_valid_reading() {
+        // An Italian mobile of the 39x range: before, its 39 was taken for
+        // the calling code and the rest refused (or read as a fixed line).
+        assert_eq!(e164("391 455 6137", "IT").as_deref(), Some("+393914556137"));
+        assert_eq!(e164("3906705614", "IT").as_deref(), Some("+393906705614"));
+    }
+
+    #[test]
+    fn a_number_in_no_range_of_its_country_is_refused() {
+        // Twelve digits: only Italy's general pattern allows it, none of
+        // its fixed-line or mobile ranges.
+        assert_eq!(e164("010 148 327 974", "IT"), None);
+    }
+
     #[test]
     fn national_mobiles_use_the_default_country() {
         assert_eq!(
-            CustomerRef::mobile("06 12 34 56 78", "FR")
+            CustomerRef::mobile("06 12 34 56 78", &MobileCountry::new("FR"))
                 .unwrap()
                 .to_string(),
             "mobile:+33612345678"
         );
         assert_eq!(
-            CustomerRef::mobile("+44 7911 123456", "FR")
+            CustomerRef::mobile("+44 7911 123456", &MobileCountry::new("FR"))
                 .unwrap()
                 .to_string(),
             "mobile:+447911123456"
@@ -214,7 +370,7 @@ mod tests {
 
     #[test]
     fn a_mobile_in_scientific_notation_is_refused_with_a_hint() {
-        let err = CustomerRef::mobile("3.3612E+10", "FR").unwrap_err();
+        let err = CustomerRef::mobile("3.3612E+10", &MobileCountry::new("FR")).unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidMobile);
         assert!(err.message.contains("scientific notation"));
     }
@@ -222,7 +378,7 @@ mod tests {
     #[test]
     fn a_mobile_that_lost_its_leading_zero_is_refused_with_a_hint() {
         for mangled in ["612345678", "33612345678"] {
-            let err = CustomerRef::mobile(mangled, "FR").unwrap_err();
+            let err = CustomerRef::mobile(mangled, &MobileCountry::new("FR")).unwrap_err();
             assert_eq!(err.code, ErrorCode::InvalidMobile);
             assert!(
                 err.message.contains("dropped its leading zero"),
@@ -232,10 +388,10 @@ mod tests {
         }
         // Where numbers are written without a trunk 0, they are read as usual.
         assert_eq!(
-            CustomerRef::mobile("(415) 555-0132", "US").map(|c| c.to_string()),
+            CustomerRef::mobile("(415) 555-0132", &MobileCountry::new("US")).map(|c| c.to_string()),
             Ok("mobile:+14155550132".to_owned())
         );
-        assert!(CustomerRef::mobile("0033 6 12 34 56 78", "FR").is_ok());
+        assert!(CustomerRef::mobile("0033 6 12 34 56 78", &MobileCountry::new("FR")).is_ok());
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! Its length: under 500 lines of code; its tests follow it.
 
 use crate::csv_input::{Cells, Header};
-use crate::identifier::CustomerRef;
+use crate::identifier::{CustomerRef, MobileCountry};
 use crate::outcome::{ErrorCode, RowError, RowOutcome};
 use crate::text_encoding::TextEncoding;
 use csv::ByteRecord;
@@ -275,7 +275,7 @@ impl PointsColumns {
         &self,
         row: u64,
         record: &ByteRecord,
-        default_country: &str,
+        mobiles: &MobileCountry,
     ) -> Result<PointsRow, RowError> {
         let cells = Cells {
             row,
@@ -283,7 +283,7 @@ impl PointsColumns {
             encoding: self.encoding,
         };
         cells.within(self.width)?;
-        let mut identifiers = self.identifiers(&cells, default_country)?.into_iter();
+        let mut identifiers = self.identifiers(&cells, mobiles)?.into_iter();
         let (_, customer) = identifiers.next().ok_or_else(|| {
             RowError::new(
                 row,
@@ -292,7 +292,7 @@ impl PointsColumns {
                 "the row has no email, mobile or customer_id",
             )
         })?;
-        let operation = match cells.text(self.operation, "operation")?.as_str() {
+        let operation = match cells.text(self.operation, "operation")? {
             "" => Operation::Credit,
             op if op.eq_ignore_ascii_case("CR") => Operation::Credit,
             op if op.eq_ignore_ascii_case("DR") => Operation::Debit,
@@ -306,10 +306,10 @@ impl PointsColumns {
             }
         };
         let column = self.amount_column.as_str();
-        let amount = parse_amount(row, column, &cells.text(Some(self.amount), column)?)?;
+        let amount = parse_amount(row, column, cells.text(Some(self.amount), column)?)?;
         let expire_in_days = match self.expire_in_days {
             None => None,
-            Some(i) => parse_expiry(row, &cells.text(Some(i), "expire_in_days")?, operation)?,
+            Some(i) => parse_expiry(row, cells.text(Some(i), "expire_in_days")?, operation)?,
         };
         Ok(PointsRow {
             row,
@@ -318,7 +318,9 @@ impl PointsColumns {
             amount,
             expire_in_days,
             set_balance: false,
-            also: identifiers.collect(),
+            also: identifiers
+                .map(|(name, other)| (name.to_owned(), other))
+                .collect(),
         })
     }
 
@@ -327,8 +329,8 @@ impl PointsColumns {
     fn identifiers(
         &self,
         cells: &Cells,
-        default_country: &str,
-    ) -> Result<Vec<(String, CustomerRef)>, RowError> {
+        mobiles: &MobileCountry,
+    ) -> Result<Vec<(&str, CustomerRef)>, RowError> {
         let columns = [
             ("email", self.email),
             ("mobile", self.mobile),
@@ -341,13 +343,13 @@ impl PointsColumns {
                 continue;
             }
             let parsed = match i {
-                0 => CustomerRef::email(&value),
-                1 => CustomerRef::mobile(&value, default_country),
-                _ => CustomerRef::customer_id(&value),
+                0 => CustomerRef::email(value),
+                1 => CustomerRef::mobile(value, mobiles),
+                _ => CustomerRef::customer_id(value),
             };
             let customer =
                 parsed.map_err(|e| RowError::new(cells.row, Some(name), e.code, e.message))?;
-            found.push((name.to_owned(), customer));
+            found.push((name, customer));
         }
         Ok(found)
     }
@@ -511,7 +513,7 @@ mod tests {
         let columns = PointsColumns::from_header(input.header(), None)?;
         let mut out = Vec::new();
         while let Some(row) = input.next_row().unwrap() {
-            out.push(columns.validate(row, input.record(), "FR"));
+            out.push(columns.validate(row, input.record(), &MobileCountry::new("FR")));
         }
         Ok(out)
     }
@@ -530,7 +532,7 @@ mod tests {
         let columns = PointsColumns::from_header(input.header(), None).unwrap();
         let mut out = Vec::new();
         while let Some(row) = input.next_row().unwrap() {
-            if let Err(e) = columns.validate(row, input.record(), "FR") {
+            if let Err(e) = columns.validate(row, input.record(), &MobileCountry::new("FR")) {
                 out.push(e.message);
             }
         }

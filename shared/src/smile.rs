@@ -142,11 +142,11 @@ impl SmileColumns {
                 "the email is empty",
             )));
         }
-        let customer = CustomerRef::email(&email)
+        let customer = CustomerRef::email(email)
             .map_err(|e| fail(RowError::new(row, Some("email"), e.code, e.message)))?;
         let column = self.points_column.as_str();
         let value = cells.text(Some(self.points), column).map_err(fail)?;
-        let points = parse_points(row, column, &value).map_err(fail)?;
+        let points = parse_points(row, column, value).map_err(fail)?;
         let (operation, amount) = match mode {
             Mode::SetBalance if points < 0 => {
                 return Err(fail(RowError::new(

@@ -7,6 +7,7 @@
 
 use crate::batch::{Batch, BatchPlan, BatchRow, Batcher, MAX_COLUMN_NAME_CHARS};
 use crate::csv_input::{CsvInput, FileError, Header};
+use crate::identifier::MobileCountry;
 use crate::kind::ImportKind;
 use crate::membership::cards::{CardColumns, CardRow};
 use crate::membership::programs::Memberships;
@@ -133,12 +134,12 @@ pub trait RowFormat {
     ) -> Option<PreviewRow>;
 }
 
-struct PointsFormat<'a> {
+struct PointsFormat {
     columns: PointsColumns,
-    default_country: &'a str,
+    mobiles: MobileCountry,
 }
 
-impl RowFormat for PointsFormat<'_> {
+impl RowFormat for PointsFormat {
     type Row = PointsRow;
     fn kind(&self) -> ImportKind {
         self.columns.kind.into()
@@ -148,7 +149,7 @@ impl RowFormat for PointsFormat<'_> {
     }
     fn read(&self, row: u64, record: &ByteRecord) -> Result<PointsRow, RowOutcome> {
         self.columns
-            .validate(row, record, self.default_country)
+            .validate(row, record, &self.mobiles)
             .map_err(|e| RowOutcome::from(&e))
     }
     fn preview(
@@ -263,7 +264,7 @@ pub fn split_input<R: Read, S: SplitSink<PointsRow>>(
     };
     let native = |columns| PointsFormat {
         columns,
-        default_country: &request.default_country,
+        mobiles: MobileCountry::new(&request.default_country),
     };
     match request.kind {
         Some(ImportKind::Smile) => {

@@ -9,7 +9,7 @@ use lambda_http::Body;
 use loyalty_aws::objects::Presigned;
 use loyalty_aws::Aws;
 use serde::Deserialize;
-use shared::identifier::CustomerRef;
+use shared::identifier::{CustomerRef, MobileCountry};
 use shared::membership::programs::Memberships;
 use shared::tenant::{Language, Tenant};
 
@@ -223,7 +223,7 @@ pub async fn sent_emails() -> anyhow::Result<Vec<SentEmail>> {
 pub fn customer_ref(tenant: &Tenant, kind: &str, value: &str) -> anyhow::Result<CustomerRef> {
     let parsed = match kind {
         "email" => CustomerRef::email(value),
-        "mobile" => CustomerRef::mobile(value, &tenant.default_country),
+        "mobile" => CustomerRef::mobile(value, &MobileCountry::new(&tenant.default_country)),
         "customer_id" | "customer-id" => CustomerRef::customer_id(value),
         other => anyhow::bail!("'{other}' is not an identifier: use email, mobile or customer_id"),
     };

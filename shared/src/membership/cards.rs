@@ -192,7 +192,7 @@ impl CardColumns {
                 return Ok(None);
             };
             let value = cells.text(Some(at), CARD_COLUMNS[slot])?;
-            Ok((!value.is_empty()).then_some(value))
+            Ok((!value.is_empty()).then(|| value.to_owned()))
         };
 
         let number = |i: usize| -> Result<Option<u64>, RowError> {
@@ -239,7 +239,8 @@ impl CardColumns {
         let mut custom = Vec::with_capacity(self.custom.len());
         for (i, name) in &self.custom {
             let value = cells.text(Some(*i), name)?;
-            let value = super::within_length(row, name, value, super::MAX_CUSTOM_FIELD_CHARS)?;
+            let value =
+                super::within_length(row, name, value.to_owned(), super::MAX_CUSTOM_FIELD_CHARS)?;
             custom.push((name.clone(), (!value.is_empty()).then_some(value)));
         }
         Ok(CardRow {

@@ -87,7 +87,7 @@ impl TierChangeColumns {
             let value = cells
                 .text(Some(at), TIER_CHANGE_COLUMNS[slot])
                 .map_err(|e| RowOutcome::from(&e))?;
-            Ok((!value.is_empty()).then_some(value))
+            Ok((!value.is_empty()).then(|| value.to_owned()))
         };
         let skipped = |column: &str, code: ErrorCode, message: &str| {
             let mut outcome = RowOutcome::from(&RowError::new(row, Some(column), code, message));

@@ -10,7 +10,7 @@
 use crate::identifier::CustomerRef;
 use crate::membership::cards::CardRow;
 use crate::membership::tier_changes::TierChangeRow;
-use crate::points::PointsRow;
+use crate::points::{Operation, PointsRow};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +35,10 @@ pub trait BatchRow: Clone + Serialize + DeserializeOwned + Send + 'static {
     /// At least the bytes the row takes in a batch message (its JSON):
     /// batches are cut by bytes too, so no message outgrows the queue's.
     fn json_bytes(&self) -> usize;
+    /// Appends the row's JSON, the same as serde's.
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        serde_json::to_writer(out, self)
+    }
 }
 
 /// The bytes of a batch's rows, at most: with the batch's other fields (a
@@ -76,6 +80,31 @@ impl BatchRow for PointsRow {
             .map(|(column, who)| json_str_len(column) + customer(who) + 8)
             .sum();
         ROW_JSON_OVERHEAD + customer(&self.customer) + also
+    }
+    /// Writes the field names as they are (they need no escape), where
+    /// serde escapes each one of each row: a fifth of a split's time.
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        if !self.also.is_empty() {
+            return serde_json::to_writer(out, self);
+        }
+        out.extend_from_slice(b"{\"row\":");
+        serde_json::to_writer(&mut *out, &self.row)?;
+        out.extend_from_slice(b",\"customer\":");
+        serde_json::to_writer(&mut *out, &self.customer)?;
+        out.extend_from_slice(match self.operation {
+            Operation::Credit => b",\"operation\":\"CR\",\"amount\":",
+            Operation::Debit => b",\"operation\":\"DR\",\"amount\":",
+        });
+        serde_json::to_writer(&mut *out, &self.amount)?;
+        if let Some(days) = self.expire_in_days {
+            out.extend_from_slice(b",\"expire_in_days\":");
+            serde_json::to_writer(&mut *out, &days)?;
+        }
+        if self.set_balance {
+            out.extend_from_slice(b",\"set_balance\":true");
+        }
+        out.push(b'}');
+        Ok(())
     }
 }
 
@@ -148,6 +177,49 @@ pub struct Batch<R = PointsRow> {
 
 /// The longest column name a batch carries (a longer one is cut).
 pub const MAX_COLUMN_NAME_CHARS: usize = 64;
+
+impl<R: BatchRow> Batch<R> {
+    /// The batch as the queue carries it: serde's JSON, each row written
+    /// by its own writer ([`BatchRow::write_json`]).
+    pub fn to_json(&self) -> serde_json::Result<String> {
+        /// The batch's fields before its rows, in the same order.
+        #[derive(Serialize)]
+        struct Head<'a> {
+            tenant_id: &'a str,
+            job_id: &'a str,
+            number: u64,
+            shard: u32,
+            reason: &'a str,
+            dry_run: bool,
+            rows_kind: RowKind,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            amount_column: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            reverts: Option<&'a str>,
+        }
+        let mut out = serde_json::to_vec(&Head {
+            tenant_id: &self.tenant_id,
+            job_id: &self.job_id,
+            number: self.number,
+            shard: self.shard,
+            reason: &self.reason,
+            dry_run: self.dry_run,
+            rows_kind: self.rows_kind,
+            amount_column: self.amount_column.as_deref(),
+            reverts: self.reverts.as_deref(),
+        })?;
+        out.pop();
+        out.extend_from_slice(b",\"rows\":[");
+        for (i, row) in self.rows.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            row.write_json(&mut out)?;
+        }
+        out.extend_from_slice(b"]}");
+        String::from_utf8(out).map_err(serde::ser::Error::custom)
+    }
+}
 
 impl<R> Batch<R> {
     /// The ordered group this batch belongs to: one per job and shard.
@@ -299,6 +371,46 @@ mod tests {
         assert_eq!(
             key_hash(&["email", ":", "a@x.io"]),
             key_hash(&["email:a@x.io"])
+        );
+    }
+
+    fn a_batch<R>(rows: Vec<R>, amount_column: Option<&str>, reverts: Option<&str>) -> Batch<R> {
+        Batch {
+            tenant_id: "acme \"quoted\"".into(),
+            job_id: "J-1".into(),
+            number: 7,
+            shard: 3,
+            reason: "line\nbreak \u{1} é".into(),
+            dry_run: reverts.is_none(),
+            rows_kind: RowKind::Points,
+            amount_column: amount_column.map(str::to_owned),
+            reverts: reverts.map(str::to_owned),
+            rows,
+        }
+    }
+
+    #[test]
+    fn a_batch_is_written_as_serde_writes_it() {
+        let mut rows: Vec<PointsRow> = (1..=6).map(|n| row(n, &format!("c{n}"))).collect();
+        rows[1].customer = CustomerRef::CustomerId("C \"42\" \\ \u{7}\u{1F600}".into());
+        rows[2].operation = Operation::Debit;
+        rows[2].amount = -5;
+        rows[3].expire_in_days = Some(36_500);
+        rows[4].set_balance = true;
+        rows[5].also = vec![("mobile".into(), CustomerRef::Mobile("+33612345678".into()))];
+        for batch in [
+            a_batch(rows.clone(), None, None),
+            a_batch(rows.clone(), Some("Points balance"), Some("J-0")),
+            a_batch(Vec::new(), None, None),
+        ] {
+            let json = batch.to_json().unwrap();
+            assert_eq!(json, serde_json::to_string(&batch).unwrap());
+            assert_eq!(serde_json::from_str::<Batch>(&json).unwrap(), batch);
+        }
+        let cards = a_batch(vec![longest_card_row(1), longest_card_row(2)], None, None);
+        assert_eq!(
+            cards.to_json().unwrap(),
+            serde_json::to_string(&cards).unwrap()
         );
     }
 

@@ -60,7 +60,8 @@ impl Queues {
         let mut entries = Vec::new();
         let mut bytes = 0;
         for batch in batches {
-            let body = serde_json::to_string(batch)
+            let body = batch
+                .to_json()
                 .map_err(|e| AwsError::new("sqs:SendMessageBatch", e))?;
             if entries.len() == MAX_ENTRIES
                 || (bytes + body.len() > MAX_BATCH_BYTES && !entries.is_empty())

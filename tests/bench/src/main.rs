@@ -323,7 +323,6 @@ fn split_file(path: &Path) -> anyhow::Result<SplitSummary> {
 /// it: serialise it to the JSON the batch queue carries.
 #[derive(Default)]
 struct Serialised {
-    buffer: Vec<u8>,
     batches: u64,
     bytes: u64,
     failed: u64,
@@ -339,10 +338,9 @@ impl SplitSink<PointsRow> for Serialised {
         Ok(())
     }
     fn batch(&mut self, batch: Batch<PointsRow>) -> Result<(), Infallible> {
-        self.buffer.clear();
-        serde_json::to_writer(&mut self.buffer, &batch).unwrap_or_default();
+        let body = batch.to_json().unwrap_or_default();
         self.batches += 1;
-        self.bytes += self.buffer.len() as u64;
+        self.bytes += body.len() as u64;
         Ok(())
     }
 }

@@ -10,6 +10,8 @@
 use crate::outcome::ErrorCode;
 use rlibphonenumber::{PhoneNumberFormat, Region, PHONE_NUMBER_UTIL};
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -67,6 +69,44 @@ impl MobileCountry {
     /// Whether its national numbers begin with a trunk 0.
     pub fn trunk_zero(&self) -> bool {
         self.trunk_zero
+    }
+}
+
+/// The most distinct mobiles a file's reader remembers: about 6 MiB at
+/// worst, so a split's memory stays flat however many customers a file
+/// names. (`loyalty-bench phones` measures reading each distinct number once.)
+pub const MAX_MOBILES_REMEMBERED: usize = 65_536;
+
+/// Reads a file's mobiles: each distinct number once, its result
+/// remembered for the rows that name it again (up to
+/// [`MAX_MOBILES_REMEMBERED`] numbers; then it starts over).
+#[derive(Debug)]
+pub struct Mobiles {
+    country: MobileCountry,
+    seen: RefCell<HashMap<Box<str>, Result<CustomerRef, IdentifierError>>>,
+}
+
+impl Mobiles {
+    pub fn new(country: MobileCountry) -> Self {
+        Mobiles {
+            country,
+            seen: RefCell::default(),
+        }
+    }
+
+    /// The same as [`CustomerRef::mobile`] for this file's country.
+    pub fn read(&self, raw: &str) -> Result<CustomerRef, IdentifierError> {
+        let value = raw.trim();
+        if let Some(known) = self.seen.borrow().get(value) {
+            return known.clone();
+        }
+        let read = CustomerRef::mobile(value, &self.country);
+        let mut seen = self.seen.borrow_mut();
+        if seen.len() >= MAX_MOBILES_REMEMBERED {
+            seen.clear();
+        }
+        seen.insert(value.into(), read.clone());
+        read
     }
 }
 
@@ -350,6 +390,31 @@ mod tests {
         // Twelve digits: only Italy's general pattern allows it, none of
         // its fixed-line or mobile ranges.
         assert_eq!(e164("010 148 327 974", "IT"), None);
+    }
+
+    #[test]
+    fn a_files_mobiles_read_once_each_are_read_as_every_time_and_stay_bounded() {
+        let mobiles = Mobiles::new(MobileCountry::new("FR"));
+        for raw in [
+            "06 12 34 56 78",
+            " 06 12 34 56 78 ",
+            "612345678",
+            "3.3612E+10",
+            "+44 7911 123456",
+        ] {
+            for _ in 0..3 {
+                assert_eq!(
+                    mobiles.read(raw),
+                    CustomerRef::mobile(raw, &MobileCountry::new("FR")),
+                    "{raw}"
+                );
+            }
+        }
+        assert_eq!(mobiles.seen.borrow().len(), 4);
+        for n in 0..MAX_MOBILES_REMEMBERED + 10 {
+            let _ = mobiles.read(&format!("06{n:08}"));
+            assert!(mobiles.seen.borrow().len() <= MAX_MOBILES_REMEMBERED);
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! Its length: under 500 lines of code; its tests follow it.
 
 use crate::csv_input::{Cells, Header};
-use crate::identifier::{CustomerRef, MobileCountry};
+use crate::identifier::{CustomerRef, Mobiles};
 use crate::outcome::{ErrorCode, RowError, RowOutcome};
 use crate::text_encoding::TextEncoding;
 use csv::ByteRecord;
@@ -275,7 +275,7 @@ impl PointsColumns {
         &self,
         row: u64,
         record: &ByteRecord,
-        mobiles: &MobileCountry,
+        mobiles: &Mobiles,
     ) -> Result<PointsRow, RowError> {
         let cells = Cells {
             row,
@@ -329,7 +329,7 @@ impl PointsColumns {
     fn identifiers(
         &self,
         cells: &Cells,
-        mobiles: &MobileCountry,
+        mobiles: &Mobiles,
     ) -> Result<Vec<(&str, CustomerRef)>, RowError> {
         let columns = [
             ("email", self.email),
@@ -344,7 +344,7 @@ impl PointsColumns {
             }
             let parsed = match i {
                 0 => CustomerRef::email(value),
-                1 => CustomerRef::mobile(value, mobiles),
+                1 => mobiles.read(value),
                 _ => CustomerRef::customer_id(value),
             };
             let customer =
@@ -513,7 +513,11 @@ mod tests {
         let columns = PointsColumns::from_header(input.header(), None)?;
         let mut out = Vec::new();
         while let Some(row) = input.next_row().unwrap() {
-            out.push(columns.validate(row, input.record(), &MobileCountry::new("FR")));
+            out.push(columns.validate(
+                row,
+                input.record(),
+                &Mobiles::new(crate::identifier::MobileCountry::new("FR")),
+            ));
         }
         Ok(out)
     }
@@ -532,7 +536,11 @@ mod tests {
         let columns = PointsColumns::from_header(input.header(), None).unwrap();
         let mut out = Vec::new();
         while let Some(row) = input.next_row().unwrap() {
-            if let Err(e) = columns.validate(row, input.record(), &MobileCountry::new("FR")) {
+            if let Err(e) = columns.validate(
+                row,
+                input.record(),
+                &Mobiles::new(crate::identifier::MobileCountry::new("FR")),
+            ) {
                 out.push(e.message);
             }
         }

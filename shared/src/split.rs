@@ -7,7 +7,7 @@
 
 use crate::batch::{Batch, BatchPlan, BatchRow, Batcher, MAX_COLUMN_NAME_CHARS};
 use crate::csv_input::{CsvInput, FileError, Header};
-use crate::identifier::MobileCountry;
+use crate::identifier::{MobileCountry, Mobiles};
 use crate::kind::ImportKind;
 use crate::membership::cards::{CardColumns, CardRow};
 use crate::membership::programs::Memberships;
@@ -136,7 +136,7 @@ pub trait RowFormat {
 
 struct PointsFormat {
     columns: PointsColumns,
-    mobiles: MobileCountry,
+    mobiles: Mobiles,
 }
 
 impl RowFormat for PointsFormat {
@@ -264,7 +264,7 @@ pub fn split_input<R: Read, S: SplitSink<PointsRow>>(
     };
     let native = |columns| PointsFormat {
         columns,
-        mobiles: MobileCountry::new(&request.default_country),
+        mobiles: Mobiles::new(MobileCountry::new(&request.default_country)),
     };
     match request.kind {
         Some(ImportKind::Smile) => {

@@ -143,6 +143,8 @@ impl CustomerRef {
     pub fn email(raw: &str) -> Result<Self, IdentifierError> {
         let value = raw.trim();
         match email_address::EmailAddress::parse_with_options(value, EMAIL_RULES) {
+            // The same result; the ASCII one without Unicode's tables.
+            Ok(_) if value.is_ascii() => Ok(CustomerRef::Email(value.to_ascii_lowercase())),
             Ok(_) => Ok(CustomerRef::Email(value.to_lowercase())),
             Err(e) => Err(IdentifierError {
                 code: ErrorCode::InvalidEmail,
@@ -270,6 +272,10 @@ mod tests {
         assert_eq!(
             CustomerRef::email("  Alice@Example.COM ").unwrap(),
             CustomerRef::Email("alice@example.com".into())
+        );
+        assert_eq!(
+            CustomerRef::email("Zoë.ÉLODIE@Exemple.FR").unwrap(),
+            CustomerRef::Email("zoë.élodie@exemple.fr".into())
         );
     }
 

@@ -73,8 +73,9 @@ impl MobileCountry {
 }
 
 /// The most distinct mobiles a file's reader remembers: about 9 MiB at
-/// worst (50,000 take 7 MiB in `loyalty-bench memory`), so a split's memory stays flat however many customers a file
-/// names. (`loyalty-bench phones` measures reading each distinct number once.)
+/// worst (50,000 take 7 MiB in `loyalty-bench memory`), so a split's
+/// memory stays flat however many customers a file names.
+/// (`loyalty-bench phones` measures reading each distinct number once.)
 pub const MAX_MOBILES_REMEMBERED: usize = 65_536;
 
 /// Reads a file's mobiles: each distinct number once, its result

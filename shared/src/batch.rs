@@ -62,6 +62,18 @@ fn json_str_len(text: &str) -> usize {
         .sum::<usize>()
 }
 
+/// Appends `text` as the inside of a JSON string, as serde writes it: as
+/// it is when nothing in it needs an escape (a customer almost never does).
+fn push_json_str_contents(out: &mut Vec<u8>, text: &str) -> serde_json::Result<()> {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.extend_from_slice(text.as_bytes());
+    } else {
+        let quoted = serde_json::to_vec(text)?;
+        out.extend_from_slice(&quoted[1..quoted.len() - 1]);
+    }
+    Ok(())
+}
+
 impl BatchRow for PointsRow {
     const KIND: RowKind = RowKind::Points;
     fn row(&self) -> u64 {
@@ -89,8 +101,11 @@ impl BatchRow for PointsRow {
         }
         out.extend_from_slice(b"{\"row\":");
         serde_json::to_writer(&mut *out, &self.row)?;
-        out.extend_from_slice(b",\"customer\":");
-        serde_json::to_writer(&mut *out, &self.customer)?;
+        out.extend_from_slice(b",\"customer\":\"");
+        out.extend_from_slice(self.customer.kind().as_bytes());
+        out.push(b':');
+        push_json_str_contents(out, self.customer.value())?;
+        out.push(b'"');
         out.extend_from_slice(match self.operation {
             Operation::Credit => b",\"operation\":\"CR\",\"amount\":",
             Operation::Debit => b",\"operation\":\"DR\",\"amount\":",

@@ -144,8 +144,13 @@ impl CustomerRef {
     pub fn email(raw: &str) -> Result<Self, IdentifierError> {
         let value = raw.trim();
         match email_address::EmailAddress::parse_with_options(value, EMAIL_RULES) {
-            // The same result; the ASCII one without Unicode's tables.
-            Ok(_) if value.is_ascii() => Ok(CustomerRef::Email(value.to_ascii_lowercase())),
+            // The parsed address's own copy, lower-cased in place when
+            // it is ASCII (the same result, without Unicode's tables).
+            Ok(address) if value.is_ascii() => {
+                let mut address = String::from(address);
+                address.make_ascii_lowercase();
+                Ok(CustomerRef::Email(address))
+            }
             Ok(_) => Ok(CustomerRef::Email(value.to_lowercase())),
             Err(e) => Err(IdentifierError {
                 code: ErrorCode::InvalidEmail,

@@ -306,6 +306,37 @@ fn print_parameters(p: &Parameters) {
     );
 }
 
+/// Where an invocation's time goes, per function, for a reader to check.
+fn print_invocations(import: &Import) {
+    println!(
+        "\n| {} rows: function | invocations | own time here, mean | × CPU share | requests, mean | their latency modelled, mean | on Lambda, mean |",
+        import.rows
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (name, function) in [
+        ("splitter", Function::Splitter),
+        ("processor", Function::Processor),
+        ("finalizer", Function::Finalizer),
+    ] {
+        let all: Vec<&Invocation> = import
+            .invocations
+            .iter()
+            .filter(|i| i.function == function)
+            .collect();
+        let n = all.len().max(1) as f64;
+        let mean = |f: &dyn Fn(&Invocation) -> f64| all.iter().map(|i| f(i)).sum::<f64>() / n;
+        let own = mean(&|i| i.wall.saturating_sub(i.spent.took).as_secs_f64() * 1000.0);
+        println!(
+            "| {name} | {} | {own:.1} ms | {:.1} ms | {:.1} | {:.1} ms | {:.1} ms |",
+            all.len(),
+            own * FULL_VCPU_MB / FUNCTION_MB,
+            mean(&|i| i.spent.requests as f64),
+            mean(&|i| i.spent.modelled.as_secs_f64() * 1000.0),
+            mean(&|i| on_lambda(i).as_secs_f64() * 1000.0),
+        );
+    }
+}
+
 fn print_bill_row(label: &str, rows: u64, phases: Phases, bill: &Bill) {
     let t = phases.upload_to_email();
     println!(
@@ -357,6 +388,7 @@ pub async fn model(aws: &Aws, plan: &Plan) -> anyhow::Result<()> {
     let Some(largest) = imports.iter().max_by_key(|i| i.rows) else {
         return Ok(());
     };
+    print_invocations(largest);
     println!(
         "\n| file | rows | upload to email | split | apply (longest shard) | processed file and email | Lambda GB-s | invocations | DynamoDB write units | SQS requests | S3 writes / reads | cost | per million rows |"
     );

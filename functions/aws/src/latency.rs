@@ -209,18 +209,60 @@ impl Spent {
     }
 }
 
+type Meter = Arc<Mutex<Spent>>;
+
 tokio::task_local! {
     /// The account of the invocation being run (see [`metered`]).
-    static METER: Arc<Mutex<Spent>>;
+    static METER: Meter;
+}
+
+/// The accounts of the work being [`metered`] now, in any task.
+static IN_FLIGHT: Mutex<Vec<Meter>> = Mutex::new(Vec::new());
+
+fn in_flight() -> std::sync::MutexGuard<'static, Vec<Meter>> {
+    IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Takes a meter off [`IN_FLIGHT`] when its work ends, or is dropped.
+struct Landed(Meter);
+
+impl Drop for Landed {
+    fn drop(&mut self) {
+        in_flight().retain(|m| !Arc::ptr_eq(m, &self.0));
+    }
 }
 
 /// Runs `work`, and returns with its output the requests it made through
 /// clients with a [`LatencyModel`], as they took and as modelled.
+///
+/// A request made from a thread the work handed a blocking part to (the
+/// split's and the processed file's CSV run in `spawn_blocking`, calling
+/// back into the runtime) is outside the work's task: it is charged to the
+/// work if no other is metered at the time, and to none otherwise (its time
+/// then counts as the work's own).
 pub async fn metered<F: Future>(work: F) -> (F::Output, Spent) {
-    let meter = Arc::new(Mutex::new(Spent::default()));
+    let meter = Meter::default();
+    in_flight().push(meter.clone());
+    let landed = Landed(meter.clone());
     let output = METER.scope(meter.clone(), work).await;
+    drop(landed);
     let spent = *meter.lock().unwrap_or_else(|e| e.into_inner());
     (output, spent)
+}
+
+/// Charges a request to the work it was made for (see [`metered`]).
+fn charge(took: Duration, modelled: Duration) {
+    let add = |meter: &Meter| {
+        meter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .add(took, modelled)
+    };
+    if METER.try_with(add).is_err() {
+        if let [only] = in_flight().as_slice() {
+            add(only);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -377,13 +419,7 @@ impl Intercept for LatencyModel {
         if holding && modelled > observed {
             hold(modelled - observed);
         }
-        let took = sent.at.elapsed();
-        let _ = METER.try_with(|meter| {
-            meter
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .add(took, modelled)
-        });
+        charge(sent.at.elapsed(), modelled);
         Ok(())
     }
 }
@@ -484,10 +520,21 @@ mod tests {
         assert_eq!(spent.requests, 2);
     }
 
-    #[tokio::test]
-    async fn metered_work_is_accounted_apart_from_other_work() {
-        let (out, spent) = metered(async { 3 }).await;
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_blocking_part_of_the_only_work_metered_is_charged_to_it() {
+        let (out, spent) = metered(async {
+            charge(Duration::from_millis(2), Duration::from_millis(5));
+            tokio::task::spawn_blocking(|| {
+                charge(Duration::from_millis(1), Duration::from_millis(7));
+                3
+            })
+            .await
+            .unwrap()
+        })
+        .await;
         assert_eq!(out, 3);
-        assert_eq!(spent, Spent::default());
+        assert_eq!(spent.requests, 2);
+        assert_eq!(spent.modelled, Duration::from_millis(12));
+        assert!(in_flight().is_empty());
     }
 }

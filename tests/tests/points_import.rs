@@ -347,12 +347,26 @@ async fn the_processed_file_has_every_row_once_in_input_order() {
 /// pages of every shard with the rows recorded one by one.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_file_of_many_pages_and_batches_per_shard_comes_back_whole_and_in_order() {
+    many_pages_and_batches_per_shard(1).await;
+}
+
+/// The same with a processor per shard at once, as Lambda runs them: each
+/// shard's batches still apply in order (a debit after the credits before
+/// it), and no row is lost or doubled.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_processor_per_shard_at_once_applies_each_shard_in_order() {
+    many_pages_and_batches_per_shard(3).await;
+}
+
+async fn many_pages_and_batches_per_shard(processors: usize) {
     let h = Harness::start().await;
     let t = h.tenant().await;
     let mut settings = h.aws.settings.clone();
     settings.rows_per_batch = 60;
     settings.shards = 3;
-    let runner = local_stack::Runner::new(loyalty_aws::Aws::new(settings).await).unwrap();
+    let runner = local_stack::Runner::new(loyalty_aws::Aws::new(settings).await)
+        .unwrap()
+        .with_processor_concurrency(processors);
     let mut file = String::from("customer_id,amount,operation\n");
     for n in 1..=700 {
         let (amount, op) = match n % 13 {

@@ -79,6 +79,29 @@ impl Aws {
         Self::build(settings, builders)
     }
 
+    /// The same clients with a fault plan (counting, say) and a latency
+    /// model installed in every one of them (feature `testing`: the local
+    /// runner only).
+    #[cfg(any(test, feature = "testing"))]
+    pub async fn with_model(
+        settings: Settings,
+        plan: crate::faults::FaultPlan,
+        model: crate::latency::LatencyModel,
+    ) -> Self {
+        let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let b = Builders::new(&config);
+        let builders = Builders {
+            s3: b.s3.interceptor(plan.clone()).interceptor(model.clone()),
+            dynamodb: b
+                .dynamodb
+                .interceptor(plan.clone())
+                .interceptor(model.clone()),
+            sqs: b.sqs.interceptor(plan.clone()).interceptor(model.clone()),
+            ses: b.ses.interceptor(plan).interceptor(model),
+        };
+        Self::build(settings, builders)
+    }
+
     fn build(settings: Settings, b: Builders) -> Self {
         let (s3, dynamodb, sqs, ses) = (b.s3, b.dynamodb, b.sqs, b.ses);
         Aws {

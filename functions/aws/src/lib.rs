@@ -4,7 +4,7 @@
 //! `AWS_ENDPOINT_URL`; S3 switches to path-style addressing against an
 //! emulator). The adapters translate between the domain's types and S3, SQS,
 //! DynamoDB and SES; no function talks to an SDK client directly (the raw
-//! clients, the fault plan and the access and capacity records are behind
+//! clients, the fault plan, the latency model and the access and capacity records are behind
 //! the `testing` feature, which only the local runner and the tests turn on).
 
 #[cfg(any(test, feature = "testing"))]
@@ -14,6 +14,8 @@ pub mod capacity;
 pub mod clients;
 #[cfg(any(test, feature = "testing"))]
 pub mod faults;
+#[cfg(any(test, feature = "testing"))]
+pub mod latency;
 pub mod logging;
 pub mod mail;
 pub mod metrics;

@@ -6,6 +6,7 @@ pub mod console;
 pub mod demo;
 pub mod env;
 pub mod measure;
+pub mod model;
 pub mod operator;
 pub mod runner;
 pub mod serve;

@@ -158,6 +158,28 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
         rows: Vec<u64>,
     },
+    /// What an import would take and cost on AWS, by a latency model of
+    /// its requests: the pipeline against the naive importer, larger files
+    /// estimated, shard counts compared.
+    Model {
+        /// The files' sizes in rows, separated by commas.
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+        rows: Vec<u64>,
+        /// Shard counts to compare on the largest file (none: no comparison).
+        #[arg(long, value_delimiter = ',', default_value = "8,16,32")]
+        shards: Vec<u32>,
+        /// File sizes estimated from the largest one run.
+        #[arg(long, value_delimiter = ',', default_value = "200000,5000000")]
+        estimate: Vec<u64>,
+        /// Hold each request for its modelled latency, a processor per
+        /// message group at once (the wall clock then follows the model
+        /// wherever the emulator is faster).
+        #[arg(long)]
+        hold: bool,
+        /// The seed of the latencies drawn.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Many tenants importing at once: each one's upload-to-email time
     /// against one tenant importing alone.
     Tenants {
@@ -611,6 +633,22 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Costs { rows } => local_stack::measure::costs(&aws, rows).await?,
         Command::Throughput { rows } => local_stack::measure::throughput(&aws, &rows).await?,
+        Command::Model {
+            rows,
+            shards,
+            estimate,
+            hold,
+            seed,
+        } => {
+            let plan = local_stack::model::Plan {
+                rows,
+                shards,
+                estimate,
+                hold,
+                seed,
+            };
+            local_stack::model::model(&aws, &plan).await?
+        }
         Command::Tenants { tenants, rows } => {
             local_stack::measure::tenants(&aws, tenants, rows).await?
         }

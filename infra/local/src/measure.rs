@@ -12,7 +12,7 @@ use shared::job::Job;
 use std::time::{Duration, Instant};
 
 /// A points file of `rows` credits of 10 points, `per_customer` rows each.
-fn points_file(rows: u64, per_customer: u64) -> String {
+pub(crate) fn points_file(rows: u64, per_customer: u64) -> String {
     let mut file = String::from("customer_id,amount\n");
     for n in 0..rows {
         file.push_str(&format!("C-{},10\n", n / per_customer));
@@ -20,7 +20,7 @@ fn points_file(rows: u64, per_customer: u64) -> String {
     file
 }
 
-async fn new_tenant(aws: &Aws, what: &str) -> anyhow::Result<String> {
+pub(crate) async fn new_tenant(aws: &Aws, what: &str) -> anyhow::Result<String> {
     let tenant_id = format!(
         "{what}-{}-{:04x}",
         chrono::Utc::now().format("%Y%m%d-%H%M%S"),
@@ -32,7 +32,12 @@ async fn new_tenant(aws: &Aws, what: &str) -> anyhow::Result<String> {
 
 /// Drops the file under the tenant's prefix, runs the pipeline until the
 /// tenant's jobs are done, and returns the file's job.
-async fn import(runner: &Runner, tenant_id: &str, name: &str, file: String) -> anyhow::Result<Job> {
+pub(crate) async fn import(
+    runner: &Runner,
+    tenant_id: &str,
+    name: &str,
+    file: String,
+) -> anyhow::Result<Job> {
     let aws = runner.aws();
     let key = format!("incoming/{tenant_id}/{name}");
     console::drop_object(aws, &key, file.into_bytes(), &[]).await?;
@@ -86,12 +91,12 @@ pub async fn costs(aws: &Aws, rows: u64) -> anyhow::Result<()> {
                 .any(|w| c.as_str() == format!("DynamoDB:{w}"))
             })
             .count();
-        let mut cost = plan.write_cost();
-        let jobs = &aws.settings.jobs_table;
-        let counters = cost.updates.get(jobs).copied().unwrap_or(0) as f64
-            * 2.0
-            * capacity::units(job_item_size(aws, &job).await?);
-        cost.update_units.insert(jobs.clone(), counters);
+        let cost = write_units(aws, &plan, &job).await?;
+        let counters = cost
+            .update_units
+            .get(&aws.settings.jobs_table)
+            .copied()
+            .unwrap_or(0.0);
         let applied = job.applied.max(1) as f64;
         println!(
             "| {name} | {} | {writes} | {:.2} | {:.0} | {counters:.0} | {:.2} |",
@@ -102,6 +107,23 @@ pub async fn costs(aws: &Aws, rows: u64) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The write units of the requests `plan` counted, the job's counters at
+/// the job item's size as read now (in a transaction: two units a
+/// kilobyte), since an update costs the larger of the item before and after.
+pub(crate) async fn write_units(
+    aws: &Aws,
+    plan: &FaultPlan,
+    job: &Job,
+) -> anyhow::Result<capacity::WriteCost> {
+    let mut cost = plan.write_cost();
+    let jobs = &aws.settings.jobs_table;
+    let counters = cost.updates.get(jobs).copied().unwrap_or(0) as f64
+        * 2.0
+        * capacity::units(job_item_size(aws, job).await?);
+    cost.update_units.insert(jobs.clone(), counters);
+    Ok(cost)
 }
 
 /// The stored size of the job's item, by DynamoDB's rules.
@@ -134,15 +156,7 @@ pub async fn throughput(aws: &Aws, sizes: &[u64]) -> anyhow::Result<()> {
         // receives and deletes, which stand for Lambda's queue polling).
         let plan = FaultPlan::counting();
         let counted = Aws::with_faults(aws.settings.clone(), plan.clone()).await;
-        let mut runner = Runner::new(aws.clone())?;
-        for function in [
-            Function::Splitter,
-            Function::Processor,
-            Function::DeadBatches,
-            Function::Finalizer,
-        ] {
-            runner = runner.with_clients_for(function, counted.clone());
-        }
+        let runner = Runner::new(aws.clone())?.with_clients_for_an_import(counted);
         let file = points_file(rows, 1);
         let started = Instant::now();
         let job = import(&runner, &tenant_id, "throughput.csv", file.clone()).await?;
@@ -286,7 +300,7 @@ pub async fn emulator_costs(aws: &Aws, n: usize) -> anyhow::Result<()> {
 
 /// What an importer without batching does: each row one conditional write
 /// to the customer's balance (no ledger, no outcomes, no processed file).
-async fn naive_import(aws: &Aws, tenant_id: &str, file: &str) -> anyhow::Result<()> {
+pub(crate) async fn naive_import(aws: &Aws, tenant_id: &str, file: &str) -> anyhow::Result<()> {
     let client = aws.tables.client();
     let table = &aws.settings.wallets_table;
     for line in file.lines().skip(1) {

@@ -8,7 +8,10 @@
 //! do not wait minutes). After five receives the emulator moves a message to
 //! its dead-letter queue, as the queue's redrive policy says.
 //!
-//! With [`Chaos`], it misbehaves on purpose, as the soak test needs.
+//! With [`Chaos`], it misbehaves on purpose, as the soak test needs. With
+//! [`Runner::with_processor_concurrency`], it runs a processor invocation
+//! per message group at once, as Lambda's FIFO event source does; by
+//! default it delivers one message at a time.
 //!
 //! Its length (about 540 lines): delivering each queue as its event source
 //! mapping would (batch sizes, visibility, retries, FIFO groups, dead-letter
@@ -17,6 +20,8 @@
 use crate::env;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use loyalty_aws::latency::{self, Spent};
 use loyalty_aws::Aws;
 use serde_json::json;
 use std::collections::{HashSet, VecDeque};
@@ -85,6 +90,24 @@ pub struct Runner {
     /// Each function's time limit: an invocation still running then is
     /// cut off and fails, as Lambda's is.
     timeouts: Vec<(Function, Duration)>,
+    /// Processor invocations in flight at most, each of its own message
+    /// group (1: one message at a time).
+    processor_concurrency: usize,
+    /// Every invocation so far, if asked to keep them.
+    invocations: Option<Mutex<Vec<Invocation>>>,
+}
+
+/// One invocation of a function, as it ran here.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub function: Function,
+    /// The message groups of its messages (a job's shard each, for the
+    /// processor).
+    pub groups: Vec<String>,
+    /// From its start to its end.
+    pub wall: Duration,
+    /// The AWS requests it made through clients with a latency model.
+    pub spent: Spent,
 }
 
 /// Deliveries that go wrong on purpose, drawn from a seed: functions run on
@@ -153,26 +176,14 @@ impl Chaos {
 
     /// A random interleaving of the messages' groups, each group in order.
     fn shuffle(&self, messages: Vec<Message>) -> Vec<Message> {
-        let mut groups: Vec<(Option<String>, VecDeque<Message>)> = Vec::new();
-        for m in messages {
-            let group = m
-                .attributes()
-                .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
-                .cloned();
-            match groups
-                .iter_mut()
-                .find(|(g, _)| group.is_some() && *g == group)
-            {
-                Some((_, queue)) => queue.push_back(m),
-                None => groups.push((group, VecDeque::from([m]))),
-            }
-        }
+        let mut groups: Vec<VecDeque<Message>> =
+            by_group(messages).into_iter().map(VecDeque::from).collect();
         let mut rng = self.rng();
         let mut shuffled = Vec::new();
         while !groups.is_empty() {
             let i = rng.usize(..groups.len());
-            shuffled.extend(groups[i].1.pop_front());
-            if groups[i].1.is_empty() {
+            shuffled.extend(groups[i].pop_front());
+            if groups[i].is_empty() {
                 groups.swap_remove(i);
             }
         }
@@ -229,7 +240,31 @@ impl Runner {
             overrides: Vec::new(),
             chaos: None,
             timeouts: Vec::new(),
+            processor_concurrency: 1,
+            invocations: None,
         })
+    }
+
+    /// Runs up to `limit` processor invocations at once, one per message
+    /// group in flight, as Lambda's FIFO event source does: the batches of
+    /// a job's shards are applied side by side, each shard's in order.
+    pub fn with_processor_concurrency(mut self, limit: usize) -> Self {
+        self.processor_concurrency = limit.max(1);
+        self
+    }
+
+    /// Keeps a record of every invocation ([`Runner::take_invocations`]).
+    pub fn recording_invocations(mut self) -> Self {
+        self.invocations = Some(Mutex::new(Vec::new()));
+        self
+    }
+
+    /// The invocations recorded since the last call.
+    pub fn take_invocations(&self) -> Vec<Invocation> {
+        self.invocations
+            .as_ref()
+            .map(|all| std::mem::take(&mut *all.lock().unwrap_or_else(|e| e.into_inner())))
+            .unwrap_or_default()
     }
 
     /// Every function's time limit is `timeout` (the splitter stops at a
@@ -280,6 +315,23 @@ impl Runner {
         self
     }
 
+    /// Delivers with these clients to every function an import runs (the
+    /// splitter, the processor, its dead batches, the finalizer), so that a
+    /// plan or a model installed in them sees every request the import's
+    /// functions make, and none of the runner's own.
+    pub fn with_clients_for_an_import(self, aws: Aws) -> Self {
+        [
+            Function::Splitter,
+            Function::Processor,
+            Function::DeadBatches,
+            Function::Finalizer,
+        ]
+        .into_iter()
+        .fold(self, |runner, function| {
+            runner.with_clients_for(function, aws.clone())
+        })
+    }
+
     fn clients_for(&self, function: Function) -> &Aws {
         self.overrides
             .iter()
@@ -296,7 +348,13 @@ impl Runner {
     pub async fn pump(&self) -> anyhow::Result<usize> {
         let mut handled = 0;
         for feed in &self.queues {
-            handled += self.deliver(feed).await?;
+            handled += match feed.function {
+                Function::Processor if self.processor_concurrency > 1 => {
+                    self.deliver_concurrently(feed, self.processor_concurrency)
+                        .await?
+                }
+                _ => self.deliver(feed).await?,
+            };
         }
         Ok(handled)
     }
@@ -414,20 +472,78 @@ impl Runner {
     }
 
     async fn deliver(&self, feed: &Feed) -> anyhow::Result<usize> {
-        let (function, url) = (feed.function, feed.url.as_str());
-        let sqs = self.aws.queues.client();
-        let out = sqs
+        let messages = self.receive(feed, feed.batch_size).await?;
+        if messages.is_empty() {
+            return Ok(0);
+        }
+        self.invoke(feed, messages).await
+    }
+
+    /// Receives from `feed`'s queue until `limit` invocations are in
+    /// flight or nothing more is handed out (SQS hands out no message of a
+    /// group with one in flight), runs them at once, each group's messages
+    /// in order, and receives again as they end.
+    async fn deliver_concurrently(&self, feed: &Feed, limit: usize) -> anyhow::Result<usize> {
+        let mut in_flight = FuturesUnordered::new();
+        let mut handled = 0;
+        let mut drained = false;
+        loop {
+            while !drained && in_flight.len() < limit {
+                let room = (limit - in_flight.len()).min(10) as i32;
+                // The invocations in flight go on while the receive waits.
+                let receive = self.receive(feed, room);
+                tokio::pin!(receive);
+                let messages = loop {
+                    tokio::select! {
+                        messages = &mut receive => break messages?,
+                        Some(result) = in_flight.next(), if !in_flight.is_empty() => {
+                            handled += result?;
+                        }
+                    }
+                };
+                drained = messages.is_empty();
+                for group in by_group(messages) {
+                    in_flight.push(self.invoke_in_order(feed, group));
+                }
+            }
+            match in_flight.next().await {
+                Some(result) => handled += result?,
+                None => return Ok(handled),
+            }
+            drained = false;
+        }
+    }
+
+    /// One group's messages, `BatchSize` at a time, one invocation after
+    /// the other.
+    async fn invoke_in_order(&self, feed: &Feed, messages: Vec<Message>) -> anyhow::Result<usize> {
+        let mut handled = 0;
+        for batch in messages.chunks(feed.batch_size.max(1) as usize) {
+            handled += self.invoke(feed, batch.to_vec()).await?;
+        }
+        Ok(handled)
+    }
+
+    async fn receive(&self, feed: &Feed, max: i32) -> anyhow::Result<Vec<Message>> {
+        let out = self
+            .aws
+            .queues
+            .client()
             .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(feed.batch_size)
+            .queue_url(&feed.url)
+            .max_number_of_messages(max)
             .visibility_timeout(LOCAL_VISIBILITY_SECONDS)
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .send()
             .await?;
-        let mut messages = out.messages.unwrap_or_default();
-        if messages.is_empty() {
-            return Ok(0);
-        }
+        Ok(out.messages.unwrap_or_default())
+    }
+
+    /// Hands `messages` to the function as one SQS event, then deletes
+    /// them or makes them visible again as its answer says.
+    async fn invoke(&self, feed: &Feed, mut messages: Vec<Message>) -> anyhow::Result<usize> {
+        let (function, url) = (feed.function, feed.url.as_str());
+        let sqs = self.aws.queues.client();
         let mut aws = self.clients_for(function);
         if let Some(chaos) = &self.chaos {
             messages = chaos.shuffle(messages);
@@ -460,8 +576,19 @@ impl Runner {
                 }
             }
         });
-        let result = tokio::time::timeout(timeout, invocation)
-            .await
+        let started = Instant::now();
+        let (result, spent) = latency::metered(tokio::time::timeout(timeout, invocation)).await;
+        if let Some(all) = &self.invocations {
+            all.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Invocation {
+                    function,
+                    groups: messages.iter().filter_map(group_of).collect(),
+                    wall: started.elapsed(),
+                    spent,
+                });
+        }
+        let result = result
             .unwrap_or_else(|_| Err(format!("the invocation timed out after {timeout:?}").into()));
         let failed: HashSet<String> = match result {
             Ok(SqsBatchResponse {
@@ -513,6 +640,30 @@ impl Runner {
         }
         Ok(messages.len())
     }
+}
+
+fn group_of(message: &Message) -> Option<String> {
+    message
+        .attributes()
+        .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
+        .cloned()
+}
+
+/// The messages of one receive, by message group, each group's in order
+/// (a message without a group is a group of its own).
+fn by_group(messages: Vec<Message>) -> Vec<Vec<Message>> {
+    let mut groups: Vec<(Option<String>, Vec<Message>)> = Vec::new();
+    for m in messages {
+        let group = group_of(&m);
+        match groups
+            .iter_mut()
+            .find(|(g, _)| group.is_some() && *g == group)
+        {
+            Some((_, queue)) => queue.push(m),
+            None => groups.push((group, vec![m])),
+        }
+    }
+    groups.into_iter().map(|(_, queue)| queue).collect()
 }
 
 /// The SQS event Lambda would build for these messages.

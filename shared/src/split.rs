@@ -26,6 +26,31 @@ pub const PREVIEW_ROWS: usize = 50;
 /// up again: batches never depend on how often a split was interrupted.
 pub const CHECKPOINT_ROWS: u64 = 20_000;
 
+/// The rows a shard is given before a points file gets another: a shard is
+/// one message group, applied by one processor at a time, so a job's time
+/// to apply is its longest shard's (BENCHMARKS.md §5, "On AWS, a model":
+/// halved by each doubling of the shards, the bill the same).
+pub const ROWS_PER_SHARD: u64 = 12_500;
+
+/// The most shards a file is spread over: each is a processor invocation in
+/// flight, and an account's Lambda concurrency is shared by every tenant's
+/// jobs.
+pub const MAX_SHARDS: u32 = 64;
+
+/// A points row's size as a file's rows are counted from its size before
+/// any is read: the benchmark's mixed file averages 31 bytes a row; longer
+/// rows (a Smile.io export's) make the estimate lower, never higher.
+const ROW_BYTES_ESTIMATE: u64 = 32;
+
+/// The shards a points file of `file_bytes` is spread over: one per
+/// [`ROWS_PER_SHARD`] rows it may hold, at least `least` (the deployment's
+/// setting) and, unless that setting says more, at most [`MAX_SHARDS`].
+pub fn shards_for(file_bytes: u64, least: u32) -> u32 {
+    let rows = file_bytes / ROW_BYTES_ESTIMATE;
+    let wanted = rows.div_ceil(ROWS_PER_SHARD).min(u64::from(MAX_SHARDS)) as u32;
+    wanted.max(least)
+}
+
 /// Where a split can go on from: everything before is sent.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Checkpoint {
@@ -509,6 +534,22 @@ mod hostile;
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_files_shards_grow_with_its_size_from_the_setting_to_a_ceiling() {
+        let mib = |m: f64| (m * 1_048_576.0) as u64;
+        // The benchmark's files: 100,000 rows in 2.9 MiB, 200,000 in 5.9,
+        // a million in 29.7.
+        assert_eq!(shards_for(mib(2.9), 8), 8);
+        assert_eq!(shards_for(mib(5.9), 8), 16);
+        assert_eq!(shards_for(mib(29.7), 8), MAX_SHARDS);
+        assert_eq!(shards_for(mib(148.3), 8), MAX_SHARDS);
+        assert_eq!(shards_for(0, 8), 8);
+        assert_eq!(shards_for(100, 1), 1);
+        // The deployment's setting is the floor, even above the ceiling.
+        assert_eq!(shards_for(mib(2.9), 80), 80);
+    }
+
     use super::*;
     use crate::outcome::ErrorCode;
     use std::convert::Infallible;

@@ -358,6 +358,13 @@ async fn a_file_of_200000_rows_split_and_finalized_within_two_seconds_a_run() {
     .await;
     h.drop_file(&t, "very-long.csv", &file, None).await;
     let job = only_job_settled(&h, &runner, &t).await;
+    // A file this size is spread over more shards than the setting's.
+    let least = h.aws.settings.shards;
+    assert_eq!(
+        job.shards,
+        shared::split::shards_for(file.len() as u64, least)
+    );
+    assert!(job.shards > least, "{} shards", job.shards);
 
     // Each run that stops hands itself the rest (its one SendMessage).
     let calls = plan.calls();

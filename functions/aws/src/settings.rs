@@ -22,6 +22,8 @@ pub struct Settings {
     /// Rows per batch message: 196 = four pages of 49 rows, each page one
     /// transaction (`shared::apply::PAGE_ROWS`).
     pub rows_per_batch: usize,
+    /// The fewest shards a split spreads a file's rows over; a larger
+    /// points file gets more (`shared::split::shards_for`).
     pub shards: u32,
     /// Rows between a split's checkpoints (`shared::split::CHECKPOINT_ROWS`).
     pub split_checkpoint_rows: u64,

@@ -76,6 +76,22 @@ pub async fn split_job(
     run_split(aws, tenant, job, deadline).await
 }
 
+/// The shards a split beginning now spreads the file's rows over: more for
+/// a larger points file (`shared::split::shards_for`, from its size); a
+/// membership file's rows all go to one shard, so it keeps the setting's.
+async fn file_shards(aws: &Aws, job: &Job) -> Result<u32, SplitterError> {
+    let least = aws.settings.shards;
+    if job.membership_scope().is_some() {
+        return Ok(least);
+    }
+    let size = aws
+        .objects
+        .head(&job.source_key, job.source_version.as_deref())
+        .await?
+        .map_or(0, |info| info.size);
+    Ok(shared::split::shards_for(size, least))
+}
+
 async fn run_split(
     aws: &Aws,
     tenant: &Tenant,
@@ -91,12 +107,12 @@ async fn run_split(
         smile_mode: job.smile_mode,
         default_country: tenant.default_country.clone(),
         rows_per_batch: aws.settings.rows_per_batch,
-        // A split going on keeps its shards (`Checkpoint::shards`).
-        shards: job
-            .split_checkpoint
-            .as_ref()
-            .and_then(|c| c.shards)
-            .unwrap_or(aws.settings.shards),
+        // A split going on keeps its shards (`Checkpoint::shards`; one
+        // written before they were kept had the setting's).
+        shards: match &job.split_checkpoint {
+            Some(checkpoint) => checkpoint.shards.unwrap_or(aws.settings.shards),
+            None => file_shards(aws, &job).await?,
+        },
         checkpoint_rows: aws.settings.split_checkpoint_rows,
         reverts: job.reverts.clone(),
     };

@@ -637,6 +637,51 @@ async fn a_split_that_fails_on_every_delivery_is_given_up_and_its_job_still_repo
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_split_given_up_over_more_shards_than_the_setting_reports_every_shards_rows() {
+    // A file large enough for two shards where the setting says one; its
+    // split always fails at its second send of batches, before any
+    // checkpoint, and is given up: the job must keep both shards, or the
+    // finalizer would not read the second one's outcomes.
+    let h = Harness::start().await;
+    let t = h.tenant().await;
+    let plan = FaultPlan::fail_always_containing("SQS:SendMessageBatch", "-b15\"");
+    let mut faulty = h.faulty_clients(plan.clone()).await;
+    let mut settings = h.aws.settings.clone();
+    settings.stall_seconds = 2;
+    for settings in [&mut faulty.settings, &mut settings] {
+        settings.shards = 1;
+    }
+    let runner = Runner::new(loyalty_aws::Aws::new(settings).await)
+        .expect("runner")
+        .with_clients_for(Function::Splitter, faulty);
+    let rows = 16_000u64;
+    let mut file = String::from("email,amount\n");
+    for n in 1..=rows {
+        file.push_str(&format!("customer-number-{n:06}@example.test,1\n"));
+    }
+    let shards = shared::split::shards_for(file.len() as u64, 1);
+    assert_eq!(shards, 2, "{} bytes", file.len());
+    h.drop_file(&t, "two-shards.csv", &file, None).await;
+    runner
+        .run_until_idle(Some(t.id()), Duration::from_secs(300))
+        .await
+        .expect("the pipeline settles");
+    assert!(!plan.fired().is_empty());
+
+    let job = h.only_job(&t).await;
+    assert!(job.split_abandoned.is_some(), "{job:?}");
+    assert_eq!(job.shards, shards);
+    assert!(job.applied > 0, "{job:?}");
+    let processed = outcomes(&h.processed_file(&job).await);
+    assert_eq!(processed.len() as u64, rows);
+    let applied = processed
+        .iter()
+        .filter(|(status, _, _)| status == "applied")
+        .count();
+    assert_eq!(applied as u64, job.applied);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_finalizer_too_near_its_deadline_does_not_start_the_email_and_its_retry_sends_one() {
     let h = Harness::start().await;
     let t = h.tenant().await;

@@ -56,11 +56,10 @@ pub async fn give_up_split(aws: &Aws, job: Job) -> Result<(), SplitterError> {
     let read = job.split_checkpoint.as_ref().map_or(0, |c| c.row);
     let why = job::split_given_up(read);
     warn!(rows_read = read, "the split is given up");
-    if let Some(after) = aws
-        .tables
-        .abandon_split(&job, aws.settings.shards, &why)
-        .await?
-    {
+    // The shards the split sent batches to, not the setting's: the
+    // finalizer reads each one's outcomes.
+    let shards = crate::split::job_shards(aws, &job).await?;
+    if let Some(after) = aws.tables.abandon_split(&job, shards, &why).await? {
         if after.ready_to_finalize() {
             request_finalize(aws, &after).await?;
         }

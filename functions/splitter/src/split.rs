@@ -76,11 +76,17 @@ pub async fn split_job(
     run_split(aws, tenant, job, deadline).await
 }
 
-/// The shards a split beginning now spreads the file's rows over: more for
-/// a larger points file (`shared::split::shards_for`, from its size); a
-/// membership file's rows all go to one shard, so it keeps the setting's.
-async fn file_shards(aws: &Aws, job: &Job) -> Result<u32, SplitterError> {
+/// The shards the job's rows are spread over: those its split began with
+/// (`Checkpoint::shards`; a checkpoint written before they were kept had
+/// the setting's), or for a split not checkpointed yet, more for a larger
+/// points file (`shared::split::shards_for`, from its size, the same on
+/// every run). A membership file's rows all go to one shard, so it keeps
+/// the setting's. The split and a split given up both read them here.
+pub(crate) async fn job_shards(aws: &Aws, job: &Job) -> Result<u32, SplitterError> {
     let least = aws.settings.shards;
+    if let Some(checkpoint) = &job.split_checkpoint {
+        return Ok(checkpoint.shards.unwrap_or(least));
+    }
     if job.membership_scope().is_some() {
         return Ok(least);
     }
@@ -107,12 +113,7 @@ async fn run_split(
         smile_mode: job.smile_mode,
         default_country: tenant.default_country.clone(),
         rows_per_batch: aws.settings.rows_per_batch,
-        // A split going on keeps its shards (`Checkpoint::shards`; one
-        // written before they were kept had the setting's).
-        shards: match &job.split_checkpoint {
-            Some(checkpoint) => checkpoint.shards.unwrap_or(aws.settings.shards),
-            None => file_shards(aws, &job).await?,
-        },
+        shards: job_shards(aws, &job).await?,
         checkpoint_rows: aws.settings.split_checkpoint_rows,
         reverts: job.reverts.clone(),
     };

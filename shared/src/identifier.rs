@@ -140,17 +140,72 @@ const EMAIL_RULES: email_address::Options = email_address::Options {
     allow_long_local_parts: false,
 };
 
+/// RFC 5322's `atext`, the characters of an unquoted local part and (with
+/// dots between) of a domain's labels, as `email_address` reads them for
+/// ASCII.
+const ATEXT: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 128 {
+        table[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let others = b"!#$%&'*+-/=?^_`{|}~";
+    let mut i = 0;
+    while i < others.len() {
+        table[others[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
+/// The number of dot-separated atoms of `part`, each of 1 to `longest`
+/// bytes of [`ATEXT`] that begin and end with a byte `edge` takes; `None`
+/// when one is not such.
+fn dot_atoms(part: &[u8], longest: usize, edge: fn(&u8) -> bool) -> Option<usize> {
+    let mut atoms = 0;
+    for atom in part.split(|&b| b == b'.') {
+        let (first, last) = (atom.first()?, atom.last()?);
+        if atom.len() > longest || !edge(first) || !edge(last) {
+            return None;
+        }
+        // Without a branch a byte.
+        if !atom.iter().fold(true, |ok, &b| ok & ATEXT[usize::from(b)]) {
+            return None;
+        }
+        atoms += 1;
+    }
+    Some(atoms)
+}
+
+/// Whether `email_address` takes `value` under [`EMAIL_RULES`], decided
+/// without it for the usual address: ASCII, its local part dot-atoms
+/// (at most 64 bytes), its domain at least two labels of letters, digits
+/// and `atext` that begin and end with a letter or digit (at most 63
+/// bytes each, 254 in all). `false` for anything else, a quoted local
+/// part or a non-ASCII address among them: the crate then decides, and
+/// says why not. (A test holds the two to the same answers; the crate
+/// took a tenth of a split's time.)
+fn plain_email(value: &str) -> bool {
+    let Some((local, domain)) = value.split_once('@') else {
+        return false;
+    };
+    local.len() <= 64
+        && domain.len() <= 254
+        && dot_atoms(local.as_bytes(), 64, |b| ATEXT[usize::from(*b)]).is_some()
+        && dot_atoms(domain.as_bytes(), 63, u8::is_ascii_alphanumeric).is_some_and(|n| n >= 2)
+}
+
 impl CustomerRef {
     pub fn email(raw: &str) -> Result<Self, IdentifierError> {
         let value = raw.trim();
+        if plain_email(value) {
+            return Ok(CustomerRef::Email(value.to_ascii_lowercase()));
+        }
         match email_address::EmailAddress::parse_with_options(value, EMAIL_RULES) {
-            // The parsed address's own copy, lower-cased in place when
-            // it is ASCII (the same result, without Unicode's tables).
-            Ok(address) if value.is_ascii() => {
-                let mut address = String::from(address);
-                address.make_ascii_lowercase();
-                Ok(CustomerRef::Email(address))
-            }
+            // ASCII: lower-cased without Unicode's tables (the same
+            // result).
+            Ok(_) if value.is_ascii() => Ok(CustomerRef::Email(value.to_ascii_lowercase())),
             Ok(_) => Ok(CustomerRef::Email(value.to_lowercase())),
             Err(e) => Err(IdentifierError {
                 code: ErrorCode::InvalidEmail,
@@ -302,6 +357,73 @@ mod tests {
             );
         }
         assert!(CustomerRef::email("eve@mail.example.co.uk").is_ok());
+    }
+
+    #[test]
+    fn the_usual_addresses_are_decided_as_the_email_crate_decides_them() {
+        // Generated addresses, with the characters and lengths where the
+        // rules bite: dots at the ends or doubled, a second `@`, quotes,
+        // spaces, brackets, a backslash, non-ASCII letters, labels that
+        // begin or end with `-`, parts either side of 63, 64 and 254 bytes.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let common = ['a', 'Z', '0', '9'];
+        let rare = [
+            '.', '-', '_', '!', '+', '~', '@', '"', ' ', '<', '>', '[', ']', '\\', 'é', '\t', '(',
+        ];
+        let lengths = [0, 1, 2, 3, 5, 8, 8, 8, 62, 63, 64, 65];
+        let part = |next: &mut dyn FnMut(usize) -> usize| -> String {
+            (0..lengths[next(lengths.len())])
+                .map(|_| match next(40) {
+                    0 => rare[next(rare.len())],
+                    _ => common[next(common.len())],
+                })
+                .collect()
+        };
+        // And the bounds themselves: a local part of 64 and 65 bytes, a
+        // label of 63 and 64, a domain of 254 and 255.
+        let label = |n: usize| "d".repeat(n);
+        let bounds = [
+            format!("{}@example.com", "l".repeat(64)),
+            format!("{}@example.com", "l".repeat(65)),
+            format!("a@{}.com", label(63)),
+            format!("a@{}.com", label(64)),
+            format!("a@{}.{}.{}.{}", label(63), label(63), label(63), label(62)),
+            format!("a@{}.{}.{}.{}", label(63), label(63), label(63), label(63)),
+        ];
+        let (mut plain, mut valid) = (0, 0);
+        for n in 0..100_000 {
+            let address = match bounds.get(n) {
+                Some(address) => address.clone(),
+                None => {
+                    let local = part(&mut next);
+                    let labels: Vec<String> = (0..=next(4)).map(|_| part(&mut next)).collect();
+                    format!("{local}@{}", labels.join("."))
+                }
+            };
+            let by_crate =
+                email_address::EmailAddress::parse_with_options(&address, EMAIL_RULES).is_ok();
+            let decided = plain_email(&address);
+            assert!(
+                !decided || by_crate,
+                "{address:?} is not an email to the crate"
+            );
+            if address.is_ascii() && !address.contains('"') {
+                assert_eq!(decided, by_crate, "{address:?}");
+            }
+            plain += usize::from(decided);
+            valid += usize::from(by_crate);
+        }
+        // Both answers, often.
+        assert!(
+            plain > 10_000 && valid < 90_000,
+            "{plain} plain, {valid} valid"
+        );
     }
 
     #[test]

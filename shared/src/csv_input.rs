@@ -368,9 +368,31 @@ pub struct Cells<'a> {
     pub record: &'a ByteRecord,
     /// The encoding the file was read as.
     pub encoding: TextEncoding,
+    /// The record's cells one after the other, when they are UTF-8: each
+    /// cell is then a slice of it, checked once for the row instead of
+    /// once for each cell.
+    text: Option<&'a str>,
+}
+
+/// `text.trim()`, without looking up Unicode's spaces when both ends are
+/// visible ASCII (almost every cell).
+fn trimmed(text: &str) -> &str {
+    match (text.as_bytes().first(), text.as_bytes().last()) {
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => text,
+        _ => text.trim(),
+    }
 }
 
 impl<'a> Cells<'a> {
+    pub fn new(row: u64, record: &'a ByteRecord, encoding: TextEncoding) -> Self {
+        Cells {
+            row,
+            record,
+            encoding,
+            text: std::str::from_utf8(record.as_slice()).ok(),
+        }
+    }
+
     pub fn raw(&self, i: usize) -> std::borrow::Cow<'_, str> {
         String::from_utf8_lossy(self.record.get(i).unwrap_or_default())
     }
@@ -395,11 +417,21 @@ impl<'a> Cells<'a> {
 
     /// The trimmed text of a cell; a missing column or cell reads as empty.
     pub fn text(&self, index: Option<usize>, column: &str) -> Result<&'a str, RowError> {
-        let Some(bytes) = index.and_then(|i| self.record.get(i)) else {
+        let Some(i) = index else {
+            return Ok("");
+        };
+        // The cell's slice of the row's text; `get` refuses one that is
+        // not on character boundaries (bytes that are no character in
+        // either cell, joined across two), which the check below names.
+        let cell = self.record.range(i).and_then(|at| self.text?.get(at));
+        if let Some(cell) = cell {
+            return Ok(trimmed(cell));
+        }
+        let Some(bytes) = self.record.get(i) else {
             return Ok("");
         };
         match std::str::from_utf8(bytes) {
-            Ok(s) => Ok(s.trim()),
+            Ok(s) => Ok(trimmed(s)),
             Err(e) => {
                 let before = String::from_utf8_lossy(&bytes[..e.valid_up_to()]);
                 let byte = bytes[e.valid_up_to()];

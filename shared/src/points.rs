@@ -277,11 +277,7 @@ impl PointsColumns {
         record: &ByteRecord,
         mobiles: &Mobiles,
     ) -> Result<PointsRow, RowError> {
-        let cells = Cells {
-            row,
-            record,
-            encoding: self.encoding,
-        };
+        let cells = Cells::new(row, record, self.encoding);
         cells.within(self.width)?;
         let mut identifiers = self.identifiers(&cells, mobiles)?.into_iter().flatten();
         let (_, customer) = identifiers.next().ok_or_else(|| {
@@ -362,11 +358,7 @@ impl PointsColumns {
         record: &ByteRecord,
         result: &Result<PointsRow, RowOutcome>,
     ) -> PreviewRow {
-        let cells = Cells {
-            row,
-            record,
-            encoding: self.encoding,
-        };
+        let cells = Cells::new(row, record, self.encoding);
         let lossy = |i: Option<usize>| {
             i.map(|i| cells.raw(i).trim().to_owned())
                 .unwrap_or_default()
@@ -562,20 +554,29 @@ n\x81x,5\n";
             got[0]
         );
         assert!(got[0].contains("Windows-1252"), "{}", got[0]);
-        // UTF-8 from its start, a stray byte past the first 64 KiB.
-        let mut file = b"customer_id,amount\n".to_vec();
-        for n in 0..10_000 {
-            file.extend_from_slice(format!("C-{n:05},1\n").as_bytes());
+        // UTF-8 from its start, then past its first 64 KiB a stray byte,
+        // and two bytes of one character split across two cells (the
+        // row's text is UTF-8, neither cell's is).
+        for (last_row, named) in [
+            (
+                &b"Caf\xE9,4\n"[..],
+                "byte 0xE9 (character 4 of the cell, after 'Caf')",
+            ),
+            (
+                b"Caf\xC3,\xA94\n",
+                "byte 0xC3 (character 4 of the cell, after 'Caf')",
+            ),
+        ] {
+            let mut file = b"customer_id,amount\n".to_vec();
+            for n in 0..10_000 {
+                file.extend_from_slice(format!("C-{n:05},1\n").as_bytes());
+            }
+            file.extend_from_slice(last_row);
+            let got = messages(&file);
+            assert_eq!(got.len(), 1, "{got:?}");
+            assert!(got[0].contains(named), "{}", got[0]);
+            assert!(got[0].contains("not UTF-8"), "{}", got[0]);
         }
-        file.extend_from_slice(b"Caf\xE9,4\n");
-        let got = messages(&file);
-        assert_eq!(got.len(), 1, "{got:?}");
-        assert!(
-            got[0].contains("byte 0xE9 (character 4 of the cell, after 'Caf')"),
-            "{}",
-            got[0]
-        );
-        assert!(got[0].contains("not UTF-8"), "{}", got[0]);
     }
 
     #[test]

@@ -126,11 +126,7 @@ impl SmileColumns {
     /// The row as a points movement (or, in set balance mode, a target
     /// balance), or why it is not imported.
     pub fn read(&self, row: u64, record: &ByteRecord, mode: Mode) -> Result<PointsRow, RowOutcome> {
-        let cells = Cells {
-            row,
-            record,
-            encoding: self.encoding,
-        };
+        let cells = Cells::new(row, record, self.encoding);
         let fail = |e: RowError| RowOutcome::from(&e);
         cells.within(self.width).map_err(fail)?;
         let email = cells.text(Some(self.email), "email").map_err(fail)?;
@@ -190,11 +186,7 @@ impl SmileColumns {
         record: &ByteRecord,
         result: &Result<PointsRow, RowOutcome>,
     ) -> PreviewRow {
-        let cells = Cells {
-            row,
-            record,
-            encoding: self.encoding,
-        };
+        let cells = Cells::new(row, record, self.encoding);
         let raw = |i: usize| cells.raw(i).trim().to_owned();
         PreviewRow {
             row,

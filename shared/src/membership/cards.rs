@@ -164,11 +164,7 @@ impl CardColumns {
 
     /// Reads one row's cells. An empty cell (or `""`) is `None`.
     pub fn read(&self, row: u64, record: &ByteRecord) -> Result<CardRow, RowError> {
-        let cells = Cells {
-            row,
-            record,
-            encoding: self.encoding,
-        };
+        let cells = Cells::new(row, record, self.encoding);
         cells.within(self.width)?;
         // A value left out shifts every later one into the wrong column:
         // such a row is refused, not guessed at.

@@ -75,11 +75,7 @@ impl TierChangeColumns {
     }
 
     pub fn read(&self, row: u64, record: &ByteRecord) -> Result<TierChangeRow, RowOutcome> {
-        let cells = Cells {
-            row,
-            record,
-            encoding: self.encoding,
-        };
+        let cells = Cells::new(row, record, self.encoding);
         let text = |slot: usize| -> Result<Option<String>, RowOutcome> {
             let Some(at) = self.at[slot] else {
                 return Ok(None);

@@ -49,23 +49,26 @@ pub const MAX_ROWS_JSON_BYTES: usize = 200_000;
 /// its text values.
 const ROW_JSON_OVERHEAD: usize = 400;
 
-/// The length of `text` as a JSON string: quotes, and escapes for quotes,
-/// backslashes and control characters (`\u00XX` at worst).
+/// The length of `text` as a JSON string, at most: its quotes, and six
+/// bytes for each quote, backslash or control character (serde writes
+/// `\"` or `\n` in two, `\u00XX` in six). Counted without a branch a
+/// byte: a customer's is counted on every row.
 fn json_str_len(text: &str) -> usize {
-    2 + text
+    let escaped = text
         .bytes()
-        .map(|b| match b {
-            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
-            0..=0x1f => 6,
-            _ => 1,
-        })
-        .sum::<usize>()
+        .filter(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .count();
+    2 + text.len() + 5 * escaped
 }
 
 /// Appends `text` as the inside of a JSON string, as serde writes it: as
 /// it is when nothing in it needs an escape (a customer almost never does).
 fn push_json_str_contents(out: &mut Vec<u8>, text: &str) -> serde_json::Result<()> {
-    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    // Without a branch a byte, as `json_str_len` counts.
+    let plain = text.bytes().fold(true, |plain, b| {
+        plain & (b >= 0x20 && b != b'"' && b != b'\\')
+    });
+    if plain {
         out.extend_from_slice(text.as_bytes());
     } else {
         let quoted = serde_json::to_vec(text)?;
@@ -99,21 +102,25 @@ impl BatchRow for PointsRow {
         if !self.also.is_empty() {
             return serde_json::to_writer(out, self);
         }
+        // Each constant part in one piece; numbers as serde writes them
+        // (`itoa`, which it uses).
+        let mut number = itoa::Buffer::new();
         out.extend_from_slice(b"{\"row\":");
-        serde_json::to_writer(&mut *out, &self.row)?;
-        out.extend_from_slice(b",\"customer\":\"");
-        out.extend_from_slice(self.customer.kind().as_bytes());
-        out.push(b':');
-        push_json_str_contents(out, self.customer.value())?;
-        out.push(b'"');
-        out.extend_from_slice(match self.operation {
-            Operation::Credit => b",\"operation\":\"CR\",\"amount\":",
-            Operation::Debit => b",\"operation\":\"DR\",\"amount\":",
+        out.extend_from_slice(number.format(self.row).as_bytes());
+        out.extend_from_slice(match self.customer {
+            CustomerRef::Email(_) => &b",\"customer\":\"email:"[..],
+            CustomerRef::Mobile(_) => b",\"customer\":\"mobile:",
+            CustomerRef::CustomerId(_) => b",\"customer\":\"customer_id:",
         });
-        serde_json::to_writer(&mut *out, &self.amount)?;
+        push_json_str_contents(out, self.customer.value())?;
+        out.extend_from_slice(match self.operation {
+            Operation::Credit => &b"\",\"operation\":\"CR\",\"amount\":"[..],
+            Operation::Debit => b"\",\"operation\":\"DR\",\"amount\":",
+        });
+        out.extend_from_slice(number.format(self.amount).as_bytes());
         if let Some(days) = self.expire_in_days {
             out.extend_from_slice(b",\"expire_in_days\":");
-            serde_json::to_writer(&mut *out, &days)?;
+            out.extend_from_slice(number.format(days).as_bytes());
         }
         if self.set_balance {
             out.extend_from_slice(b",\"set_balance\":true");
@@ -212,17 +219,23 @@ impl<R: BatchRow> Batch<R> {
             #[serde(skip_serializing_if = "Option::is_none")]
             reverts: Option<&'a str>,
         }
-        let mut out = serde_json::to_vec(&Head {
-            tenant_id: &self.tenant_id,
-            job_id: &self.job_id,
-            number: self.number,
-            shard: self.shard,
-            reason: &self.reason,
-            dry_run: self.dry_run,
-            rows_kind: self.rows_kind,
-            amount_column: self.amount_column.as_deref(),
-            reverts: self.reverts.as_deref(),
-        })?;
+        // Room for the usual batch (a row takes about 110 bytes), so the
+        // buffer seldom grows.
+        let mut out = Vec::with_capacity(256 + self.reason.len() + 128 * self.rows.len());
+        serde_json::to_writer(
+            &mut out,
+            &Head {
+                tenant_id: &self.tenant_id,
+                job_id: &self.job_id,
+                number: self.number,
+                shard: self.shard,
+                reason: &self.reason,
+                dry_run: self.dry_run,
+                rows_kind: self.rows_kind,
+                amount_column: self.amount_column.as_deref(),
+                reverts: self.reverts.as_deref(),
+            },
+        )?;
         out.pop();
         out.extend_from_slice(b",\"rows\":[");
         for (i, row) in self.rows.iter().enumerate() {
@@ -406,13 +419,16 @@ mod tests {
 
     #[test]
     fn a_batch_is_written_as_serde_writes_it() {
-        let mut rows: Vec<PointsRow> = (1..=6).map(|n| row(n, &format!("c{n}"))).collect();
+        let mut rows: Vec<PointsRow> = (1..=7).map(|n| row(n, &format!("c{n}"))).collect();
         rows[1].customer = CustomerRef::CustomerId("C \"42\" \\ \u{7}\u{1F600}".into());
         rows[2].operation = Operation::Debit;
         rows[2].amount = -5;
         rows[3].expire_in_days = Some(36_500);
         rows[4].set_balance = true;
         rows[5].also = vec![("mobile".into(), CustomerRef::Mobile("+33612345678".into()))];
+        rows[6].customer = CustomerRef::Mobile("+33612345678".into());
+        rows[6].row = u64::MAX;
+        rows[6].amount = i64::MIN;
         for batch in [
             a_batch(rows.clone(), None, None),
             a_batch(rows.clone(), Some("Points balance"), Some("J-0")),

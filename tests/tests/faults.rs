@@ -570,6 +570,30 @@ async fn the_watchdog_reads_only_unfinished_jobs_and_one_unreadable_job_stops_no
         .unwrap();
 }
 
+/// A runner whose splitter's send of the batches around batch 15 always
+/// fails, so a split that gets there is given up before its first
+/// checkpoint: one shard by the setting, `rows_per_batch` when given, and
+/// jobs stalled after two seconds.
+async fn split_failing_at_batch_15(
+    h: &Harness,
+    rows_per_batch: Option<usize>,
+) -> (Runner, FaultPlan) {
+    let plan = FaultPlan::fail_always_containing("SQS:SendMessageBatch", "-b15\"");
+    let mut faulty = h.faulty_clients(plan.clone()).await;
+    let mut settings = h.aws.settings.clone();
+    settings.stall_seconds = 2;
+    for settings in [&mut faulty.settings, &mut settings] {
+        settings.shards = 1;
+        if let Some(rows) = rows_per_batch {
+            settings.rows_per_batch = rows;
+        }
+    }
+    let runner = Runner::new(loyalty_aws::Aws::new(settings).await)
+        .expect("runner")
+        .with_clients_for(Function::Splitter, faulty);
+    (runner, plan)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_split_that_fails_on_every_delivery_is_given_up_and_its_job_still_reports_every_row() {
     // The split's second send of batches (11 to 20) always fails: the
@@ -578,17 +602,7 @@ async fn a_split_that_fails_on_every_delivery_is_given_up_and_its_job_still_repo
     // is reported not applied, with how to import it.
     let h = Harness::start().await;
     let t = h.tenant().await;
-    let plan = FaultPlan::fail_always_containing("SQS:SendMessageBatch", "-b15\"");
-    let mut faulty = h.faulty_clients(plan.clone()).await;
-    let mut settings = h.aws.settings.clone();
-    settings.stall_seconds = 2;
-    for settings in [&mut faulty.settings, &mut settings] {
-        settings.shards = 1;
-        settings.rows_per_batch = 4;
-    }
-    let runner = Runner::new(loyalty_aws::Aws::new(settings).await)
-        .expect("runner")
-        .with_clients_for(Function::Splitter, faulty);
+    let (runner, plan) = split_failing_at_batch_15(&h, Some(4)).await;
     let mut file = String::from("email,amount\n");
     for n in 1..=200 {
         file.push_str(&format!("c{}@x.test,1\n", n % 10));
@@ -644,16 +658,7 @@ async fn a_split_given_up_over_more_shards_than_the_setting_reports_every_shards
     // finalizer would not read the second one's outcomes.
     let h = Harness::start().await;
     let t = h.tenant().await;
-    let plan = FaultPlan::fail_always_containing("SQS:SendMessageBatch", "-b15\"");
-    let mut faulty = h.faulty_clients(plan.clone()).await;
-    let mut settings = h.aws.settings.clone();
-    settings.stall_seconds = 2;
-    for settings in [&mut faulty.settings, &mut settings] {
-        settings.shards = 1;
-    }
-    let runner = Runner::new(loyalty_aws::Aws::new(settings).await)
-        .expect("runner")
-        .with_clients_for(Function::Splitter, faulty);
+    let (runner, plan) = split_failing_at_batch_15(&h, None).await;
     let rows = 16_000u64;
     let mut file = String::from("email,amount\n");
     for n in 1..=rows {
